@@ -1,0 +1,109 @@
+"""Boot one NetBSD program: check it, build the machine and the process image,
+run it, and turn the way it ended into an exit status."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from guest.elf import ElfError
+from guest.exec_elf import exec_image, host_ids, read_program
+from syscalls.kern_lwp import lwp_create, lwp_start
+from syscalls.lwp import Lwp, Proc
+from syscalls.signals import signame
+from syscalls.uvm_map import VmMap
+
+from .machine import DeadlockError, Machine
+
+EXIT_DEADLOCK = 125      # distinct from guest statuses 0..124 and 128+N signal deaths
+
+
+@dataclass
+class Options:
+    ncpu: int = 4
+    deterministic: bool = False
+    seed: int = 0
+    root: str = "/"
+    strace: TextIO | None = None
+    env: dict[str, str] | None = None
+    argv0: str | None = None
+    pid: int = 100
+    sched_log: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class Session:
+    """A booted program, ready to run (also the base of the Python API)."""
+
+    def __init__(self, path: str, args: list[str], opts: Options) -> None:
+        img, abi = read_program(path)
+        self.opts = opts
+        self.machine = m = Machine(abi, ncpu=opts.ncpu, deterministic=opts.deterministic,
+                                   seed=opts.seed, root=opts.root)
+        k = self.kernel = m.kernel
+        p = Proc(opts.pid, 1)
+        p.k = k
+        p.p_comm = os.path.basename(path).encode()[:16]
+        k.proc = p
+        vm = VmMap(m, abi.page_size, abi.page_size * 16, abi.vm_maxuser_address)
+        vm.usrstack, vm.maxssiz, vm.dsiz_limit = abi.usrstack, abi.maxssiz, abi.dfldsiz
+        p.p_vmspace = vm
+        self._init_subsystems(p)
+        env = opts.env if opts.env is not None else dict(os.environ)
+        argv = [(opts.argv0 or path).encode()] + [a.encode() for a in args]
+        envp = [f"{kk}={vv}".encode() for kk, vv in env.items()]
+        uid, gid = host_ids()
+        res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid)
+        l = lwp_create(k, None, p, 0)
+        assert isinstance(l, Lwp)
+        m.start_lwp0(l, res.regs)
+        lwp_start(k, l, False)
+        if opts.strace is not None:
+            from .strace import Strace
+            k.strace = Strace(k, opts.strace)
+        if opts.sched_log:
+            k.sched_log = []
+        self.image = img
+
+    def _init_subsystems(self, p: Proc) -> None:
+        try:
+            from syscalls import kern_descrip
+        except ImportError:    # pragma: no cover  (being written)
+            kern_descrip = None
+        if kern_descrip is not None:
+            kern_descrip.filedesc_init(p)
+        try:
+            from syscalls.kern_resource import rlimits_init
+        except ImportError:    # pragma: no cover
+            return
+        rlimits_init(p)
+
+    def run(self) -> int:
+        """Run to the end; the exit status as a shell reports it."""
+        k = self.kernel
+        p = k.proc
+        try:
+            self.machine.run()
+        except DeadlockError:
+            from .crash import deadlock_report
+            deadlock_report(self, sys.stderr)
+            return EXIT_DEADLOCK
+        if p.p_xsig:
+            fault = getattr(self.machine, "last_fault", None)
+            if fault is not None:
+                from .crash import crash_report
+                crash_report(self, sys.stderr)
+            print(f"nbemu: guest killed by signal {p.p_xsig} ({signame(p.p_xsig)})",
+                  file=sys.stderr)
+            return 128 + p.p_xsig
+        return p.p_xstat or 0
+
+
+def run_program(path: str, args: list[str], opts: Options) -> int:
+    try:
+        s = Session(path, args, opts)
+    except ElfError as e:
+        print(f"nbemu: {e}", file=sys.stderr)
+        return e.code
+    return s.run()

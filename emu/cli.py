@@ -1,0 +1,89 @@
+"""nbemu's command line, in qemu-user's style:
+
+    nbemu [--ncpu N] [--deterministic] [--seed S] [--root DIR] [--strace[=FILE]]
+          [-E VAR=VALUE]... [-U VAR]... [-0 ARGV0] PROGRAM [ARGS...]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __doc__ as _pkgdoc  # noqa: F401
+
+VERSION = "0.1.0"
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="nbemu",
+        description="Run an unmodified NetBSD/amd64 program on Linux (statically linked ELF).",
+        epilog="The guest's exit status is nbemu's; a guest killed by signal N exits 128+N. "
+               "Exit 125: the guest deadlocked (every LWP blocked forever). "
+               "Exit 126/127: the program cannot be run / was not found.")
+    ap.add_argument("--ncpu", type=int, default=4, metavar="N",
+                    help="number of emulated CPUs (default 4; hw.ncpu)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="seeded scheduling and a virtual clock: the same run every time")
+    ap.add_argument("--seed", type=int, default=0, metavar="S",
+                    help="seed of --deterministic scheduling (default 0)")
+    ap.add_argument("--root", default="/", metavar="DIR",
+                    help="the guest's / (default: the host's /, as qemu-user)")
+    ap.add_argument("--strace", nargs="?", const="-", default=None, metavar="FILE",
+                    help="print one line per system call (to stderr, or to FILE)")
+    ap.add_argument("-E", dest="setenv", action="append", default=[], metavar="VAR=VALUE",
+                    help="set a variable in the guest's environment")
+    ap.add_argument("-U", dest="unsetenv", action="append", default=[], metavar="VAR",
+                    help="remove a variable from the guest's environment")
+    ap.add_argument("-0", dest="argv0", default=None, metavar="ARGV0",
+                    help="argv[0] of the guest (default: PROGRAM)")
+    ap.add_argument("--sched-hash", action="store_true",
+                    help="print a hash of the scheduling decisions at exit (stderr)")
+    ap.add_argument("--version", action="version", version=f"nbemu {VERSION}")
+    ap.add_argument("program", metavar="PROGRAM")
+    ap.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `--strace` takes its FILE only as `--strace=FILE`, so that a bare
+    # `--strace PROGRAM` never swallows the program.
+    for i, a in enumerate(argv):
+        if not a.startswith("-"):
+            break
+        if a == "--strace":
+            argv[i] = "--strace=-"
+    ns = ap.parse_args(argv)
+    if ns.ncpu < 1 or ns.ncpu > 256:
+        print("nbemu: --ncpu must be between 1 and 256", file=sys.stderr)
+        return 2
+    if not os.path.isdir(ns.root):
+        print(f"nbemu: --root {ns.root}: not a directory", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    for kv in ns.setenv:
+        if "=" not in kv:
+            print(f"nbemu: -E {kv}: expected VAR=VALUE", file=sys.stderr)
+            return 2
+        k, v = kv.split("=", 1)
+        env[k] = v
+    for k in ns.unsetenv:
+        env.pop(k, None)
+    from .boot import Options, run_program
+    strace_out = None
+    if ns.strace is not None:
+        strace_out = sys.stderr if ns.strace == "-" else open(ns.strace, "w")
+    opts = Options(ncpu=ns.ncpu, deterministic=ns.deterministic, seed=ns.seed,
+                   root=os.path.abspath(ns.root), strace=strace_out, env=env,
+                   argv0=ns.argv0, sched_log=ns.sched_hash)
+    sys.stdout.flush()
+    status = run_program(ns.program, ns.args, opts)
+    if strace_out is not None and strace_out is not sys.stderr:
+        strace_out.close()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""The emulated machine: one Unicorn engine whose register file is switched
+between LWPs, N logical vCPUs interleaved on one host thread, and the run loop.
+
+Why one host thread: two engines sharing memory in two host threads lose
+`lock inc` / `lock xadd` updates (facts/unicorn-costs.md), which would break
+every guest atomic. So each vCPU gets turns: the host runs the vCPU's current
+LWP until it traps into the kernel and leaves its CPU, yields, or its slice
+ends; then the next vCPU with work gets the engine.
+
+How a slice ends exactly: a native block hook (emu/native/nbhook.c) calls
+uc_emu_stop() at the start of a translated block when the ticker thread (fast
+mode) or the block budget (deterministic mode) says so. An asynchronous
+uc_emu_stop() from another thread is NOT used: it can abandon a block half-way
+and re-run its first instructions (tests/test_preempt_exact.py shows both).
+The block hook is installed only once the process has more than one runnable
+LWP or a pending timeout, so single-threaded code runs hook-free.
+
+System calls are served inside the `syscall` instruction hook; the engine
+stops only when the kernel asks (the LWP slept, exited, yielded, or its whole
+register file must change).
+"""
+from __future__ import annotations
+
+import ctypes
+import sys
+from typing import Sequence
+
+from unicorn import (UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_PROT,
+                     UC_HOOK_MEM_FETCH_UNMAPPED, UC_HOOK_MEM_READ_PROT,
+                     UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_PROT,
+                     UC_HOOK_MEM_WRITE_UNMAPPED, Uc, UcError)
+from unicorn.unicorn_py3.unicorn import uclib
+
+from guest.arch.base import Abi
+from syscalls.kernel import Kernel
+from syscalls.lwp import LSONPROC, LW_USERRET, Lwp
+
+from . import native
+from .regs import RegBatch
+
+TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
+DET_SLICE_BLOCKS = (2_000, 20_000)   # deterministic mode: blocks per turn (seeded)
+
+_UNMAPPED = {UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_UNMAPPED, UC_HOOK_MEM_FETCH_UNMAPPED}
+_MEM_ACCESS = {UC_HOOK_MEM_READ_UNMAPPED: "read", UC_HOOK_MEM_WRITE_UNMAPPED: "write",
+               UC_HOOK_MEM_FETCH_UNMAPPED: "exec", UC_HOOK_MEM_READ_PROT: "read",
+               UC_HOOK_MEM_WRITE_PROT: "write", UC_HOOK_MEM_FETCH_PROT: "exec"}
+
+
+class GuestFault(Exception):
+    def __init__(self, sig: int, code: int, addr: int, what: str) -> None:
+        super().__init__(what)
+        self.sig, self.code, self.addr, self.what = sig, code, addr, what
+
+
+class Machine:
+    """Hardware for one NetBSD process: engine, pmap, vCPU turns."""
+
+    def __init__(self, abi: Abi, ncpu: int = 4, deterministic: bool = False, seed: int = 0,
+                 root: str = "/") -> None:
+        self.abi = abi
+        self.uc = Uc(abi.uc_arch, abi.uc_mode)
+        self.uch = self.uc._uch
+        self.deterministic = deterministic
+        self.native = native.load()
+        self._hook_installed = False
+        self._pyblock_hook = None
+        self.loaded: Lwp | None = None          # whose registers the engine holds
+        self.curlwp: Lwp | None = None          # the LWP executing this turn
+        self.in_hook = False
+        self.in_emu = False
+        self.stop_requested = False
+        self._pending_pc: int | None = None
+        self._fault: tuple[int, int, int] | None = None
+        self._intno: int | None = None
+        self._batches: dict[tuple[int, ...], RegBatch] = {}
+        self._in = RegBatch(abi.syscall_in_regs)
+        self.kernel = Kernel(abi, self, ncpu=ncpu, deterministic=deterministic, seed=seed,
+                             root=root)
+        uc = self.uc
+        self._h_sys = uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0,
+                                  abi.uc_hook_syscall_insn)
+        uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
+                    | UC_HOOK_MEM_FETCH_UNMAPPED | UC_HOOK_MEM_READ_PROT
+                    | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT, self._on_bad_access)
+        uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        if self.native is not None:
+            self.native.lib.nb_set_stop(ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
+            self.native.preempt.value = 0
+            self.native.armed.value = 0
+            self.native.budget.value = 0
+            self.native.blocks.value = 0
+            if not deterministic:
+                self.native.lib.nb_start_ticker(TICK_NS)
+        if deterministic:
+            self._install_block_hook()
+
+    # -- pmap (uvm_map drives these) -------------------------------------------
+    def pmap_enter(self, va: int, size: int, prot: int, host_addr: int) -> None:
+        self.uc.mem_map_ptr(va, size, prot & 7, host_addr)
+
+    def pmap_remove(self, va: int, size: int) -> None:
+        self.uc.mem_unmap(va, size)
+
+    def pmap_protect(self, va: int, size: int, prot: int) -> None:
+        self.uc.mem_protect(va, size, prot & 7)
+
+    # -- registers (Platform) ----------------------------------------------------
+    def _batch(self, ids: Sequence[int]) -> RegBatch:
+        key = tuple(ids)
+        b = self._batches.get(key)
+        if b is None:
+            b = self._batches[key] = RegBatch(key)
+        return b
+
+    def regs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]:
+        b = self._batch(ids)
+        if l is self.loaded:
+            return b.read_live(self.uch)
+        return b.read_ctx(l.l_md)
+
+    def regs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
+        if l is self.loaded:
+            pc = self.abi.pc_reg
+            if self.in_hook and pc in ids:
+                # A PC written inside the syscall hook is advanced past the
+                # instruction by Unicorn: apply such writes once the engine stopped.
+                i = list(ids).index(pc)
+                self._pending_pc = vals[i]
+                ids = [r for j, r in enumerate(ids) if j != i]
+                vals = [v for j, v in enumerate(vals) if j != i]
+                self.request_stop()
+                if not ids:
+                    return
+            self._batch(ids).write_live(self.uch, vals)
+        else:
+            self._batch(ids).write_ctx(l.l_md, vals)
+
+    def context_fork(self, parent: Lwp, child: Lwp) -> None:
+        assert parent is self.loaded
+        child.l_md = self.uc.context_save()
+        # Unless the ucontext sets them, the child resumes after the trap.
+        pc = self.uc.reg_read(self.abi.pc_reg)
+        if self.in_hook:
+            pc += self.abi.syscall_insn_len
+        self._batch((self.abi.pc_reg,)).write_ctx(child.l_md, (pc,))
+
+    def context_free(self, l: Lwp) -> None:
+        if l is self.loaded:
+            self.loaded = None
+        l.l_md = None
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+        if self.in_emu:
+            self.uc.emu_stop()
+
+    def restart_syscall(self, l: Lwp) -> None:
+        n = self.abi.syscall_insn_len
+        if l is self.loaded and self.in_hook:
+            self._pending_pc = self.uc.reg_read(self.abi.pc_reg)
+            self.request_stop()
+        else:
+            pc = self.regs_get(l, (self.abi.pc_reg,))[0]
+            self.regs_set(l, (self.abi.pc_reg,), (pc - n,))
+
+    def blocks_executed(self) -> int:
+        if self.native is not None:
+            return self.native.blocks.value
+        return self._pyblocks
+
+    # -- the block hook (preemption) ----------------------------------------------
+    _pyblocks = 0
+
+    def _install_block_hook(self) -> None:
+        if self._hook_installed:
+            return
+        self._hook_installed = True
+        if self.native is not None:
+            h = ctypes.c_size_t()
+            err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_BLOCK,
+                                    self.native.block_hook, None, ctypes.c_uint64(1),
+                                    ctypes.c_uint64(0))
+            if err:
+                raise UcError(err)
+        else:
+            print("nbemu: warning: no C compiler for the native block hook; "
+                  "preemption uses a slow Python hook", file=sys.stderr)
+            self._pyblock_hook = self.uc.hook_add(UC_HOOK_BLOCK, self._py_block)
+        # Blocks translated before the hook existed do not call it.
+        self.uc.ctl_flush_tb()
+
+    def _py_block(self, uc, addr, size, user) -> None:
+        self._pyblocks += 1
+        if self._py_budget > 0:
+            self._py_budget -= 1
+            if self._py_budget == 0:
+                uc.emu_stop()
+    _py_budget = 0
+
+    # -- traps ----------------------------------------------------------------------
+    def _on_syscall(self, uc, user_data) -> None:
+        l = self.curlwp
+        vals = self._in.read_live(self.uch)
+        self.in_hook = True
+        try:
+            self.kernel.syscall(l, vals)
+        finally:
+            self.in_hook = False
+
+    def _on_bad_access(self, uc, access, address, size, value, user) -> bool:
+        self._fault = (access, address, size)
+        return False
+
+    def _on_interrupt(self, uc, intno, user) -> None:
+        self._intno = intno
+        uc.emu_stop()
+
+    # -- loading LWPs ------------------------------------------------------------------
+    def _load(self, l: Lwp) -> None:
+        if self.loaded is l:
+            return
+        if self.loaded is not None and self.loaded.l_md is not None:
+            self.uc.context_update(self.loaded.l_md)
+        self.uc.context_restore(l.l_md)
+        self.loaded = l
+
+    def start_lwp0(self, l: Lwp, regs: dict[int, int]) -> None:
+        for rid, v in regs.items():
+            self.uc.reg_write(rid, v)
+        l.l_md = self.uc.context_save()
+        self.loaded = l
+
+    # -- the run loop --------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until the process exits (or deadlocks: DeadlockError)."""
+        k = self.kernel
+        p = k.proc
+        assert p is not None
+        while not p.p_exiting:
+            if k.callout.pending:
+                k.run_callouts()
+            ci = k.pick_cpu()
+            if ci is None:
+                if p.p_exiting:
+                    break
+                deadline = k.callout.next_deadline()
+                if deadline is None:
+                    raise DeadlockError()
+                k.clock.wait_until(deadline)
+                k.run_callouts()
+                continue
+            l = k.switch_in(ci)
+            if l is None:
+                continue
+            self._load(l)
+            self.curlwp = l
+            if l.l_kstack is not None:
+                k.resume(l)
+                if self._pending_pc is not None:
+                    self.uc.reg_write(self.abi.pc_reg, self._pending_pc)
+                    self._pending_pc = None
+                if l.l_stat != LSONPROC or p.p_exiting:
+                    continue
+            elif l.l_flag & LW_USERRET:
+                k.userret(l)
+                if l.l_stat != LSONPROC or p.p_exiting:
+                    continue
+            self._run_slice(ci, l)
+
+    def _run_slice(self, ci, l: Lwp) -> None:
+        k = self.kernel
+        nat = self.native
+        cut = k.must_preempt_soon(ci)
+        if self.deterministic:
+            lo, hi = DET_SLICE_BLOCKS
+            budget = k.rng.randint(lo, hi)
+            if nat is not None:
+                nat.budget.value = budget
+            else:
+                self._py_budget = budget
+        elif cut:
+            self._install_block_hook()
+            if nat is not None:
+                nat.preempt.value = 0
+                nat.armed.value = 1
+            else:
+                self._py_budget = 20_000
+        elif nat is not None:
+            nat.armed.value = 0
+        self.stop_requested = False
+        self._fault = None
+        self._intno = None
+        pc = self.uc.reg_read(self.abi.pc_reg)
+        self.in_emu = True
+        try:
+            self.uc.emu_start(pc, 0)
+        except UcError as e:
+            self.in_emu = False
+            self._guest_fault(l, e)
+            return
+        finally:
+            self.in_emu = False
+            if nat is not None:
+                nat.armed.value = 0
+                nat.budget.value = 0
+        if self._pending_pc is not None:
+            self.uc.reg_write(self.abi.pc_reg, self._pending_pc)
+            self._pending_pc = None
+        if self._intno is not None:
+            self._guest_fault(l, None)
+            return
+        if not self.stop_requested:
+            k.tick(ci)
+
+    # -- faults -------------------------------------------------------------------------
+    def _guest_fault(self, l: Lwp, err: UcError | None) -> None:
+        from syscalls.kern_sig import kpsignal_lwp
+        from syscalls.signals import Sig
+        sig, code, addr, what = Sig.SIGSEGV, 1, 0, "fault"
+        if self._fault is not None:
+            access, addr, _size = self._fault
+            kind = _MEM_ACCESS.get(access, "access")
+            if access in _UNMAPPED:
+                sig, code, what = Sig.SIGSEGV, 1, f"{kind} of unmapped address {addr:#x}"
+            else:
+                sig, code, what = Sig.SIGSEGV, 2, f"{kind} not permitted at {addr:#x}"
+        elif self._intno is not None:
+            sig, what = _x86_trap_signal(self._intno)
+        elif err is not None:
+            from unicorn import UC_ERR_INSN_INVALID
+            if err.errno == UC_ERR_INSN_INVALID:
+                sig, what = Sig.SIGILL, "illegal instruction"
+            else:
+                what = f"engine error: {err}"
+        self.last_fault = GuestFault(sig, code, addr, what)
+        self.last_fault_lwp = l
+        kpsignal_lwp(l, sig)
+
+
+def _x86_trap_signal(intno: int) -> tuple[int, str]:
+    from syscalls.signals import Sig
+    table = {0: (Sig.SIGFPE, "integer divide by zero"), 1: (Sig.SIGTRAP, "debug trap"),
+             3: (Sig.SIGTRAP, "breakpoint"), 4: (Sig.SIGSEGV, "overflow"),
+             5: (Sig.SIGSEGV, "bound range"), 6: (Sig.SIGILL, "illegal instruction"),
+             7: (Sig.SIGFPE, "FPU not available"), 13: (Sig.SIGSEGV, "general protection fault"),
+             14: (Sig.SIGSEGV, "page fault"), 16: (Sig.SIGFPE, "x87 floating-point error"),
+             17: (Sig.SIGBUS, "alignment check"), 19: (Sig.SIGFPE, "SIMD floating-point error")}
+    return table.get(intno, (Sig.SIGILL, f"trap {intno}"))
+
+
+class DeadlockError(Exception):
+    """Every LWP is blocked with no timeout pending."""

@@ -1,0 +1,1 @@
+"""guest: what a NetBSD program sees — the ELF loader, the process image and per-arch ABIs."""

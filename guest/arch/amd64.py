@@ -1,0 +1,206 @@
+"""NetBSD/amd64: registers, system-call convention, mcontext layout, setregs.
+
+Facts from NetBSD's sys/arch/amd64/include/{mcontext.h,frame_regs.h,vmparam.h,
+segments.h} and x86/include/psl.h (as shipped in ziglang's NetBSD headers) and
+sys/arch/amd64/amd64/machdep.c (setregs, cpu_mcontext_validate).
+"""
+from __future__ import annotations
+
+import struct
+
+from unicorn import UC_ARCH_X86, UC_MODE_64
+from unicorn import x86_const as X
+
+from .base import Abi
+
+# mcontext __gregs[] order (frame_regs.h): index -> Unicorn register, None for
+# segment/trap slots the emulator does not load from user contexts.
+_REG_RDI, _REG_RSI, _REG_RDX, _REG_RCX, _REG_R8, _REG_R9, _REG_R10, _REG_R11 = range(8)
+_REG_R12, _REG_R13, _REG_R14, _REG_R15, _REG_RBP, _REG_RBX, _REG_RAX = range(8, 15)
+_REG_GS, _REG_FS, _REG_ES, _REG_DS, _REG_TRAPNO, _REG_ERR = range(15, 21)
+_REG_RIP, _REG_CS, _REG_RFLAGS, _REG_RSP, _REG_SS = range(21, 26)
+NGREG = 26
+
+GREG_UC: dict[int, int] = {
+    _REG_RDI: X.UC_X86_REG_RDI, _REG_RSI: X.UC_X86_REG_RSI, _REG_RDX: X.UC_X86_REG_RDX,
+    _REG_RCX: X.UC_X86_REG_RCX, _REG_R8: X.UC_X86_REG_R8, _REG_R9: X.UC_X86_REG_R9,
+    _REG_R10: X.UC_X86_REG_R10, _REG_R11: X.UC_X86_REG_R11, _REG_R12: X.UC_X86_REG_R12,
+    _REG_R13: X.UC_X86_REG_R13, _REG_R14: X.UC_X86_REG_R14, _REG_R15: X.UC_X86_REG_R15,
+    _REG_RBP: X.UC_X86_REG_RBP, _REG_RBX: X.UC_X86_REG_RBX, _REG_RAX: X.UC_X86_REG_RAX,
+    _REG_RIP: X.UC_X86_REG_RIP, _REG_RFLAGS: X.UC_X86_REG_RFLAGS, _REG_RSP: X.UC_X86_REG_RSP,
+}
+_GREG_IDX = tuple(GREG_UC)
+_GREG_IDS = tuple(GREG_UC.values())
+
+# ucontext_t layout (sys/ucontext.h + amd64 mcontext.h): 784 bytes.
+UC_FLAGS_OFF = 0
+UC_LINK_OFF = 8
+UC_SIGMASK_OFF = 16          # sigset_t: 4 x uint32
+UC_STACK_OFF = 32            # stack_t: ss_sp, ss_size, ss_flags (+pad) = 24 bytes
+UC_MCONTEXT_OFF = 56
+MC_TLSBASE_OFF = UC_MCONTEXT_OFF + 8 * NGREG      # 264
+MC_FPREGS_OFF = MC_TLSBASE_OFF + 8                # 272, fxsave layout, 512 bytes
+UCONTEXT_SIZE = 784
+
+_UC_SIGMASK, _UC_STACK, _UC_CPU, _UC_FPU = 0x1, 0x2, 0x4, 0x8
+_UC_TLSBASE = 0x00080000
+
+PSL_C = 0x1
+PSL_I = 0x200
+PSL_MBO = 0x2
+PSL_USERSTATIC = 0x2 | 0xFFC08028 | 0x200 | 0x3000 | 0x4000 | 0x20000 | 0x80000 | 0x100000
+PSL_USERSET = PSL_MBO | PSL_I
+# User selectors NetBSD/amd64 gives 64-bit processes (LDT: LUCODE_SEL, LUDATA_SEL).
+USER_CS = 64 | 4 | 3
+USER_SS = 56 | 4 | 3
+
+PAGE_SIZE = 4096
+VM_MAXUSER_ADDRESS = 0x00007F8000000000 - PAGE_SIZE
+
+
+class Amd64(Abi):
+    name = "amd64"
+    machine_arch = "x86_64"
+    elf_machine = 62           # EM_X86_64
+    elf_class = 64
+    page_size = PAGE_SIZE
+    word_size = 8
+    usrstack = VM_MAXUSER_ADDRESS
+    vm_maxuser_address = VM_MAXUSER_ADDRESS
+    dflssiz = 4 * 1024 * 1024
+    maxssiz = 128 * 1024 * 1024
+    dfldsiz = 256 * 1024 * 1024
+    maxdsiz = 8 * 1024 * 1024 * 1024
+    ucontext_size = UCONTEXT_SIZE
+    syscall_insn_len = 2       # 0f 05
+    uc_arch = UC_ARCH_X86
+    uc_mode = UC_MODE_64
+    pc_reg = X.UC_X86_REG_RIP
+    sp_reg = X.UC_X86_REG_RSP
+    syscall_in_regs = (X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX,
+                       X.UC_X86_REG_R10, X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_RSP,
+                       X.UC_X86_REG_EFLAGS)
+    syscall_out_regs = (X.UC_X86_REG_RAX, X.UC_X86_REG_RDX, X.UC_X86_REG_EFLAGS)
+    report_regs = tuple((n, getattr(X, "UC_X86_REG_" + n.upper())) for n in (
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
+        "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base"))
+    uc_hook_syscall_insn = X.UC_X86_INS_SYSCALL
+
+    # -- system calls ----------------------------------------------------
+    def nreg_args(self) -> int:
+        return 6
+
+    def decode_syscall(self, vals: list[int]) -> tuple[int, list[int], int]:
+        # rax = code; rdi rsi rdx r10 r8 r9; more arguments at rsp+8 (above the
+        # libc wrapper's return address), as NetBSD's amd64 syscall() copies them.
+        return vals[0], vals[1:7], vals[7] + 8
+
+    def encode_return(self, vals: list[int], error: int, rv0: int, rv1: int) -> list[int]:
+        fl = vals[8]
+        if error:
+            return [error, vals[3], fl | PSL_C]
+        return [rv0, rv1, fl & ~PSL_C]
+
+    def tls_reg(self) -> int:
+        return X.UC_X86_REG_FS_BASE
+
+    # -- exec --------------------------------------------------------------
+    def setregs(self, entry: int, sp: int, ps_strings: int) -> dict[int, int]:
+        # machdep.c setregs(): rbx = ps_strings, rdi/rsi/rbp/rdx/rcx/rax = 0,
+        # rflags = PSL_USERSET, rsp = stack (argc), rip = entry.
+        regs = {r: 0 for r in _GREG_IDS}
+        regs.update({X.UC_X86_REG_RBX: ps_strings, X.UC_X86_REG_RSP: sp,
+                     X.UC_X86_REG_RIP: entry, X.UC_X86_REG_RFLAGS: PSL_MBO,
+                     X.UC_X86_REG_FS_BASE: 0, X.UC_X86_REG_MXCSR: 0x1F80,
+                     X.UC_X86_REG_FPCW: 0x37F})
+        return regs
+
+    # -- ucontext / mcontext ---------------------------------------------
+    def unpack_mcontext_gregs(self, uc_bytes: bytes) -> list[int]:
+        return list(struct.unpack_from("<26Q", uc_bytes, UC_MCONTEXT_OFF))
+
+    def cpu_mcontext_validate(self, gregs: list[int]) -> bool:
+        """amd64 cpu_mcontext_validate(): static rflags bits, user %cs, a user %rip."""
+        if (gregs[_REG_RFLAGS] ^ PSL_USERSET) & PSL_USERSTATIC:
+            return False
+        if gregs[_REG_CS] & 0xFFFF not in (USER_CS, 0):
+            return False
+        if gregs[_REG_RIP] >= VM_MAXUSER_ADDRESS:
+            return False
+        return True
+
+    def mcontext_regs(self, uc_bytes: bytes, flags: int) -> tuple[list[int], list[int]]:
+        """(register ids, values) to load from a ucontext's mcontext for `flags`."""
+        ids: list[int] = []
+        vals: list[int] = []
+        if flags & _UC_CPU:
+            g = self.unpack_mcontext_gregs(uc_bytes)
+            for idx, rid in zip(_GREG_IDX, _GREG_IDS):
+                ids.append(rid)
+                v = g[idx]
+                if idx == _REG_RFLAGS:
+                    v = (v & ~PSL_USERSTATIC) | PSL_MBO
+                vals.append(v)
+        if flags & _UC_TLSBASE:
+            ids.append(X.UC_X86_REG_FS_BASE)
+            vals.append(struct.unpack_from("<Q", uc_bytes, MC_TLSBASE_OFF)[0])
+        if flags & _UC_FPU:
+            fcw, _fsw, _ftw = struct.unpack_from("<HHB", uc_bytes, MC_FPREGS_OFF)
+            mxcsr = struct.unpack_from("<I", uc_bytes, MC_FPREGS_OFF + 24)[0]
+            ids += [X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR]
+            vals += [fcw, mxcsr & 0xFFFF]
+        return ids, vals
+
+    def fpu_xmm_from_mcontext(self, uc_bytes: bytes) -> list[tuple[int, int]]:
+        """(xmm register id, 128-bit value) pairs of an fxsave area."""
+        out = []
+        for i in range(16):
+            lo, hi = struct.unpack_from("<QQ", uc_bytes, MC_FPREGS_OFF + 160 + 16 * i)
+            out.append((X.UC_X86_REG_XMM0 + i, lo | (hi << 64)))
+        return out
+
+    def getmcontext_ids(self) -> tuple[int, ...]:
+        return _GREG_IDS + (X.UC_X86_REG_FS_BASE, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)
+
+    def build_ucontext(self, vals: list[int], sigmask: tuple[int, int, int, int],
+                       stack: tuple[int, int, int], xmm: list[int] | None) -> bytes:
+        """A ucontext_t as NetBSD's getucontext() fills it (values of getmcontext_ids)."""
+        buf = bytearray(UCONTEXT_SIZE)
+        flags = _UC_SIGMASK | _UC_STACK | _UC_CPU | _UC_TLSBASE
+        g = [0] * NGREG
+        for idx, v in zip(_GREG_IDX, vals[:len(_GREG_IDX)]):
+            g[idx] = v
+        g[_REG_RFLAGS] = (g[_REG_RFLAGS] & ~PSL_USERSTATIC) | PSL_USERSET
+        g[_REG_CS], g[_REG_SS] = USER_CS, USER_SS
+        g[_REG_DS] = g[_REG_ES] = USER_SS
+        n = len(_GREG_IDX)
+        fsbase, fcw, mxcsr = vals[n], vals[n + 1], vals[n + 2]
+        struct.pack_into("<26Q", buf, UC_MCONTEXT_OFF, *g)
+        struct.pack_into("<Q", buf, MC_TLSBASE_OFF, fsbase)
+        struct.pack_into("<H", buf, MC_FPREGS_OFF, fcw)
+        struct.pack_into("<II", buf, MC_FPREGS_OFF + 24, mxcsr, 0xFFFF)
+        if xmm is not None:
+            flags |= _UC_FPU
+            for i, v in enumerate(xmm):
+                struct.pack_into("<QQ", buf, MC_FPREGS_OFF + 160 + 16 * i,
+                                 v & 0xFFFFFFFFFFFFFFFF, v >> 64)
+        struct.pack_into("<I", buf, UC_FLAGS_OFF, flags)
+        struct.pack_into("<4I", buf, UC_SIGMASK_OFF, *sigmask)
+        struct.pack_into("<QQi", buf, UC_STACK_OFF, *stack)
+        return bytes(buf)
+
+    def ucontext_flags(self, uc_bytes: bytes) -> int:
+        return struct.unpack_from("<I", uc_bytes, UC_FLAGS_OFF)[0]
+
+    def ucontext_sigmask(self, uc_bytes: bytes) -> tuple[int, ...]:
+        return struct.unpack_from("<4I", uc_bytes, UC_SIGMASK_OFF)
+
+    def set_syscall_success_in_gregs(self, vals: list[int]) -> None:
+        """getcontext's saved registers resume as a successful call returning 0."""
+        i_rax = _GREG_IDS.index(X.UC_X86_REG_RAX)
+        i_fl = _GREG_IDS.index(X.UC_X86_REG_RFLAGS)
+        vals[i_rax] = 0
+        vals[i_fl] &= ~PSL_C
+
+
+ABI = Amd64()

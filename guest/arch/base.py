@@ -1,0 +1,61 @@
+"""The interface every per-architecture ABI implements.
+
+An Abi knows registers, trap conventions and structure layouts of one NetBSD
+port. The kernel (syscalls/) calls it with a `RegisterFile` (live engine or an
+LWP's saved context, provided by emu/) and never tests the architecture.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+
+class RegisterFile(Protocol):
+    """Register access as emu/ provides it: ids are Unicorn register ids of the ABI."""
+
+    def get(self, ids: Sequence[int]) -> list[int]: ...
+    def set(self, ids: Sequence[int], vals: Sequence[int]) -> None: ...
+
+
+class Abi:
+    name: str                 # nbemu's name and NetBSD's MACHINE: "amd64"
+    machine_arch: str         # hw.machine_arch (MACHINE_ARCH): "x86_64"
+    elf_machine: int
+    elf_class: int            # 64 or 32
+    page_size: int
+    word_size: int
+    usrstack: int             # USRSTACK: top of the main thread's stack
+    vm_maxuser_address: int
+    dflssiz: int              # stack rlimit: default and maximum
+    maxssiz: int
+    dfldsiz: int              # data rlimit
+    maxdsiz: int
+    ucontext_size: int        # sizeof(ucontext_t)
+    syscall_insn_len: int     # bytes to back up to restart a system call
+    uc_arch: int
+    uc_mode: int
+    pc_reg: int
+    sp_reg: int
+    # Registers read at every system call, in the order decode_syscall expects.
+    syscall_in_regs: tuple[int, ...]
+    # Registers written back on return (set_return produces their values).
+    syscall_out_regs: tuple[int, ...]
+    # Registers of a crash report, with their names.
+    report_regs: tuple[tuple[str, int], ...]
+
+    def decode_syscall(self, vals: list[int]) -> tuple[int, list[int], int]:
+        """From syscall_in_regs values: (code, register args, stack pointer for more args)."""
+        raise NotImplementedError
+
+    def nreg_args(self) -> int:
+        raise NotImplementedError
+
+    def encode_return(self, vals: list[int], error: int, rv0: int, rv1: int) -> list[int]:
+        """Values for syscall_out_regs after a system call (vals: syscall_in_regs values)."""
+        raise NotImplementedError
+
+    def setregs(self, entry: int, sp: int, ps_strings: int) -> dict[int, int]:
+        """The first LWP's registers at exec, as the port's setregs() sets them."""
+        raise NotImplementedError
+
+    def tls_reg(self) -> int:
+        raise NotImplementedError

@@ -1,0 +1,50 @@
+"""Host memory that backs guest mappings (anonymous host mmap through libc).
+
+Guest pages live in host mappings handed to Unicorn with mem_map_ptr, so that
+splitting or re-protecting a guest range never copies it (splitting a large
+mem_map region costs seconds: facts/unicorn-costs.md), and so that the kernel
+reads and writes guest memory with memmove, without going through the engine.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap as _mmap
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+MAP_NORESERVE = 0x4000
+
+
+class HostChunk:
+    """One anonymous host mapping; guest map entries reference parts of it."""
+
+    __slots__ = ("addr", "size", "refs")
+
+    def __init__(self, size: int) -> None:
+        addr = _libc.mmap(None, size, _mmap.PROT_READ | _mmap.PROT_WRITE,
+                          _mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if addr is None or addr == _MAP_FAILED:
+            raise MemoryError(f"host mmap of {size:#x} bytes failed")
+        self.addr: int = addr
+        self.size = size
+        self.refs = 0
+
+    def discard(self, off: int, size: int) -> None:
+        """Give pages back to the host; they read as zero afterwards."""
+        _libc.madvise(self.addr + off, size, _mmap.MADV_DONTNEED)
+
+    def release(self) -> None:
+        if self.addr:
+            _libc.munmap(self.addr, self.size)
+            self.addr = 0
+
+
+read_host = ctypes.string_at
+memmove = ctypes.memmove
+memset = ctypes.memset

@@ -1,0 +1,220 @@
+"""LWP life cycle (NetBSD's kern_lwp.c): lwp_create, lwp_exit, lwp_free,
+lwp_wait, suspension on the way to user mode.
+
+Overview, as in kern_lwp.c: an LWP is created LSIDL, becomes LSRUN (or
+LSSUSPENDED with LWP_SUSPENDED), runs LSONPROC, may sleep (LSSLEEP), and ends
+LSZOMB until _lwp_wait collects it — or is freed at once when detached. LWP ids
+come from the PID space (proc_alloc_lwpid): the first LWP takes the process's
+PID, later ones the next free id. Every LWP owns a u-area from a bounded
+kernel arena; creating one beyond the arena, maxlwp or RLIMIT_NTHR fails with
+EAGAIN as in NetBSD's lwp_create/sys__lwp_create.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generator
+
+from .errno import Errno
+from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
+from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSUSPENDED, LSZOMB, Lwp,
+                  LwpFlag, Proc)
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+PID_MAX = 30000
+MAXLWP = 4096 * 4          # kern.maxlwp default scale
+UAREA_SIZE = 16 * 1024     # USPACE on amd64 (kernel stack + pcb)
+UAREA_ARENA = 4 * 1024 * 1024 * 1024   # the bounded kernel arena u-areas come from
+
+
+class UareaArena:
+    """The kernel memory u-areas come from (uvm_uarea_alloc), bounded."""
+
+    def __init__(self, size: int = UAREA_ARENA, usize: int = UAREA_SIZE) -> None:
+        self.size = size
+        self.usize = usize
+        self.used = 0
+
+    def alloc(self) -> bool:
+        if self.used + self.usize > self.size:
+            return False
+        self.used += self.usize
+        return True
+
+    def free(self) -> None:
+        self.used -= self.usize
+
+
+def alloc_lid(k: "Kernel", p: Proc) -> int:
+    """proc_alloc_lwpid(): the PID for the first LWP, then free ids after it."""
+    if p.p_pid not in p.p_lwps and not p.p_lwps:
+        return p.p_pid
+    lid = p.p_nlwpid
+    for _ in range(PID_MAX):
+        lid += 1
+        if lid >= PID_MAX:
+            lid = 2
+        if lid not in p.p_lwps and lid != p.p_pid:
+            p.p_nlwpid = lid
+            return lid
+    return -1
+
+
+def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
+    """Create an LWP in p (LSIDL). Returns the LWP or an errno (EAGAIN)."""
+    nthr = p.p_limits.get(11, [None])[0]   # RLIMIT_NTHR
+    if p.p_nlwps >= MAXLWP or (nthr is not None and p.p_nlwps >= nthr):
+        return Errno.EAGAIN
+    arena: UareaArena = k.config.setdefault("uarea_arena", UareaArena())
+    if not arena.alloc():
+        return Errno.EAGAIN
+    lid = alloc_lid(k, p)
+    if lid < 0:
+        arena.free()
+        return Errno.EAGAIN
+    l2 = Lwp(p, lid)
+    l2.l_uarea = arena
+    if flags & 0x40:       # LWP_DETACHED
+        l2.l_prflag |= LPR_DETACHED
+        p.p_ndlwps += 1
+    if l1 is not None:
+        l2.l_sigmask = l1.l_sigmask
+        l2.l_cpu = l1.l_cpu
+        l2.l_created_by = l1.l_lid
+    p.p_lwps[lid] = l2
+    p.p_nlwps += 1
+    k.event("create", l2, parent=l1.l_lid if l1 else 0)
+    return l2
+
+
+def lwp_start(k: "Kernel", l2: Lwp, suspended: bool) -> None:
+    """Make a new LWP runnable (or suspended), as sys__lwp_create does last."""
+    p = l2.l_proc
+    if suspended:
+        l2.set_stat(LSSUSPENDED)
+        return
+    p.p_nrlwps += 1
+    l2.set_stat(LSRUN)
+    k.runq.sched_enqueue(l2)
+
+
+def lwp_exit(l: Lwp) -> None:
+    """The running LWP l exits. The last one ends the process (exit1)."""
+    p = l.l_proc
+    k = p.k
+    # Count LWPs that will remain; if none (zombies aside), exit the process.
+    live = p.p_nlwps - p.p_nzlwps
+    if live <= 1 and not p.p_exiting:
+        from .kern_exit import exit1
+        exit1(l, 0, 0)
+        return
+    k.event("exit", l)
+    from .sys_lwp import lwpctl_exit
+    lwpctl_exit(l)
+    k.cpu_release(l)
+    p.p_nrlwps -= 1
+    l.l_flag &= ~LwpFlag.LW_WEXIT
+    l.set_stat(LSZOMB)
+    p.p_nzlwps += 1
+    k.platform.context_free(l)
+    if l.l_prflag & LPR_DETACHED:
+        lwp_free(k, l)
+    # Wake _lwp_wait()ers: they re-check for zombies and deadlock.
+    sleepq_wake(k, ("p_lwpcv", p.p_pid))
+
+
+def lwp_free(k: "Kernel", l: Lwp) -> None:
+    """Release a zombie LWP (lwp_free)."""
+    p = l.l_proc
+    assert l.l_stat == LSZOMB
+    if p.p_lwps.get(l.l_lid) is l:
+        del p.p_lwps[l.l_lid]
+        p.p_nlwps -= 1
+        p.p_nzlwps -= 1
+        if l.l_prflag & LPR_DETACHED:
+            p.p_ndlwps -= 1
+        if l.l_uarea is not None:
+            l.l_uarea.free()
+            l.l_uarea = None
+        k.event("free", l)
+
+
+def lwp_wait(l: Lwp, lid: int, departed: list[int], exiting: bool = False
+             ) -> Generator[str, int, int]:
+    """lwp_wait(): collect zombie `lid` (0: any non-detached LWP).
+
+    Errors as NetBSD: ESRCH (no such LWP / nothing to wait for), EINVAL (the
+    target is detached or is the caller), EDEADLK (every other LWP is waiting
+    too, so nothing could ever exit), EINTR.
+    """
+    p = l.l_proc
+    k = p.k
+    if lid == l.l_lid:
+        return Errno.EDEADLK
+    p.p_nlwpwait += 1
+    l.l_waitingfor = lid
+    try:
+        while True:
+            nfound = 0
+            if lid != 0:
+                l2 = p.lwp_find(lid)
+                if l2 is None:
+                    return Errno.ESRCH
+                if l2.l_prflag & LPR_DETACHED:
+                    return Errno.EINVAL
+                if l2.l_waiter and l2.l_waiter != l.l_lid:
+                    # another LWP is already waiting for this one
+                    return Errno.EINVAL if l2.l_stat != LSZOMB else Errno.ESRCH
+                cands = [l2]
+            else:
+                cands = [x for x in p.p_lwps.values()
+                         if x is not l and not x.l_prflag & LPR_DETACHED
+                         and (x.l_waiter == 0 or x.l_waiter == l.l_lid)]
+            for l2 in cands:
+                nfound += 1
+                if l2.l_stat == LSZOMB:
+                    departed.append(l2.l_lid)
+                    lwp_free(k, l2)
+                    return 0
+            if nfound == 0:
+                return Errno.ESRCH
+            # If every LWP that could still exit is itself waiting, we deadlock.
+            if p.p_nrlwps - p.p_nlwpwait <= 0 and not exiting:
+                return Errno.EDEADLK
+            for l2 in cands:
+                l2.l_waiter = l.l_lid
+            sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "lwpwait", sleep_syncobj, True)
+            error = yield from sleepq_block(k, l, None)
+            for l2 in cands:
+                if l2.l_waiter == l.l_lid:
+                    l2.l_waiter = 0
+            if error:
+                return error
+    finally:
+        p.p_nlwpwait -= 1
+        l.l_waitingfor = 0
+
+
+def lwp_suspend_self(l: Lwp) -> None:
+    """Apply a pending LW_WSUSPEND on the way to user mode."""
+    p = l.l_proc
+    k = p.k
+    l.l_flag &= ~LwpFlag.LW_WSUSPEND
+    k.cpu_release(l)
+    p.p_nrlwps -= 1
+    l.set_stat(LSSUSPENDED)
+    k.event("suspend", l)
+    sleepq_wake(k, ("p_lwpcv", p.p_pid))
+
+
+def lwp_continue(l: Lwp) -> None:
+    """lwp_continue(): resume a suspended LWP."""
+    p = l.l_proc
+    l.l_flag &= ~LwpFlag.LW_WSUSPEND
+    if l.l_stat == LSSUSPENDED:
+        p.p_nrlwps += 1
+        p.k.setrunnable(l)
+        p.k.event("continue", l)
+
+
+__all__ = ["lwp_create", "lwp_start", "lwp_exit", "lwp_free", "lwp_wait", "LSIDL", "LSONPROC"]

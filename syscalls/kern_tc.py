@@ -1,0 +1,50 @@
+"""The kernel's clock (NetBSD's timecounter, kern_tc.c), in one of two modes.
+
+- host: CLOCK_MONOTONIC and CLOCK_REALTIME read the host's clocks.
+- virtual (--deterministic): time advances only with guest work (translated
+  blocks executed, system calls served) and jumps forward when every LWP is
+  asleep, so that timeouts fire at the same point of every run whatever the
+  host's speed.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+BLOCK_NS = 20           # virtual nanoseconds per executed translated block
+SYSCALL_NS = 500        # virtual nanoseconds per system call
+VIRTUAL_EPOCH_NS = 1_767_225_600 * 10**9   # 2026-01-01T00:00:00Z: realtime origin
+
+
+class Clock:
+    def __init__(self, virtual: bool, work_blocks: Callable[[], int]) -> None:
+        self.virtual = virtual
+        self._blocks = work_blocks
+        self.syscalls = 0
+        self._skew = 0                      # idle time jumped over (virtual)
+        self._mono0 = time.monotonic_ns()
+        self._boot_real = time.time_ns() - 0
+        self.boottime_ns = VIRTUAL_EPOCH_NS if virtual else time.time_ns()
+
+    def monotonic_ns(self) -> int:
+        if self.virtual:
+            return 10**9 + self._blocks() * BLOCK_NS + self.syscalls * SYSCALL_NS + self._skew
+        return time.monotonic_ns() - self._mono0 + 10**9
+
+    def realtime_ns(self) -> int:
+        if self.virtual:
+            return self.boottime_ns + self.monotonic_ns()
+        return time.time_ns()
+
+    def uptime_ns(self) -> int:
+        return self.monotonic_ns()
+
+    def wait_until(self, deadline_ns: int) -> None:
+        """Nothing to run before deadline_ns: sleep (host) or jump (virtual)."""
+        now = self.monotonic_ns()
+        if deadline_ns <= now:
+            return
+        if self.virtual:
+            self._skew += deadline_ns - now
+        else:
+            time.sleep((deadline_ns - now) / 1e9)

@@ -1,0 +1,259 @@
+"""The Python kernel: one object that ties the run queues, sleep queues,
+callouts, clock and process together, and the system-call trap path
+(NetBSD's syscall() + userret()).
+
+emu/ drives it through a narrow interface: `syscall(l, regs)` from the trap,
+`pick_cpu()` / `switch_in(ci)` / `tick(ci)` from the run loop. The kernel
+reaches the hardware only through the Platform (registers of an LWP, its saved
+context, the pmap, "stop the engine after this trap") and the Abi.
+"""
+from __future__ import annotations
+
+import random
+import sys
+from types import GeneratorType
+from typing import Any, Callable, Protocol, Sequence
+
+from .errno import Errno, KernErrno, errno_name
+from .kern_runq import CpuInfo, RunQueues
+from .kern_sleepq import SleepTab
+from .kern_tc import Clock
+from .kern_timeout import CalloutQueue
+from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, Lwp,
+                  LwpFlag, Proc)
+from .table import SYS___syscall, SYS_syscall, SYSENT, name_of
+
+EJUSTRETURN = int(KernErrno.EJUSTRETURN)
+ERESTART = int(KernErrno.ERESTART)
+RR_TICKS = 4             # ticks an LWP keeps its CPU while others queue there
+
+LWPCTL_CPU_NONE = -1
+LWPCTL_CPU_EXITED = -2
+
+
+class Platform(Protocol):
+    """What emu/ provides to the kernel."""
+    def regs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]: ...
+    def regs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None: ...
+    def context_fork(self, parent: Lwp, child: Lwp) -> None: ...
+    def context_free(self, l: Lwp) -> None: ...
+    def request_stop(self) -> None: ...
+    def restart_syscall(self, l: Lwp) -> None: ...
+    def blocks_executed(self) -> int: ...
+
+
+class Kernel:
+    def __init__(self, abi: Any, platform: Platform, ncpu: int = 4, deterministic: bool = False,
+                 seed: int = 0, root: str = "/", env_warn: Callable[[str], None] | None = None) -> None:
+        self.abi = abi
+        self.platform = platform
+        self.ncpu = ncpu
+        self.deterministic = deterministic
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.runq = RunQueues(self, ncpu, self._choose)
+        self.cpus: list[CpuInfo] = self.runq.cpus
+        self.sleeptab = SleepTab()
+        self.callout = CalloutQueue()
+        self.clock = Clock(deterministic, platform.blocks_executed)
+        self.root = root
+        self.proc: Proc | None = None
+        self.warn = env_warn or (lambda msg: print(f"nbemu: {msg}", file=sys.stderr))
+        self._enosys_warned: set[int] = set()
+        self.strace: Callable[[Lwp, int, tuple, int, list[int]], None] | None = None
+        self.listeners: list[Callable[[str, Lwp, dict], None]] = []
+        self.sched_log: list[tuple] | None = None   # scheduling decisions (for a schedule hash)
+        self._rr = -1
+        self.nsyscalls = 0
+        self.config: dict[str, Any] = {}
+
+    # -- events ----------------------------------------------------------------
+    def event(self, kind: str, l: Lwp, **data: Any) -> None:
+        """One event of the kernel's stream (LWP created, run, slept, woke, ...)."""
+        if self.listeners:
+            data["t"] = self.clock.monotonic_ns()
+            for fn in self.listeners:
+                fn(kind, l, data)
+
+    def _choose(self, seq: list) -> Any:
+        if self.deterministic:
+            return seq[self.rng.randrange(len(seq))]
+        return seq[0]
+
+    # -- scheduler glue ---------------------------------------------------------
+    def setrunnable(self, l: Lwp) -> None:
+        """setrunnable(): a sleeping, stopped or suspended LWP becomes runnable."""
+        assert l.l_stat in (LSSLEEP, LSSTOP, LSSUSPENDED) or l.l_stat == 1, l
+        l.set_stat(LSRUN)
+        self.runq.sched_enqueue(l)
+
+    def cpu_release(self, l: Lwp) -> None:
+        """l leaves its CPU (it is about to sleep, stop, suspend or exit)."""
+        ci = l.l_cpu
+        if ci is not None and ci.ci_curlwp is l:
+            ci.ci_curlwp = None
+            self.lwpctl_update(l, LWPCTL_CPU_NONE)
+            self.platform.request_stop()
+
+    def pick_cpu(self) -> CpuInfo | None:
+        """The vCPU the host thread serves next: round-robin over CPUs with work
+        (a seeded choice in --deterministic mode)."""
+        cpus = self.cpus
+        n = len(cpus)
+        if self.deterministic:
+            busy = [ci for ci in cpus if ci.has_work()]
+            if not busy:
+                return None
+            ci = busy[self.rng.randrange(len(busy))] if len(busy) > 1 else busy[0]
+        else:
+            ci = None
+            for i in range(1, n + 1):
+                c = cpus[(self._rr + i) % n]
+                if c.has_work():
+                    ci = c
+                    break
+            if ci is None:
+                return None
+        self._rr = ci.ci_index
+        return ci
+
+    def switch_in(self, ci: CpuInfo) -> Lwp | None:
+        l = ci.ci_curlwp
+        if l is None:
+            l = self.runq.switch_to_next(ci)
+            if l is not None and self.sched_log is not None:
+                self.sched_log.append((ci.ci_index, l.l_lid))
+        return l
+
+    def tick(self, ci: CpuInfo) -> None:
+        """A time slice of ci ended (hardclock + preemption check)."""
+        l = ci.ci_curlwp
+        if l is None:
+            return
+        l.l_ticks += 1
+        if l.l_ticks >= RR_TICKS and ci.spc_count:
+            self.runq.preempt(ci)
+            if self.sched_log is not None:
+                self.sched_log.append(("preempt", ci.ci_index, l.l_lid))
+
+    def must_preempt_soon(self, ci: CpuInfo) -> bool:
+        """Should the running slice be cut by the ticker (others wait, or a timeout)?"""
+        if ci.spc_count or self.callout.pending:
+            return True
+        for c in self.cpus:
+            if c is not ci and c.has_work():
+                return True
+        return False
+
+    def run_callouts(self) -> None:
+        if self.callout.pending:
+            self.callout.run_due(self.clock.monotonic_ns())
+
+    # -- lwpctl ----------------------------------------------------------------
+    def lwpctl_update(self, l: Lwp, cpu: int, preempted: bool = False) -> None:
+        if l.l_lwpctl:
+            from .sys_lwp import lwpctl_write
+            lwpctl_write(l, cpu)
+
+    # -- signals (delivery is its own issue; these are the hooks) --------------
+    def sig_pending_for(self, l: Lwp) -> bool:
+        return False
+
+    # -- the system-call trap ----------------------------------------------------
+    def syscall(self, l: Lwp, vals: list[int]) -> None:
+        """Serve the system call whose registers are `vals` (abi.syscall_in_regs)."""
+        abi = self.abi
+        code, regargs, sp = abi.decode_syscall(vals)
+        self.nsyscalls += 1
+        self.clock.syscalls += 1
+        if code == SYS_syscall or code == SYS___syscall:
+            code = regargs[0] & 0xFFFFFFFF
+            regargs = regargs[1:]
+            more = self._stack_words(l, sp, 1)
+            regargs = regargs + (more if isinstance(more, list) else [0])
+        ent = SYSENT.get(code)
+        handler = ent.handler if ent is not None else None
+        retval = [0, vals[3]]
+        args: tuple = ()
+        if handler is None:
+            error = self._enosys(code)
+        else:
+            n = ent.nargs  # type: ignore[union-attr]
+            raw = regargs
+            if n > len(regargs):
+                more = self._stack_words(l, sp, n - len(regargs))
+                if isinstance(more, int):
+                    self._finish(l, vals, Errno.EFAULT, retval, code, ())
+                    return
+                raw = regargs + more
+            args = ent.argcls(ent.decode(raw))  # type: ignore[union-attr,misc]
+            l.l_syscode = code
+            res = handler(l, args, retval)
+            if res.__class__ is GeneratorType:
+                try:
+                    res.send(None)
+                except StopIteration as stop:
+                    error = stop.value or 0
+                else:
+                    l.l_kstack = res
+                    l.l_sysvals = vals
+                    l.l_sysargs = args
+                    l.l_retval = retval
+                    self.platform.request_stop()
+                    return
+            else:
+                error = res
+        self._finish(l, vals, error, retval, code, args)
+
+    def resume(self, l: Lwp) -> None:
+        """Continue l's blocked system call after a wakeup (l is on a CPU, its
+        registers loaded)."""
+        gen = l.l_kstack
+        assert gen is not None
+        try:
+            gen.send(l.l_sleeperr)
+        except StopIteration as stop:
+            l.l_kstack = None
+            vals, retval, args = l.l_sysvals, l.l_retval, l.l_sysargs
+            l.l_sysvals = None
+            self._finish(l, vals, stop.value or 0, retval, l.l_syscode, args)  # type: ignore[arg-type]
+        # else: blocked again; l is asleep
+
+    def _finish(self, l: Lwp, vals: list[int], error: int, retval: list[int], code: int,
+                args: tuple) -> None:
+        if error == EJUSTRETURN:
+            pass
+        elif error == ERESTART:
+            self.platform.restart_syscall(l)
+        else:
+            self.platform.regs_set(l, self.abi.syscall_out_regs,
+                                   self.abi.encode_return(vals, error, retval[0], retval[1]))
+        if self.strace is not None:
+            self.strace(l, code, args, error, retval)
+        if l.l_stat == LSONPROC and l.l_flag & LW_USERRET:
+            self.userret(l)
+
+    def _stack_words(self, l: Lwp, sp: int, n: int) -> list[int] | int:
+        ws = self.abi.word_size
+        data = l.l_proc.p_vmspace.copyin(sp, n * ws)
+        if isinstance(data, int):
+            return data
+        return [int.from_bytes(data[i * ws:(i + 1) * ws], "little") for i in range(n)]
+
+    def _enosys(self, code: int) -> int:
+        if code not in self._enosys_warned:
+            self._enosys_warned.add(code)
+            self.warn(f"unimplemented system call {code} ({name_of(code)}): ENOSYS")
+        return Errno.ENOSYS
+
+    def userret(self, l: Lwp) -> None:
+        """Deferred work on the way back to user mode (userret/lwp_userret)."""
+        from .kern_lwp import lwp_exit, lwp_suspend_self
+        if l.l_flag & LwpFlag.LW_WEXIT:
+            lwp_exit(l)
+            return
+        if l.l_flag & LwpFlag.LW_WSUSPEND:
+            lwp_suspend_self(l)
+
+    def errname(self, e: int) -> str:
+        return errno_name(e)

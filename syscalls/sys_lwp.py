@@ -1,0 +1,380 @@
+"""The LWP system calls (NetBSD's sys_lwp.c), one handler per call.
+
+Each handler keeps NetBSD's contract: validate, act, copy results out last,
+return 0 or an errno; results go to retval. Handlers that sleep are
+generators (see kern_sleepq.py).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Generator
+
+from .errno import Errno
+from .kern_lwp import lwp_continue, lwp_create, lwp_exit, lwp_free, lwp_start, lwp_wait
+from .kern_sleepq import (lwp_park_syncobj, sleepq_abort_interruptible, sleepq_block,
+                          sleepq_enqueue, sleepq_remove, sleepq_wake)
+from .kern_time import CLOCK_MONOTONIC, CLOCK_REALTIME, TIMER_ABSTIME, copyin_timespec
+from .lwp import (LPR_DETACHED, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
+                  LWP_DETACHED, LWP_SUSPENDED, MAXCOMLEN, Lwp, LwpFlag)
+from .signals import NSIG
+from .table import syscall
+
+LWP_UNPARK_MAX = 1024
+LWPCTL_FEATURE_CURCPU = 0x1
+LWPCTL_FEATURE_PCTR = 0x2
+LWPCTL_CPU_NONE = -1
+LWPCTL_CPU_EXITED = -2
+_UC_SIGMASK = 0x1
+
+
+# -- _lwp_create / _lwp_exit / _lwp_self ---------------------------------------
+@syscall(309, "_lwp_create")
+def sys__lwp_create(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    k = p.k
+    abi = k.abi
+    if a.flags & ~(LWP_DETACHED | LWP_SUSPENDED):
+        return Errno.EINVAL
+    uc = p.p_vmspace.copyin(a.ucp, abi.ucontext_size)
+    if isinstance(uc, int):
+        return uc
+    ucflags = abi.ucontext_flags(uc)
+    if ucflags & 0x4 and not abi.cpu_mcontext_validate(abi.unpack_mcontext_gregs(uc)):
+        return Errno.EINVAL
+    l2 = lwp_create(k, l, p, a.flags)
+    if isinstance(l2, int):
+        return l2
+    k.platform.context_fork(l, l2)
+    ids, vals = abi.mcontext_regs(uc, ucflags)
+    if ids:
+        k.platform.regs_set(l2, ids, vals)
+    if ucflags & _UC_SIGMASK:
+        l2.l_sigmask = abi.ucontext_sigmask(uc)
+    # Copy the new lid out before the LWP can run; on failure tear it down.
+    error = p.p_vmspace.copyout(struct.pack("<i", l2.l_lid), a.new_lwp)
+    if error:
+        k.platform.context_free(l2)
+        l2.l_stat = LSZOMB
+        p.p_nzlwps += 1
+        lwp_free(k, l2)
+        return error
+    lwp_start(k, l2, bool(a.flags & LWP_SUSPENDED) or bool(p.p_sflag & 0x1))
+    return 0
+
+
+@syscall(310, "_lwp_exit")
+def sys__lwp_exit(l: Lwp, a, retval: list[int]) -> int:
+    lwp_exit(l)
+    return 0
+
+
+@syscall(311, "_lwp_self")
+def sys__lwp_self(l: Lwp, a, retval: list[int]) -> int:
+    retval[0] = l.l_lid
+    return 0
+
+
+# -- TLS -------------------------------------------------------------------------
+@syscall(316, "_lwp_getprivate")
+def sys__lwp_getprivate(l: Lwp, a, retval: list[int]) -> int:
+    retval[0] = l.l_private
+    return 0
+
+
+@syscall(317, "_lwp_setprivate")
+def sys__lwp_setprivate(l: Lwp, a, retval: list[int]) -> int:
+    l.l_private = a.ptr
+    k = l.l_proc.k
+    k.platform.regs_set(l, (k.abi.tls_reg(),), (a.ptr,))
+    return 0
+
+
+# -- _lwp_wait / _lwp_detach ---------------------------------------------------------
+@syscall(312, "_lwp_wait")
+def sys__lwp_wait(l: Lwp, a, retval: list[int]) -> Generator:
+    departed: list[int] = []
+    error = yield from lwp_wait(l, a.wait_for, departed)
+    if error:
+        return error
+    if a.departed:
+        return l.l_proc.p_vmspace.copyout(struct.pack("<i", departed[0]), a.departed)
+    return 0
+
+
+@syscall(319, "_lwp_detach")
+def sys__lwp_detach(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    t = l if a.target == l.l_lid else p.lwp_find(a.target)
+    if t is None:
+        return Errno.ESRCH
+    if t.l_prflag & LPR_DETACHED:
+        return Errno.EINVAL
+    if t.l_stat == LSZOMB:
+        lwp_free(p.k, t)
+        return 0
+    t.l_prflag |= LPR_DETACHED
+    p.p_ndlwps += 1
+    # LWPs waiting in _lwp_wait re-check (they may now deadlock or find nothing).
+    sleepq_wake(p.k, ("p_lwpcv", p.p_pid))
+    return 0
+
+
+# -- suspension ------------------------------------------------------------------------
+@syscall(313, "_lwp_suspend")
+def sys__lwp_suspend(l: Lwp, a, retval: list[int]) -> Generator:
+    p = l.l_proc
+    k = p.k
+    t = p.lwp_find(a.target)
+    if t is None or t.l_stat == LSZOMB:
+        return Errno.ESRCH
+    if t is l and p.p_nrlwps == 1:
+        return Errno.EDEADLK
+    if l.l_flag & LwpFlag.LW_WEXIT:
+        return Errno.EDEADLK
+    if t.l_stat == LSSUSPENDED:
+        return 0
+    t.l_flag |= LwpFlag.LW_WSUSPEND
+    if t is l:
+        return 0               # takes effect in userret
+    if t.l_stat == LSSLEEP and t.l_flag & LwpFlag.LW_SINTR:
+        sleepq_remove(k, t, Errno.EINTR)   # run to userret, where it suspends
+    elif t.l_stat == LSRUN:
+        k.runq.sched_dequeue(t)
+        t.l_flag &= ~LwpFlag.LW_WSUSPEND
+        p.p_nrlwps -= 1
+        t.set_stat(LSSUSPENDED)
+        k.event("suspend", t)
+        return 0
+    # Wait until the target is really suspended, exits, or the process exits.
+    while True:
+        t2 = p.lwp_find(a.target)
+        if t2 is not t or t.l_stat == LSZOMB:
+            return Errno.ESRCH if t2 is None else 0
+        if t.l_stat == LSSUSPENDED or p.p_exiting:
+            return 0
+        sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "suspend", lwp_park_syncobj, True)
+        error = yield from sleepq_block(k, l, None)
+        if error:
+            return error
+
+
+@syscall(314, "_lwp_continue")
+def sys__lwp_continue(l: Lwp, a, retval: list[int]) -> int:
+    t = l.l_proc.lwp_find(a.target)
+    if t is None or t.l_stat == LSZOMB:
+        return Errno.ESRCH
+    lwp_continue(t)
+    return 0
+
+
+@syscall(315, "_lwp_wakeup")
+def sys__lwp_wakeup(l: Lwp, a, retval: list[int]) -> int:
+    t = l.l_proc.lwp_find(a.target)
+    if t is None or t.l_stat == LSZOMB:
+        return Errno.ESRCH
+    if t.l_stat != LSSLEEP:
+        return Errno.ENODEV
+    if not t.l_flag & LwpFlag.LW_SINTR:
+        return Errno.EBUSY
+    # Woken as by a signal: the sleep is cancelled; a park sees LW_UNPARKED.
+    t.l_flag |= LwpFlag.LW_CANCELLED
+    sleepq_abort_interruptible(l.l_proc.k, t, Errno.EINTR)
+    return 0
+
+
+# -- _lwp_kill -----------------------------------------------------------------------
+@syscall(318, "_lwp_kill")
+def sys__lwp_kill(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    if a.signo < 0 or a.signo >= NSIG:
+        return Errno.EINVAL
+    t = p.lwp_find(a.target)
+    if t is None or t.l_stat == LSZOMB:
+        return Errno.ESRCH
+    if a.signo == 0:
+        return 0
+    from .kern_sig import kpsignal_lwp
+    kpsignal_lwp(t, a.signo)
+    return 0
+
+
+# -- park / unpark ---------------------------------------------------------------------
+def lwp_unpark(l: Lwp, targets: list[int], hint: int) -> int:
+    """Unpark each target LWP: wake it if parked, else leave the unpark pending."""
+    p = l.l_proc
+    k = p.k
+    error = 0
+    for lid in targets:
+        t = p.lwp_find(lid)
+        if t is None:
+            error = Errno.ESRCH
+            continue
+        if t.l_stat == LSSLEEP and t.l_syncobj is lwp_park_syncobj:
+            k.event("unpark", t, by=l.l_lid, hint=hint)
+            sleepq_remove(k, t, 0)
+        elif t.l_stat == LSZOMB:
+            error = Errno.ESRCH
+        else:
+            t.l_flag |= LwpFlag.LW_UNPARKED
+    return error
+
+
+def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint: int
+             ) -> Generator[str, int, int]:
+    """Park the calling LWP until unparked, interrupted or timed out."""
+    k = l.l_proc.k
+    deadline = None
+    if ts is not None:
+        sec, nsec = ts
+        if nsec < 0 or nsec >= 1_000_000_000 or clock_id not in (CLOCK_REALTIME, CLOCK_MONOTONIC):
+            return Errno.EINVAL
+        ns = sec * 1_000_000_000 + nsec
+        if flags & TIMER_ABSTIME:
+            now = k.clock.realtime_ns() if clock_id == CLOCK_REALTIME else k.clock.monotonic_ns()
+            ns -= now
+        if ns <= 0:
+            return Errno.ETIMEDOUT
+        deadline = k.clock.monotonic_ns() + ns
+    if l.l_flag & (LwpFlag.LW_CANCELLED | LwpFlag.LW_UNPARKED):
+        l.l_flag &= ~(LwpFlag.LW_CANCELLED | LwpFlag.LW_UNPARKED)
+        return Errno.EALREADY
+    l.l_park_hint = hint
+    sleepq_enqueue(k, l, ("parked", l.l_proc.p_pid, l.l_lid), "parked", lwp_park_syncobj, True)
+    error = yield from sleepq_block(k, l, None, deadline)
+    l.l_park_hint = 0
+    if error == Errno.EWOULDBLOCK:
+        return Errno.ETIMEDOUT
+    if error == -3:        # ERESTART
+        return Errno.EINTR
+    return error
+
+
+def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint: int,
+                 unparkhint: int, ts_layout: str) -> Generator[str, int, int]:
+    p = l.l_proc
+    ts = None
+    if tsp:
+        ts = copyin_timespec(p.p_vmspace, tsp, ts_layout)
+        if isinstance(ts, int):
+            return ts
+    if unpark:
+        error = lwp_unpark(l, [unpark], unparkhint)
+        if error:
+            return error
+    start = p.k.clock.monotonic_ns()
+    error = yield from lwp_park(l, clock_id, flags, ts, hint)
+    if ts is not None and tsp and not flags & TIMER_ABSTIME and ts_layout == "ts":
+        # NetBSD copies the time left back for relative timeouts.
+        left = max(0, ts[0] * 10**9 + ts[1] - (p.k.clock.monotonic_ns() - start))
+        p.p_vmspace.copyout(struct.pack("<qq", left // 10**9, left % 10**9), tsp)
+    return error
+
+
+@syscall(478, "___lwp_park60")
+def sys____lwp_park60(l: Lwp, a, retval: list[int]) -> Generator:
+    return (yield from _park_common(l, a.clock_id, a.flags, a.ts, a.unpark, a.hint,
+                                    a.unparkhint, "ts"))
+
+
+@syscall(434, "compat_60__lwp_park")
+def compat_60_sys__lwp_park(l: Lwp, a, retval: list[int]) -> Generator:
+    # NetBSD 6-9 ABI: absolute CLOCK_REALTIME timeout.
+    return (yield from _park_common(l, CLOCK_REALTIME, TIMER_ABSTIME, a.ts, a.unpark, a.hint,
+                                    a.unparkhint, "ts_abs"))
+
+
+@syscall(320, "compat_50__lwp_park")
+def compat_50_sys__lwp_park(l: Lwp, a, retval: list[int]) -> Generator:
+    # NetBSD 5 ABI: struct timespec50 (32-bit tv_sec), absolute CLOCK_REALTIME.
+    return (yield from _park_common(l, CLOCK_REALTIME, TIMER_ABSTIME, a.ts, a.unpark, a.hint,
+                                    a.unparkhint, "ts50"))
+
+
+@syscall(321, "_lwp_unpark")
+def sys__lwp_unpark(l: Lwp, a, retval: list[int]) -> int:
+    return lwp_unpark(l, [a.target], a.hint)
+
+
+@syscall(322, "_lwp_unpark_all")
+def sys__lwp_unpark_all(l: Lwp, a, retval: list[int]) -> int:
+    if not a.targets:
+        retval[0] = LWP_UNPARK_MAX
+        return 0
+    n = a.ntargets
+    if n == 0 or n > LWP_UNPARK_MAX:
+        return Errno.EINVAL
+    data = l.l_proc.p_vmspace.copyin(a.targets, 4 * n)
+    if isinstance(data, int):
+        return data
+    lwp_unpark(l, list(struct.unpack(f"<{n}i", data)), a.hint)
+    return 0
+
+
+# -- names -----------------------------------------------------------------------------
+@syscall(323, "_lwp_setname")
+def sys__lwp_setname(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    name = p.p_vmspace.copyinstr(a.name, MAXCOMLEN)
+    if name == Errno.ENAMETOOLONG:
+        raw = p.p_vmspace.copyin(a.name, MAXCOMLEN)
+        name = raw[:MAXCOMLEN - 1] if isinstance(raw, bytes) else raw
+    if isinstance(name, int):
+        return name
+    t = l if a.target in (0, l.l_lid) else p.lwp_find(a.target)
+    if t is None or t.l_stat == LSZOMB:
+        return Errno.ESRCH
+    t.l_name = bytes(name)
+    p.k.event("setname", t, name=t.l_name.decode("latin-1"))
+    return 0
+
+
+@syscall(324, "_lwp_getname")
+def sys__lwp_getname(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    t = l if a.target in (0, l.l_lid) else p.lwp_find(a.target)
+    if t is None or t.l_stat == LSZOMB:
+        return Errno.ESRCH
+    name = (t.l_name or b"")[:MAXCOMLEN - 1] + b"\0"
+    # copyoutstr(): copies at most len bytes; ENAMETOOLONG if the NUL did not fit.
+    if a.len <= 0:
+        return Errno.ENAMETOOLONG
+    out = name[:a.len]
+    error = p.p_vmspace.copyout(out, a.name)
+    if error:
+        return error
+    return 0 if len(out) == len(name) else Errno.ENAMETOOLONG
+
+
+# -- lwpctl ------------------------------------------------------------------------------
+LWPCTL_SIZE = 8        # lwpctl_t: int lc_curcpu; int lc_pctr
+
+
+def lwpctl_write(l: Lwp, cpu: int) -> None:
+    l.l_proc.p_vmspace.write_force(l.l_lwpctl, struct.pack("<ii", cpu, l.l_pctr & 0x7FFFFFFF))
+
+
+def lwpctl_exit(l: Lwp) -> None:
+    if l.l_lwpctl:
+        lwpctl_write(l, LWPCTL_CPU_EXITED)
+
+
+@syscall(325, "_lwp_ctl")
+def sys__lwp_ctl(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    if a.features & ~(LWPCTL_FEATURE_CURCPU | LWPCTL_FEATURE_PCTR):
+        return Errno.ENODEV
+    if not l.l_lwpctl:
+        if not p.p_lwpctl_free:
+            from .uvm_mmap import map_kernel_page
+            va = map_kernel_page(p, "lwpctl")
+            if isinstance(va, int) and va < 0:
+                return Errno.ENOMEM
+            p.p_lwpctl_free.extend(range(va + p.k.abi.page_size - LWPCTL_SIZE, va - 1, -LWPCTL_SIZE))
+        l.l_lwpctl = p.p_lwpctl_free.pop()
+    ci = l.l_cpu
+    lwpctl_write(l, ci.ci_index if ci is not None and l.l_stat == LSONPROC else LWPCTL_CPU_NONE)
+    ws = p.k.abi.word_size
+    return p.p_vmspace.copyout(l.l_lwpctl.to_bytes(ws, "little"), a.address)
+
+
+__all__ = ["lwp_unpark", "lwp_park", "LSRUN", "LSSTOP", "LSONPROC"]

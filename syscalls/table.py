@@ -1,0 +1,136 @@
+"""The declarative system-call table: numbers, names and typed arguments from
+NetBSD's syscalls.master (syscalls_master.py), and the handlers registered
+against it with @syscall.
+
+One table drives argument decoding (width and sign per C type and per ABI), the
+trace printer and the ENOSYS answer for calls nbemu does not implement.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .syscalls_master import SYSCALLS
+
+# C types whose values are 32-bit signed in the kernel's view (int-sized).
+_INT32 = {"int", "lwpid_t", "clockid_t", "pid_t", "id_t", "idtype_t", "key_t",
+          "socklen_t", "timer_t", "cpuid_t", "psetid_t", "cpuwhich_t", "uint32_t"}
+_UINT32 = {"u_int", "unsigned int", "mode_t", "uid_t", "gid_t", "u_int32_t", "uint32_t",
+           "fixpt_t", "sigset_t"}
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    ctype: str
+    name: str
+    bits: int          # 32 or 64 (on a 64-bit ABI)
+    signed: bool
+    pointer: bool
+
+
+def arg_spec(ctype: str, name: str) -> ArgSpec:
+    t = ctype.strip()
+    ptr = t.endswith("*") or t.endswith("]")
+    base = t.replace("const ", "").strip()
+    if ptr:
+        return ArgSpec(ctype, name, 64, False, True)
+    if base in _UINT32:
+        return ArgSpec(ctype, name, 32, False, False)
+    if base in _INT32:
+        return ArgSpec(ctype, name, 32, True, False)
+    signed = base in ("long", "off_t", "ssize_t", "intptr_t", "register_t", "int64_t",
+                      "quad_t", "time_t")
+    return ArgSpec(ctype, name, 64, signed, False)
+
+
+Handler = Callable[..., Any]
+
+
+@dataclass
+class SysEnt:
+    """One row of the table (NetBSD's struct sysent plus its syscallargs)."""
+    code: int
+    name: str
+    args: tuple[ArgSpec, ...]
+    flags: str
+    handler: Handler | None = None
+    decode: Callable[[list[int]], tuple] = field(default=lambda raw: tuple(raw))
+    argcls: type | None = None
+    restartable: bool = True
+
+    @property
+    def nargs(self) -> int:
+        return len(self.args)
+
+
+def _make_argcls(name: str, specs: tuple[ArgSpec, ...]) -> type:
+    """A tuple subclass with one property per argument, named as in the C struct."""
+    ns: dict[str, Any] = {"__slots__": ()}
+    for i, s in enumerate(specs):
+        if s.name != "PAD":
+            ns[s.name] = property(operator.itemgetter(i))
+    return type(f"{name}_args", (tuple,), ns)
+
+
+def _make_decoder(specs: tuple[ArgSpec, ...]) -> Callable[[list[int]], list[int]]:
+    """Truncate and sign-extend raw 64-bit words as the C argument types say."""
+    ops = []
+    for s in specs:
+        if s.bits == 32 and s.signed:
+            ops.append(1)
+        elif s.bits == 32:
+            ops.append(2)
+        elif s.signed:
+            ops.append(3)
+        else:
+            ops.append(0)
+
+    def decode(raw: list[int]) -> list[int]:
+        out = []
+        for op, v in zip(ops, raw):
+            if op == 1:
+                v &= 0xFFFFFFFF
+                if v & 0x80000000:
+                    v -= 1 << 32
+            elif op == 2:
+                v &= 0xFFFFFFFF
+            elif op == 3 and v & (1 << 63):
+                v -= 1 << 64
+            out.append(v)
+        return out
+    return decode
+
+
+SYSENT: dict[int, SysEnt] = {}
+for _code, (_name, _args, _flags) in SYSCALLS.items():
+    _specs = tuple(arg_spec(t, n) for t, n in _args if not t.startswith("register_t["))
+    _ent = SysEnt(_code, _name, _specs, _flags)
+    _ent.decode = _make_decoder(_specs)  # type: ignore[assignment]
+    _ent.argcls = _make_argcls(_name or f"sys{_code}", _specs)
+    SYSENT[_code] = _ent
+
+SYS_syscall = 0
+SYS___syscall = 198
+
+
+def syscall(code: int, name: str, restartable: bool = True) -> Callable[[Handler], Handler]:
+    """Register `handler(l, a, retval) -> errno` for system call `code`.
+
+    The name must be the table's: a mismatch is a programming error caught at import.
+    """
+    def register(fn: Handler) -> Handler:
+        ent = SYSENT.get(code)
+        if ent is None or ent.name != name:
+            raise AssertionError(f"syscall {code}: table says {ent and ent.name!r}, handler says {name!r}")
+        if ent.handler is not None:
+            raise AssertionError(f"syscall {code} ({name}) registered twice")
+        ent.handler = fn
+        ent.restartable = restartable
+        return fn
+    return register
+
+
+def name_of(code: int) -> str:
+    ent = SYSENT.get(code)
+    return ent.name if ent and ent.name else f"#{code}"

@@ -1,0 +1,291 @@
+"""The process address space (NetBSD's struct vm_map of uvm_map.c), simplified.
+
+Entries are page-aligned [start, end) ranges with a protection, a maximum
+protection and host backing (a HostChunk and an offset into it). Every change
+is mirrored into the engine through the Pmap interface that emu/ provides
+(pmap_enter / pmap_remove / pmap_protect), the way uvm drives pmap(9).
+
+The kernel itself touches guest memory only through `copyin`/`copyout` here:
+they check that the range is mapped with the needed protection and return
+EFAULT exactly where NetBSD's copyin(9) would.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errno import Errno
+from .host_mem import HostChunk, memmove, memset, read_host
+
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
+PROT_ALL = 7
+
+
+class Pmap(Protocol):
+    def pmap_enter(self, va: int, size: int, prot: int, host_addr: int) -> None: ...
+    def pmap_remove(self, va: int, size: int) -> None: ...
+    def pmap_protect(self, va: int, size: int, prot: int) -> None: ...
+
+
+class NullPmap:
+    """A pmap that mirrors nothing: for unit tests of the map alone."""
+    def pmap_enter(self, va: int, size: int, prot: int, host_addr: int) -> None: pass
+    def pmap_remove(self, va: int, size: int) -> None: pass
+    def pmap_protect(self, va: int, size: int, prot: int) -> None: pass
+
+
+@dataclass
+class MapEntry:
+    start: int
+    end: int
+    prot: int
+    maxprot: int
+    chunk: HostChunk
+    off: int               # offset of `start` inside chunk
+    name: str = ""         # what mapped it: "text", "stack", "anon", a file name
+
+    @property
+    def host(self) -> int:
+        return self.chunk.addr + self.off
+
+
+class VmMap:
+    def __init__(self, pmap: Pmap, page_size: int, min_addr: int, max_addr: int) -> None:
+        self.pmap = pmap
+        self.page = page_size
+        self.min_addr = min_addr
+        self.max_addr = max_addr
+        self._starts: list[int] = []
+        self._entries: list[MapEntry] = []
+        self._last: MapEntry | None = None
+
+    # -- lookup ------------------------------------------------------------
+    def lookup(self, va: int) -> MapEntry | None:
+        e = self._last
+        if e is not None and e.start <= va < e.end:
+            return e
+        i = bisect.bisect_right(self._starts, va) - 1
+        if i >= 0:
+            e = self._entries[i]
+            if va < e.end:
+                self._last = e
+                return e
+        return None
+
+    def entries(self) -> list[MapEntry]:
+        return list(self._entries)
+
+    def is_free(self, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self._starts, end)
+        return i == 0 or self._entries[i - 1].end <= start
+
+    def _round(self, x: int) -> int:
+        return (x + self.page - 1) & ~(self.page - 1)
+
+    # -- structure -----------------------------------------------------------
+    def _insert(self, e: MapEntry) -> None:
+        i = bisect.bisect_left(self._starts, e.start)
+        self._starts.insert(i, e.start)
+        self._entries.insert(i, e)
+        e.chunk.refs += 1
+
+    def _split_at(self, va: int) -> None:
+        """Make va an entry boundary (if it falls inside an entry)."""
+        i = bisect.bisect_right(self._starts, va) - 1
+        if i < 0:
+            return
+        e = self._entries[i]
+        if e.start < va < e.end:
+            tail = MapEntry(va, e.end, e.prot, e.maxprot, e.chunk, e.off + (va - e.start), e.name)
+            e.end = va
+            self._starts.insert(i + 1, va)
+            self._entries.insert(i + 1, tail)
+            e.chunk.refs += 1
+            self._last = None
+
+    def _range(self, start: int, end: int) -> tuple[int, int]:
+        """Indices [i, j) of entries overlapping [start, end) after splitting at both ends."""
+        self._split_at(start)
+        self._split_at(end)
+        i = bisect.bisect_left(self._starts, start)
+        j = bisect.bisect_left(self._starts, end)
+        return i, j
+
+    # -- operations ------------------------------------------------------------
+    def map_anon(self, start: int, size: int, prot: int, maxprot: int = PROT_ALL,
+                 name: str = "anon") -> MapEntry:
+        """Map fresh zero pages at [start, start+size); the range must be free."""
+        size = self._round(size)
+        chunk = HostChunk(size)
+        e = MapEntry(start, start + size, prot, maxprot, chunk, 0, name)
+        self._insert(e)
+        self._last = None
+        self.pmap.pmap_enter(start, size, prot, chunk.addr)
+        return e
+
+    def unmap(self, start: int, end: int) -> None:
+        if start >= end:
+            return
+        i, j = self._range(start, end)
+        if i == j:
+            return
+        for e in self._entries[i:j]:
+            self.pmap.pmap_remove(e.start, e.end - e.start)
+            e.chunk.refs -= 1
+            if e.chunk.refs == 0:
+                e.chunk.release()
+            else:
+                e.chunk.discard(e.off, e.end - e.start)
+        del self._starts[i:j]
+        del self._entries[i:j]
+        self._last = None
+
+    def protect(self, start: int, end: int, prot: int) -> int:
+        """uvm_map_protect: EACCES beyond maxprot, ENOMEM over holes."""
+        if not self.covered(start, end):
+            return Errno.ENOMEM
+        i, j = self._range(start, end)
+        for e in self._entries[i:j]:
+            if prot & ~e.maxprot:
+                return Errno.EACCES
+        for e in self._entries[i:j]:
+            if e.prot != prot:
+                e.prot = prot
+                self.pmap.pmap_protect(e.start, e.end - e.start, prot)
+        return 0
+
+    def covered(self, start: int, end: int) -> bool:
+        va = start
+        while va < end:
+            e = self.lookup(va)
+            if e is None:
+                return False
+            va = e.end
+        return True
+
+    def zero_fill(self, start: int, end: int) -> None:
+        """Make [start, end) read as zero again (MAP_FIXED anon over anon memory)."""
+        va = start
+        while va < end:
+            e = self.lookup(va)
+            assert e is not None
+            n = min(end, e.end) - va
+            e.chunk.discard(e.off + (va - e.start), n)
+            va += n
+
+    def findspace(self, hint: int, size: int, align: int, topdown: bool) -> int | None:
+        """uvm_map_findspace: a free, aligned range of `size`, near hint."""
+        align = max(align, self.page)
+        size = self._round(size)
+
+        def up(x: int) -> int:
+            return (x + align - 1) & ~(align - 1)
+
+        def down(x: int) -> int:
+            return x & ~(align - 1)
+        if topdown:
+            cand = down(min(hint, self.max_addr - size))
+            i = bisect.bisect_left(self._starts, cand + size)
+            while cand >= self.min_addr:
+                # the highest entry starting below cand+size
+                if i > 0 and self._entries[i - 1].end > cand:
+                    cand = down(self._entries[i - 1].start - size)
+                    i -= 1
+                    continue
+                return cand
+            return None
+        cand = up(max(hint, self.min_addr))
+        i = bisect.bisect_right(self._starts, cand) - 1
+        i = max(i, 0)
+        while cand + size <= self.max_addr:
+            while i < len(self._entries) and self._entries[i].end <= cand:
+                i += 1
+            if i < len(self._entries) and self._entries[i].start < cand + size:
+                cand = up(self._entries[i].end)
+                continue
+            return cand
+        return None
+
+    # -- copyin / copyout (subr_copy.c) ----------------------------------------
+    def _segments(self, va: int, n: int, need: int):
+        """Host (address, length) pieces of [va, va+n); None if any byte faults."""
+        out = []
+        end = va + n
+        while va < end:
+            e = self.lookup(va)
+            if e is None or (e.prot & need) != need:
+                return None
+            k = min(end, e.end) - va
+            out.append((e.chunk.addr + e.off + (va - e.start), k))
+            va += k
+        return out
+
+    def copyin(self, va: int, n: int) -> bytes | int:
+        """Bytes of guest memory, or Errno.EFAULT."""
+        if n <= 0:
+            return b""
+        e = self.lookup(va)
+        if e is not None and va + n <= e.end and e.prot & PROT_READ:
+            return read_host(e.chunk.addr + e.off + (va - e.start), n)
+        segs = self._segments(va, n, PROT_READ)
+        if segs is None:
+            return Errno.EFAULT
+        return b"".join(read_host(h, k) for h, k in segs)
+
+    def copyout(self, data: bytes, va: int) -> int:
+        """0, or Errno.EFAULT (nothing is written then)."""
+        n = len(data)
+        if n == 0:
+            return 0
+        e = self.lookup(va)
+        if e is not None and va + n <= e.end and e.prot & PROT_WRITE:
+            memmove(e.chunk.addr + e.off + (va - e.start), data, n)
+            return 0
+        segs = self._segments(va, n, PROT_WRITE)
+        if segs is None:
+            return Errno.EFAULT
+        pos = 0
+        for h, k in segs:
+            memmove(h, data[pos:pos + k], k)
+            pos += k
+        return 0
+
+    def copyinstr(self, va: int, maxlen: int) -> bytes | int:
+        """A NUL-terminated string (without the NUL): EFAULT, or ENAMETOOLONG
+        when no NUL is found within maxlen bytes (NUL included)."""
+        out = b""
+        while len(out) < maxlen:
+            e = self.lookup(va)
+            if e is None or not e.prot & PROT_READ:
+                return Errno.EFAULT
+            k = min(e.end - va, maxlen - len(out), 4096)
+            chunk = read_host(e.chunk.addr + e.off + (va - e.start), k)
+            z = chunk.find(b"\0")
+            if z >= 0:
+                return out + chunk[:z]
+            out += chunk
+            va += k
+        return Errno.ENAMETOOLONG
+
+    def write_force(self, va: int, data: bytes) -> None:
+        """Kernel write that ignores protection (exec image setup)."""
+        pos = 0
+        while pos < len(data):
+            e = self.lookup(va + pos)
+            assert e is not None, hex(va + pos)
+            k = min(e.end - (va + pos), len(data) - pos)
+            memmove(e.chunk.addr + e.off + (va + pos - e.start), data[pos:pos + k], k)
+            pos += k
+
+    def zero_force(self, va: int, n: int) -> None:
+        pos = 0
+        while pos < n:
+            e = self.lookup(va + pos)
+            assert e is not None
+            k = min(e.end - (va + pos), n - pos)
+            memset(e.chunk.addr + e.off + (va + pos - e.start), 0, k)
+            pos += k
+
+    def release_all(self) -> None:
+        self.unmap(self.min_addr, self.max_addr)

@@ -1,0 +1,93 @@
+"""A kernel without an engine, for pure-Python tests of handlers and queues.
+
+`make_kernel()` gives a Kernel whose platform keeps registers in dicts and a
+process with a real VmMap (host memory, no Unicorn) and one LWP on CPU 0.
+`call(l, "name", args...)` runs a handler through the table as the trap would.
+"""
+from __future__ import annotations
+
+from types import GeneratorType
+from typing import Any
+
+import syscalls  # noqa: F401  (registers every handler)
+from guest.arch.amd64 import ABI
+from syscalls.kern_lwp import lwp_create, lwp_start
+from syscalls.kernel import Kernel
+from syscalls.lwp import LSONPROC, Lwp, Proc
+from syscalls.table import SYSENT
+from syscalls.uvm_map import NullPmap, VmMap
+
+
+class FakePlatform:
+    def __init__(self) -> None:
+        self.regs: dict[int, dict[int, int]] = {}
+        self.stops = 0
+
+    def regs_get(self, l: Lwp, ids):
+        r = self.regs.setdefault(l.l_lid, {})
+        return [r.get(i, 0) for i in ids]
+
+    def regs_set(self, l: Lwp, ids, vals) -> None:
+        self.regs.setdefault(l.l_lid, {}).update(zip(ids, vals))
+
+    def context_fork(self, parent: Lwp, child: Lwp) -> None:
+        self.regs[child.l_lid] = dict(self.regs.get(parent.l_lid, {}))
+
+    def context_free(self, l: Lwp) -> None:
+        self.regs.pop(l.l_lid, None)
+
+    def request_stop(self) -> None:
+        self.stops += 1
+
+    def restart_syscall(self, l: Lwp) -> None:
+        pass
+
+    def blocks_executed(self) -> int:
+        return 0
+
+
+def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/") -> tuple[Kernel, Lwp]:
+    k = Kernel(ABI, FakePlatform(), ncpu=ncpu, deterministic=deterministic, root=root)
+    p = Proc(100, 1)
+    p.k = k
+    k.proc = p
+    vm = VmMap(NullPmap(), ABI.page_size, 0x1000, ABI.vm_maxuser_address)
+    vm.usrstack, vm.maxssiz = ABI.usrstack, ABI.maxssiz
+    vm.vm_daddr, vm.vm_dsize, vm.dsiz_limit = 0x600000, 0, ABI.dfldsiz
+    p.p_vmspace = vm
+    from syscalls.kern_descrip import filedesc_init
+    filedesc_init(p)
+    l = lwp_create(k, None, p, 0)
+    assert isinstance(l, Lwp)
+    lwp_start(k, l, False)
+    ci = k.cpus[0]
+    k.runq.sched_dequeue(l)
+    l.set_stat(LSONPROC)
+    ci.ci_curlwp = l
+    l.l_cpu = ci
+    return k, l
+
+
+def call(l: Lwp, name: str, *args: int) -> tuple[Any, list[int]]:
+    """Run handler `name` with raw argument words; (error or generator, retval)."""
+    ent = next(e for e in SYSENT.values() if e.name == name)
+    assert ent.handler is not None, f"{name} has no handler"
+    raw = list(args) + [0] * (ent.nargs - len(args))
+    a = ent.argcls(ent.decode(raw))
+    retval = [0, 0]
+    res = ent.handler(l, a, retval)
+    if isinstance(res, GeneratorType):
+        try:
+            res.send(None)
+        except StopIteration as s:
+            return s.value or 0, retval
+        return res, retval
+    return res, retval
+
+
+def scratch(l: Lwp, size: int = 0x10000, prot: int = 3) -> int:
+    """Map a scratch area in l's process; its address."""
+    vm = l.l_proc.p_vmspace
+    va = vm.findspace(0x10000000, size, vm.page, topdown=False)
+    vm.map_anon(va, size, prot)
+    return va

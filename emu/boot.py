@@ -89,6 +89,10 @@ class Session:
             from .crash import deadlock_report
             deadlock_report(self, sys.stderr)
             return EXIT_DEADLOCK
+        finally:
+            if k.sched_log is not None:
+                print(f"nbemu: schedule {self.schedule_hash()} "
+                      f"({len(k.sched_log)} decisions)", file=sys.stderr)
         if p.p_xsig:
             fault = getattr(self.machine, "last_fault", None)
             if fault is not None:
@@ -98,6 +102,15 @@ class Session:
                   file=sys.stderr)
             return 128 + p.p_xsig
         return p.p_xstat or 0
+
+
+    def schedule_hash(self) -> str:
+        """A digest of every scheduling decision (which LWP ran on which vCPU)."""
+        import hashlib
+        h = hashlib.sha256()
+        for d in self.kernel.sched_log or ():
+            h.update(repr(d).encode())
+        return h.hexdigest()[:16]
 
 
 def run_program(path: str, args: list[str], opts: Options) -> int:

@@ -1,0 +1,91 @@
+"""Bad user input gets one clear line and a shell-like exit status, never a traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.build import build_c
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def nbemu(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emu.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+def _one_line(r: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+def test_missing_file() -> None:
+    r = nbemu("/nonexistent/prog")
+    assert r.returncode == 127
+    assert "No such file" in _one_line(r)
+
+
+def test_not_elf(tmp_path: Path) -> None:
+    f = tmp_path / "script"
+    f.write_text("#!/bin/sh\necho hi\n")
+    r = nbemu(str(f))
+    assert r.returncode == 126
+    assert "not an ELF" in _one_line(r)
+
+
+def test_linux_elf_is_refused() -> None:
+    r = nbemu(sys.executable)        # the host's python: a Linux ELF
+    assert r.returncode == 126
+    assert "not a NetBSD program" in _one_line(r)
+
+
+def test_directory(tmp_path: Path) -> None:
+    r = nbemu(str(tmp_path))
+    assert r.returncode == 126
+    _one_line(r)
+
+
+def test_version_and_help() -> None:
+    r = nbemu("--version")
+    assert r.returncode == 0 and r.stdout.startswith("nbemu ")
+    r = nbemu("--help")
+    assert r.returncode == 0 and "--ncpu" in r.stdout and "--strace" in r.stdout
+
+
+def test_exit_status_is_the_guests() -> None:
+    r = nbemu(str(build_c("exit42")))
+    assert r.returncode == 42, r.stderr
+
+
+def test_strace_lines() -> None:
+    r = nbemu("--strace", str(build_c("exit42")))
+    assert r.returncode == 42
+    assert "exit(42)" in r.stderr
+
+
+def test_unsupported_arch_message(tmp_path: Path) -> None:
+    # A NetBSD/mips ELF header (EM_MIPS = 8) with the NetBSD ident note.
+    import struct
+    note = struct.pack("<III", 7, 4, 1) + b"NetBSD\0\0" + struct.pack("<I", 1001000000)
+    ehdr = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8)
+    ehdr += struct.pack("<HHIIIIIHHHHHH", 2, 8, 1, 0x1000, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+    phdr = struct.pack("<IIIIIIII", 4, 52 + 32, 0, 0, len(note), len(note), 4, 4)
+    f = tmp_path / "mipsprog"
+    f.write_bytes(ehdr + phdr + note)
+    r = nbemu(str(f))
+    assert r.returncode == 126
+    line = _one_line(r)
+    assert "mips" in line and "amd64" in line
+
+
+@pytest.mark.parametrize("bad", [["--ncpu", "0", "x"], ["--root", "/nonexistent", "x"]])
+def test_bad_options(bad: list[str]) -> None:
+    r = nbemu(*bad)
+    assert r.returncode == 2
+    _one_line(r)

@@ -133,7 +133,7 @@ class Machine:
                 if not ids:
                     return
             self._batch(ids).write_live(self.uch, vals)
-        else:
+        elif l.l_md is not None:       # (an LWP that just exited has no context)
             self._batch(ids).write_ctx(l.l_md, vals)
 
     def context_fork(self, parent: Lwp, child: Lwp) -> None:

@@ -11,7 +11,7 @@ from typing import Generator
 
 from .errno import Errno
 from .kern_lwp import lwp_continue, lwp_create, lwp_exit, lwp_free, lwp_start, lwp_wait
-from .kern_sleepq import (lwp_park_syncobj, sleepq_abort_interruptible, sleepq_block,
+from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interruptible, sleepq_block,
                           sleepq_enqueue, sleepq_remove, sleepq_wake)
 from .kern_time import CLOCK_MONOTONIC, CLOCK_REALTIME, TIMER_ABSTIME, copyin_timespec
 from .lwp import (LPR_DETACHED, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
@@ -25,6 +25,7 @@ LWPCTL_FEATURE_PCTR = 0x2
 LWPCTL_CPU_NONE = -1
 LWPCTL_CPU_EXITED = -2
 _UC_SIGMASK = 0x1
+_UC_CPU = 0x4
 
 
 # -- _lwp_create / _lwp_exit / _lwp_self ---------------------------------------
@@ -38,19 +39,19 @@ def sys__lwp_create(l: Lwp, a, retval: list[int]) -> int:
     uc = p.p_vmspace.copyin(a.ucp, abi.ucontext_size)
     if isinstance(uc, int):
         return uc
+    # validate the ucontext: a CPU context is required (cpu_mcontext_validate)
     ucflags = abi.ucontext_flags(uc)
-    if ucflags & 0x4 and not abi.cpu_mcontext_validate(abi.unpack_mcontext_gregs(uc)):
+    if not ucflags & _UC_CPU or not abi.cpu_mcontext_validate(abi.unpack_mcontext_gregs(uc)):
         return Errno.EINVAL
     l2 = lwp_create(k, l, p, a.flags)
     if isinstance(l2, int):
         return l2
     k.platform.context_fork(l, l2)
     ids, vals = abi.mcontext_regs(uc, ucflags)
-    if ids:
-        k.platform.regs_set(l2, ids, vals)
+    k.platform.regs_set(l2, ids, vals)
     if ucflags & _UC_SIGMASK:
         l2.l_sigmask = abi.ucontext_sigmask(uc)
-    # Copy the new lid out before the LWP can run; on failure tear it down.
+    # Copy the new lid out before the LWP can run; if that fails it exits unrun.
     error = p.p_vmspace.copyout(struct.pack("<i", l2.l_lid), a.new_lwp)
     if error:
         k.platform.context_free(l2)
@@ -129,7 +130,7 @@ def sys__lwp_suspend(l: Lwp, a, retval: list[int]) -> Generator:
         return Errno.ESRCH
     if t is l and p.p_nrlwps == 1:
         return Errno.EDEADLK
-    if l.l_flag & LwpFlag.LW_WEXIT:
+    if l.l_flag & (LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE):
         return Errno.EDEADLK
     if t.l_stat == LSSUSPENDED:
         return 0
@@ -150,12 +151,14 @@ def sys__lwp_suspend(l: Lwp, a, retval: list[int]) -> Generator:
         t2 = p.lwp_find(a.target)
         if t2 is not t or t.l_stat == LSZOMB:
             return Errno.ESRCH if t2 is None else 0
-        if t.l_stat == LSSUSPENDED or p.p_exiting:
+        if p.p_exiting or (l.l_flag | t.l_flag) & (LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE):
+            return -3            # ERESTART
+        if t.l_stat == LSSUSPENDED or not t.l_flag & LwpFlag.LW_WSUSPEND:
             return 0
-        sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "suspend", lwp_park_syncobj, True)
+        sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "suspend", sleep_syncobj, True)
         error = yield from sleepq_block(k, l, None)
         if error:
-            return error
+            return -3            # ERESTART: interrupted by a signal
 
 
 @syscall(314, "_lwp_continue")
@@ -172,12 +175,13 @@ def sys__lwp_wakeup(l: Lwp, a, retval: list[int]) -> int:
     t = l.l_proc.lwp_find(a.target)
     if t is None or t.l_stat == LSZOMB:
         return Errno.ESRCH
+    # Set before looking at the state: even a target that is not asleep
+    # finds its next park cancelled (EALREADY).
+    t.l_flag |= LwpFlag.LW_CANCELLED | LwpFlag.LW_UNPARKED
     if t.l_stat != LSSLEEP:
         return Errno.ENODEV
     if not t.l_flag & LwpFlag.LW_SINTR:
         return Errno.EBUSY
-    # Woken as by a signal: the sleep is cancelled; a park sees LW_UNPARKED.
-    t.l_flag |= LwpFlag.LW_CANCELLED
     sleepq_abort_interruptible(l.l_proc.k, t, Errno.EINTR)
     return 0
 
@@ -263,9 +267,11 @@ def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint:
             return error
     start = p.k.clock.monotonic_ns()
     error = yield from lwp_park(l, clock_id, flags, ts, hint)
-    if ts is not None and tsp and not flags & TIMER_ABSTIME and ts_layout == "ts":
-        # NetBSD copies the time left back for relative timeouts.
-        left = max(0, ts[0] * 10**9 + ts[1] - (p.k.clock.monotonic_ns() - start))
+    if ts is not None and not flags & TIMER_ABSTIME and ts_layout == "ts":
+        # Relative timeouts get the time left copied back (zero after ETIMEDOUT).
+        left = 0
+        if error != Errno.ETIMEDOUT:
+            left = max(0, ts[0] * 10**9 + ts[1] - (p.k.clock.monotonic_ns() - start))
         p.p_vmspace.copyout(struct.pack("<qq", left // 10**9, left % 10**9), tsp)
     return error
 
@@ -306,8 +312,8 @@ def sys__lwp_unpark_all(l: Lwp, a, retval: list[int]) -> int:
     data = l.l_proc.p_vmspace.copyin(a.targets, 4 * n)
     if isinstance(data, int):
         return data
-    lwp_unpark(l, list(struct.unpack(f"<{n}i", data)), a.hint)
-    return 0
+    # Every target is tried; ESRCH if any was not found (lwp_unpark).
+    return lwp_unpark(l, list(struct.unpack(f"<{n}i", data)), a.hint)
 
 
 # -- names -----------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Freestanding C programs (our raw-syscall runtime, zig cc -target x86_64-netbsd) run
+under nbemu: each checks its own results and prints PASS."""
+from __future__ import annotations
+
+import pytest
+
+from fixtures.build import build_c
+from tests.guest import run_nbemu
+
+SELF_CHECKING = ["lwp_basic", "lwp_park", "efault", "spin", "manylwp", "startup"]
+
+
+@pytest.mark.parametrize("name", SELF_CHECKING)
+@pytest.mark.parametrize("ncpu", [1, 4])
+def test_self_checking_fixture(name: str, ncpu: int) -> None:
+    r = run_nbemu(build_c(name), opts=("--ncpu", str(ncpu)))
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "FAIL" not in r.stdout, r.stdout
+    assert r.stdout.rstrip().endswith("PASS"), (r.stdout, r.stderr)
+    assert r.returncode == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_self_checking_deterministic(seed: int) -> None:
+    for name in ("lwp_park", "spin"):
+        r = run_nbemu(build_c(name), opts=("--deterministic", "--seed", str(seed)))
+        assert r.returncode == 0 and r.stdout.rstrip().endswith("PASS"), (r.stdout, r.stderr)
+
+
+def test_hello_args_and_env() -> None:
+    import os
+    env = dict(os.environ, NBEMU_GREETING="hi there")
+    r = run_nbemu(build_c("hello_c"), "one", "two", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "hello from C" in r.stdout
+    assert "one" in r.stdout and "two" in r.stdout and "hi there" in r.stdout
+
+
+def test_env_option_overrides() -> None:
+    r = run_nbemu(build_c("hello_c"), opts=("-E", "NBEMU_GREETING=from-E"))
+    assert "from-E" in r.stdout, r.stdout
+
+
+def test_segv_kills_with_139_and_report() -> None:
+    r = run_nbemu(build_c("segv"))
+    assert r.returncode == 139
+    assert "SIGSEGV" in r.stderr and "crash" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_deterministic_is_repeatable() -> None:
+    outs = set()
+    for _ in range(2):
+        r = run_nbemu(build_c("lwp_park"), opts=("--deterministic", "--seed", "7",
+                                                 "--sched-hash"))
+        assert r.returncode == 0, r.stderr
+        sched = [x for x in r.stderr.splitlines() if "schedule" in x]
+        outs.add((r.stdout, tuple(sched)))
+    assert len(outs) == 1

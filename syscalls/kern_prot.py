@@ -1,0 +1,311 @@
+"""Process identity and protection (NetBSD's kern_prot.c).
+
+Model
+-----
+- Credentials (kauth_cred_t) are per process: ``p.p_cred``, a :class:`Cred`
+  with real, effective and saved user and group ids and the supplementary
+  groups.  The guest is an unprivileged user whose ids are the host's
+  (os.getuid()/os.getgid(), the same ids exec puts in the aux vector), with
+  its gid as only supplementary group.  kauth therefore refuses every
+  privileged request: set*id to an id the process does not already hold,
+  setgroups and __setlogin fail with EPERM — even when the host runs nbemu as
+  root (uid 0 in the guest is then a name, not a privilege).
+- Process group and session: the process is the leader of its own process
+  group (pgid = pid, as a job-control shell starts a job) in a session led by
+  its parent (sid = ppid).  So setsid() is EPERM (already a group leader), and
+  setpgid() can only name the process itself.  No other processes exist.
+- The session's login name (s_login) is the host user's name.
+- PK_SUGID (issetugid) is set once credentials change, as proc_crmod_leave does.
+
+:func:`prot_init` sets all of this up; accessors create it on first use, so
+the exec path need not call it.  A future fork must copy p_cred, p_pgid,
+p_session and p_sugid to the child.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, replace
+
+from .errno import Errno
+from .lwp import Lwp, Proc
+from .table import syscall
+
+NOID = 0xFFFFFFFF                 # (uid_t)-1 / (gid_t)-1: "leave unchanged"
+NGROUPS_MAX = 16                  # sys/syslimits.h
+MAXLOGNAME = 16                   # sys/param.h: LOGIN_NAME_MAX - 1 (s_login size)
+
+# do_setresuid / do_setresgid flags (sys/prot.h): which current ids a new id may equal.
+ID_E_EQ_E, ID_E_EQ_R, ID_E_EQ_S = 0x001, 0x002, 0x004
+ID_R_EQ_E, ID_R_EQ_R, ID_R_EQ_S = 0x010, 0x020, 0x040
+ID_S_EQ_E, ID_S_EQ_R, ID_S_EQ_S = 0x100, 0x200, 0x400
+
+
+@dataclass(frozen=True)
+class Cred:
+    """kauth_cred_t, reduced to the ids."""
+    cr_uid: int
+    cr_euid: int
+    cr_svuid: int
+    cr_gid: int
+    cr_egid: int
+    cr_svgid: int
+    cr_groups: tuple[int, ...]
+
+
+@dataclass
+class Session:
+    s_sid: int
+    s_login: bytes                # at most MAXLOGNAME bytes
+
+
+def _host_login(uid: int) -> bytes:
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name.encode()[:MAXLOGNAME]
+    except (ImportError, KeyError):
+        return b""
+
+
+def prot_init(p: Proc, uid: int | None = None, gid: int | None = None) -> None:
+    """Credentials, process group and session of a freshly exec'd process."""
+    uid = os.getuid() if uid is None else uid
+    gid = os.getgid() if gid is None else gid
+    p.p_cred = Cred(uid, uid, uid, gid, gid, gid, (gid,))
+    p.p_pgid = p.p_pid
+    p.p_session = Session(p.p_ppid, _host_login(uid))
+    p.p_sugid = False
+
+
+def proc_cred(p: Proc) -> Cred:
+    if getattr(p, "p_cred", None) is None:
+        prot_init(p)
+    return p.p_cred
+
+
+def proc_pgid(p: Proc) -> int:
+    if getattr(p, "p_pgid", None) is None:
+        prot_init(p)
+    return p.p_pgid
+
+
+def proc_session(p: Proc) -> Session:
+    if getattr(p, "p_session", None) is None:
+        prot_init(p)
+    return p.p_session
+
+
+# -- ids ------------------------------------------------------------------------
+
+@syscall(20, "getpid")
+def sys_getpid_with_ppid(l: Lwp, a, retval: list[int]) -> int:
+    retval[0] = l.l_proc.p_pid
+    retval[1] = l.l_proc.p_ppid
+    return 0
+
+
+@syscall(39, "getppid")
+def sys_getppid(l: Lwp, a, retval: list[int]) -> int:
+    retval[0] = l.l_proc.p_ppid
+    return 0
+
+
+@syscall(24, "getuid")
+def sys_getuid_with_euid(l: Lwp, a, retval: list[int]) -> int:
+    c = proc_cred(l.l_proc)
+    retval[0], retval[1] = c.cr_uid, c.cr_euid
+    return 0
+
+
+@syscall(25, "geteuid")
+def sys_geteuid(l: Lwp, a, retval: list[int]) -> int:
+    retval[0] = proc_cred(l.l_proc).cr_euid
+    return 0
+
+
+@syscall(47, "getgid")
+def sys_getgid_with_egid(l: Lwp, a, retval: list[int]) -> int:
+    c = proc_cred(l.l_proc)
+    retval[0], retval[1] = c.cr_gid, c.cr_egid
+    return 0
+
+
+@syscall(43, "getegid")
+def sys_getegid(l: Lwp, a, retval: list[int]) -> int:
+    retval[0] = proc_cred(l.l_proc).cr_egid
+    return 0
+
+
+@syscall(79, "getgroups")
+def sys_getgroups(l: Lwp, a, retval: list[int]) -> int:
+    groups = proc_cred(l.l_proc).cr_groups
+    retval[0] = len(groups)
+    if a.gidsetsize == 0:
+        return 0
+    if a.gidsetsize < len(groups):
+        return Errno.EINVAL
+    return l.l_proc.p_vmspace.copyout(struct.pack(f"<{len(groups)}I", *groups), a.gidset)
+
+
+@syscall(80, "setgroups")
+def sys_setgroups(l: Lwp, a, retval: list[int]) -> int:
+    n = a.gidsetsize
+    if n < 0 or n > NGROUPS_MAX:
+        return Errno.EINVAL
+    data = l.l_proc.p_vmspace.copyin(a.gidset, 4 * n)
+    if isinstance(data, int):
+        return data
+    return Errno.EPERM                # kauth_proc_setgroups: root only
+
+
+@syscall(305, "issetugid")
+def sys_issetugid(l: Lwp, a, retval: list[int]) -> int:
+    proc_cred(l.l_proc)
+    retval[0] = int(l.l_proc.p_sugid)
+    return 0
+
+
+def _allowed(new: int, flags: int, shift: int, r: int, e: int, s: int) -> bool:
+    """May an unprivileged process set one id to `new`?  `shift` selects the
+    ID_R_*, ID_E_* or ID_S_* group of flags (4, 0 or 8)."""
+    if new == NOID:
+        return True
+    f = flags >> shift
+    return bool((f & ID_E_EQ_R and new == r) or (f & ID_E_EQ_E and new == e)
+                or (f & ID_E_EQ_S and new == s))
+
+
+def _setres(l: Lwp, r: int, e: int, sv: int, flags: int, group: bool) -> int:
+    """do_setresuid / do_setresgid for an unprivileged caller."""
+    p = l.l_proc
+    c = proc_cred(p)
+    cur = (c.cr_gid, c.cr_egid, c.cr_svgid) if group else (c.cr_uid, c.cr_euid, c.cr_svuid)
+    if not (_allowed(r, flags, 4, *cur) and _allowed(e, flags, 0, *cur)
+            and _allowed(sv, flags, 8, *cur)):
+        return Errno.EPERM            # kauth KAUTH_PROCESS_SETID
+    new = tuple(old if v == NOID else v for v, old in zip((r, e, sv), cur))
+    if new == cur:
+        return 0
+    if group:
+        p.p_cred = replace(c, cr_gid=new[0], cr_egid=new[1], cr_svgid=new[2])
+    else:
+        p.p_cred = replace(c, cr_uid=new[0], cr_euid=new[1], cr_svuid=new[2])
+    p.p_sugid = True
+    return 0
+
+
+@syscall(23, "setuid")
+def sys_setuid(l: Lwp, a, retval: list[int]) -> int:
+    return _setres(l, a.uid, a.uid, a.uid, ID_R_EQ_R | ID_E_EQ_R | ID_S_EQ_R, False)
+
+
+@syscall(183, "seteuid")
+def sys_seteuid(l: Lwp, a, retval: list[int]) -> int:
+    return _setres(l, NOID, a.euid, NOID, ID_E_EQ_R | ID_E_EQ_S, False)
+
+
+_REFLAGS = (ID_R_EQ_R | ID_R_EQ_E | ID_E_EQ_R | ID_E_EQ_E | ID_E_EQ_S
+            | ID_S_EQ_R | ID_S_EQ_E | ID_S_EQ_S)
+
+
+@syscall(126, "setreuid")
+def sys_setreuid(l: Lwp, a, retval: list[int]) -> int:
+    c = proc_cred(l.l_proc)
+    ruid = c.cr_uid if a.ruid == NOID else a.ruid
+    euid = c.cr_euid if a.euid == NOID else a.euid
+    svuid = NOID if ruid == c.cr_uid else euid       # saved id follows a new real id
+    return _setres(l, ruid, euid, svuid, _REFLAGS, False)
+
+
+@syscall(181, "setgid")
+def sys_setgid(l: Lwp, a, retval: list[int]) -> int:
+    return _setres(l, a.gid, a.gid, a.gid, ID_R_EQ_R | ID_E_EQ_R | ID_S_EQ_R, True)
+
+
+@syscall(182, "setegid")
+def sys_setegid(l: Lwp, a, retval: list[int]) -> int:
+    return _setres(l, NOID, a.egid, NOID, ID_E_EQ_R | ID_E_EQ_S, True)
+
+
+@syscall(127, "setregid")
+def sys_setregid(l: Lwp, a, retval: list[int]) -> int:
+    c = proc_cred(l.l_proc)
+    rgid = c.cr_gid if a.rgid == NOID else a.rgid
+    egid = c.cr_egid if a.egid == NOID else a.egid
+    svgid = NOID if rgid == c.cr_gid else egid
+    return _setres(l, rgid, egid, svgid, _REFLAGS, True)
+
+
+# -- process groups and sessions ------------------------------------------------------
+
+@syscall(81, "getpgrp")
+def sys_getpgrp(l: Lwp, a, retval: list[int]) -> int:
+    retval[0] = proc_pgid(l.l_proc)
+    return 0
+
+
+@syscall(207, "getpgid")
+def sys_getpgid(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    if a.pid not in (0, p.p_pid):
+        return Errno.ESRCH
+    retval[0] = proc_pgid(p)
+    return 0
+
+
+@syscall(286, "getsid")
+def sys_getsid(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    if a.pid not in (0, p.p_pid):
+        return Errno.ESRCH
+    retval[0] = proc_session(p).s_sid
+    return 0
+
+
+@syscall(147, "setsid")
+def sys_setsid(l: Lwp, a, retval: list[int]) -> int:
+    """proc_enterpgrp(p, pid, pid, mksess): a process-group leader cannot
+    start a session."""
+    p = l.l_proc
+    retval[0] = p.p_pid
+    if proc_pgid(p) == p.p_pid:
+        return Errno.EPERM
+    p.p_session = Session(p.p_pid, proc_session(p).s_login)
+    p.p_pgid = p.p_pid
+    return 0
+
+
+@syscall(82, "setpgid")
+def sys_setpgid(l: Lwp, a, retval: list[int]) -> int:
+    """proc_enterpgrp(p, pid, pgid, false) with the only process group known
+    to exist being the caller's own."""
+    p = l.l_proc
+    if a.pgid < 0:
+        return Errno.EINVAL
+    targ = a.pid or p.p_pid
+    pgid = a.pgid or targ
+    if targ != p.p_pid:
+        return Errno.ESRCH            # not the caller nor one of its children
+    cur = proc_pgid(p)
+    if proc_session(p).s_sid == p.p_pid:   # a session leader stays where it is
+        return 0 if pgid == cur else Errno.EPERM
+    if pgid == cur:
+        return 0
+    if pgid != p.p_pid:                # no such group in this session
+        return Errno.EPERM
+    p.p_pgid = pgid
+    return 0
+
+
+# -- login name -------------------------------------------------------------------------
+
+@syscall(49, "__getlogin")
+def sys___getlogin(l: Lwp, a, retval: list[int]) -> int:
+    login = proc_session(l.l_proc).s_login.ljust(MAXLOGNAME, b"\0")
+    n = min(a.namelen, MAXLOGNAME)
+    return l.l_proc.p_vmspace.copyout(login[:n], a.namebuf)
+
+
+@syscall(50, "__setlogin")
+def sys___setlogin(l: Lwp, a, retval: list[int]) -> int:
+    return Errno.EPERM                # kauth KAUTH_PROCESS_SETID: root only

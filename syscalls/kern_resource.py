@@ -1,0 +1,233 @@
+"""Resource limits, priorities and usage (NetBSD's kern_resource.c).
+
+Model
+-----
+- Limits live in ``p.p_limits``: resource number -> ``[rlim_cur, rlim_max]``
+  (struct plimit's pl_rlimit).  :func:`rlimits_init` fills them with the values
+  NetBSD 10.1/amd64 gives proc0 (kern_proc.c proc0_init + uvm_glue.c
+  uvm_init_limits), which every process inherits, except what SITE_RLIMITS
+  and k.config["rlimits"] change (a raised thread limit).  The exec path
+  calls it.
+- The guest runs as an unprivileged user: kauth lets it lower limits, move
+  rlim_cur up to rlim_max, and raise its nice value; raising a hard limit is
+  EPERM, lowering the nice value EACCES (kauth_authorize_process).
+- System-wide parameters (param.c for amd64 GENERIC, maxusers 64, and a
+  modelled 8 GiB of RAM) are defined here; kern_sysctl.py reports the same
+  numbers under kern.* and hw.*.
+- getrusage: times come from the kernel clock (k.clock): system time is what
+  the clock charges to system calls, user time the rest.
+
+Not modelled: the stack-region mprotect that NetBSD's dosetrlimit does when
+RLIMIT_STACK's soft limit moves, and its EINVAL when the new limit is below
+the stack in use (no vm_ssize accounting here); children's usage (no fork).
+"""
+from __future__ import annotations
+
+import struct
+
+from .errno import Errno
+from .kern_prot import proc_cred, proc_pgid
+from .kern_tc import SYSCALL_NS
+from .lwp import Lwp, Proc
+from .table import syscall
+
+# sys/resource.h
+RLIMIT_CPU = 0
+RLIMIT_FSIZE = 1
+RLIMIT_DATA = 2
+RLIMIT_STACK = 3
+RLIMIT_CORE = 4
+RLIMIT_RSS = 5
+RLIMIT_MEMLOCK = 6
+RLIMIT_NPROC = 7
+RLIMIT_NOFILE = 8
+RLIMIT_SBSIZE = 9
+RLIMIT_AS = 10
+RLIMIT_VMEM = RLIMIT_AS
+RLIMIT_NTHR = 11
+RLIM_NLIMITS = 12
+RLIM_INFINITY = (1 << 63) - 1
+
+PRIO_MIN, PRIO_MAX = -20, 20
+PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
+NZERO = 20                               # sys/param.h: default nice
+RUSAGE_SELF, RUSAGE_CHILDREN = 0, -1
+
+# System-wide parameters (sys/param.h, sys/syslimits.h, conf/param.c, amd64 GENERIC).
+PHYSMEM = 8 << 30                        # modelled RAM (hw.physmem64)
+USERMEM = PHYSMEM - (256 << 20)          # hw.usermem64: RAM not wired by the kernel
+MAXUSERS = 64                            # amd64 GENERIC "maxusers 64"
+NPROC = 20 + 16 * MAXUSERS               # maxproc = 1044
+MAXFILES = 3 * (NPROC + MAXUSERS) + 80   # maxfiles = 3404
+CHILD_MAX = 160                          # syslimits.h; MAXUPRC defaults to it
+MAXUPRC = CHILD_MAX
+OPEN_MAX = 128                           # syslimits.h; NOFILE = OPEN_MAX
+NOFILE = OPEN_MAX
+MAXLWP, MAXMAXLWP = 4096, 65535          # sys/lwp.h
+# kern_lwp.c lwp_maxlwp(): one LWP per MiB of RAM, within [MAXLWP, MAXMAXLWP].
+MAXLWP_SYS = max(min(MAXMAXLWP, PHYSMEM // (1 << 20)), MAXLWP)
+
+# What nbemu's "login" changes from the kernel defaults (see rlimits_init).
+SITE_RLIMITS: dict[int, tuple[int, int]] = {RLIMIT_NTHR: (MAXLWP_SYS, MAXLWP_SYS)}
+
+_RLIMIT = struct.Struct("<QQ")           # struct rlimit: rlim_t cur, max
+_TIMEVAL = "qi4x"                        # struct timeval on LP64: time_t, suseconds_t
+_RUSAGE = struct.Struct("<" + _TIMEVAL * 2 + "14q")   # 144 bytes
+
+
+def rlimits_init(p: Proc) -> None:
+    """Give p NetBSD's initial limits (proc0's, inherited by every process),
+    then any overrides in ``p.k.config["rlimits"]``.  Must be called once the
+    process's kernel (p.k) is known.
+
+    The kernel's own soft RLIMIT_NTHR is min(maxlwp, maxuprc) = 160, which
+    makes a real machine refuse the 161st thread of a user (EAGAIN) until
+    `ulimit -T` raises it.  nbemu's site default (SITE_RLIMITS) raises it to
+    the hard limit, as such a login would: the guest tests run 200-300 LWPs."""
+    abi = p.k.abi
+    inf = RLIM_INFINITY
+    lim = min(abi.vm_maxuser_address, USERMEM)
+    table = {
+        RLIMIT_CPU: (inf, inf),
+        RLIMIT_FSIZE: (inf, inf),
+        RLIMIT_DATA: (abi.dfldsiz, abi.maxdsiz),
+        RLIMIT_STACK: (abi.dflssiz, abi.maxssiz),
+        RLIMIT_CORE: (inf, inf),
+        RLIMIT_RSS: (lim, lim),
+        RLIMIT_MEMLOCK: (lim // 3, lim),
+        RLIMIT_NPROC: (min(NPROC, MAXUPRC), NPROC),
+        RLIMIT_NOFILE: (min(MAXFILES, NOFILE), MAXFILES),
+        RLIMIT_SBSIZE: (inf, inf),
+        RLIMIT_AS: (inf, inf),
+        RLIMIT_NTHR: (min(MAXLWP_SYS, MAXUPRC), MAXLWP_SYS),
+    }
+    # Site settings, as a login class or `ulimit` would give them: {resource: (cur, max)}.
+    table.update(SITE_RLIMITS)
+    table.update(p.k.config.get("rlimits", {}))
+    p.p_limits = {r: [cur, mx] for r, (cur, mx) in table.items()}
+
+
+def _limits(p: Proc) -> dict[int, list[int]]:
+    if len(p.p_limits) < RLIM_NLIMITS:
+        rlimits_init(p)
+    return p.p_limits
+
+
+def dosetrlimit(l: Lwp, p: Proc, which: int, cur: int, mx: int) -> int:
+    """Set limit `which` of p to (cur, mx) as NetBSD's dosetrlimit does for an
+    unprivileged caller."""
+    if not 0 <= which < RLIM_NLIMITS:
+        return Errno.EINVAL
+    if cur > mx:
+        return Errno.EINVAL
+    old = _limits(p)[which]
+    if cur == old[0] and mx == old[1]:
+        return 0
+    if mx > old[1]:                  # kauth: only root may raise a hard limit
+        return Errno.EPERM
+    abi = p.k.abi
+    clamp = {RLIMIT_DATA: abi.maxdsiz, RLIMIT_STACK: abi.maxssiz, RLIMIT_NOFILE: MAXFILES,
+             RLIMIT_NPROC: NPROC, RLIMIT_NTHR: MAXLWP_SYS}.get(which)
+    if clamp is not None:
+        cur, mx = min(cur, clamp), min(mx, clamp)
+    if which == RLIMIT_STACK:
+        page = abi.page_size
+        cur = (cur + page - 1) & ~(page - 1)
+    old[0], old[1] = cur, mx
+    return 0
+
+
+@syscall(194, "getrlimit")
+def sys_getrlimit(l: Lwp, a, retval: list[int]) -> int:
+    which = a.which
+    if not 0 <= which < RLIM_NLIMITS:
+        return Errno.EINVAL
+    cur, mx = _limits(l.l_proc)[which]
+    return l.l_proc.p_vmspace.copyout(_RLIMIT.pack(cur, mx), a.rlp)
+
+
+@syscall(195, "setrlimit")
+def sys_setrlimit(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    data = p.p_vmspace.copyin(a.rlp, _RLIMIT.size)
+    if isinstance(data, int):
+        return data
+    cur, mx = _RLIMIT.unpack(data)
+    return dosetrlimit(l, p, a.which, cur, mx)
+
+
+# -- priorities ------------------------------------------------------------------
+
+def _nice(p: Proc) -> int:
+    return getattr(p, "p_nice", NZERO)
+
+
+def _prio_match(l: Lwp, which: int, who: int) -> bool | None:
+    """Does (which, who) name l's process?  None for a bad `which`."""
+    p = l.l_proc
+    if which == PRIO_PROCESS:
+        return who in (0, p.p_pid)
+    if which == PRIO_PGRP:
+        return who in (0, proc_pgid(p))
+    if which == PRIO_USER:
+        euid = proc_cred(p).cr_euid
+        return (who & 0xFFFFFFFF) == euid or who == 0
+    return None
+
+
+@syscall(100, "getpriority")
+def sys_getpriority(l: Lwp, a, retval: list[int]) -> int:
+    found = _prio_match(l, a.which, a.who)
+    if found is None:
+        return Errno.EINVAL
+    if not found:
+        return Errno.ESRCH
+    retval[0] = _nice(l.l_proc) - NZERO
+    return 0
+
+
+@syscall(96, "setpriority")
+def sys_setpriority(l: Lwp, a, retval: list[int]) -> int:
+    found = _prio_match(l, a.which, a.who)
+    if found is None:
+        return Errno.EINVAL
+    if not found:
+        return Errno.ESRCH
+    n = min(max(a.prio, PRIO_MIN), PRIO_MAX) + NZERO
+    p = l.l_proc
+    if n < _nice(p):                 # kauth: only root may lower the nice value
+        return Errno.EACCES
+    p.p_nice = n
+    return 0
+
+
+# -- usage -------------------------------------------------------------------------
+
+def _timeval(ns: int) -> tuple[int, int]:
+    us = ns // 1000
+    return us // 1_000_000, us % 1_000_000
+
+
+def rusage_self(p: Proc) -> bytes:
+    """struct rusage for RUSAGE_SELF."""
+    k = p.k
+    total = max(0, k.clock.monotonic_ns() - getattr(p, "p_start_ns", 10**9))
+    sys_ns = min(total, k.clock.syscalls * SYSCALL_NS)
+    vm = p.p_vmspace
+    rss_kb = 0
+    if vm is not None:
+        rss_kb = sum(e.end - e.start for e in vm.entries() if e.prot) // 1024
+    nivcsw = sum(l.l_pctr for l in p.p_lwps.values())
+    longs = [rss_kb, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, nivcsw]
+    return _RUSAGE.pack(*_timeval(total - sys_ns), *_timeval(sys_ns), *longs)
+
+
+@syscall(445, "__getrusage50")
+def sys___getrusage50(l: Lwp, a, retval: list[int]) -> int:
+    if a.who == RUSAGE_SELF:
+        data = rusage_self(l.l_proc)
+    elif a.who == RUSAGE_CHILDREN:
+        data = bytes(_RUSAGE.size)
+    else:
+        return Errno.EINVAL
+    return l.l_proc.p_vmspace.copyout(data, a.rusage)

@@ -14,9 +14,10 @@ from syscalls.lwp import Lwp, Proc
 from syscalls.signals import signame
 from syscalls.uvm_map import VmMap
 
-from .machine import DeadlockError, Machine
+from .machine import DeadlockError, InternalError, Machine
 
 EXIT_DEADLOCK = 125      # distinct from guest statuses 0..124 and 128+N signal deaths
+EXIT_INTERNAL = 70       # EX_SOFTWARE: nbemu itself failed (a bug), with a crash report
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Session:
         envp = [f"{kk}={vv}".encode() for kk, vv in env.items()]
         uid, gid = host_ids()
         res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid)
+        p.p_path = os.path.abspath(path)        # kern.proc_args.-1.KERN_PROC_PATHNAME
+        p.p_psstrp = res.ps_strings
         l = lwp_create(k, None, p, 0)
         assert isinstance(l, Lwp)
         m.start_lwp0(l, res.regs)
@@ -89,6 +92,10 @@ class Session:
             from .crash import deadlock_report
             deadlock_report(self, sys.stderr)
             return EXIT_DEADLOCK
+        except InternalError as e:
+            from .crash import internal_error_report
+            internal_error_report(self, e, sys.stderr)
+            return EXIT_INTERNAL
         finally:
             if k.sched_log is not None:
                 print(f"nbemu: schedule {self.schedule_hash()} "

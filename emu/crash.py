@@ -68,3 +68,20 @@ def crash_report(s, out: TextIO) -> None:
 def deadlock_report(s, out: TextIO) -> None:
     print("nbemu: deadlock: every LWP is blocked and no timeout is pending", file=out)
     lwp_table(s, out)
+
+
+def internal_error_report(s, err, out: TextIO) -> None:
+    """A Python exception escaped the kernel: show it with the guest's state."""
+    import traceback
+    from syscalls.table import name_of
+    l = err.lwp
+    code = err.vals[0] if err.vals else -1
+    print(f"nbemu: internal error (a bug in nbemu, not in the guest) while serving "
+          f"{name_of(code)} for lid {l.l_lid}:", file=out)
+    traceback.print_exception(err.exc, file=out)
+    m = s.machine
+    if l is m.loaded or l.l_md is not None:
+        pc = m.regs_get(l, (m.abi.pc_reg,))[0]
+        for line in disassemble(s, pc):
+            print(line, file=out)
+    lwp_table(s, out)

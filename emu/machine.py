@@ -38,6 +38,8 @@ from syscalls.lwp import LSONPROC, LW_USERRET, Lwp
 from . import native
 from .regs import RegBatch
 
+_INSN_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
 TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
 DET_SLICE_BLOCKS = (2_000, 20_000)   # deterministic mode: blocks per turn (seeded)
 
@@ -73,13 +75,23 @@ class Machine:
         self._pending_pc: int | None = None
         self._fault: tuple[int, int, int] | None = None
         self._intno: int | None = None
+        self.internal_error: InternalError | None = None
         self._batches: dict[tuple[int, ...], RegBatch] = {}
         self._in = RegBatch(abi.syscall_in_regs)
+        self._out = RegBatch(abi.syscall_out_regs)
         self.kernel = Kernel(abi, self, ncpu=ncpu, deterministic=deterministic, seed=seed,
                              root=root)
         uc = self.uc
-        self._h_sys = uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0,
-                                  abi.uc_hook_syscall_insn)
+        # The syscall hook is registered raw, without the binding's wrappers:
+        # they cost ~0.5 us per system call (the handler catches everything itself).
+        self._sys_cb = _INSN_SYSCALL_CB(self._on_syscall_raw)
+        h = ctypes.c_size_t()
+        err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_INSN,
+                                ctypes.cast(self._sys_cb, ctypes.c_void_p), None,
+                                ctypes.c_uint64(1), ctypes.c_uint64(0),
+                                ctypes.c_int(abi.uc_hook_syscall_insn))
+        if err:
+            raise UcError(err)
         uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
                     | UC_HOOK_MEM_FETCH_UNMAPPED | UC_HOOK_MEM_READ_PROT
                     | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT, self._on_bad_access)
@@ -135,6 +147,13 @@ class Machine:
             self._batch(ids).write_live(self.uch, vals)
         elif l.l_md is not None:       # (an LWP that just exited has no context)
             self._batch(ids).write_ctx(l.l_md, vals)
+
+    def syscall_return(self, l: Lwp, vals: Sequence[int]) -> None:
+        """Write abi.syscall_out_regs (the trap's hot path: one prebuilt batch)."""
+        if l is self.loaded:
+            self._out.write_live(self.uch, vals)
+        elif l.l_md is not None:
+            self._out.write_ctx(l.l_md, vals)
 
     def context_fork(self, parent: Lwp, child: Lwp) -> None:
         assert parent is self.loaded
@@ -199,12 +218,15 @@ class Machine:
     _py_budget = 0
 
     # -- traps ----------------------------------------------------------------------
-    def _on_syscall(self, uc, user_data) -> None:
+    def _on_syscall_raw(self, uch, user_data) -> None:
         l = self.curlwp
         vals = self._in.read_live(self.uch)
         self.in_hook = True
         try:
             self.kernel.syscall(l, vals)
+        except Exception as e:            # an emulator bug, never the guest's fault
+            self.internal_error = InternalError(l, vals, e)
+            self.request_stop()
         finally:
             self.in_hook = False
 
@@ -238,6 +260,8 @@ class Machine:
         p = k.proc
         assert p is not None
         while not p.p_exiting:
+            if self.internal_error is not None:
+                raise self.internal_error
             if k.callout.pending:
                 k.run_callouts()
             ci = k.pick_cpu()
@@ -256,7 +280,10 @@ class Machine:
             self._load(l)
             self.curlwp = l
             if l.l_kstack is not None:
-                k.resume(l)
+                try:
+                    k.resume(l)
+                except Exception as e:
+                    raise InternalError(l, l.l_sysvals or [], e) from e
                 if self._pending_pc is not None:
                     self.uc.reg_write(self.abi.pc_reg, self._pending_pc)
                     self._pending_pc = None
@@ -347,6 +374,14 @@ def _x86_trap_signal(intno: int) -> tuple[int, str]:
              14: (Sig.SIGSEGV, "page fault"), 16: (Sig.SIGFPE, "x87 floating-point error"),
              17: (Sig.SIGBUS, "alignment check"), 19: (Sig.SIGFPE, "SIMD floating-point error")}
     return table.get(intno, (Sig.SIGILL, f"trap {intno}"))
+
+
+class InternalError(Exception):
+    """A Python exception escaped the kernel: a bug of nbemu, reported as such."""
+
+    def __init__(self, l: Lwp, vals: list[int], exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.lwp, self.vals, self.exc = l, vals, exc
 
 
 class DeadlockError(Exception):

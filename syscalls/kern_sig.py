@@ -9,7 +9,7 @@ with a handler is kept pending on the LWP (one warning line).
 from __future__ import annotations
 
 from .kern_exit import exit1
-from .lwp import Lwp, LwpFlag
+from .lwp import Lwp
 from .signals import Sig, default_action
 
 SIG_DFL = 0
@@ -38,7 +38,6 @@ def kpsignal_lwp(t: Lwp, sig: int) -> None:
         return                      # ignore / stop / continue: not modelled yet
     pend = k.config.setdefault("sig_pending", {})
     pend.setdefault(t.l_lid, set()).add(sig)
-    t.l_flag |= LwpFlag(0)          # LW_PENDSIG once delivery exists
     warned = k.config.setdefault("sig_warned", set())
     if sig not in warned:
         warned.add(sig)

@@ -39,6 +39,7 @@ class Platform(Protocol):
     def context_free(self, l: Lwp) -> None: ...
     def request_stop(self) -> None: ...
     def restart_syscall(self, l: Lwp) -> None: ...
+    def syscall_return(self, l: Lwp, vals: Sequence[int]) -> None: ...
     def blocks_executed(self) -> int: ...
 
 
@@ -226,8 +227,8 @@ class Kernel:
         elif error == ERESTART:
             self.platform.restart_syscall(l)
         else:
-            self.platform.regs_set(l, self.abi.syscall_out_regs,
-                                   self.abi.encode_return(vals, error, retval[0], retval[1]))
+            self.platform.syscall_return(l, self.abi.encode_return(vals, error, retval[0],
+                                                                   retval[1]))
         if self.strace is not None:
             self.strace(l, code, args, error, retval)
         if l.l_stat == LSONPROC and l.l_flag & LW_USERRET:

@@ -30,6 +30,9 @@ class FakePlatform:
     def regs_set(self, l: Lwp, ids, vals) -> None:
         self.regs.setdefault(l.l_lid, {}).update(zip(ids, vals))
 
+    def syscall_return(self, l: Lwp, vals) -> None:
+        self.regs_set(l, ABI.syscall_out_regs, vals)
+
     def context_fork(self, parent: Lwp, child: Lwp) -> None:
         self.regs[child.l_lid] = dict(self.regs.get(parent.l_lid, {}))
 

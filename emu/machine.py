@@ -39,6 +39,7 @@ from . import native
 from .regs import RegBatch
 
 _INSN_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_TRAP_CB = ctypes.CFUNCTYPE(None)
 
 TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
 DET_SLICE_BLOCKS = (2_000, 20_000)   # deterministic mode: blocks per turn (seeded)
@@ -79,15 +80,33 @@ class Machine:
         self._batches: dict[tuple[int, ...], RegBatch] = {}
         self._in = RegBatch(abi.syscall_in_regs)
         self._out = RegBatch(abi.syscall_out_regs)
+        self._pc = RegBatch((abi.pc_reg,))
         self.kernel = Kernel(abi, self, ncpu=ncpu, deterministic=deterministic, seed=seed,
                              root=root)
         uc = self.uc
-        # The syscall hook is registered raw, without the binding's wrappers:
-        # they cost ~0.5 us per system call (the handler catches everything itself).
-        self._sys_cb = _INSN_SYSCALL_CB(self._on_syscall_raw)
+        # The syscall trap: with the native library, C reads the trap registers
+        # and writes the return values around a no-argument Python callback;
+        # otherwise a raw ctypes hook (without the binding's wrappers, ~0.5 us).
+        self._native_trap = False
         h = ctypes.c_size_t()
-        err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_INSN,
-                                ctypes.cast(self._sys_cb, ctypes.c_void_p), None,
+        nat = self.native
+        if nat is not None:
+            self._trap_cb = _TRAP_CB(self._on_trap_native)
+            nin, nout = len(abi.syscall_in_regs), len(abi.syscall_out_regs)
+            for i, r in enumerate(abi.syscall_in_regs):
+                nat.in_ids[i] = r
+            for i, r in enumerate(abi.syscall_out_regs):
+                nat.out_ids[i] = r
+            nat.lib.nb_set_trap(ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p),
+                                ctypes.cast(uclib.uc_reg_write_batch, ctypes.c_void_p),
+                                ctypes.cast(self._trap_cb, ctypes.c_void_p), nin, nout)
+            self._nin = nin
+            self._native_trap = True
+            fn = nat.syscall_hook
+        else:
+            self._sys_cb = _INSN_SYSCALL_CB(self._on_syscall_raw)
+            fn = ctypes.cast(self._sys_cb, ctypes.c_void_p)
+        err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_INSN, fn, None,
                                 ctypes.c_uint64(1), ctypes.c_uint64(0),
                                 ctypes.c_int(abi.uc_hook_syscall_insn))
         if err:
@@ -151,7 +170,14 @@ class Machine:
     def syscall_return(self, l: Lwp, vals: Sequence[int]) -> None:
         """Write abi.syscall_out_regs (the trap's hot path: one prebuilt batch)."""
         if l is self.loaded:
-            self._out.write_live(self.uch, vals)
+            if self.in_hook and self._native_trap:
+                nat = self.native
+                out = nat.out_vals
+                for i, v in enumerate(vals):
+                    out[i] = v & 0xFFFFFFFFFFFFFFFF
+                nat.out_valid.value = 1
+            else:
+                self._out.write_live(self.uch, vals)
         elif l.l_md is not None:
             self._out.write_ctx(l.l_md, vals)
 
@@ -170,9 +196,9 @@ class Machine:
         l.l_md = None
 
     def request_stop(self) -> None:
+        if self.in_emu and not self.stop_requested:
+            uclib.uc_emu_stop(self.uch)
         self.stop_requested = True
-        if self.in_emu:
-            self.uc.emu_stop()
 
     def restart_syscall(self, l: Lwp) -> None:
         n = self.abi.syscall_insn_len
@@ -187,6 +213,20 @@ class Machine:
         if self.native is not None:
             return self.native.blocks.value
         return self._pyblocks
+
+    def _claim_native(self) -> None:
+        """The native library's globals serve one running machine per process:
+        point its trap callback at this one."""
+        if self._native_trap:
+            nat = self.native
+            nat.lib.nb_set_trap(ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p),
+                                ctypes.cast(uclib.uc_reg_write_batch, ctypes.c_void_p),
+                                ctypes.cast(self._trap_cb, ctypes.c_void_p), self._nin,
+                                len(self.abi.syscall_out_regs))
+            for i, r in enumerate(self.abi.syscall_in_regs):
+                nat.in_ids[i] = r
+            for i, r in enumerate(self.abi.syscall_out_regs):
+                nat.out_ids[i] = r
 
     # -- the block hook (preemption) ----------------------------------------------
     _pyblocks = 0
@@ -218,9 +258,14 @@ class Machine:
     _py_budget = 0
 
     # -- traps ----------------------------------------------------------------------
+    def _on_trap_native(self) -> None:
+        self._trap(self.native.in_vals[:self._nin])
+
     def _on_syscall_raw(self, uch, user_data) -> None:
+        self._trap(self._in.read_live(self.uch))
+
+    def _trap(self, vals: list[int]) -> None:
         l = self.curlwp
-        vals = self._in.read_live(self.uch)
         self.in_hook = True
         try:
             self.kernel.syscall(l, vals)
@@ -259,6 +304,7 @@ class Machine:
         k = self.kernel
         p = k.proc
         assert p is not None
+        self._claim_native()
         while not p.p_exiting:
             if self.internal_error is not None:
                 raise self.internal_error
@@ -318,14 +364,16 @@ class Machine:
         self.stop_requested = False
         self._fault = None
         self._intno = None
-        pc = self.uc.reg_read(self.abi.pc_reg)
+        pc = self._pc.read_live(self.uch)[0]
         self.in_emu = True
         try:
-            self.uc.emu_start(pc, 0)
-        except UcError as e:
-            self.in_emu = False
-            self._guest_fault(l, e)
-            return
+            # uc_emu_start directly: the binding's wrapper costs ~1 us per turn
+            # and only re-raises exceptions of Python hooks, which ours never raise.
+            err = uclib.uc_emu_start(self.uch, pc, 0, 0, 0)
+            if err:
+                self.in_emu = False
+                self._guest_fault(l, UcError(err))
+                return
         finally:
             self.in_emu = False
             if nat is not None:

@@ -41,6 +41,14 @@ class NativeHook:
         self.block_hook = ctypes.cast(lib.nb_block_hook, ctypes.c_void_p)
         lib.nb_start_ticker.argtypes = [ctypes.c_long]
         lib.nb_set_stop.argtypes = [ctypes.c_void_p]
+        lib.nb_set_trap.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                    ctypes.c_int, ctypes.c_int]
+        self.syscall_hook = ctypes.cast(lib.nb_syscall_hook, ctypes.c_void_p)
+        self.in_ids = (ctypes.c_int * 16).in_dll(lib, "nb_in_ids")
+        self.in_vals = (ctypes.c_uint64 * 16).in_dll(lib, "nb_in_vals")
+        self.out_ids = (ctypes.c_int * 8).in_dll(lib, "nb_out_ids")
+        self.out_vals = (ctypes.c_uint64 * 8).in_dll(lib, "nb_out_vals")
+        self.out_valid = ctypes.c_int.in_dll(lib, "nb_out_valid")
 
 
 _loaded: NativeHook | None = None

@@ -72,3 +72,51 @@ int nb_start_ticker(long tick_ns)
 }
 
 void nb_stop_ticker(void) { g_ticker_run = 0; }
+
+/*
+ * The system-call trap glue. Unicorn calls nb_syscall_hook at a `syscall`
+ * instruction; it reads the trap registers in one batch into nb_in_vals, calls
+ * the Python kernel (a no-argument callback, the cheapest ctypes can make), and
+ * writes back nb_out_vals when the kernel produced a return (nb_out_valid).
+ * This saves two ctypes round trips per system call.
+ */
+typedef int (*uc_batch_fn)(void *uc, int *ids, void **vals, int count);
+typedef void (*trap_fn)(void);
+
+static uc_batch_fn g_read_batch, g_write_batch;
+static trap_fn g_trap;
+int nb_in_ids[16];
+uint64_t nb_in_vals[16];
+static void *g_in_ptrs[16];
+int nb_nin;
+int nb_out_ids[8];
+uint64_t nb_out_vals[8];
+static void *g_out_ptrs[8];
+int nb_nout;
+volatile int nb_out_valid;
+
+int nb_set_trap(void *read_batch, void *write_batch, void *trap, int nin, int nout)
+{
+    if (nin > 16 || nout > 8)
+        return -1;
+    g_read_batch = (uc_batch_fn)read_batch;
+    g_write_batch = (uc_batch_fn)write_batch;
+    g_trap = (trap_fn)trap;
+    nb_nin = nin;
+    nb_nout = nout;
+    for (int i = 0; i < nin; i++)
+        g_in_ptrs[i] = &nb_in_vals[i];
+    for (int i = 0; i < nout; i++)
+        g_out_ptrs[i] = &nb_out_vals[i];
+    return 0;
+}
+
+void nb_syscall_hook(void *uc, void *user)
+{
+    (void)user;
+    g_read_batch(uc, nb_in_ids, g_in_ptrs, nb_nin);
+    nb_out_valid = 0;
+    g_trap();
+    if (nb_out_valid)
+        g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
+}

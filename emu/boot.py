@@ -70,16 +70,9 @@ class Session:
         self.image = img
 
     def _init_subsystems(self, p: Proc) -> None:
-        try:
-            from syscalls import kern_descrip
-        except ImportError:    # pragma: no cover  (being written)
-            kern_descrip = None
-        if kern_descrip is not None:
-            kern_descrip.filedesc_init(p)
-        try:
-            from syscalls.kern_resource import rlimits_init
-        except ImportError:    # pragma: no cover
-            return
+        from syscalls.kern_descrip import filedesc_init
+        from syscalls.kern_resource import rlimits_init
+        filedesc_init(p)
         rlimits_init(p)
 
     def run(self) -> int:

@@ -12,6 +12,7 @@ import sys
 from . import __doc__ as _pkgdoc  # noqa: F401
 
 VERSION = "0.1.0"
+_TAKES_VALUE = {"--ncpu", "--seed", "--root", "-E", "-U", "-0"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,11 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `--strace` takes its FILE only as `--strace=FILE`, so that a bare
     # `--strace PROGRAM` never swallows the program.
-    for i, a in enumerate(argv):
+    i = 0
+    while i < len(argv):
+        a = argv[i]
         if not a.startswith("-"):
             break
         if a == "--strace":
             argv[i] = "--strace=-"
+        elif a in _TAKES_VALUE:
+            i += 1
+        i += 1
     ns = ap.parse_args(argv)
     if ns.ncpu < 1 or ns.ncpu > 256:
         print("nbemu: --ncpu must be between 1 and 256", file=sys.stderr)

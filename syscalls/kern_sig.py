@@ -39,7 +39,9 @@ def kpsignal_lwp(t: Lwp, sig: int) -> None:
     pend = k.config.setdefault("sig_pending", {})
     pend.setdefault(t.l_lid, set()).add(sig)
     warned = k.config.setdefault("sig_warned", set())
-    if sig not in warned:
+    # Signals whose default is to be ignored (Go's SIGURG preemption requests)
+    # lose nothing the program relies on: say nothing about them.
+    if sig not in warned and action != "ignore":
         warned.add(sig)
         k.warn(f"signal {sig} to a handler: delivery is not implemented yet; kept pending")
 

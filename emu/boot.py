@@ -31,6 +31,8 @@ class Options:
     argv0: str | None = None
     pid: int = 100
     sched_log: bool = False
+    trace: str | None = None          # --trace classes (emu/trace.py)
+    timeline: str | None = None       # --timeline FILE (emu/timeline.py)
     extra: dict = field(default_factory=dict)
 
 
@@ -68,6 +70,14 @@ class Session:
         if opts.sched_log:
             k.sched_log = []
         self.image = img
+        self.path = path
+        self._finishers: list = []       # called with the exit status at the end of run()
+        if opts.trace:
+            from .trace import attach as attach_trace
+            attach_trace(self, opts.trace)
+        if opts.timeline:
+            from .timeline import attach as attach_timeline
+            attach_timeline(self, opts.timeline)
 
     def _init_subsystems(self, p: Proc) -> None:
         from syscalls.kern_descrip import filedesc_init
@@ -77,6 +87,12 @@ class Session:
 
     def run(self) -> int:
         """Run to the end; the exit status as a shell reports it."""
+        status = self._run()
+        for fn in self._finishers:
+            fn(status)
+        return status
+
+    def _run(self) -> int:
         k = self.kernel
         p = k.proc
         try:
@@ -102,7 +118,6 @@ class Session:
                   file=sys.stderr)
             return 128 + p.p_xsig
         return p.p_xstat or 0
-
 
     def schedule_hash(self) -> str:
         """A digest of every scheduling decision (which LWP ran on which vCPU)."""

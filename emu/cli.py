@@ -40,15 +40,27 @@ def _parser() -> argparse.ArgumentParser:
                     help="argv[0] of the guest (default: PROGRAM)")
     ap.add_argument("--sched-hash", action="store_true",
                     help="print a hash of the scheduling decisions at exit (stderr)")
+    ap.add_argument("--trace", default=None, metavar="CLASSES",
+                    help="kdump-like event lines on stderr: a comma list of "
+                         "syscall,lwp,sched,signal (or all)")
+    ap.add_argument("--timeline", default=None, metavar="FILE",
+                    help="write a Perfetto / Chrome trace of vCPUs and LWPs to FILE")
     ap.add_argument("--version", action="version", version=f"nbemu {VERSION}")
     ap.add_argument("program", metavar="PROGRAM")
     ap.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     return ap
 
 
+# Subcommands: `nbemu NAME ...` runs emu/<module>.main(args) (tools built on the emulator).
+SUBCOMMANDS = {"atf": "emu.atf.cli", "timeline": "emu.timeline_cli", "explore": "emu.explore"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    ap = _parser()
     # `--strace` takes its FILE only as `--strace=FILE`, so that a bare
     # `--strace PROGRAM` never swallows the program.
     i = 0
@@ -83,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         strace_out = sys.stderr if ns.strace == "-" else open(ns.strace, "w")
     opts = Options(ncpu=ns.ncpu, deterministic=ns.deterministic, seed=ns.seed,
                    root=os.path.abspath(ns.root), strace=strace_out, env=env,
-                   argv0=ns.argv0, sched_log=ns.sched_hash)
+                   argv0=ns.argv0, sched_log=ns.sched_hash, trace=ns.trace,
+                   timeline=ns.timeline)
     sys.stdout.flush()
     status = run_program(ns.program, ns.args, opts)
     if strace_out is not None and strace_out is not sys.stderr:

@@ -57,3 +57,15 @@ def test_deterministic_is_repeatable() -> None:
         sched = [x for x in r.stderr.splitlines() if "schedule" in x]
         outs.add((r.stdout, tuple(sched)))
     assert len(outs) == 1
+
+
+@pytest.mark.parametrize("name,status,sig,what", [
+    ("fault_ill", 132, "SIGILL", "illegal instruction"),
+    ("fault_fpe", 136, "SIGFPE", "divide by zero"),
+])
+def test_fault_default_action(name: str, status: int, sig: str, what: str) -> None:
+    r = run_nbemu(build_c(name))
+    assert r.returncode == status, r.stderr
+    assert sig in r.stderr and what in r.stderr
+    assert "=>" in r.stderr          # disassembly at the faulting PC
+    assert "Traceback" not in r.stderr

@@ -89,3 +89,49 @@ def test_bad_options(bad: list[str]) -> None:
     r = nbemu(*bad)
     assert r.returncode == 2
     _one_line(r)
+
+
+def _elf64_with(phdrs: list[tuple[int, bytes]], machine: int = 62) -> bytes:
+    """An ELF64 little-endian executable whose program headers carry `phdrs`
+    (type, payload) segments; payloads follow the headers in the file."""
+    import struct
+    n = len(phdrs)
+    off = 64 + 56 * n
+    head = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    head += struct.pack("<HHIQQQIHHHHHH", 2, machine, 1, 0x401000, 64, 0, 0, 64, 56, n, 0, 0, 0)
+    table, body = b"", b""
+    for ptype, payload in phdrs:
+        table += struct.pack("<IIQQQQQQ", ptype, 4, off + len(body), 0x400000 + len(body), 0,
+                             len(payload), len(payload), 8)
+        body += payload + bytes(-len(payload) % 8)
+    return head + table + body
+
+
+_NOTE = __import__("struct").pack("<III", 7, 4, 1) + b"NetBSD\0\0" + \
+    __import__("struct").pack("<I", 1001000000)
+
+
+def test_dynamic_netbsd_elf_is_refused_clearly(tmp_path: Path) -> None:
+    f = tmp_path / "dyn"
+    f.write_bytes(_elf64_with([(4, _NOTE), (3, b"/usr/libexec/ld.elf_so\0")]))
+    r = nbemu(str(f))
+    assert r.returncode == 126
+    line = _one_line(r)
+    assert "dynamically linked" in line and "ld.elf_so" in line
+
+
+def test_class_contradicting_machine(tmp_path: Path) -> None:
+    # A 64-bit ELF that claims to be i386 (EM_386 = 3) is refused with a reason.
+    f = tmp_path / "odd"
+    f.write_bytes(_elf64_with([(4, _NOTE)], machine=3))
+    r = nbemu(str(f))
+    assert r.returncode == 126
+    _one_line(r)
+
+
+def test_truncated_elf(tmp_path: Path) -> None:
+    f = tmp_path / "trunc"
+    f.write_bytes(_elf64_with([(4, _NOTE)])[:40])
+    r = nbemu(str(f))
+    assert r.returncode == 126
+    assert "truncated" in _one_line(r)

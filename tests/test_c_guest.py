@@ -69,3 +69,10 @@ def test_fault_default_action(name: str, status: int, sig: str, what: str) -> No
     assert sig in r.stderr and what in r.stderr
     assert "=>" in r.stderr          # disassembly at the faulting PC
     assert "Traceback" not in r.stderr
+
+
+def test_page_protection_enforced() -> None:
+    r = run_nbemu(build_c("prot_segv"))
+    assert "prot_segv: read 1, now writing" in r.stdout
+    assert "FAIL" not in r.stdout
+    assert r.returncode == 139 and "write not permitted" in r.stderr, r.stderr

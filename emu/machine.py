@@ -25,7 +25,9 @@ import ctypes
 import sys
 from typing import Sequence
 
-from unicorn import (UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_PROT,
+from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
+                     UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
+                     UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_PROT,
                      UC_HOOK_MEM_FETCH_UNMAPPED, UC_HOOK_MEM_READ_PROT,
                      UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_PROT,
                      UC_HOOK_MEM_WRITE_UNMAPPED, Uc, UcError)
@@ -44,10 +46,11 @@ _TRAP_CB = ctypes.CFUNCTYPE(None)
 TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
 DET_SLICE_BLOCKS = (2_000, 20_000)   # deterministic mode: blocks per turn (seeded)
 
-_UNMAPPED = {UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_UNMAPPED, UC_HOOK_MEM_FETCH_UNMAPPED}
-_MEM_ACCESS = {UC_HOOK_MEM_READ_UNMAPPED: "read", UC_HOOK_MEM_WRITE_UNMAPPED: "write",
-               UC_HOOK_MEM_FETCH_UNMAPPED: "exec", UC_HOOK_MEM_READ_PROT: "read",
-               UC_HOOK_MEM_WRITE_PROT: "write", UC_HOOK_MEM_FETCH_PROT: "exec"}
+# The access kinds Unicorn passes to an invalid-access hook (UC_MEM_*).
+_UNMAPPED = {UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED}
+_MEM_ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
+               UC_MEM_FETCH_UNMAPPED: "exec", UC_MEM_READ_PROT: "read",
+               UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "exec"}
 
 
 class GuestFault(Exception):

@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	@prog=$$($(BIN)/python -m fixtures.build go:demo) && \
-	  echo "+ nbemu --ncpu 4 $$prog" && \
-	  $(BIN)/nbemu --ncpu 4 $$prog
+	  echo "+ nbemu --ncpu 4 --stats $$prog" && \
+	  $(BIN)/nbemu --ncpu 4 --stats $$prog
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q

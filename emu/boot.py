@@ -31,6 +31,7 @@ class Options:
     argv0: str | None = None
     pid: int = 100
     sched_log: bool = False
+    stats: bool = False
     trace: str | None = None          # --trace classes (emu/trace.py)
     timeline: str | None = None       # --timeline FILE (emu/timeline.py)
     extra: dict = field(default_factory=dict)
@@ -72,6 +73,8 @@ class Session:
         self.image = img
         self.path = path
         self._finishers: list = []       # called with the exit status at the end of run()
+        if opts.stats:
+            self._finishers.append(self._print_stats)
         if opts.trace:
             from .trace import attach as attach_trace
             attach_trace(self, opts.trace)
@@ -87,6 +90,8 @@ class Session:
 
     def run(self) -> int:
         """Run to the end; the exit status as a shell reports it."""
+        import time
+        self._t0 = time.perf_counter()
         status = self._run()
         for fn in self._finishers:
             fn(status)
@@ -118,6 +123,14 @@ class Session:
                   file=sys.stderr)
             return 128 + p.p_xsig
         return p.p_xstat or 0
+
+    def _print_stats(self, status: int) -> None:
+        import time
+        k = self.kernel
+        sw = " ".join(f"{ci.ci_index}:{ci.ci_nswitch}" for ci in k.cpus)
+        print(f"nbemu: stats: {k.nlwps_created} LWPs created (at most {k.nlwps_max} alive), "
+              f"{k.nsyscalls} system calls, switches per vCPU {sw}, "
+              f"{time.perf_counter() - self._t0:.2f} s", file=sys.stderr)
 
     def schedule_hash(self) -> str:
         """A digest of every scheduling decision (which LWP ran on which vCPU)."""

@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="argv[0] of the guest (default: PROGRAM)")
     ap.add_argument("--sched-hash", action="store_true",
                     help="print a hash of the scheduling decisions at exit (stderr)")
+    ap.add_argument("--stats", action="store_true",
+                    help="print LWP, system-call and vCPU counts at exit (stderr)")
     ap.add_argument("--trace", default=None, metavar="CLASSES",
                     help="kdump-like event lines on stderr: a comma list of "
                          "syscall,lwp,sched,signal (or all)")
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         strace_out = sys.stderr if ns.strace == "-" else open(ns.strace, "w")
     opts = Options(ncpu=ns.ncpu, deterministic=ns.deterministic, seed=ns.seed,
                    root=os.path.abspath(ns.root), strace=strace_out, env=env,
-                   argv0=ns.argv0, sched_log=ns.sched_hash, trace=ns.trace,
+                   argv0=ns.argv0, sched_log=ns.sched_hash, stats=ns.stats, trace=ns.trace,
                    timeline=ns.timeline)
     sys.stdout.flush()
     status = run_program(ns.program, ns.args, opts)

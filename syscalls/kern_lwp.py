@@ -83,6 +83,8 @@ def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
         l2.l_created_by = l1.l_lid
     p.p_lwps[lid] = l2
     p.p_nlwps += 1
+    k.nlwps_created += 1
+    k.nlwps_max = max(k.nlwps_max, p.p_nlwps - p.p_nzlwps)
     k.event("create", l2, parent=l1.l_lid if l1 else 0)
     return l2
 

@@ -66,6 +66,8 @@ class Kernel:
         self.sched_log: list[tuple] | None = None   # scheduling decisions (for a schedule hash)
         self._rr = -1
         self.nsyscalls = 0
+        self.nlwps_created = 0
+        self.nlwps_max = 0
         self.config: dict[str, Any] = {}
 
     # -- events ----------------------------------------------------------------

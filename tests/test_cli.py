@@ -135,3 +135,9 @@ def test_truncated_elf(tmp_path: Path) -> None:
     r = nbemu(str(f))
     assert r.returncode == 126
     assert "truncated" in _one_line(r)
+
+
+def test_stats_line() -> None:
+    r = nbemu("--stats", str(build_c("exit42")))
+    assert r.returncode == 42
+    assert "nbemu: stats: 1 LWPs created" in r.stderr and "system calls" in r.stderr

@@ -350,7 +350,8 @@ class Machine:
         cut = k.must_preempt_soon(ci)
         if self.deterministic:
             lo, hi = DET_SLICE_BLOCKS
-            budget = k.rng.randint(lo, hi)
+            pol = k.sched_policy
+            budget = pol.slice_budget(ci, l) if pol is not None else k.rng.randint(lo, hi)
             if nat is not None:
                 nat.budget.value = budget
             else:

@@ -64,6 +64,7 @@ class Kernel:
         self.strace: Callable[[Lwp, int, tuple, int, list[int]], None] | None = None
         self.listeners: list[Callable[[str, Lwp, dict], None]] = []
         self.sched_log: list[tuple] | None = None   # scheduling decisions (for a schedule hash)
+        self.sched_policy: Any = None   # --deterministic: picks vCPUs (emu/explore.py), None = seeded random
         self._rr = -1
         self.nsyscalls = 0
         self.nlwps_created = 0
@@ -107,7 +108,10 @@ class Kernel:
             busy = [ci for ci in cpus if ci.has_work()]
             if not busy:
                 return None
-            ci = busy[self.rng.randrange(len(busy))] if len(busy) > 1 else busy[0]
+            if self.sched_policy is not None:
+                ci = self.sched_policy.pick_cpu(busy)
+            else:
+                ci = busy[self.rng.randrange(len(busy))] if len(busy) > 1 else busy[0]
         else:
             ci = None
             for i in range(1, n + 1):
@@ -174,6 +178,7 @@ class Kernel:
             regargs = regargs[1:]
             more = self._stack_words(l, sp, 1)
             regargs = regargs + (more if isinstance(more, list) else [0])
+        l.l_syshist.append(code)     # last system calls, for reports (~20 ns)
         ent = SYSENT.get(code)
         handler = ent.handler if ent is not None else None
         retval = [0, vals[3]]

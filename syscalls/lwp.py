@@ -4,6 +4,7 @@ data, NetBSD's state and flag values, and the legal state transitions.
 """
 from __future__ import annotations
 
+from collections import deque
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Generator
 
@@ -115,6 +116,7 @@ class Lwp:
         self.l_created_by = 0
         self.l_uarea: Any = None
         self.l_recent: list[str] = []       # last system calls (crash/deadlock reports)
+        self.l_syshist: deque[int] = deque(maxlen=8)   # codes of the last system calls
 
     def set_stat(self, new: LwpStat) -> None:
         old = self.l_stat

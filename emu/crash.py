@@ -37,8 +37,9 @@ def disassemble(s, pc: int, n: int = 6) -> list[str]:
     code = vm.copyin(pc, 16 * n)
     if isinstance(code, int):
         return [f"  {pc:#x}: <unreadable>"]
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64) if abi.name == "amd64" else None
-    if md is None:
+    try:
+        md = capstone.Cs(*abi.capstone_arch_mode())
+    except (AttributeError, capstone.CsError):
         return []
     out = []
     for ins in md.disasm(code, pc):

@@ -41,6 +41,8 @@ from . import native
 from .regs import RegBatch
 
 _INSN_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
 _TRAP_CB = ctypes.CFUNCTYPE(None)
 
 TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
@@ -93,6 +95,7 @@ class Machine:
         self._native_trap = False
         h = ctypes.c_size_t()
         nat = self.native
+        intr_trap = abi.trap_kind == "intr"
         if nat is not None:
             self._trap_cb = _TRAP_CB(self._on_trap_native)
             nin, nout = len(abi.syscall_in_regs), len(abi.syscall_out_regs)
@@ -104,20 +107,35 @@ class Machine:
                                 ctypes.cast(uclib.uc_reg_write_batch, ctypes.c_void_p),
                                 ctypes.cast(self._trap_cb, ctypes.c_void_p), nin, nout)
             self._nin = nin
+            self._nvals = nin + abi.trap_fetch_insn    # + the appended instruction word
             self._native_trap = True
             fn = nat.syscall_hook
+            if intr_trap:
+                self._intr_other_cb = _INTR_OTHER_CB(self._on_interrupt_other)
+                self._set_native_intr()
+                fn = nat.intr_hook
+        elif intr_trap:
+            self._sys_cb = _INTR_CB(self._on_intr_raw)
+            fn = ctypes.cast(self._sys_cb, ctypes.c_void_p)
         else:
             self._sys_cb = _INSN_SYSCALL_CB(self._on_syscall_raw)
             fn = ctypes.cast(self._sys_cb, ctypes.c_void_p)
-        err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_INSN, fn, None,
-                                ctypes.c_uint64(1), ctypes.c_uint64(0),
-                                ctypes.c_int(abi.uc_hook_syscall_insn))
+        if intr_trap:
+            # Architectures whose system call is an exception (aarch64 `svc`): one
+            # UC_HOOK_INTR serves system calls and, for other numbers, faults.
+            err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_INTR, fn, None,
+                                    ctypes.c_uint64(1), ctypes.c_uint64(0))
+        else:
+            err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_INSN, fn, None,
+                                    ctypes.c_uint64(1), ctypes.c_uint64(0),
+                                    ctypes.c_int(abi.uc_hook_syscall_insn))
         if err:
             raise UcError(err)
         uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
                     | UC_HOOK_MEM_FETCH_UNMAPPED | UC_HOOK_MEM_READ_PROT
                     | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT, self._on_bad_access)
-        uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        if not intr_trap:
+            uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         if self.native is not None:
             self.native.lib.nb_set_stop(ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
             self.native.preempt.value = 0
@@ -190,7 +208,7 @@ class Machine:
         # Unless the ucontext sets them, the child resumes after the trap.
         pc = self.uc.reg_read(self.abi.pc_reg)
         if self.in_hook:
-            pc += self.abi.syscall_insn_len
+            pc += self.abi.syscall_insn_len - self.abi.trap_pc_offset
         self._batch((self.abi.pc_reg,)).write_ctx(child.l_md, (pc,))
 
     def context_free(self, l: Lwp) -> None:
@@ -206,7 +224,7 @@ class Machine:
     def restart_syscall(self, l: Lwp) -> None:
         n = self.abi.syscall_insn_len
         if l is self.loaded and self.in_hook:
-            self._pending_pc = self.uc.reg_read(self.abi.pc_reg)
+            self._pending_pc = self.uc.reg_read(self.abi.pc_reg) - self.abi.trap_pc_offset
             self.request_stop()
         else:
             pc = self.regs_get(l, (self.abi.pc_reg,))[0]
@@ -230,6 +248,16 @@ class Machine:
                 nat.in_ids[i] = r
             for i, r in enumerate(self.abi.syscall_out_regs):
                 nat.out_ids[i] = r
+            if self.abi.trap_kind == "intr":
+                self._set_native_intr()
+
+    def _set_native_intr(self) -> None:
+        abi = self.abi
+        pc_idx = abi.syscall_in_regs.index(abi.pc_reg) if abi.trap_fetch_insn else -1
+        if self.native.lib.nb_set_intr(abi.trap_intno, pc_idx, abi.trap_pc_offset,
+                                       ctypes.cast(uclib.uc_mem_read, ctypes.c_void_p),
+                                       ctypes.cast(self._intr_other_cb, ctypes.c_void_p)):
+            raise RuntimeError("nb_set_intr: too many trap registers")
 
     # -- the block hook (preemption) ----------------------------------------------
     _pyblocks = 0
@@ -262,10 +290,26 @@ class Machine:
 
     # -- traps ----------------------------------------------------------------------
     def _on_trap_native(self) -> None:
-        self._trap(self.native.in_vals[:self._nin])
+        self._trap(self.native.in_vals[:self._nvals])
 
     def _on_syscall_raw(self, uch, user_data) -> None:
         self._trap(self._in.read_live(self.uch))
+
+    def _on_intr_raw(self, uch, intno, user_data) -> None:
+        """UC_HOOK_INTR without the native library (trap_kind "intr")."""
+        abi = self.abi
+        if intno != abi.trap_intno:
+            self._on_interrupt_other(intno)
+            return
+        vals = self._in.read_live(self.uch)
+        if abi.trap_fetch_insn:
+            pc = vals[abi.syscall_in_regs.index(abi.pc_reg)]
+            vals.append(int.from_bytes(self.uc.mem_read(pc - abi.trap_pc_offset, 4), "little"))
+        self._trap(vals)
+
+    def _on_interrupt_other(self, intno: int) -> None:
+        self._intno = intno
+        uclib.uc_emu_stop(self.uch)
 
     def _trap(self, vals: list[int]) -> None:
         l = self.curlwp
@@ -405,7 +449,7 @@ class Machine:
             else:
                 sig, code, what = Sig.SIGSEGV, 2, f"{kind} not permitted at {addr:#x}"
         elif self._intno is not None:
-            sig, what = _x86_trap_signal(self._intno)
+            sig, what = self.abi.trap_signal(self._intno)
         elif err is not None:
             from unicorn import UC_ERR_INSN_INVALID
             if err.errno == UC_ERR_INSN_INVALID:
@@ -415,17 +459,6 @@ class Machine:
         self.last_fault = GuestFault(sig, code, addr, what)
         self.last_fault_lwp = l
         kpsignal_lwp(l, sig)
-
-
-def _x86_trap_signal(intno: int) -> tuple[int, str]:
-    from syscalls.signals import Sig
-    table = {0: (Sig.SIGFPE, "integer divide by zero"), 1: (Sig.SIGTRAP, "debug trap"),
-             3: (Sig.SIGTRAP, "breakpoint"), 4: (Sig.SIGSEGV, "overflow"),
-             5: (Sig.SIGSEGV, "bound range"), 6: (Sig.SIGILL, "illegal instruction"),
-             7: (Sig.SIGFPE, "FPU not available"), 13: (Sig.SIGSEGV, "general protection fault"),
-             14: (Sig.SIGSEGV, "page fault"), 16: (Sig.SIGFPE, "x87 floating-point error"),
-             17: (Sig.SIGBUS, "alignment check"), 19: (Sig.SIGFPE, "SIMD floating-point error")}
-    return table.get(intno, (Sig.SIGILL, f"trap {intno}"))
 
 
 class InternalError(Exception):

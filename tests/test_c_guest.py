@@ -1,5 +1,5 @@
-"""Freestanding C programs (our raw-syscall runtime, zig cc -target x86_64-netbsd) run
-under nbemu: each checks its own results and prints PASS."""
+"""Freestanding C programs (our raw-syscall runtime, zig cc -target <arch>-netbsd for
+x86_64 and aarch64) run under nbemu: each checks its own results and prints PASS."""
 from __future__ import annotations
 
 import pytest
@@ -8,29 +8,34 @@ from fixtures.build import build_c
 from tests.guest import run_nbemu
 
 SELF_CHECKING = ["lwp_basic", "lwp_park", "efault", "spin", "manylwp", "startup"]
+# C architectures with a fixture runtime (fixtures/c/rt/<arch>/) that nbemu emulates.
+ARCHES = ["x86_64", "aarch64"]
 
 
+@pytest.mark.parametrize("arch", ARCHES)
 @pytest.mark.parametrize("name", SELF_CHECKING)
 @pytest.mark.parametrize("ncpu", [1, 4])
-def test_self_checking_fixture(name: str, ncpu: int) -> None:
-    r = run_nbemu(build_c(name), opts=("--ncpu", str(ncpu)))
+def test_self_checking_fixture(name: str, ncpu: int, arch: str) -> None:
+    r = run_nbemu(build_c(name, arch), opts=("--ncpu", str(ncpu)))
     assert "Traceback" not in r.stderr, r.stderr
     assert "FAIL" not in r.stdout, r.stdout
     assert r.stdout.rstrip().endswith("PASS"), (r.stdout, r.stderr)
     assert r.returncode == 0
 
 
+@pytest.mark.parametrize("arch", ARCHES)
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_self_checking_deterministic(seed: int) -> None:
+def test_self_checking_deterministic(seed: int, arch: str) -> None:
     for name in ("lwp_park", "spin"):
-        r = run_nbemu(build_c(name), opts=("--deterministic", "--seed", str(seed)))
+        r = run_nbemu(build_c(name, arch), opts=("--deterministic", "--seed", str(seed)))
         assert r.returncode == 0 and r.stdout.rstrip().endswith("PASS"), (r.stdout, r.stderr)
 
 
-def test_hello_args_and_env() -> None:
+@pytest.mark.parametrize("arch", ARCHES)
+def test_hello_args_and_env(arch: str) -> None:
     import os
     env = dict(os.environ, NBEMU_GREETING="hi there")
-    r = run_nbemu(build_c("hello_c"), "one", "two", env=env)
+    r = run_nbemu(build_c("hello_c", arch), "one", "two", env=env)
     assert r.returncode == 0, r.stderr
     assert "hello from C" in r.stdout
     assert "one" in r.stdout and "two" in r.stdout and "hi there" in r.stdout
@@ -41,17 +46,19 @@ def test_env_option_overrides() -> None:
     assert "from-E" in r.stdout, r.stdout
 
 
-def test_segv_kills_with_139_and_report() -> None:
-    r = run_nbemu(build_c("segv"))
+@pytest.mark.parametrize("arch", ARCHES)
+def test_segv_kills_with_139_and_report(arch: str) -> None:
+    r = run_nbemu(build_c("segv", arch))
     assert r.returncode == 139
     assert "SIGSEGV" in r.stderr and "crash" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_deterministic_is_repeatable() -> None:
+@pytest.mark.parametrize("arch", ARCHES)
+def test_deterministic_is_repeatable(arch: str) -> None:
     outs = set()
     for _ in range(2):
-        r = run_nbemu(build_c("lwp_park"), opts=("--deterministic", "--seed", "7",
+        r = run_nbemu(build_c("lwp_park", arch), opts=("--deterministic", "--seed", "7",
                                                  "--sched-hash"))
         assert r.returncode == 0, r.stderr
         sched = [x for x in r.stderr.splitlines() if "schedule" in x]
@@ -71,8 +78,9 @@ def test_fault_default_action(name: str, status: int, sig: str, what: str) -> No
     assert "Traceback" not in r.stderr
 
 
-def test_page_protection_enforced() -> None:
-    r = run_nbemu(build_c("prot_segv"))
+@pytest.mark.parametrize("arch", ARCHES)
+def test_page_protection_enforced(arch: str) -> None:
+    r = run_nbemu(build_c("prot_segv", arch))
     assert "prot_segv: read 1, now writing" in r.stdout
     assert "FAIL" not in r.stdout
     assert r.returncode == 139 and "write not permitted" in r.stderr, r.stderr

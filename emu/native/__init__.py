@@ -44,6 +44,9 @@ class NativeHook:
         lib.nb_set_trap.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                     ctypes.c_int, ctypes.c_int]
         self.syscall_hook = ctypes.cast(lib.nb_syscall_hook, ctypes.c_void_p)
+        lib.nb_set_intr.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_uint64,
+                                    ctypes.c_void_p, ctypes.c_void_p]
+        self.intr_hook = ctypes.cast(lib.nb_intr_hook, ctypes.c_void_p)
         self.in_ids = (ctypes.c_int * 16).in_dll(lib, "nb_in_ids")
         self.in_vals = (ctypes.c_uint64 * 16).in_dll(lib, "nb_in_vals")
         self.out_ids = (ctypes.c_int * 8).in_dll(lib, "nb_out_ids")

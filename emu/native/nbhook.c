@@ -120,3 +120,53 @@ void nb_syscall_hook(void *uc, void *user)
     if (nb_out_valid)
         g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
 }
+
+/*
+ * The same glue for architectures whose system-call instruction raises an
+ * exception (aarch64 `svc`): a UC_HOOK_INTR hook. Exception number
+ * g_intr_swi is a system call; any other goes to g_intr_other (a fault).
+ * With g_insn_pc_idx >= 0 the trapping instruction word (read at
+ * nb_in_vals[g_insn_pc_idx] - g_insn_back) is appended as nb_in_vals[nb_nin]:
+ * aarch64 encodes the system-call number in `svc #imm16`, and Unicorn does not
+ * set ESR_EL1 when the exception is delivered to a hook.
+ */
+typedef int (*uc_mem_read_fn)(void *uc, uint64_t addr, void *bytes, uint64_t size);
+typedef void (*intr_fn)(uint32_t intno);
+
+static int g_intr_swi = -1;
+static int g_insn_pc_idx = -1;
+static uint64_t g_insn_back;
+static uc_mem_read_fn g_mem_read;
+static intr_fn g_intr_other;
+
+int nb_set_intr(int swi_intno, int insn_pc_idx, uint64_t insn_back, void *mem_read,
+                void *other)
+{
+    if (insn_pc_idx >= nb_nin || nb_nin >= 16)   /* call after nb_set_trap */
+        return -1;
+    g_intr_swi = swi_intno;
+    g_insn_pc_idx = insn_pc_idx;
+    g_insn_back = insn_back;
+    g_mem_read = (uc_mem_read_fn)mem_read;
+    g_intr_other = (intr_fn)other;
+    return 0;
+}
+
+void nb_intr_hook(void *uc, uint32_t intno, void *user)
+{
+    (void)user;
+    if ((int)intno != g_intr_swi) {
+        g_intr_other(intno);
+        return;
+    }
+    g_read_batch(uc, nb_in_ids, g_in_ptrs, nb_nin);
+    if (g_insn_pc_idx >= 0) {
+        uint32_t word = 0;
+        g_mem_read(uc, nb_in_vals[g_insn_pc_idx] - g_insn_back, &word, 4);
+        nb_in_vals[nb_nin] = word;
+    }
+    nb_out_valid = 0;
+    g_trap();
+    if (nb_out_valid)
+        g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
+}

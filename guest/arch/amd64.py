@@ -104,6 +104,23 @@ class Amd64(Abi):
     def tls_reg(self) -> int:
         return X.UC_X86_REG_FS_BASE
 
+    def trap_signal(self, intno: int) -> tuple[int, str]:
+        """Signal and description of a CPU exception (Unicorn interrupt number)."""
+        from syscalls.signals import Sig
+        table = {0: (Sig.SIGFPE, "integer divide by zero"), 1: (Sig.SIGTRAP, "debug trap"),
+                 3: (Sig.SIGTRAP, "breakpoint"), 4: (Sig.SIGSEGV, "overflow"),
+                 5: (Sig.SIGSEGV, "bound range"), 6: (Sig.SIGILL, "illegal instruction"),
+                 7: (Sig.SIGFPE, "FPU not available"),
+                 13: (Sig.SIGSEGV, "general protection fault"),
+                 14: (Sig.SIGSEGV, "page fault"), 16: (Sig.SIGFPE, "x87 floating-point error"),
+                 17: (Sig.SIGBUS, "alignment check"),
+                 19: (Sig.SIGFPE, "SIMD floating-point error")}
+        return table.get(intno, (Sig.SIGILL, f"trap {intno}"))
+
+    def capstone_arch_mode(self) -> tuple[int, int]:
+        import capstone
+        return capstone.CS_ARCH_X86, capstone.CS_MODE_64
+
     # -- exec --------------------------------------------------------------
     def setregs(self, entry: int, sp: int, ps_strings: int) -> dict[int, int]:
         # machdep.c setregs(): rbx = ps_strings, rdi/rsi/rbp/rdx/rcx/rax = 0,

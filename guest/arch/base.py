@@ -41,6 +41,17 @@ class Abi:
     syscall_out_regs: tuple[int, ...]
     # Registers of a crash report, with their names.
     report_regs: tuple[tuple[str, int], ...]
+    # How a system call traps. "insn": a UC_HOOK_INSN on `uc_hook_syscall_insn`
+    # (x86 `syscall`). "intr": a UC_HOOK_INTR exception numbered `trap_intno`
+    # (aarch64 `svc`); other exception numbers are faults (trap_signal).
+    trap_kind: str = "insn"
+    trap_intno: int = -1
+    # How far past the syscall instruction's address the PC reads inside the trap
+    # hook (x86 insn hook: 0, Unicorn adds the length afterwards; aarch64: 4).
+    trap_pc_offset: int = 0
+    # True: the trap glue appends the trapping instruction word (read at
+    # PC - trap_pc_offset) to the syscall_in_regs values (svc #imm numbers).
+    trap_fetch_insn: bool = False
 
     def decode_syscall(self, vals: list[int]) -> tuple[int, list[int], int]:
         """From syscall_in_regs values: (code, register args, stack pointer for more args)."""

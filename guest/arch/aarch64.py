@@ -1,0 +1,237 @@
+"""NetBSD/aarch64 (evbarm64): registers, system-call convention, mcontext layout, setregs.
+
+Facts from NetBSD's sys/arch/aarch64/aarch64/{syscall.c,exec_machdep.c,cpu_machdep.c,
+vectors.S}, arm/mcontext.h and aarch64/vmparam.h (the headers ship in ziglang's
+aarch64-netbsd-none and generic-netbsd folders), and Go's runtime/sys_netbsd_arm64.s.
+
+System calls (syscall.c):
+  - `svc #N`: the number is the instruction's 16-bit immediate (the kernel reads it
+    from ESR_EL1). For `svc #0` (SYS_syscall) and `svc #198` (SYS___syscall) the
+    number is in x17 and the arguments stay in x0..x7 (no shift). The code is masked
+    with SYS_NSYSENT - 1 (511). Go's runtime uses `SVC $SYS_x`; its syscall package
+    `SVC $0` with the number in R17.
+  - eight arguments in x0..x7 (NARGREG = 8); more are copied in from the user sp.
+  - success: x0, x1 = rval[0], rval[1], C flag of SPSR (NZCV) clear;
+    failure: x0 = errno, C set, x1 untouched; ERESTART: pc -= 4.
+
+Trap mechanics under Unicorn: `svc` raises interrupt EXCP_SWI (2) through
+UC_HOOK_INTR, with PC already past the 4-byte instruction; the engine resumes at
+PC when the hook returns. ESR_EL1 is not set by Unicorn, so the trap glue fetches
+the instruction word at PC - 4 and appends it to the trap registers.
+
+TLS: TPIDR_EL0. NetBSD keeps it equal to l_private (vectors.S saves it at every
+entry from EL0 and reloads it from l_private at every return); mcontext carries it
+in __gregs[_REG_TPIDR] and cpu_setmcontext loads it only with _UC_TLSBASE.
+"""
+from __future__ import annotations
+
+import struct
+
+from unicorn import UC_ARCH_ARM64, UC_MODE_ARM
+from unicorn import arm64_const as A
+
+from .base import Abi
+
+# __gregs[] (arm/mcontext.h): x0..x30, sp (_REG_X31), pc (_REG_ELR), spsr, tpidr.
+NGREG = 35
+_REG_X0, _REG_X17, _REG_SP, _REG_PC, _REG_SPSR, _REG_TPIDR = 0, 17, 31, 32, 33, 34
+
+_X = tuple(A.UC_ARM64_REG_X0 + i for i in range(29)) + (A.UC_ARM64_REG_X29,
+                                                         A.UC_ARM64_REG_X30)
+_CPU_IDS = _X + (A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PC, A.UC_ARM64_REG_NZCV)
+_TPIDR = A.UC_ARM64_REG_TPIDR_EL0
+
+# ucontext_t (sys/ucontext.h + arm/mcontext.h for __aarch64__): 944 bytes; the
+# mcontext is 16-byte aligned (its __fregs are), so it starts at 64.
+UC_FLAGS_OFF = 0
+UC_SIGMASK_OFF = 16
+UC_STACK_OFF = 32
+UC_MCONTEXT_OFF = 64
+MC_FREGS_OFF = UC_MCONTEXT_OFF + 288          # 352: __qregs[32] (16 bytes each)
+MC_FPCR_OFF = MC_FREGS_OFF + 512              # 864
+MC_FPSR_OFF = MC_FPCR_OFF + 4                 # 868
+UCONTEXT_SIZE = 944
+
+_UC_SIGMASK, _UC_STACK, _UC_CPU, _UC_FPU = 0x1, 0x2, 0x4, 0x8
+_UC_TLSBASE = 0x00080000                      # _UC_MD_BIT19
+
+SPSR_NZCV = 0xF0000000
+NZCV_C = 0x20000000
+
+SYS_syscall, SYS___syscall = 0, 198
+SYS_NSYSENT = 512
+
+EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT = 1, 2, 3, 4
+EXCP_BKPT, EXCP_UNALIGNED = 7, 22
+
+PAGE_SIZE = 4096
+VM_MAXUSER_ADDRESS = (1 << 48) - PAGE_SIZE
+
+# Order of the trap registers (syscall_in_regs); decode_syscall indexes them.
+# x1 sits at index 3: the kernel starts rval[1] from vals[3] (amd64's rdx), and
+# NetBSD's aarch64 syscall.c starts it from x1 (rval[1] = tf->tf_reg[1]).
+_IN_ARGS = 8
+_ARG_ORDER = (0, 3, 1, 2, 4, 5, 6, 7)       # x0..x7 -> index in syscall_in_regs
+_IN_X1 = 3
+_IN_X17, _IN_SP, _IN_NZCV, _IN_PC = 8, 9, 10, 11
+
+
+class Aarch64(Abi):
+    name = "aarch64"           # nbemu's name for the port
+    machine = "evbarm"         # NetBSD's MACHINE (hw.machine, uname -m)
+    machine_arch = "aarch64"   # MACHINE_ARCH (hw.machine_arch, uname -p)
+    elf_machine = 183          # EM_AARCH64
+    elf_class = 64
+    page_size = PAGE_SIZE
+    word_size = 8
+    usrstack = VM_MAXUSER_ADDRESS
+    vm_maxuser_address = VM_MAXUSER_ADDRESS
+    dflssiz = 1 << 23          # 8 MB
+    maxssiz = 1 << 26          # 64 MB
+    dfldsiz = 1 << 32          # 4 GB
+    maxdsiz = 1 << 36          # 64 GB
+    ucontext_size = UCONTEXT_SIZE
+    syscall_insn_len = 4
+    uc_arch = UC_ARCH_ARM64
+    uc_mode = UC_MODE_ARM
+    pc_reg = A.UC_ARM64_REG_PC
+    sp_reg = A.UC_ARM64_REG_SP
+    # Trapping: an exception (UC_HOOK_INTR) whose number is EXCP_SWI; during the hook
+    # the PC is already past the svc; the glue appends the svc instruction word.
+    trap_kind = "intr"
+    trap_intno = EXCP_SWI
+    trap_pc_offset = 4
+    trap_fetch_insn = True
+    syscall_in_regs = (A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X2, A.UC_ARM64_REG_X3,
+                       A.UC_ARM64_REG_X1) + tuple(A.UC_ARM64_REG_X0 + i for i in range(4, 8)) + (
+        A.UC_ARM64_REG_X17, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_NZCV, A.UC_ARM64_REG_PC)
+    syscall_out_regs = (A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_NZCV)
+    report_regs = tuple((f"x{i}", _X[i]) for i in range(31)) + (
+        ("sp", A.UC_ARM64_REG_SP), ("pc", A.UC_ARM64_REG_PC), ("nzcv", A.UC_ARM64_REG_NZCV),
+        ("tpidr", _TPIDR))
+
+    # -- system calls ----------------------------------------------------
+    def nreg_args(self) -> int:
+        return _IN_ARGS
+
+    def decode_syscall(self, vals: list[int]) -> tuple[int, list[int], int]:
+        insn = vals[-1]
+        code = (insn >> 5) & 0xFFFF                   # svc #imm16
+        if code == SYS_syscall or code == SYS___syscall:
+            code = vals[_IN_X17] & (SYS_NSYSENT - 1)
+            if code == SYS_syscall or code == SYS___syscall:
+                code = SYS_NSYSENT - 1                # an indirect call of itself: ENOSYS
+        else:
+            code &= SYS_NSYSENT - 1
+        return code, [vals[i] for i in _ARG_ORDER], vals[_IN_SP]
+
+    def encode_return(self, vals: list[int], error: int, rv0: int, rv1: int) -> list[int]:
+        nzcv = vals[_IN_NZCV]
+        if error:
+            return [error, vals[_IN_X1], nzcv | NZCV_C]
+        return [rv0, rv1, nzcv & ~NZCV_C]
+
+    def tls_reg(self) -> int:
+        return _TPIDR
+
+    def trap_signal(self, intno: int) -> tuple[int, str]:
+        """Signal and description of an exception other than the svc trap."""
+        from syscalls.signals import Sig
+        table = {EXCP_UDEF: (Sig.SIGILL, "undefined instruction"),
+                 EXCP_BKPT: (Sig.SIGTRAP, "breakpoint (brk)"),
+                 EXCP_PREFETCH_ABORT: (Sig.SIGSEGV, "instruction abort"),
+                 EXCP_DATA_ABORT: (Sig.SIGSEGV, "data abort"),
+                 EXCP_UNALIGNED: (Sig.SIGBUS, "alignment fault")}
+        return table.get(intno, (Sig.SIGILL, f"exception {intno}"))
+
+    def capstone_arch_mode(self) -> tuple[int, int]:
+        import capstone
+        arch = getattr(capstone, "CS_ARCH_ARM64", None)
+        if arch is None:
+            arch = capstone.CS_ARCH_AARCH64
+        return arch, capstone.CS_MODE_ARM
+
+    # -- exec --------------------------------------------------------------
+    def setregs(self, entry: int, sp: int, ps_strings: int) -> dict[int, int]:
+        # exec_machdep.c setregs(): the whole trapframe zeroed; x2 = ps_strings
+        # (__start(cleanup, obj, ps_strings)); sp = stack & -16; pc = entry;
+        # spsr = EL0t (NZCV clear). TPIDR_EL0 = l_private = 0.
+        regs = {r: 0 for r in _CPU_IDS}
+        regs.update({A.UC_ARM64_REG_X2: ps_strings, A.UC_ARM64_REG_SP: sp & ~15,
+                     A.UC_ARM64_REG_PC: entry, _TPIDR: 0,
+                     A.UC_ARM64_REG_FPCR: 0, A.UC_ARM64_REG_FPSR: 0})
+        return regs
+
+    # -- ucontext / mcontext ---------------------------------------------
+    def unpack_mcontext_gregs(self, uc_bytes: bytes) -> list[int]:
+        return list(struct.unpack_from(f"<{NGREG}Q", uc_bytes, UC_MCONTEXT_OFF))
+
+    def cpu_mcontext_validate(self, gregs: list[int]) -> bool:
+        """cpu_machdep.c: only NZCV in spsr (EL0t), a 4-aligned pc, a 16-aligned sp."""
+        if gregs[_REG_SPSR] & ~SPSR_NZCV:
+            return False
+        if gregs[_REG_PC] & 3 or gregs[_REG_SP] & 15:
+            return False
+        return True
+
+    def mcontext_regs(self, uc_bytes: bytes, flags: int) -> tuple[list[int], list[int]]:
+        """(register ids, values) to load from a ucontext's mcontext (cpu_setmcontext)."""
+        ids: list[int] = []
+        vals: list[int] = []
+        g = self.unpack_mcontext_gregs(uc_bytes)
+        if flags & _UC_CPU:
+            ids += list(_CPU_IDS)
+            vals += g[:33] + [g[_REG_SPSR] & SPSR_NZCV]
+        if flags & _UC_TLSBASE:
+            ids.append(_TPIDR)
+            vals.append(g[_REG_TPIDR])
+        if flags & _UC_FPU:
+            fpcr, fpsr = struct.unpack_from("<II", uc_bytes, MC_FPCR_OFF)
+            ids += [A.UC_ARM64_REG_FPCR, A.UC_ARM64_REG_FPSR]
+            vals += [fpcr, fpsr]
+        return ids, vals
+
+    def fpu_vregs_from_mcontext(self, uc_bytes: bytes) -> list[tuple[int, int]]:
+        """(q register id, 128-bit value) pairs of __fregs.__qregs."""
+        out = []
+        for i in range(32):
+            lo, hi = struct.unpack_from("<QQ", uc_bytes, MC_FREGS_OFF + 16 * i)
+            out.append((A.UC_ARM64_REG_Q0 + i, lo | (hi << 64)))
+        return out
+
+    def getmcontext_ids(self) -> tuple[int, ...]:
+        return _CPU_IDS + (_TPIDR, A.UC_ARM64_REG_FPCR, A.UC_ARM64_REG_FPSR)
+
+    def build_ucontext(self, vals: list[int], sigmask: tuple[int, int, int, int],
+                       stack: tuple[int, int, int], vregs: list[int] | None) -> bytes:
+        """A ucontext_t as NetBSD's getucontext() fills it (values of getmcontext_ids)."""
+        buf = bytearray(UCONTEXT_SIZE)
+        flags = _UC_SIGMASK | _UC_STACK | _UC_CPU | _UC_TLSBASE
+        n = len(_CPU_IDS)
+        g = list(vals[:33]) + [vals[33] & SPSR_NZCV, vals[n]]
+        struct.pack_into(f"<{NGREG}Q", buf, UC_MCONTEXT_OFF, *g)
+        struct.pack_into("<II", buf, MC_FPCR_OFF, vals[n + 1] & 0xFFFFFFFF,
+                         vals[n + 2] & 0xFFFFFFFF)
+        if vregs is not None:
+            flags |= _UC_FPU
+            for i, v in enumerate(vregs):
+                struct.pack_into("<QQ", buf, MC_FREGS_OFF + 16 * i,
+                                 v & 0xFFFFFFFFFFFFFFFF, v >> 64)
+        struct.pack_into("<I", buf, UC_FLAGS_OFF, flags)
+        struct.pack_into("<4I", buf, UC_SIGMASK_OFF, *sigmask)
+        struct.pack_into("<QQi", buf, UC_STACK_OFF, *stack)
+        return bytes(buf)
+
+    def ucontext_flags(self, uc_bytes: bytes) -> int:
+        return struct.unpack_from("<I", uc_bytes, UC_FLAGS_OFF)[0]
+
+    def ucontext_sigmask(self, uc_bytes: bytes) -> tuple[int, ...]:
+        return struct.unpack_from("<4I", uc_bytes, UC_SIGMASK_OFF)
+
+    def set_syscall_success_in_gregs(self, vals: list[int]) -> None:
+        """getcontext's saved registers resume as a successful call returning 0."""
+        vals[0] = 0
+        vals[_CPU_IDS.index(A.UC_ARM64_REG_NZCV)] &= ~NZCV_C
+
+
+ABI = Aarch64()

@@ -53,25 +53,18 @@ def test_different_seeds_explore_different_orders(ncpu: int) -> None:
     assert len(set(orders.values())) >= len(SEEDS) - 1, orders
 
 
-# The schedule hash digests Kernel.sched_log, which records which LWP each CPU
-# switched to (and preemptions) -- but not the seeded choice of which vCPU the host
-# runs next (Kernel.pick_cpu) nor the seeded slice length (Machine._run_slice).  With
-# several vCPUs, two seeds can make the same switch decisions in a different
-# interleaving: seeds 3 and 4 on 4 vCPUs print different orders with one hash.
-_HASH_MISSES_PICK_CPU = pytest.mark.xfail(
-    reason="--sched-hash omits Kernel.pick_cpu's seeded vCPU choice and the seeded "
-           "slice budget: different interleavings can share a hash (syscalls/kernel.py, "
-           "emu/machine.py)", strict=False)
+# The schedule hash digests Kernel.sched_log: every turn (vCPU, LWP, seeded slice
+# budget) plus the switch and preemption decisions.
 
 
-@pytest.mark.parametrize("ncpu", [1, pytest.param(4, marks=_HASH_MISSES_PICK_CPU)])
+@pytest.mark.parametrize("ncpu", [1, 4])
 def test_different_seeds_different_hashes(ncpu: int) -> None:
     runs = {seed: _run(ncpu, seed) for seed in SEEDS}
     hashes = {seed: h for seed, (_, h) in runs.items()}
     assert len(set(hashes.values())) == len(SEEDS), runs
 
 
-@pytest.mark.parametrize("ncpu", [1, pytest.param(4, marks=_HASH_MISSES_PICK_CPU)])
+@pytest.mark.parametrize("ncpu", [1, 4])
 def test_hash_tells_interleavings_apart(ncpu: int) -> None:
     """Two runs that printed different orders must have different schedule hashes."""
     runs = [_run(ncpu, seed) for seed in SEEDS]

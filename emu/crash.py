@@ -81,7 +81,12 @@ def internal_error_report(s, err, out: TextIO) -> None:
     import traceback
     from syscalls.table import name_of
     l = err.lwp
-    code = err.vals[0] if err.vals else -1
+    code = -1
+    if err.vals:
+        try:
+            code = s.machine.abi.decode_syscall(list(err.vals))[0]
+        except Exception:                      # (a report must not fail)
+            pass
     print(f"nbemu: internal error (a bug in nbemu, not in the guest) while serving "
           f"{name_of(code)} for lid {l.l_lid}:", file=out)
     traceback.print_exception(err.exc, file=out)

@@ -150,6 +150,39 @@ def test_ucontext_round_trip_and_validate() -> None:
         assert not ABI.cpu_mcontext_validate(g2), bad
 
 
+def test_signal_frame_as_sendsig_siginfo() -> None:
+    vals = _ctx_vals(SP=0x7FFFF000, X28=0x5A5A)
+    si = bytes(range(128))
+    fp, frame, ids, nvals, vids, _ = ABI.sendsig_frame(
+        vals, [0] * 32, si, (5, 0, 0, 0), False, None, 0x401000, 0x402000, 23)
+    ucp = 0x7FFFF000 - 944
+    assert fp == ucp - 128 and len(frame) == 128 + 944 and frame[:128] == si
+    regs = dict(zip(ids, nvals))
+    assert regs[A.UC_ARM64_REG_X0] == 23 and regs[A.UC_ARM64_REG_X1] == fp
+    assert regs[A.UC_ARM64_REG_X2] == regs[A.UC_ARM64_REG_X28] == ucp
+    assert regs[A.UC_ARM64_REG_SP] == fp and regs[A.UC_ARM64_REG_PC] == 0x401000
+    assert regs[A.UC_ARM64_REG_X30] == 0x402000                 # lr = trampoline
+    uc = frame[128:]
+    # Go's sigtramp reloads g with MOVD 8*36(R28): the interrupted x28.
+    assert struct.unpack_from("<Q", uc, 8 * 36)[0] == 0x5A5A
+    flags = ABI.ucontext_flags(uc)
+    assert flags & AA._UC_CPU and flags & AA._UC_SIGMASK and flags & AA._UC_CLRSTACK
+    assert ABI.ucontext_onstack(flags) is False
+    assert ABI.ucontext_sigmask(uc) == (5, 0, 0, 0)
+    assert ABI.ucontext_tlsbase(uc) == 0xCAFE0
+    # On the alternate stack: below its 16-aligned top.
+    fp2, *_ = ABI.sendsig_frame(vals, [0] * 32, si, (0, 0, 0, 0), False, 0x9000_0008,
+                                0x401000, 0x402000, 23)
+    assert fp2 == 0x9000_0000 - 944 - 128
+
+
+def test_fault_siginfo() -> None:
+    assert ABI.fault_siginfo("unmapped", 0x10, 0x400000)[:3] == (11, 1, 0x10)
+    assert ABI.fault_siginfo("prot", 0x20, 0x400000, access="write")[:3] == (11, 2, 0x20)
+    assert ABI.fault_siginfo("intr", 0, 0x400004, AA.EXCP_UDEF)[:3] == (4, 4, 0x400004)
+    assert ABI.fault_siginfo("intr", 0, 0x400004, AA.EXCP_BKPT)[:3] == (5, 1, 0x400004)
+
+
 def test_ucontext_layout_matches_netbsd_headers(tmp_path: Path) -> None:
     """Offsets and flag values compiled from NetBSD's own headers (zig's)."""
     src = tmp_path / "off.c"

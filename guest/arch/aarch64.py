@@ -54,6 +54,8 @@ UCONTEXT_SIZE = 944
 
 _UC_SIGMASK, _UC_STACK, _UC_CPU, _UC_FPU = 0x1, 0x2, 0x4, 0x8
 _UC_TLSBASE = 0x00080000                      # _UC_MD_BIT19
+_UC_SETSTACK = 0x00020000                     # _UC_MD_BIT17 (arm/mcontext.h)
+_UC_CLRSTACK = 0x00040000                     # _UC_MD_BIT18
 
 SPSR_NZCV = 0xF0000000
 NZCV_C = 0x20000000
@@ -191,6 +193,9 @@ class Aarch64(Abi):
             vals += [fpcr, fpsr]
         return ids, vals
 
+    def fpu_xmm_from_mcontext(self, uc_bytes: bytes) -> list[tuple[int, int]]:
+        return self.fpu_vregs_from_mcontext(uc_bytes)
+
     def fpu_vregs_from_mcontext(self, uc_bytes: bytes) -> list[tuple[int, int]]:
         """(q register id, 128-bit value) pairs of __fregs.__qregs."""
         out = []
@@ -232,6 +237,106 @@ class Aarch64(Abi):
         """getcontext's saved registers resume as a successful call returning 0."""
         vals[0] = 0
         vals[_CPU_IDS.index(A.UC_ARM64_REG_NZCV)] &= ~NZCV_C
+
+    # -- signals: siginfo_t, the signal frame, faults ---------------------------
+    # siginfo_t is LP64's 128-byte union (signo, code, errno at 0/4/8, the reason
+    # at 16), as on amd64. sig_machdep.c sendsig_siginfo(): below the interrupted
+    # sp (no red zone) or the 16-aligned top of the alternate stack, a ucontext_t,
+    # then the siginfo_t (roundup 16) at the new sp; x0 = signo, x1 = &si,
+    # x2 = x28 = &uc (Go's sigtramp reloads g from the saved x28 through x28),
+    # lr = the trampoline, pc = the handler.
+    siginfo_size = 128
+    ksiginfo_size = 96
+    sigframe_size = 128 + UCONTEXT_SIZE
+    uc_setstack = _UC_SETSTACK
+    uc_clrstack = _UC_CLRSTACK
+    uc_fpu = _UC_FPU
+
+    def pack_siginfo(self, ksi) -> bytes:
+        """A siginfo_t from a kernel ksiginfo (faults: addr/trap; others: pid/uid/value)."""
+        buf = bytearray(self.siginfo_size)
+        struct.pack_into("<iii", buf, 0, ksi.signo, ksi.code, ksi.errno)
+        if ksi.fault:
+            struct.pack_into("<Qiii", buf, 16, ksi.addr & 0xFFFFFFFFFFFFFFFF, ksi.trap,
+                             ksi.trap2, ksi.trap3)
+        else:
+            struct.pack_into("<iIQ", buf, 16, ksi.pid, ksi.uid & 0xFFFFFFFF,
+                             ksi.value & 0xFFFFFFFFFFFFFFFF)
+        return bytes(buf)
+
+    def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
+        """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo)."""
+        signo, code, errno = struct.unpack_from("<iii", data, 0)
+        pid, uid, value = struct.unpack_from("<iIQ", data, 16)
+        return signo, code, errno, pid, uid, value
+
+    def sendsig_vregs(self) -> tuple[int, ...]:
+        """The 128-bit registers a signal frame saves (__fregs.__qregs)."""
+        return tuple(A.UC_ARM64_REG_Q0 + i for i in range(32))
+
+    def sendsig_frame(self, vals: list[int], vregs: list[int], siginfo: bytes,
+                      sigmask: tuple[int, int, int, int], was_onstack: bool,
+                      alt_top: int | None, handler: int, tramp: int, sig: int,
+                      trapno: int = 0, err: int = 0):
+        """sendsig_siginfo(): (frame address, frame bytes, register ids, values,
+        vector register ids, values). vals: getmcontext_ids() values of the
+        interrupted context; vregs: sendsig_vregs() values."""
+        sp = vals[_CPU_IDS.index(A.UC_ARM64_REG_SP)]
+        if alt_top is not None:
+            sp = alt_top & ~15
+        ucp = (sp - UCONTEXT_SIZE) & ~15
+        sip = ucp - self.siginfo_size
+        uc = bytearray(self.build_ucontext(vals, sigmask, (0, 0, 0), vregs))
+        flags = _UC_SIGMASK | _UC_CPU | _UC_TLSBASE | _UC_FPU
+        flags |= _UC_SETSTACK if was_onstack else _UC_CLRSTACK
+        struct.pack_into("<I", uc, UC_FLAGS_OFF, flags)
+        frame = siginfo + bytes(uc)
+        ids = [A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_X2, A.UC_ARM64_REG_X28,
+               A.UC_ARM64_REG_SP, A.UC_ARM64_REG_X30, A.UC_ARM64_REG_PC]
+        nvals = [sig, sip, ucp, ucp, sip, tramp, handler]
+        return sip, frame, ids, nvals, [], []      # FP/SIMD registers carry over
+
+    def ucontext_onstack(self, flags: int) -> bool | None:
+        """setcontext: True (_UC_SETSTACK), False (_UC_CLRSTACK) or None."""
+        if flags & _UC_SETSTACK:
+            return True
+        if flags & _UC_CLRSTACK:
+            return False
+        return None
+
+    def ucontext_ss_flags(self, uc_bytes: bytes) -> int:
+        """uc_stack.ss_flags (setcontext with _UC_STACK)."""
+        return struct.unpack_from("<i", uc_bytes, UC_STACK_OFF + 16)[0]
+
+    def ucontext_tlsbase(self, uc_bytes: bytes) -> int | None:
+        """__gregs[_REG_TPIDR] when _UC_TLSBASE is set (the new l_private), else None."""
+        if self.ucontext_flags(uc_bytes) & _UC_TLSBASE:
+            return struct.unpack_from("<Q", uc_bytes, UC_MCONTEXT_OFF + 8 * _REG_TPIDR)[0]
+        return None
+
+    def fault_siginfo(self, kind: str, addr: int, pc: int, intno: int = -1,
+                      access: str = "read") -> tuple[int, int, int, int, int, str]:
+        """trap.c trap_el0_sync(): (signo, si_code, si_addr, trap (ESR), err,
+        description) of a guest fault. kind: "unmapped" / "prot" (aborts at addr),
+        "intr" (Unicorn exception intno), "invalid" (undefined instruction)."""
+        SIGILL, SIGTRAP, SIGBUS, SIGSEGV = 4, 5, 10, 11
+        ILL_ILLTRP, TRAP_BRKPT, BUS_ADRALN, SEGV_MAPERR, SEGV_ACCERR = 4, 1, 1, 1, 2
+        IL = 1 << 25
+        if kind in ("unmapped", "prot"):
+            ec = 0x20 if access == "exec" else 0x24          # instruction / data abort
+            esr = (ec << 26) | IL | (0x40 if access == "write" else 0)
+            if kind == "unmapped":
+                return (SIGSEGV, SEGV_MAPERR, addr, esr, 0,
+                        f"{access} of unmapped address {addr:#x}")
+            return SIGSEGV, SEGV_ACCERR, addr, esr, 0, f"{access} not permitted at {addr:#x}"
+        if kind == "invalid" or intno == EXCP_UDEF:
+            return SIGILL, ILL_ILLTRP, pc, IL, 0, "undefined instruction"
+        if intno == EXCP_BKPT:
+            return SIGTRAP, TRAP_BRKPT, pc, (0x3C << 26) | IL, 0, "breakpoint (brk)"
+        if intno == EXCP_UNALIGNED:
+            return SIGBUS, BUS_ADRALN, addr, (0x24 << 26) | IL, 0, "alignment fault"
+        sig, what = self.trap_signal(intno)
+        return sig, 0, pc, 0, 0, what
 
 
 ABI = Aarch64()

@@ -1,0 +1,238 @@
+"""--timeline FILE: a Chrome / Perfetto trace (JSON "traceEvents") of a run.
+
+Open it in https://ui.perfetto.dev or chrome://tracing, or render it with
+`nbemu timeline FILE --png OUT`. Layout:
+
+- process "vCPUs" (pid VCPU_PID): one track (tid = CPU index) per vCPU, with a
+  slice "lid N name" for every stretch an LWP ran on it;
+- process "<program> (pid P)": one track per LWP (tid = lid), named after the
+  LWP (_lwp_setname), with consecutive, non-overlapping slices for its states:
+  "running" (args: cpu), "runnable" (queued on a CPU), "parked <hint>" or
+  "sleep <wmesg>" (args: wchan, hint with its ELF symbol), "suspended";
+- flow arrows (ph "s" -> ph "f", cat "wakeup") from the waker's track to the
+  wakee's at every unpark / wakeup whose waker is an LWP;
+- instant events (ph "i") for creation, exit, reaping, names, signals, process exit.
+
+Timestamps are the kernel clock's CLOCK_MONOTONIC in microseconds (virtual under
+--deterministic). The recorder is a listener of the kernel's event stream,
+attached only when --timeline is given; the file is written at exit.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from syscalls.lwp import Lwp
+
+from .trace import EWOULDBLOCK, lwp_name, waker_of, wchan_label
+
+VCPU_PID = 1               # the vCPU "process" (the guest's pid must differ: see _pids)
+MAX_EVENTS = 2_000_000     # beyond this the recorder stops (the file says so)
+
+CAT_STATE = "state"
+CAT_CPU = "cpu"
+
+
+class Timeline:
+    """Turns kernel events into trace events as they come (open intervals per LWP
+    and per vCPU are closed at the next state change, or at the end)."""
+
+    def __init__(self, session: Any, path: str | None) -> None:
+        self.s = session
+        self.k = session.kernel
+        self.path = path
+        p = self.k.proc
+        self.pid = p.p_pid
+        self.cpu_pid = VCPU_PID if p.p_pid != VCPU_PID else VCPU_PID + 1
+        self.events: list[dict] = []
+        self.state: dict[int, tuple] = {}        # lid -> (name, t0, args) of the open slice
+        self.oncpu: dict[int, tuple] = {}        # cpu -> (lid, t0)
+        self.names: dict[int, str] = {}
+        self.pending_by: dict[int, int] = {}     # lid -> unparker, until its wakeup
+        self.flows = 0
+        self.t_last = 0
+        self.truncated = False
+        self._syms = None
+        for l in p.p_lwps.values():
+            self.names[l.l_lid] = lwp_name(l)
+
+    # -- helpers ----------------------------------------------------------------
+    def _us(self, t: int) -> float:
+        return t / 1000.0
+
+    def _sym(self, addr: int) -> str:
+        if self._syms is None:
+            from .crash import Symbols
+            self._syms = Symbols.of(self.s)
+        return self._syms.describe(addr)
+
+    def _emit(self, ev: dict) -> None:
+        if len(self.events) >= MAX_EVENTS:
+            self.truncated = True
+            return
+        self.events.append(ev)
+
+    def _close(self, lid: int, t: int) -> None:
+        st = self.state.pop(lid, None)
+        if st is not None:
+            name, t0, args = st
+            self._emit({"ph": "X", "cat": CAT_STATE, "name": name, "pid": self.pid, "tid": lid,
+                        "ts": self._us(t0), "dur": self._us(t) - self._us(t0), "args": args})
+        for cpu, (clid, t0) in list(self.oncpu.items()):
+            if clid == lid:
+                del self.oncpu[cpu]
+                self._emit({"ph": "X", "cat": CAT_CPU, "name": self._label(lid),
+                            "pid": self.cpu_pid, "tid": cpu, "ts": self._us(t0),
+                            "dur": self._us(t) - self._us(t0), "args": {"lid": lid}})
+
+    def _open(self, lid: int, t: int, name: str, args: dict) -> None:
+        self._close(lid, t)
+        self.state[lid] = (name, t, args)
+
+    def _label(self, lid: int) -> str:
+        nm = self.names.get(lid, "-")
+        return f"lid {lid}" + (f" {nm}" if nm and nm != "-" else "")
+
+    def _instant(self, lid: int, t: int, name: str, args: dict | None = None) -> None:
+        ev = {"ph": "i", "s": "t", "cat": "lwp", "name": name, "pid": self.pid, "tid": lid,
+              "ts": self._us(t)}
+        if args:
+            ev["args"] = args
+        self._emit(ev)
+
+    # -- the listener ---------------------------------------------------------------
+    def __call__(self, kind: str, l: Lwp, data: dict) -> None:
+        t = data["t"]
+        if t > self.t_last:
+            self.t_last = t
+        lid = l.l_lid
+        if lid not in self.names:
+            self.names[lid] = lwp_name(l)
+        if kind == "run":
+            cpu = data.get("cpu")
+            prev = self.oncpu.get(cpu)
+            if prev is not None and prev[0] != lid:       # (never seen: it left first)
+                self._close(prev[0], t)
+            self._open(lid, t, "running", {"cpu": cpu})
+            self.oncpu[cpu] = (lid, t)
+        elif kind == "enqueue":
+            self._open(lid, t, "runnable", {"cpu": data.get("cpu")})
+        elif kind in ("preempt", "yield"):
+            self._close(lid, t)
+            if kind == "yield":
+                self._instant(lid, t, "yield")
+        elif kind == "sleep":
+            wmesg = data.get("wmesg", "")
+            args: dict[str, Any] = {"wchan": wchan_label(data.get("wchan")), "wmesg": wmesg}
+            if wmesg == "parked":
+                # (named at the end: loading symbols now would stall a host-clock run)
+                args["hint"] = l.l_park_hint
+                name = "parked"
+            else:
+                name = f"sleep {wmesg}"
+                if wmesg == "lwpwait" and l.l_waitingfor:
+                    args["waitfor"] = l.l_waitingfor
+                    name += f" lid {l.l_waitingfor}"
+            self._open(lid, t, name, args)
+        elif kind == "unpark":
+            by = data.get("by")
+            if by is not None:
+                self.pending_by[lid] = by
+        elif kind == "wakeup":
+            by = self.pending_by.pop(lid, None)
+            if by is None:
+                by = waker_of(self.s, kind, l, data)
+            self._close(lid, t)
+            err = data.get("error", 0)
+            if by is not None and by != lid:
+                self.flows += 1
+                fid = self.flows
+                self._emit({"ph": "s", "cat": "wakeup", "name": "wakeup", "id": fid,
+                            "pid": self.pid, "tid": by, "ts": self._us(t)})
+                self._emit({"ph": "f", "bp": "e", "cat": "wakeup", "name": "wakeup", "id": fid,
+                            "pid": self.pid, "tid": lid, "ts": self._us(t)})
+            elif err == EWOULDBLOCK:
+                self._instant(lid, t, "timeout")
+        elif kind == "suspend":
+            self._open(lid, t, "suspended", {})
+        elif kind == "continue":
+            self._instant(lid, t, "continue")
+        elif kind == "create":
+            self._instant(lid, t, "create", {"parent": data.get("parent", 0)})
+        elif kind == "exit":
+            self._close(lid, t)
+            self._instant(lid, t, "exit")
+        elif kind == "free":
+            self._close(lid, t)
+            self._instant(lid, t, "reaped")
+        elif kind == "setname":
+            self.names[lid] = data.get("name", "")
+            self._instant(lid, t, "setname", {"name": data.get("name", "")})
+        elif kind in ("signal", "sigpipe"):
+            from syscalls.signals import signame
+            sig = data.get("sig", 13)
+            self._instant(lid, t, signame(sig), {"sig": sig})
+        elif kind == "proc_exit":
+            self._instant(lid, t, "process exit", {"status": data.get("status", 0),
+                                                   "signal": data.get("signo", 0)})
+        elif kind == "migrate":
+            self._instant(lid, t, "migrate", {"from": data.get("src"), "to": data.get("cpu")})
+
+    # -- output -------------------------------------------------------------------------
+    def trace(self, status: int | None = None) -> dict:
+        """The trace as a dict (closes what is still open at the last time seen)."""
+        t_end = max(self.t_last, self.k.clock.monotonic_ns())
+        for lid in list(self.state):
+            self._close(lid, t_end)
+        for cpu, (lid, _t0) in list(self.oncpu.items()):
+            self._close(lid, t_end)
+        p = self.k.proc
+        comm = p.p_comm.decode("latin-1")
+        meta: list[dict] = [
+            {"ph": "M", "name": "process_name", "pid": self.cpu_pid, "args": {"name": "vCPUs"}},
+            {"ph": "M", "name": "process_sort_index", "pid": self.cpu_pid,
+             "args": {"sort_index": 0}},
+            {"ph": "M", "name": "process_name", "pid": self.pid,
+             "args": {"name": f"{comm} (pid {self.pid})"}},
+            {"ph": "M", "name": "process_sort_index", "pid": self.pid, "args": {"sort_index": 1}},
+        ]
+        for cpu in range(self.k.ncpu):
+            meta.append({"ph": "M", "name": "thread_name", "pid": self.cpu_pid, "tid": cpu,
+                         "args": {"name": f"cpu{cpu}"}})
+            meta.append({"ph": "M", "name": "thread_sort_index", "pid": self.cpu_pid,
+                         "tid": cpu, "args": {"sort_index": cpu}})
+        for lid in sorted(self.names):
+            meta.append({"ph": "M", "name": "thread_name", "pid": self.pid, "tid": lid,
+                         "args": {"name": self._label(lid)}})
+            meta.append({"ph": "M", "name": "thread_sort_index", "pid": self.pid, "tid": lid,
+                         "args": {"sort_index": lid}})
+        for e in self.events:
+            a = e.get("args")
+            if e["ph"] == "X" and a and isinstance(a.get("hint"), int):
+                label = self._sym(a["hint"]) if a["hint"] else "NULL"
+                a["hint"] = label
+                e["name"] = f"parked {label}"
+        events = sorted(self.events, key=lambda e: e["ts"])
+        other = {"program": getattr(self.s, "path", ""), "ncpu": self.k.ncpu,
+                 "clock": "virtual" if self.k.deterministic else "host",
+                 "vcpu_pid": self.cpu_pid, "guest_pid": self.pid}
+        if status is not None:
+            other["exit_status"] = status
+        if self.truncated:
+            other["truncated_after_events"] = MAX_EVENTS
+        return {"traceEvents": meta + events, "displayTimeUnit": "ns", "otherData": other}
+
+    def write(self, status: int | None = None) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "w") as f:
+            json.dump(self.trace(status), f, separators=(",", ":"))
+            f.write("\n")
+
+
+def attach(session: Any, path: str | None) -> Timeline:
+    """Record a timeline of a Session; written to `path` when the run ends."""
+    tl = Timeline(session, path)
+    session.kernel.listeners.append(tl)
+    session._finishers.append(tl.write)
+    return tl

@@ -34,6 +34,7 @@ class Options:
     stats: bool = False
     trace: str | None = None          # --trace classes (emu/trace.py)
     timeline: str | None = None       # --timeline FILE (emu/timeline.py)
+    gdb: str | None = None            # -g PORT | HOST:PORT | unix:PATH (emu/gdbstub.py)
     extra: dict = field(default_factory=dict)
 
 
@@ -81,6 +82,9 @@ class Session:
         if opts.timeline:
             from .timeline import attach as attach_timeline
             attach_timeline(self, opts.timeline)
+        if opts.gdb is not None:
+            from .gdbstub import attach as attach_gdb
+            attach_gdb(self, opts.gdb)              # waits for gdb before the first instruction
 
     def _init_subsystems(self, p: Proc) -> None:
         from syscalls.kern_descrip import filedesc_init

@@ -12,7 +12,7 @@ import sys
 from . import __doc__ as _pkgdoc  # noqa: F401
 
 VERSION = "0.1.0"
-_TAKES_VALUE = {"--ncpu", "--seed", "--root", "-E", "-U", "-0"}
+_TAKES_VALUE = {"--ncpu", "--seed", "--root", "-E", "-U", "-0", "-g"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                          "syscall,lwp,sched,signal (or all)")
     ap.add_argument("--timeline", default=None, metavar="FILE",
                     help="write a Perfetto / Chrome trace of vCPUs and LWPs to FILE")
+    ap.add_argument("-g", dest="gdb", default=None, metavar="PORT",
+                    help="wait for gdb before the first instruction: TCP PORT on 127.0.0.1 "
+                         "(0: any free port, printed), HOST:PORT, or unix:PATH")
     ap.add_argument("--version", action="version", version=f"nbemu {VERSION}")
     ap.add_argument("program", metavar="PROGRAM")
     ap.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                    root=os.path.abspath(ns.root), strace=strace_out, env=env,
                    argv0=ns.argv0, sched_log=ns.sched_hash, stats=ns.stats, trace=ns.trace,
                    timeline=ns.timeline)
+    opts.gdb = ns.gdb
     sys.stdout.flush()
     status = run_program(ns.program, ns.args, opts)
     if strace_out is not None and strace_out is not sys.stderr:

@@ -82,6 +82,7 @@ class Machine:
         self._fault: tuple[int, int, int] | None = None
         self._intno: int | None = None
         self.internal_error: InternalError | None = None
+        self.debugger = None                    # emu/gdbstub.GdbStub when -g is given
         self._batches: dict[tuple[int, ...], RegBatch] = {}
         self._in = RegBatch(abi.syscall_in_regs)
         self._out = RegBatch(abi.syscall_out_regs)
@@ -352,7 +353,12 @@ class Machine:
         p = k.proc
         assert p is not None
         self._claim_native()
+        dbg = self.debugger
         while not p.p_exiting:
+            if dbg is not None and dbg.stop_pending:
+                dbg.stopped()                   # all-stop: gdb holds every vCPU here
+                if p.p_exiting:
+                    break
             if self.internal_error is not None:
                 raise self.internal_error
             if k.callout.pending:
@@ -362,6 +368,8 @@ class Machine:
                 if p.p_exiting:
                     break
                 deadline = k.callout.next_deadline()
+                if dbg is not None and dbg.idle(deadline):
+                    continue
                 if deadline is None:
                     raise DeadlockError()
                 k.clock.wait_until(deadline)
@@ -370,6 +378,8 @@ class Machine:
             l = k.switch_in(ci)
             if l is None:
                 continue
+            if dbg is not None and dbg.hold(ci, l):
+                continue                        # not resumed by gdb: its vCPU waits
             self._load(l)
             self.curlwp = l
             if l.l_kstack is not None:
@@ -456,6 +466,10 @@ class Machine:
                 sig, what = Sig.SIGILL, "illegal instruction"
             else:
                 what = f"engine error: {err}"
+        if self.debugger is not None:
+            sig = self.debugger.on_signal(l, sig)   # gdb sees the fault first
+            if not sig:
+                return
         self.last_fault = GuestFault(sig, code, addr, what)
         self.last_fault_lwp = l
         kpsignal_lwp(l, sig)

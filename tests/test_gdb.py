@@ -1,0 +1,133 @@
+"""nbemu's GDB stub driven by a real gdb in batch mode (issue 7, item 1).
+
+gdb-multiarch is preferred (tests/install_gdb.sh installs it), else the host's
+gdb (x86-64 is all these tests need). Debian's gdb builds know no NetBSD OS ABI,
+so each session starts with `set osabi none` (see emu/gdbstub.py)."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.build import build_c
+from tests.test_gdb_protocol import FIXTURE, Nbemu
+
+
+def _find_gdb() -> tuple[str | None, str]:
+    for name in ("gdb-multiarch", "gdb"):
+        path = shutil.which(name)
+        if path is None:
+            continue
+        r = subprocess.run([path, "-batch", "-nx", "-ex", "set architecture i386:x86-64"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode == 0 and "Undefined" not in r.stderr:
+            return path, ""
+        return None, f"{path} cannot debug i386:x86-64"
+    return None, "neither gdb-multiarch nor gdb is installed (run tests/install_gdb.sh)"
+
+
+GDB, _WHY = _find_gdb()
+pytestmark = pytest.mark.skipif(GDB is None, reason=_WHY)
+
+
+def run_gdb(commands: list[str], *args: str, target: str | None = None,
+            spec: str = "0", opts: tuple[str, ...] = ()) -> tuple[str, int, str, str]:
+    """Debug the fixture under nbemu -g with gdb -batch; (gdb output, nbemu exit
+    status, nbemu stdout, nbemu stderr)."""
+    prog = build_c(FIXTURE)
+    n = Nbemu(*args, spec=spec, opts=opts)
+    try:
+        if target is None:
+            target = f":{n.port}" if n.port is not None else n.path
+        cmd = [GDB, "-batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off",
+               "-ex", "set width 0", "-ex", "set osabi none", "-ex", f"file {prog}",
+               "-ex", f"target remote {target}"]
+        for c in commands:
+            cmd += ["-ex", c]
+        g = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        rc, out, err = n.finish(timeout=60)
+    finally:
+        n.kill()
+    return g.stdout + g.stderr, rc, out, err
+
+
+def test_threads_breakpoint_backtrace_watchpoint_exit() -> None:
+    text, rc, out, err = run_gdb([
+        "break worker_body", "continue",
+        "info threads",
+        "bt",
+        "thread 1", "bt",
+        "delete", "watch shared_value", "continue",
+        "info threads",
+        "delete", "continue"])
+    assert re.search(r'Thread \d+ "worker-\d" hit Breakpoint 1, worker_body', text), text
+    # every LWP, with its name and NetBSD state
+    threads = re.findall(r'^\*?\s+(\d+)\s+Thread (\d+) "([^"]+)" \(([^)]*)\)', text, re.M)
+    first = threads[:4]
+    assert sorted(t[2] for t in first) == ["gdb-main", "worker-1", "worker-2", "worker-3"], text
+    main = next(t for t in first if t[2] == "gdb-main")
+    assert main[1] == "100" and main[3] == "sleeping on lwpwait", main
+    assert all(re.match(r"(running|runnable) on vCPU \d|sleeping on \w+", t[3]) for t in first)
+    # bt of the LWP at the breakpoint, then `thread 1` (main, blocked in _lwp_wait)
+    assert re.search(r"#0\s+worker_body \(id=.*\n#1\s+0x[0-9a-f]+ in worker \(", text), text
+    assert re.search(r"Switching to thread 1 \(Thread 100\)", text), text
+    assert re.search(r"_lwp_wait \(.*\n(#\d.*\n)*?#\d\s+0x[0-9a-f]+ in main \(", text), text
+    # the watchpoint fires in the LWP that writes, after the write
+    assert re.search(r'Thread \d+ "worker-2" hit Hardware watchpoint 2: shared_value', text), text
+    assert "Old value = 0" in text and "New value = 42" in text
+    assert "exited with code 07" in text, text
+    assert rc == 7 and "gdb_threads: done shared_value=42" in out, (rc, out, err)
+    assert "Traceback" not in err + text
+
+
+def test_step_next_finish_registers_and_memory() -> None:
+    text, rc, out, err = run_gdb([
+        "info registers rip", "stepi", "stepi", "info registers rip",
+        "break main", "continue", "next", "next",
+        "print shared_value", "set var shared_value = 5", "print shared_value",
+        "print $fs_base", "x/2i $pc",
+        "break store_shared", "continue", "finish",
+        "print shared_value",
+        "delete", "continue"])
+    rips = re.findall(r"^rip\s+(0x[0-9a-f]+)\s", text, re.M)
+    assert len(rips) == 2 and int(rips[1], 16) > int(rips[0], 16), text
+    assert "Breakpoint 1, main (" in text, text
+    assert "$1 = 0" in text and "$2 = 5" in text, text
+    assert re.search(r"=> 0x[0-9a-f]+ <main\+\d+>:", text), text
+    assert re.search(r'Thread \d+ "worker-2" hit Breakpoint 2, store_shared', text), text
+    assert re.search(r"^worker \(arg=0x2\) at .*gdb_threads.c", text, re.M), text  # finish
+    assert re.search(r"^\$4 = 42$", text, re.M), text
+    assert "exited with code 07" in text and rc == 7, (text, err)
+
+
+def test_unix_socket_through_a_pipe(tmp_path: Path) -> None:
+    # gdb 13 cannot connect to a Unix socket by itself: relay through `target remote |`.
+    relay = tmp_path / "relay.py"
+    relay.write_text(
+        "import os, socket, sys, threading\n"
+        "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+        "def up():\n"
+        "    while (d := os.read(0, 65536)):\n"
+        "        s.sendall(d)\n"
+        "threading.Thread(target=up, daemon=True).start()\n"
+        "while (d := s.recv(65536)):\n"
+        "    os.write(1, d)\n")
+    sock = tmp_path / "nbemu.sock"
+    text, rc, out, err = run_gdb(["break worker_body", "continue", "info threads",
+                                  "delete", "continue"],
+                                 spec=f"unix:{sock}",
+                                 target=f"| {sys.executable} {relay} {sock}")
+    assert "hit Breakpoint 1, worker_body" in text and "gdb-main" in text, text
+    assert "exited with code 07" in text and rc == 7, (text, err)
+
+
+def test_signal_is_reported_then_kills() -> None:
+    text, rc, out, err = run_gdb(["continue", "bt", "continue"], "segv")
+    assert "Program received signal SIGSEGV" in text, text
+    assert re.search(r"#0\s+(0x[0-9a-f]+ in )?main \(", text), text
+    assert "Program terminated with signal SIGSEGV" in text, text
+    assert rc == 139, err

@@ -1,0 +1,402 @@
+"""The GDB stub spoken to directly over a socket: the protocol's corner cases and
+bad input (issue 7, items 1 and 7). Needs no gdb. See emu/gdbstub.py."""
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.build import build_c
+from tests.guest import REPO
+
+FIXTURE = "gdb_threads"
+_WAIT_RE = re.compile(r"waiting for gdb on (?:port (\d+)|(\S+))")
+
+
+class Nbemu:
+    """nbemu -g under test: started, its port read from stderr."""
+
+    def __init__(self, *args: str, spec: str = "0", opts: tuple[str, ...] = ()) -> None:
+        prog = build_c(FIXTURE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "emu.cli", *opts, "-g", spec, str(prog), *args],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        m = _WAIT_RE.search(line)
+        if m is None:
+            self.proc.kill()
+            raise AssertionError(f"no 'waiting for gdb' line: {line!r}")
+        self.port = int(m.group(1)) if m.group(1) else None
+        self.path = m.group(2)
+        self.first_line = line
+
+    def connect(self) -> "Client":
+        if self.port is not None:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        else:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            s.connect(self.path)
+        return Client(s)
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, self.first_line + err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+class Client:
+    """A minimal remote-protocol client that checks every frame it receives."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.s = sock
+        self.buf = b""
+
+    def raw(self, data: bytes) -> None:
+        self.s.sendall(data)
+
+    def send(self, payload: bytes | str) -> None:
+        if isinstance(payload, str):
+            payload = payload.encode()
+        self.raw(b"$" + payload + b"#%02x" % (sum(payload) & 0xFF))
+
+    def _byte(self) -> int:
+        while not self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        c, self.buf = self.buf[0], self.buf[1:]
+        return c
+
+    def read_ack(self) -> bytes:
+        return bytes((self._byte(),))
+
+    def reply(self) -> bytes:
+        """The next packet (acks before it skipped), acknowledged, escapes undone."""
+        while True:
+            c = self._byte()
+            if c == ord("$"):
+                break
+            assert c in b"+-", f"unexpected byte {c!r} between packets"
+        body = bytearray()
+        while (c := self._byte()) != ord("#"):
+            body.append(c)
+        cs = bytes((self._byte(), self._byte()))
+        assert int(cs, 16) == sum(body) & 0xFF, "stub sent a bad checksum"
+        self.raw(b"+")
+        out = bytearray()
+        esc = False
+        for b in body:
+            if esc:
+                out.append(b ^ 0x20)
+                esc = False
+            elif b == 0x7D:
+                esc = True
+            else:
+                out.append(b)
+        return bytes(out)
+
+    def ask(self, payload: bytes | str) -> bytes:
+        self.send(payload)
+        return self.reply()
+
+    def close(self) -> None:
+        self.s.close()
+
+
+@pytest.fixture
+def stub():
+    started: list[Nbemu] = []
+
+    def start(*args: str, **kw) -> Nbemu:
+        n = Nbemu(*args, **kw)
+        started.append(n)
+        return n
+    yield start
+    for n in started:
+        n.kill()
+
+
+def _pc(c: Client) -> int:
+    return int.from_bytes(bytes.fromhex(c.ask("p10").decode()), "little")
+
+
+def test_handshake_threads_registers_memory(stub) -> None:
+    n = stub()
+    c = n.connect()
+    sup = c.ask("qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386").decode()
+    for feat in ("PacketSize=", "qXfer:features:read+", "qXfer:threads:read+",
+                 "vContSupported+", "swbreak+"):
+        assert feat in sup
+    assert c.ask("vCont?") == b"vCont;c;C;s;S"
+    stop = c.ask("?").decode()
+    assert stop.startswith("T05") and "thread:64;" in stop      # lid 100: the pid
+    assert c.ask("qC") == b"QC64"
+    assert c.ask("qfThreadInfo") == b"m64"
+    assert c.ask("qsThreadInfo") == b"l"
+    assert c.ask("T64") == b"OK"
+    assert c.ask("Hg64") == b"OK" and c.ask("Hc-1") == b"OK" and c.ask("Hg0") == b"OK"
+    # target.xml, in pieces
+    xml = b""
+    while True:
+        part = c.ask(f"qXfer:features:read:target.xml:{len(xml):x},100")
+        xml += part[1:]
+        if part[:1] == b"l":
+            break
+        assert part[:1] == b"m"
+    assert b"<architecture>i386:x86-64</architecture>" in xml
+    assert b"org.gnu.gdb.i386.core" in xml and b'name="fs_base"' in xml
+    assert c.ask("qXfer:features:read:nosuch.xml:0,100").startswith(b"E")
+    # registers: 'g' holds 16 GPRs + rip (8 bytes), eflags + 6 segments (4),
+    # 8 x87 (10), 8 x87 control (4), 16 xmm (16), mxcsr (4), fs_base, gs_base (8)
+    g = c.ask("g")
+    assert len(g) == 2 * (17 * 8 + 7 * 4 + 8 * 10 + 8 * 4 + 16 * 16 + 4 + 2 * 8)
+    entry = _pc(c)
+    assert int.from_bytes(bytes.fromhex(g[16 * 16:17 * 16].decode()), "little") == entry
+    # memory through the VM map: the entry point's bytes, and faults as E14
+    code = c.ask(f"m{entry:x},8")
+    assert len(code) == 16 and code != b"0" * 16
+    assert c.ask("m0,8") == b"E14"
+    assert c.ask("m7f7fffffffff0000,10") == b"E14"
+    assert c.ask("M0,1:00") == b"E14"
+    assert c.ask("X0,1:\x00") == b"E14"
+    # write, read back, restore a register (rax, 'P0') and a word of memory
+    assert c.ask("P0=efbeadde00000000") == b"OK"
+    assert c.ask("p0") == b"efbeadde00000000"
+    sp = int.from_bytes(bytes.fromhex(c.ask("p7").decode()), "little")
+    old = c.ask(f"m{sp - 64:x},4")
+    assert c.ask(f"M{sp - 64:x},4:11223344") == b"OK"
+    assert c.ask(f"m{sp - 64:x},4") == b"11223344"
+    assert c.ask(f"M{sp - 64:x},4:" + old.decode()) == b"OK"
+    # threads XML and extra info
+    tx = c.ask("qXfer:threads:read::0,fff")
+    assert tx[:1] == b"l" and b'<thread id="64"' in tx
+    assert bytes.fromhex(c.ask("qThreadExtraInfo,64").decode()).startswith(b"runnable")
+    # single step: rip moves
+    c.send("vCont;s:64")
+    assert c.reply().startswith(b"T05")
+    assert _pc(c) != entry
+    c.send("vCont;c")
+    assert c.reply() == b"W07"
+    rc, out, err = n.finish()
+    assert rc == 7 and "done" in out, (rc, out, err)
+    assert "Traceback" not in err
+
+
+def test_bad_input_gets_protocol_errors(stub) -> None:
+    n = stub()
+    c = n.connect()
+    # a bad checksum is refused with '-' and ignored; the next packet works
+    c.raw(b"$qC#00")
+    assert c.read_ack() == b"-"
+    assert c.ask("qC") == b"QC64"
+    # non-hex checksum, junk between packets, a '$' restarting a packet
+    c.raw(b"$qC#zz")
+    assert c.read_ack() == b"-"
+    c.raw(b"garbage\x00\xff")
+    c.raw(b"$junk$qC#" + b"%02x" % (sum(b"qC") & 0xFF))
+    assert c.reply() == b"QC64"
+    # too long: dropped, answered E01
+    big = b"M0,1:" + b"00" * 0x5000
+    c.send(big)
+    assert c.reply() == b"E01"
+    # malformed
+    for bad in ("mzz,4", "m10", "M10,2:0", "M10,1:zz", "pzz", "p9999", "P0", "P0=12",
+                "Hx64", "Hgzz", "Z0,1", "Z9,0,1", "z2,10,0", "vCont;q", "vCont;c5",
+                "Cxx", "G00", "g1", "qXfer:features:read:target.xml:zz,10", "Tzz"):
+        r = c.ask(bad)
+        assert r.startswith(b"E") or r == b"", (bad, r)
+    assert c.ask("Z9,0,1") == b""        # unsupported breakpoint type: empty
+    # unknown threads
+    for bad in ("Hg3e7", "Hc3e7", "T3e7", "qThreadExtraInfo,3e7", "vCont;c:3e7",
+                "Hgp1.3e7"):
+        assert c.ask(bad) == b"E02", bad
+    # unsupported packets: the empty reply
+    for unsup in ("qFooBar", "vFooBar", "!", "jUnknown", "QNonStop:1", "vFile:open:6a", "b"):
+        assert c.ask(unsup) == b"", unsup
+    # a random byte storm, then the stub still answers
+    rnd = random.Random(7)
+    for _ in range(200):
+        n_bytes = rnd.randint(1, 40)
+        c.raw(bytes(rnd.choice(b"$#}*+-0123456789abcdefgmMpPqQvZz:,;\x03\xff")
+                    for _ in range(n_bytes)))
+    c.raw(b"#00")              # close any packet the storm left open
+    time.sleep(0.2)
+    c.buf = b""
+    c.s.settimeout(0.5)
+    try:
+        while c.s.recv(65536):
+            pass
+    except (TimeoutError, socket.timeout):
+        pass
+    c.s.settimeout(30)
+    assert c.ask("qC") == b"QC64"
+    c.send("vCont;c")
+    assert c.reply() == b"W07"
+    rc, out, err = n.finish()
+    assert rc == 7 and "Traceback" not in err, err
+
+
+def test_no_ack_mode_and_nak_resend(stub) -> None:
+    n = stub()
+    c = n.connect()
+    assert c.ask("qC") == b"QC64"
+    c.raw(b"-")                          # gdb asks for the last reply again
+    assert c.reply() == b"QC64"
+    assert c.ask("QStartNoAckMode") == b"OK"
+    c.send("qC")
+    assert c.reply() == b"QC64"          # no '+' before it any more
+    c.raw(b"$qC#00")                      # bad checksum: no '-' in no-ack mode
+    c.send("vCont;c")
+    assert c.reply() == b"W07"
+    rc, _, err = n.finish()
+    assert rc == 7, err
+
+
+def test_ctrl_c_interrupts_a_spinning_guest_then_kill(stub) -> None:
+    n = stub("spin")
+    c = n.connect()
+    assert c.ask("?").startswith(b"T05")
+    c.send("vCont;c")
+    time.sleep(0.5)
+    c.raw(b"\x03")
+    stop = c.reply().decode()
+    assert stop.startswith("T02") and "thread:64;" in stop
+    count = c.ask("m" + _sym(n, "spin_count") + ",8")
+    assert int.from_bytes(bytes.fromhex(count.decode()), "little") > 0
+    c.send("k")
+    rc, _, err = n.finish()
+    assert rc == 128 + 9, err
+    assert "Traceback" not in err
+
+
+def test_signal_stop_then_death(stub) -> None:
+    n = stub("segv")
+    c = n.connect()
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    assert stop.startswith("T0b") and "thread:64;" in stop
+    c.send("vCont;C0b:64")
+    assert c.reply() == b"X0b"
+    rc, _, err = n.finish()
+    assert rc == 128 + 11 and "SIGSEGV" in err, err
+
+
+def test_signal_discarded_refaults(stub) -> None:
+    n = stub("segv")
+    c = n.connect()
+    c.send("vCont;c")
+    assert c.reply().startswith(b"T0b")
+    c.send("vCont;c")                    # without the signal: the store runs again
+    assert c.reply().startswith(b"T0b")
+    c.send("vCont;C0b")
+    assert c.reply() == b"X0b"
+    assert n.finish()[0] == 139
+
+
+def test_breakpoint_and_watchpoint_packets(stub) -> None:
+    n = stub()
+    c = n.connect()
+    c.ask("qSupported:swbreak+")
+    wb = int(_sym(n, "worker_body"), 16)
+    assert c.ask(f"Z0,{wb:x},1") == b"OK"
+    assert c.ask(f"Z0,{wb:x},1") == b"OK"            # idempotent
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    assert stop.startswith("T05") and "swbreak:;" in stop
+    lid = int(re.search(r"thread:([0-9a-f]+);", stop).group(1), 16)
+    c.ask(f"Hg{lid:x}")
+    assert _pc(c) == wb
+    names = c.ask("qXfer:threads:read::0,fff").decode()
+    for name in ("gdb-main", "worker-1", "worker-2", "worker-3"):
+        assert f'name="{name}"' in names, names
+    assert c.ask(f"z0,{wb:x},1") == b"OK"
+    shared = int(_sym(n, "shared_value"), 16)
+    assert c.ask(f"Z2,{shared:x},8") == b"OK"
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    assert stop.startswith("T05") and f"watch:{shared:x};" in stop, stop
+    lid = int(re.search(r"thread:([0-9a-f]+);", stop).group(1), 16)
+    info = c.ask("qXfer:threads:read::0,fff").decode()
+    assert re.search(rf'id="{lid:x}"[^>]*name="worker-2"', info), info
+    assert c.ask(f"m{shared:x},8") == b"2a00000000000000"
+    assert c.ask(f"z2,{shared:x},8") == b"OK"
+    c.send("c")
+    assert c.reply() == b"W07"
+    assert n.finish()[0] == 7
+
+
+def test_detach_lets_the_guest_finish(stub) -> None:
+    n = stub()
+    c = n.connect()
+    wb = int(_sym(n, "worker_body"), 16)
+    assert c.ask(f"Z0,{wb:x},1") == b"OK"
+    assert c.ask("D") == b"OK"
+    rc, out, err = n.finish()
+    assert rc == 7 and "done" in out and "detached" in err, (rc, out, err)
+
+
+@pytest.mark.parametrize("when", ["stopped", "running"])
+def test_disconnect_lets_the_guest_finish(stub, when: str) -> None:
+    n = stub()
+    c = n.connect()
+    c.ask("?")
+    if when == "running":
+        wb = int(_sym(n, "worker_body"), 16)
+        c.ask(f"Z0,{wb:x},1")            # would stop the guest, had gdb stayed
+        c.send("vCont;c")
+        c.reply()                        # (hit) continue again and leave at once
+        c.send("vCont;c")
+    c.close()
+    rc, out, err = n.finish()
+    assert rc == 7 and "done" in out and "disconnected" in err, (rc, out, err)
+    assert "Traceback" not in err
+
+
+def test_unix_socket(stub, tmp_path: Path) -> None:
+    path = tmp_path / "gdb.sock"
+    n = stub(spec=f"unix:{path}")
+    assert n.path == str(path)
+    c = n.connect()
+    assert c.ask("?").startswith(b"T05")
+    c.send("c")
+    assert c.reply() == b"W07"
+    assert n.finish()[0] == 7
+    assert not path.exists()
+
+
+def test_bad_g_spec_is_an_error() -> None:
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "-g", "nonsense",
+                        str(build_c(FIXTURE))], cwd=REPO, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "-g nonsense" in r.stderr and "Traceback" not in r.stderr
+
+
+_syms: dict[str, str] = {}
+
+
+def _sym(n: Nbemu, name: str) -> str:
+    """A symbol's address (hex) from the fixture's ELF symbol table."""
+    if not _syms:
+        from elftools.elf.elffile import ELFFile
+        with open(build_c(FIXTURE), "rb") as f:
+            for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols():
+                _syms[s.name] = f"{s['st_value']:x}"
+    return _syms[name]
+
+
+if os.environ.get("NBEMU_GDB_DEBUG"):      # pragma: no cover - a debugging aid
+    print(REPO)

@@ -189,6 +189,27 @@ class Machine:
         elif l.l_md is not None:       # (an LWP that just exited has no context)
             self._batch(ids).write_ctx(l.l_md, vals)
 
+    def vregs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]:
+        """128-bit registers (XMM) of the live engine or of l's saved context."""
+        buf = (ctypes.c_uint8 * 16)()
+        out = []
+        for r in ids:
+            if l is self.loaded:
+                uclib.uc_reg_read(self.uch, r, buf)
+            else:
+                uclib.uc_context_reg_read(l.l_md.context, r, buf)
+            out.append(int.from_bytes(bytes(buf), "little"))
+        return out
+
+    def vregs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
+        for r, v in zip(ids, vals):
+            buf = (ctypes.c_uint8 * 16).from_buffer_copy(
+                (v & ((1 << 128) - 1)).to_bytes(16, "little"))
+            if l is self.loaded:
+                uclib.uc_reg_write(self.uch, r, buf)
+            elif l.l_md is not None:
+                uclib.uc_context_reg_write(l.l_md.context, r, buf)
+
     def syscall_return(self, l: Lwp, vals: Sequence[int]) -> None:
         """Write abi.syscall_out_regs (the trap's hot path: one prebuilt batch)."""
         if l is self.loaded:
@@ -367,6 +388,9 @@ class Machine:
             if ci is None:
                 if p.p_exiting:
                     break
+                if p.p_stat == 4:                   # SSTOP: stopped by a signal
+                    self._host_stop()
+                    continue
                 deadline = k.callout.next_deadline()
                 if dbg is not None and dbg.idle(deadline):
                     continue
@@ -448,9 +472,15 @@ class Machine:
 
     # -- faults -------------------------------------------------------------------------
     def _guest_fault(self, l: Lwp, err: UcError | None) -> None:
-        from syscalls.kern_sig import kpsignal_lwp
+        """A fault of l's user code becomes a signal (kern_sig.trapsignal): its
+        handler runs when one is installed and the signal is not masked; else
+        the process dies of it (with the crash report)."""
+        from syscalls.kern_sig import fault_ksiginfo, trapsignal
         from syscalls.signals import Sig
         sig, code, addr, what = Sig.SIGSEGV, 1, 0, "fault"
+        trapno = errc = 0
+        fsi = getattr(self.abi, "fault_siginfo", None)   # NetBSD trap(): si_code, trapno
+        pc = self.regs_get(l, (self.abi.pc_reg,))[0]
         if self._fault is not None:
             access, addr, _size = self._fault
             kind = _MEM_ACCESS.get(access, "access")
@@ -458,12 +488,19 @@ class Machine:
                 sig, code, what = Sig.SIGSEGV, 1, f"{kind} of unmapped address {addr:#x}"
             else:
                 sig, code, what = Sig.SIGSEGV, 2, f"{kind} not permitted at {addr:#x}"
+            if fsi is not None:
+                sig, code, addr, trapno, errc, what = fsi(
+                    "unmapped" if access in _UNMAPPED else "prot", addr, pc, access=kind)
         elif self._intno is not None:
             sig, what = self.abi.trap_signal(self._intno)
+            if fsi is not None:
+                sig, code, addr, trapno, errc, what = fsi("intr", 0, pc, intno=self._intno)
         elif err is not None:
             from unicorn import UC_ERR_INSN_INVALID
             if err.errno == UC_ERR_INSN_INVALID:
                 sig, what = Sig.SIGILL, "illegal instruction"
+                if fsi is not None:
+                    sig, code, addr, trapno, errc, what = fsi("invalid", 0, pc)
             else:
                 what = f"engine error: {err}"
         if self.debugger is not None:
@@ -472,8 +509,30 @@ class Machine:
                 return
         self.last_fault = GuestFault(sig, code, addr, what)
         self.last_fault_lwp = l
-        kpsignal_lwp(l, sig)
+        if trapsignal(l, fault_ksiginfo(sig, code, addr, trapno, errc)):
+            self.last_fault = None                  # its handler runs
 
+    def note_core(self, l: Lwp, sig: int) -> None:
+        """A signal whose default action dumps core kills the process: keep what
+        the crash report shows (unless a fault of its own is already noted)."""
+        from syscalls.signals import signame
+        cur = getattr(self, "last_fault", None)
+        if cur is None or cur.sig != sig:
+            self.last_fault = GuestFault(sig, 0, 0, f"{signame(sig)} (core dumped)")
+            self.last_fault_lwp = l
+
+    def _host_stop(self) -> None:
+        """The guest process is stopped by a signal (SIGSTOP, SIGTSTP, ...): so
+        is nbemu, as the program would be under a shell. SIGCONT to nbemu
+        continues it, and the guest gets SIGCONT."""
+        import os
+        import signal
+        from syscalls.kern_sig import psignal
+        from syscalls.signals import Sig
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        psignal(self.kernel.proc, Sig.SIGCONT)
 
 class InternalError(Exception):
     """A Python exception escaped the kernel: a bug of nbemu, reported as such."""

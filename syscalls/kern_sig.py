@@ -1,57 +1,740 @@
-"""Signal posting (NetBSD's kern_sig.c), first cut.
+"""Signals (NetBSD's kern_sig.c): posting, choosing the LWP, delivery on the
+way back to user mode, default actions, stop and continue, traps.
 
-Dispositions, masks and alternate stacks are recorded exactly (sys_sig.py);
-delivery to a handler (frames, trampolines) is the signals issue's work. What
-is decided here already: a signal whose action is to terminate (no handler,
-not ignored) ends the process with that signal; an ignored one is dropped; one
-with a handler is kept pending on the LWP (one warning line).
+Overview, as in kern_sig.c (NetBSD 10):
+
+- A signal is posted with a ksiginfo (kpsignal2): to one LWP (ksi.lid: from
+  _lwp_kill or a trap) or to the process (kill, sigqueueinfo, timers, SIGPIPE).
+  Signals ignored by the process (SIG_IGN, or SIG_DFL whose default is to
+  ignore: ps_sigignore) are dropped at once. A process signal first goes to an
+  LWP waiting for it in sigtimedwait (sigunwait); otherwise it becomes pending
+  on the process (p_sigpend), an LWP one on the LWP (l_sigpend). Standard
+  signals are pending once (a newer ksiginfo replaces the older one),
+  real-time signals queue.
+- sigpost() tells an LWP to look (LW_PENDSIG, "signotify"). One that masks the
+  signal is told nothing more. One running on another vCPU gets the IPI of
+  nbemu: the host's turn on the current vCPU ends so that the target's vCPU
+  runs soon. One sleeping interruptibly (LW_SINTR) is woken: its sleep returns
+  ERESTART when the handler has SA_RESTART, else EINTR (sleepq_sigtoerror).
+  A SIG_DFL signal whose default is to terminate ends the process right there
+  (NetBSD lets the LWP do it at userret; nothing else can be observed).
+- Delivery happens on the way to user mode (Kernel.userret -> sig_userret ->
+  issignal/postsig): the first pending unmasked signal of the LWP, then of the
+  process. A caught one gets a signal frame (sendsig: the ABI lays out
+  struct sigframe_siginfo on the user stack, or on the alternate stack with
+  SA_ONSTACK) and the LWP resumes in the handler; its trampoline returns
+  through setcontext. Stop signals stop the whole process (proc_stop: every
+  LWP stops in userret, or in place when it sleeps interruptibly; the process
+  is SSTOP once none is left running); SIGCONT (or SIGKILL) resumes it.
+- Registers are rewritten only while the engine is stopped, never inside the
+  system-call hook (the platform's in_hook): a signal found pending at the end
+  of a system call stops the engine, and the run loop calls userret again
+  before the LWP resumes.
+- Traps (trapsignal): a fault goes straight to a handler if the signal is
+  caught and not masked; otherwise it is unmasked, reset to SIG_DFL and
+  posted, which kills the process (128+N, with nbemu's crash report).
+
+Per-LWP state lives in attributes created on first use (l_sigpend,
+l_sigwaited, l_sigwaitset, l_sigrestore, l_sigoldmask) and per-process state in
+p_sigpend, p_sigwaiters, p_stat (SSTOP) and p_sflag (PS_STOPPING).
 """
 from __future__ import annotations
 
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .errno import Errno, KernErrno
 from .kern_exit import exit1
-from .lwp import Lwp
-from .signals import Sig, default_action
+from .lwp import LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB, Lwp, LwpFlag, Proc
+from .signals import NSIG, SIGPROP, SIGRTMIN, Sig, SigProp, signame
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
 
 SIG_DFL = 0
 SIG_IGN = 1
+SIG_CATCH = 2            # kern_sig.c's action value for a caught signal
+
+# sigaction sa_flags (sys/signal.h)
+SA_ONSTACK = 0x0001
+SA_RESTART = 0x0002
+SA_RESETHAND = 0x0004
+SA_NOCLDSTOP = 0x0008
+SA_NODEFER = 0x0010
+SA_NOCLDWAIT = 0x0020
+SA_SIGINFO = 0x0040
+SA_NOKERNINFO = 0x0080
+SA_ALLBITS = 0x00FF
+
+# stack_t ss_flags
+SS_ONSTACK = 0x0001
+SS_DISABLE = 0x0004
+
+# si_code values (sys/siginfo.h)
+SI_USER = 0
+SI_QUEUE = -1
+SI_TIMER = -2
+SI_ASYNCIO = -3
+SI_MESGQ = -4
+SI_LWP = -5
+SI_NOINFO = 32767
+
+# struct proc p_stat / p_sflag (sys/proc.h)
+SACTIVE = 2
+SSTOP = 4
+PS_CONTINUED = 0x40000000
+PS_STOPPING = 0x80000000
+
+# __SIGTRAMP_SIGINFO_VERSION (sys/signal.h): trampolines that take a siginfo frame
+SIGTRAMP_SIGINFO_VERSION_MIN = 2
+SIGTRAMP_SIGINFO_VERSION_MAX = 2
+
+LW_PENDSIG = LwpFlag.LW_PENDSIG
+LW_SINTR = LwpFlag.LW_SINTR
+ERESTART = int(KernErrno.ERESTART)
+
+_ALL = (1 << (NSIG - 1)) - 1                          # signals 1..63 as bits 0..62
+CANTMASK = (1 << (Sig.SIGKILL - 1)) | (1 << (Sig.SIGSTOP - 1))
+STOPSIGMASK = 0
+CONTSIGMASK = 0
+for _s, _p in SIGPROP.items():
+    if _p & SigProp.SA_STOP:
+        STOPSIGMASK |= 1 << (_s - 1)
+    if _p & SigProp.SA_CONT:
+        CONTSIGMASK |= 1 << (_s - 1)
 
 
+# -- sigset_t <-> bit masks -------------------------------------------------------
+def bit(sig: int) -> int:
+    return 1 << (sig - 1)
+
+
+def mask_of(words) -> int:
+    """A sigset_t (four 32-bit words) as a bit mask (signal n = bit n-1)."""
+    return (words[0] | (words[1] << 32)) & _ALL
+
+
+def words_of(mask: int) -> tuple[int, int, int, int]:
+    return (mask & 0xFFFFFFFF, (mask >> 32) & 0xFFFFFFFF, 0, 0)
+
+
+def firstsig(mask: int) -> int:
+    """The lowest-numbered signal in mask, or 0."""
+    return (mask & -mask).bit_length() if mask else 0
+
+
+# -- ksiginfo and pending sets ----------------------------------------------------
+class Ksiginfo:
+    """ksiginfo_t: what a posted signal carries (struct _ksiginfo + ksi_lid)."""
+    __slots__ = ("signo", "code", "errno", "pid", "uid", "value", "addr", "trap", "trap2",
+                 "trap3", "lid", "fault", "empty", "err")
+
+    def __init__(self, signo: int, code: int = SI_USER, pid: int = 0, uid: int = 0,
+                 value: int = 0, lid: int = 0) -> None:
+        self.signo = signo
+        self.code = code
+        self.errno = 0
+        self.pid = pid
+        self.uid = uid
+        self.value = value
+        self.addr = 0
+        self.trap = 0
+        self.trap2 = 0
+        self.trap3 = 0
+        self.lid = lid
+        self.fault = False           # KSI_TRAP: the _fault member of the reason union
+        self.empty = False           # KSI_EMPTY: no information (psignal)
+        self.err = 0                 # the trap's error code (mcontext _REG_ERR)
+
+    @classmethod
+    def noinfo(cls, signo: int) -> "Ksiginfo":
+        ksi = cls(signo, SI_NOINFO)
+        ksi.empty = True
+        return ksi
+
+    def __repr__(self) -> str:
+        return f"<ksi {signame(self.signo)} code={self.code} lid={self.lid}>"
+
+
+class Sigpend:
+    """sigpend_t: the set of pending signals and their queued ksiginfos."""
+    __slots__ = ("set", "q")
+
+    def __init__(self) -> None:
+        self.set = 0
+        self.q: dict[int, deque[Ksiginfo]] = {}
+
+    def put(self, ksi: Ksiginfo) -> None:
+        """sigput(): a standard signal is pending once (the newest information
+        wins); real-time signals queue."""
+        sig = ksi.signo
+        self.set |= bit(sig)
+        if ksi.empty:
+            return
+        q = self.q.get(sig)
+        if q is None:
+            q = self.q[sig] = deque()
+        if sig < SIGRTMIN and q:
+            q[0] = ksi
+        else:
+            q.append(ksi)
+
+    def get(self, sig: int) -> Ksiginfo:
+        """sigget(): take one instance of sig (which must be pending)."""
+        q = self.q.get(sig)
+        if q:
+            ksi = q.popleft()
+            if not q:
+                del self.q[sig]
+                self.set &= ~bit(sig)
+            return ksi
+        self.set &= ~bit(sig)
+        return Ksiginfo.noinfo(sig)
+
+    def clear(self, mask: int) -> None:
+        """sigclear(): forget the signals of mask."""
+        self.set &= ~mask
+        for sig in [s for s in self.q if bit(s) & mask]:
+            del self.q[sig]
+
+
+def lsigpend(l: Lwp) -> Sigpend:
+    sp = l.__dict__.get("l_sigpend")
+    if sp is None:
+        sp = l.l_sigpend = Sigpend()  # type: ignore[attr-defined]
+    return sp
+
+
+def psigpend(p: Proc) -> Sigpend:
+    sp = p.__dict__.get("p_sigpend")
+    if sp is None:
+        sp = p.p_sigpend = Sigpend()  # type: ignore[attr-defined]
+    return sp
+
+
+def sigwaiters(p: Proc) -> list[Lwp]:
+    w = p.__dict__.get("p_sigwaiters")
+    if w is None:
+        w = p.p_sigwaiters = []  # type: ignore[attr-defined]
+    return w
+
+
+# -- dispositions ---------------------------------------------------------------------
 def sigaction_of(l: Lwp, sig: int) -> tuple:
-    return l.l_proc.p_sigacts.get(sig, (SIG_DFL, (0, 0, 0, 0), 0, 0, 0))
+    """(handler, sa_mask words, sa_flags, trampoline, trampoline version)."""
+    return l.l_proc.p_sigacts.get(sig, (SIG_DFL, (0, 0, 0, 0), SA_RESTART, 0, 0))
+
+
+def sig_ignored(p: Proc, sig: int) -> bool:
+    """sigismember(&ps_sigignore, sig): SIG_IGN, or SIG_DFL with a default of
+    ignoring (SIGCONT never: it must still continue the process)."""
+    handler = p.p_sigacts.get(sig, (SIG_DFL,))[0]
+    if handler == SIG_IGN:
+        return sig != Sig.SIGCONT
+    return (handler == SIG_DFL and sig != Sig.SIGCONT
+            and bool(SIGPROP[sig] & SigProp.SA_IGNORE))
+
+
+def sig_action(p: Proc, sig: int) -> int:
+    handler = p.p_sigacts.get(sig, (SIG_DFL,))[0]
+    if handler == SIG_DFL or handler == SIG_IGN:
+        return SIG_DFL
+    return SIG_CATCH
+
+
+def sig_clear_everywhere(p: Proc, mask: int) -> None:
+    """Forget pending signals of mask on the process and every LWP."""
+    psigpend(p).clear(mask)
+    for t in p.p_lwps.values():
+        sp = t.__dict__.get("l_sigpend")
+        if sp is not None:
+            sp.clear(mask)
+
+
+def masked(l: Lwp, sig: int) -> bool:
+    m = l.l_sigmask
+    w, b = divmod(sig - 1, 32)
+    return bool((m[w] >> b) & 1)
+
+
+def sigispending(l: Lwp) -> int:
+    """The first signal l could take now (pending on it or its process, not
+    masked, not ignored), or 0."""
+    p = l.l_proc
+    pend = lsigpend(l).set | psigpend(p).set
+    if not pend:
+        return 0
+    pend &= ~mask_of(l.l_sigmask)
+    while pend:
+        sig = firstsig(pend)
+        if not sig_ignored(p, sig):
+            return sig
+        pend &= ~bit(sig)
+    return 0
+
+
+def sleepq_sigtoerror(l: Lwp, sig: int) -> int:
+    """ERESTART when the handler asks for restarts (SA_RESTART), else EINTR."""
+    if sigaction_of(l, sig)[2] & SA_RESTART:
+        return ERESTART
+    return Errno.EINTR
+
+
+def proc_stopping(p: Proc) -> bool:
+    return p.p_stat == SSTOP or bool(p.p_sflag & PS_STOPPING)
+
+
+def proc_is_stopped(p: Proc) -> bool:
+    return p.p_stat == SSTOP
+
+
+# -- posting ----------------------------------------------------------------------
+def signotify(k: "Kernel", t: Lwp) -> None:
+    """Make t look for signals at its next userret. If it is running on another
+    vCPU, end the current host turn (nbemu's IPI) so that its vCPU runs soon."""
+    t.l_flag |= LW_PENDSIG
+    if t.l_stat == LSONPROC and t is not getattr(k.platform, "curlwp", t):
+        k.platform.request_stop()
+
+
+def sigpost(t: Lwp, action: int, prop: int, sig: int) -> bool:
+    """Tell LWP t about sig; True if t will take it (kern_sig.c sigpost)."""
+    if t.l_stat == LSZOMB:
+        return False
+    p = t.l_proc
+    k = p.k
+    signotify(k, t)
+    if masked(t, sig):
+        return False
+    if action == SIG_DFL and prop & SigProp.SA_KILL:
+        sigexit(t, sig)
+        return True
+    st = t.l_stat
+    if st == LSRUN or st == LSONPROC:
+        return True
+    if st == LSSLEEP and t.l_flag & LW_SINTR:
+        if action == SIG_DFL:
+            return False          # a default stop / continue does not interrupt sleeps
+        from .kern_sleepq import sleepq_remove
+        k.event("sigwake", t, sig=sig)
+        sleepq_remove(k, t, sleepq_sigtoerror(t, sig))
+        return True
+    return False
+
+
+def sigunwait(p: Proc, ksi: Ksiginfo) -> bool:
+    """Hand ksi to an LWP waiting for it in sigtimedwait (sigunwait)."""
+    sig = ksi.signo
+    waiters = sigwaiters(p)
+    if not waiters:
+        return False
+    found = None
+    for t in waiters:
+        if ksi.lid and t.l_lid != ksi.lid:
+            continue
+        if t.l_sigwaitset & bit(sig):  # type: ignore[attr-defined]
+            found = t
+            break
+    if found is None:
+        return False
+    found.l_sigwaited[0] = ksi  # type: ignore[attr-defined]
+    found.l_sigwaited = None  # type: ignore[attr-defined]
+    waiters.remove(found)
+    if found.l_stat == LSSLEEP and found.l_wchan == sigwait_chan(found):
+        from .kern_sleepq import sleepq_remove
+        sleepq_remove(p.k, found, 0)
+    return True
+
+
+def sigwait_chan(l: Lwp) -> tuple:
+    return ("l_sigcv", l.l_proc.p_pid, l.l_lid)
+
+
+def kpsignal2(p: Proc, ksi: Ksiginfo) -> None:
+    """Post ksi to process p, or to LWP ksi.lid of p (kern_sig.c kpsignal2)."""
+    if p.p_exiting:
+        return
+    k = p.k
+    sig = ksi.signo
+    prop = SIGPROP[sig]
+    toall = bool(prop & SigProp.SA_TOALL)
+    lid = 0 if toall else ksi.lid
+    anyl = p.lwp_find(lid) if lid else next(iter(p.p_lwps.values()), None)
+    if anyl is not None:
+        k.event("signal", anyl, sig=sig, code=ksi.code, lid=lid)
+    if sig == Sig.SIGKILL:
+        t = anyl if anyl is not None and anyl.l_stat != LSZOMB else _any_live(p)
+        if t is not None:
+            sigexit(t, sig)
+        return
+    if sig_ignored(p, sig):
+        return
+    action = sig_action(p, sig)
+    if prop & SigProp.SA_CONT:
+        sig_clear_everywhere(p, STOPSIGMASK)
+    if prop & SigProp.SA_STOP:
+        sig_clear_everywhere(p, CONTSIGMASK)
+    stopping = proc_stopping(p)
+    if not prop & SigProp.SA_CANTMASK and not stopping and sigunwait(p, ksi):
+        return
+    if lid:
+        t = p.lwp_find(lid)
+        if t is None or t.l_stat == LSZOMB:
+            return
+        lsigpend(t).put(ksi)
+        sigpost(t, action, prop, sig)
+        return
+    if not stopping:
+        if prop & SigProp.SA_CONT and action == SIG_DFL:
+            return                    # SIGCONT to a running process: nothing to do
+        if prop & SigProp.SA_STOP and action == SIG_DFL:
+            t = _taker(p, sig)
+            if t is not None:         # someone can take it: the process stops now
+                proc_stop(p, sig)
+                return
+    else:
+        if prop & SigProp.SA_CONT:
+            proc_unstop(p)
+            if action == SIG_DFL:
+                return                # not made pending
+        elif prop & SigProp.SA_STOP:
+            return                    # already stopped or stopping
+    psigpend(p).put(ksi)
+    lwps = _post_order(p)
+    for t in lwps:
+        if sigpost(t, action, prop, sig) and not toall:
+            break
+        if p.p_exiting:
+            break
+
+
+def _any_live(p: Proc) -> Lwp | None:
+    for t in p.p_lwps.values():
+        if t.l_stat != LSZOMB:
+            return t
+    return None
+
+
+def _taker(p: Proc, sig: int) -> Lwp | None:
+    for t in p.p_lwps.values():
+        if t.l_stat != LSZOMB and not masked(t, sig):
+            return t
+    return None
+
+
+def _post_order(p: Proc) -> list[Lwp]:
+    """LWPs in the order sigpost tries them for a process signal: running or
+    runnable first (they take it at once), then the others."""
+    lwps = list(p.p_lwps.values())
+    return ([t for t in lwps if t.l_stat in (LSONPROC, LSRUN)]
+            + [t for t in lwps if t.l_stat not in (LSONPROC, LSRUN)])
+
+
+def _sender_ids(l: Lwp | None, p: Proc) -> tuple[int, int]:
+    from .kern_prot import proc_cred
+    try:
+        uid = proc_cred(p).cr_euid
+    except Exception:          # a process without credentials (unit tests)
+        uid = 0
+    return p.p_pid, uid
 
 
 def kpsignal_lwp(t: Lwp, sig: int) -> None:
-    """Post `sig` to LWP t (from _lwp_kill, kill, or a fault)."""
+    """_lwp_kill(t, sig) from t's own process: an LWP-directed signal."""
     p = t.l_proc
-    k = p.k
-    handler = sigaction_of(t, sig)[0]
-    k.event("signal", t, sig=sig)
-    if sig == Sig.SIGKILL:
-        exit1(t, 0, sig)
-        return
-    if handler == SIG_IGN:
-        return
-    action = default_action(sig)
-    if handler == SIG_DFL:
-        if action in ("terminate", "core"):
-            exit1(t, 0, sig)
-        return                      # ignore / stop / continue: not modelled yet
-    pend = k.config.setdefault("sig_pending", {})
-    pend.setdefault(t.l_lid, set()).add(sig)
-    warned = k.config.setdefault("sig_warned", set())
-    # Signals whose default is to be ignored (Go's SIGURG preemption requests)
-    # lose nothing the program relies on: say nothing about them.
-    if sig not in warned and action != "ignore":
-        warned.add(sig)
-        k.warn(f"signal {sig} to a handler: delivery is not implemented yet; kept pending")
+    pid, uid = _sender_ids(None, p)
+    kpsignal2(p, Ksiginfo(sig, SI_LWP, pid, uid, lid=t.l_lid))
 
 
-def kpsignal_proc(l: Lwp, sig: int) -> None:
-    """Post to the process: to the first LWP that does not block it."""
+def kpsignal_proc(l: Lwp, sig: int, code: int = SI_USER) -> None:
+    """kill(getpid(), sig) from LWP l: a process-directed signal."""
     p = l.l_proc
-    word, bit = divmod(sig - 1, 32)
+    pid, uid = _sender_ids(l, p)
+    kpsignal2(p, Ksiginfo(sig, code, pid, uid))
+
+
+def psignal(p: Proc, sig: int) -> None:
+    """psignal(): a process signal without information (si_code SI_NOINFO)."""
+    kpsignal2(p, Ksiginfo.noinfo(sig))
+
+
+# -- exit -----------------------------------------------------------------------------
+def sigexit(l: Lwp, sig: int) -> None:
+    """The process dies of sig (with a crash report when the default action
+    dumps core)."""
+    p = l.l_proc
+    if p.p_exiting:
+        return
+    if SIGPROP[sig] & SigProp.SA_CORE:
+        note = getattr(p.k.platform, "note_core", None)
+        if note is not None:
+            note(l, sig)
+    exit1(l, 0, sig)
+
+
+# -- stop / continue ----------------------------------------------------------------
+def proc_stop(p: Proc, sig: int) -> None:
+    """Begin stopping p: interruptible sleepers stop in place, the others at
+    their next userret (proc_stop)."""
+    k = p.k
+    p.p_sflag = (p.p_sflag | PS_STOPPING) & ~PS_CONTINUED
+    p.p_xstopsig = sig  # type: ignore[attr-defined]
+    for t in list(p.p_lwps.values()):
+        if t.l_stat == LSSLEEP and t.l_flag & LW_SINTR:
+            t.set_stat(LSSTOP)
+            p.p_nrlwps -= 1
+            k.event("stop", t, sig=sig)
+        elif t.l_stat in (LSRUN, LSONPROC):
+            signotify(k, t)
+    proc_stop_check(p)
+
+
+def proc_stop_check(p: Proc) -> None:
+    """The process is stopped once no LWP is left running, runnable or asleep."""
+    if not p.p_sflag & PS_STOPPING:
+        return
     for t in p.p_lwps.values():
-        if t.l_stat != 5 and not (t.l_sigmask[word] >> bit) & 1:
-            kpsignal_lwp(t, sig)
+        if t.l_stat in (LSRUN, LSONPROC, LSSLEEP):
             return
-    kpsignal_lwp(l, sig)
+    p.p_sflag &= ~PS_STOPPING
+    p.p_stat = SSTOP
+    t = _any_live(p)
+    if t is not None:
+        p.k.event("proc_stop", t, sig=getattr(p, "p_xstopsig", 0))
+
+
+def sigswitch(l: Lwp) -> None:
+    """The running LWP l stops (in userret) because its process is stopping."""
+    p = l.l_proc
+    k = p.k
+    k.cpu_release(l)
+    p.p_nrlwps -= 1
+    l.set_stat(LSSTOP)
+    k.event("stop", l, sig=getattr(p, "p_xstopsig", 0))
+    proc_stop_check(p)
+
+
+def sleep_stop(l: Lwp) -> None:
+    """l just went to sleep interruptibly while its process stops: stop in place."""
+    p = l.l_proc
+    l.set_stat(LSSTOP)
+    p.p_nrlwps -= 1
+    p.k.event("stop", l, sig=getattr(p, "p_xstopsig", 0))
+    proc_stop_check(p)
+
+
+def proc_unstop(p: Proc) -> None:
+    """SIGCONT: every stopped LWP runs again, or goes back to sleep if its sleep
+    has not ended meanwhile."""
+    from .kern_sleepq import lwp_park_syncobj, sleepq_remove
+    k = p.k
+    p.p_stat = SACTIVE
+    p.p_sflag = (p.p_sflag & ~PS_STOPPING) | PS_CONTINUED
+    for t in list(p.p_lwps.values()):
+        if t.l_stat == LSSTOP:
+            p.p_nrlwps += 1
+            k.event("continue", t)
+            if t.l_wchan is not None:
+                t.set_stat(LSSLEEP)
+                # An unpark that came while it was stopped (lwp_unpark only
+                # wakes LSSLEEP parkers) must not be lost.
+                if t.l_flag & LwpFlag.LW_UNPARKED and t.l_syncobj is lwp_park_syncobj:
+                    t.l_flag &= ~LwpFlag.LW_UNPARKED
+                    sleepq_remove(k, t, 0)
+            else:
+                t.l_flag |= LW_PENDSIG
+                k.setrunnable(t)
+
+
+# -- delivery -------------------------------------------------------------------------
+def issignal(l: Lwp) -> Ksiginfo | None:
+    """The next signal l must take in user mode (its handler runs), after
+    applying default actions and stops on the way (kern_sig.c issignal). None:
+    nothing to deliver, or l stopped / the process exited."""
+    p = l.l_proc
+    lsp = lsigpend(l)
+    psp = psigpend(p)
+    while True:
+        if p.p_exiting or l.l_stat != LSONPROC:
+            return None
+        if proc_stopping(p):
+            sigswitch(l)
+            return None
+        mask = mask_of(l.l_sigmask)
+        pend = lsp.set & ~mask
+        sp = lsp
+        if not pend:
+            pend = psp.set & ~mask
+            sp = psp
+            if not pend:
+                l.l_flag &= ~LW_PENDSIG
+                _renotify(p, l)
+                return None
+        sig = firstsig(pend)
+        ksi = sp.get(sig)
+        if sig_ignored(p, sig):
+            continue
+        prop = SIGPROP[sig]
+        if sig_action(p, sig) == SIG_DFL:
+            if prop & SigProp.SA_STOP:
+                proc_stop(p, sig)
+                continue
+            if prop & SigProp.SA_IGNORE:
+                continue              # SIGCONT by default: it already continued us
+            sigexit(l, sig)
+            return None
+        return ksi
+
+
+def _renotify(p: Proc, l: Lwp) -> None:
+    """Process signals l masks: let an LWP that does not mask them know."""
+    psp = p.__dict__.get("p_sigpend")
+    if psp is None or not psp.set:
+        return
+    pend = psp.set
+    for t in p.p_lwps.values():
+        if t is l or t.l_stat == LSZOMB or t.l_flag & LW_PENDSIG:
+            continue
+        if pend & ~mask_of(t.l_sigmask):
+            sig = firstsig(pend & ~mask_of(t.l_sigmask))
+            sigpost(t, sig_action(p, sig), SIGPROP[sig], sig)
+            return
+
+
+def postsig(l: Lwp, ksi: Ksiginfo) -> None:
+    """Take a caught signal: build its frame (postsig + sendsig)."""
+    if l.__dict__.get("l_sigrestore"):
+        returnmask = l.l_sigoldmask  # type: ignore[attr-defined]
+        l.l_sigrestore = False  # type: ignore[attr-defined]
+    else:
+        returnmask = l.l_sigmask
+    l.l_proc.k.event("sigdeliver", l, sig=ksi.signo, code=ksi.code)
+    sendsig(l, ksi, returnmask)
+
+
+def sendsig_reset(l: Lwp, sig: int) -> None:
+    """The handler runs with sa_mask (which holds sig itself unless
+    SA_NODEFER) added to the LWP's mask; SA_RESETHAND resets the action."""
+    p = l.l_proc
+    handler, smask, flags, tramp, vers = sigaction_of(l, sig)
+    l.l_sigmask = words_of((mask_of(l.l_sigmask) | mask_of(smask)) & ~CANTMASK)
+    if flags & SA_RESETHAND:
+        p.p_sigacts[sig] = (SIG_DFL, smask, flags & ~SA_RESETHAND, tramp, vers)
+
+
+def sendsig(l: Lwp, ksi: Ksiginfo, returnmask) -> None:
+    """Build the signal frame of ksi for l and point l at its handler
+    (sendsig_siginfo). l's registers must be rewritable (not in the hook)."""
+    p = l.l_proc
+    k = p.k
+    abi = k.abi
+    plat = k.platform
+    sig = ksi.signo
+    handler, _smask, flags, tramp, vers = sigaction_of(l, sig)
+    if vers < SIGTRAMP_SIGINFO_VERSION_MIN or not tramp:
+        # amd64 has no sigcontext frames (machdep.c sendsig_sigcontext: illegal)
+        k.warn(f"signal {signame(sig)}: handler without a siginfo trampoline "
+               f"(version {vers}): killed with SIGILL")
+        sigexit(l, Sig.SIGILL)
+        return
+    vals = plat.regs_get(l, abi.getmcontext_ids())
+    vids = abi.sendsig_vregs()
+    vget = getattr(plat, "vregs_get", None)
+    xmm = vget(l, vids) if vget is not None else [0] * len(vids)
+    ss_sp, ss_size, ss_flags = l.l_sigstk
+    onstack = not ss_flags & (SS_DISABLE | SS_ONSTACK) and bool(flags & SA_ONSTACK)
+    alt_top = ss_sp + ss_size if onstack else None
+    err = ksi.err
+    fp, frame, ids, nvals, nvids, nvvals = abi.sendsig_frame(
+        vals, xmm, abi.pack_siginfo(ksi), tuple(returnmask), bool(ss_flags & SS_ONSTACK),
+        alt_top, handler, tramp, sig, ksi.trap if ksi.fault else 0, err)
+    sendsig_reset(l, sig)
+    error = p.p_vmspace.copyout(frame, fp)
+    if error:
+        # The process trashed its stack: an illegal instruction stops it.
+        k.warn(f"signal {signame(sig)}: cannot write the signal frame at {fp:#x}: "
+               "killed with SIGILL")
+        sigexit(l, Sig.SIGILL)
+        return
+    plat.regs_set(l, ids, nvals)
+    vset = getattr(plat, "vregs_set", None)
+    if vset is not None:
+        vset(l, nvids, nvvals)
+    if onstack:
+        l.l_sigstk = (ss_sp, ss_size, ss_flags | SS_ONSTACK)
+    if handler >= abi.vm_maxuser_address:
+        sigexit(l, Sig.SIGILL)
+
+
+def sig_userret(l: Lwp) -> None:
+    """Take l's pending signals on its way back to user mode (lwp_userret)."""
+    p = l.l_proc
+    k = p.k
+    if getattr(k.platform, "in_hook", False):
+        # Inside the system-call hook registers must not be rewritten: stop the
+        # engine; the run loop calls userret again before l runs.
+        if proc_stopping(p) or sigispending(l):
+            k.platform.request_stop()
+        else:
+            l.l_flag &= ~LW_PENDSIG
+            _renotify(p, l)
+        return
+    while l.l_flag & LW_PENDSIG:
+        ksi = issignal(l)
+        if ksi is None:
+            return
+        postsig(l, ksi)
+        if l.l_stat != LSONPROC or p.p_exiting:
+            return
+
+
+def sig_sleep_check(l: Lwp) -> int:
+    """At the start of an interruptible sleep: the error that ends it at once
+    (EINTR / ERESTART) when a signal is already pending; a process that is
+    stopping stops the sleeper in place instead (0)."""
+    if not l.l_flag & LW_PENDSIG:
+        return 0
+    p = l.l_proc
+    if proc_stopping(p):
+        if l.l_stat == LSSLEEP:
+            sleep_stop(l)
+        return 0
+    sig = sigispending(l)
+    if sig:
+        return sleepq_sigtoerror(l, sig)
+    return 0
+
+
+# -- traps ------------------------------------------------------------------------------
+def trapsignal(l: Lwp, ksi: Ksiginfo) -> bool:
+    """A fault of l (kern_sig.c trapsignal): True if its handler will run."""
+    p = l.l_proc
+    sig = ksi.signo
+    ksi.lid = l.l_lid
+    ksi.fault = True
+    handler, smask, flags, tramp, vers = sigaction_of(l, sig)
+    is_masked = masked(l, sig)
+    if handler not in (SIG_DFL, SIG_IGN) and not is_masked and not p.p_exiting:
+        p.k.event("signal", l, sig=sig, code=ksi.code, lid=l.l_lid, trap=True)
+        postsig(l, ksi)
+        return not p.p_exiting
+    if is_masked or handler == SIG_IGN:
+        # Unmask and reset to the default so that the process dies of it.
+        l.l_sigmask = words_of(mask_of(l.l_sigmask) & ~bit(sig))
+        p.p_sigacts[sig] = (SIG_DFL, words_of(mask_of(smask) & ~bit(sig)), flags, tramp,
+                            vers)
+    kpsignal2(p, ksi)
+    return False
+
+
+def fault_ksiginfo(sig: int, code: int, addr: int, trapno: int, err: int) -> Ksiginfo:
+    ksi = Ksiginfo(sig, code)
+    ksi.fault = True
+    ksi.addr = addr
+    ksi.trap = trapno
+    ksi.err = err
+    return ksi
+
+
+__all__ = ["kpsignal2", "kpsignal_lwp", "kpsignal_proc", "psignal", "trapsignal",
+           "sig_userret", "sig_sleep_check", "Ksiginfo", "sigaction_of", "SIG_DFL", "SIG_IGN"]

@@ -17,7 +17,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generator, Hashable
 
 from .errno import Errno
-from .lwp import LSONPROC, LSSLEEP, LwpFlag, Lwp
+from .lwp import LSONPROC, LSSLEEP, LSSTOP, LwpFlag, Lwp
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -99,23 +99,31 @@ def sleepq_block(k: "Kernel", l: Lwp, timo_ns: int | None,
         deadline_ns = k.clock.monotonic_ns() + max(timo_ns, 0)
     if deadline_ns is not None:
         l.l_timeout = k.callout.schedule(deadline_ns, _sleepq_timeout, l)
-    if l.l_flag & LwpFlag.LW_SINTR and k.sig_pending_for(l):
-        sleepq_remove(k, l, Errno.EINTR)
+    if l.l_flag & LwpFlag.LW_SINTR:
+        # A signal already pending ends the sleep at once (EINTR, or ERESTART
+        # for SA_RESTART handlers); a stopping process stops the sleeper here.
+        error = k.sig_pending_for(l)
+        if error and l.l_stat == LSSLEEP:
+            sleepq_remove(k, l, error)
     error = yield BLOCK
     return error
 
 
 def _sleepq_timeout(l: Lwp) -> None:
-    """Callout: the sleep's time is up (sleepq_timeout)."""
-    if l.l_stat == LSSLEEP and l.l_timeout is not None:
+    """Callout: the sleep's time is up (sleepq_timeout). A sleeper stopped by a
+    signal (LSSTOP) has its sleep ended too; it runs once continued."""
+    if l.l_stat in (LSSLEEP, LSSTOP) and l.l_timeout is not None:
         l.l_timeout = None
         l.l_flag |= LwpFlag.LW_STIMO
         sleepq_remove(l.l_proc.k, l, Errno.EWOULDBLOCK)
 
 
 def sleepq_remove(k: "Kernel", l: Lwp, error: int = 0) -> None:
-    """End l's sleep (sleepq_remove + setrunnable); its sleep returns `error`."""
-    assert l.l_stat == LSSLEEP, l
+    """End l's sleep (sleepq_remove + setrunnable); its sleep returns `error`.
+    A sleeper that is stopped (LSSTOP) leaves the queue but stays stopped:
+    SIGCONT makes it runnable (as NetBSD's sleepq_remove leaves it to whoever
+    stopped it)."""
+    assert l.l_stat in (LSSLEEP, LSSTOP), l
     sq = l.l_sleepq
     if sq is not None:
         sq.remove(l)
@@ -129,6 +137,8 @@ def sleepq_remove(k: "Kernel", l: Lwp, error: int = 0) -> None:
     l.l_sleepq = None
     l.l_syncobj = None
     l.l_flag &= ~(LwpFlag.LW_SINTR | LwpFlag.LW_CATCHINTR)
+    if l.l_stat == LSSTOP:
+        return
     k.setrunnable(l)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import struct
 from typing import Generator
 
-from .errno import Errno
+from .errno import Errno, KernErrno
 from .kern_sleepq import kpause
 from .lwp import Lwp
 from .table import syscall
 
+ERESTART = int(KernErrno.ERESTART)
 CLOCK_REALTIME = 0
 CLOCK_VIRTUAL = 1
 CLOCK_PROF = 2
@@ -95,6 +96,8 @@ def _nanosleep(l: Lwp, clock_id: int, flags: int, rqtp: int, rmtp: int) -> Gener
         error = Errno.EWOULDBLOCK
     if error == Errno.EWOULDBLOCK:
         error = 0
+    if error == ERESTART:
+        error = Errno.EINTR           # nanosleep is never restarted (nanosleep1)
     if rmtp and not flags & TIMER_ABSTIME:
         left = max(0, ns - (k.clock.monotonic_ns() - start)) if error else 0
         e2 = vm.copyout(struct.pack("<qq", left // 10**9, left % 10**9), rmtp)
@@ -113,19 +116,114 @@ def sys_clock_nanosleep(l: Lwp, a, retval: list[int]) -> Generator:
     return (yield from _nanosleep(l, a.clock_id, a.flags, a.rqtp, a.rmtp))
 
 
+# -- interval timers (setitimer / getitimer: NetBSD's dosetitimer, itimerfire) --------
+ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF, ITIMER_MONOTONIC = 0, 1, 2, 3
+TICK_US = 10_000            # 1000000 / hz (hz = 100): the smallest non-zero timer
+
+
+class Itimer:
+    """One armed interval timer of the process: a callout on the kernel clock.
+
+    ITIMER_REAL / ITIMER_MONOTONIC count guest time; ITIMER_VIRTUAL and
+    ITIMER_PROF should count the process's CPU time: nbemu approximates it
+    with guest time during which some LWP of the process is running or
+    runnable (an expiry that finds every LWP asleep is put off by a period).
+    """
+    __slots__ = ("which", "deadline", "interval", "callout", "overruns")
+
+    def __init__(self, which: int, deadline: int, interval: int) -> None:
+        self.which = which
+        self.deadline = deadline
+        self.interval = interval
+        self.callout = None
+        self.overruns = 0
+
+
+_ITIMER_SIG = {ITIMER_REAL: 14, ITIMER_VIRTUAL: 26, ITIMER_PROF: 27, ITIMER_MONOTONIC: 14}
+
+
+def _itimers(p) -> dict:
+    t = p.__dict__.get("p_itimers")
+    if t is None:
+        t = p.p_itimers = {}
+    return t
+
+
+def _itimerfix(sec: int, usec: int) -> tuple[int, int] | None:
+    if sec < 0 or usec < 0 or usec >= 1_000_000:
+        return None
+    if sec == 0 and 0 < usec < TICK_US:
+        usec = TICK_US
+    return sec, usec
+
+
+def _itimer_value(k, it: Itimer | None) -> bytes:
+    """struct itimerval: it_interval, it_value (struct timeval: time_t, suseconds_t)."""
+    if it is None:
+        return b"\0" * 32
+    left = max(it.deadline - k.clock.monotonic_ns(), 1000)
+    iv_us = it.interval // 1000
+    left_us = (left + 999) // 1000
+    return struct.pack("<qi4xqi4x", iv_us // 10**6, iv_us % 10**6, left_us // 10**6,
+                       left_us % 10**6)
+
+
+def _itimer_fire(arg) -> None:
+    p, it = arg
+    k = p.k
+    timers = _itimers(p)
+    if timers.get(it.which) is not it or p.p_exiting:
+        return
+    now = k.clock.monotonic_ns()
+    if it.which in (ITIMER_VIRTUAL, ITIMER_PROF) and not any(
+            t.l_stat in (2, 7) for t in p.p_lwps.values()):      # LSRUN, LSONPROC
+        # No CPU time is being used: put the expiry off.
+        it.deadline = now + (it.interval or max(it.deadline - now, TICK_US * 1000))
+        it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
+        return
+    if it.interval:
+        it.deadline += it.interval
+        if it.deadline <= now:
+            missed = (now - it.deadline) // it.interval + 1
+            it.overruns += missed
+            it.deadline += missed * it.interval
+        it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
+    else:
+        del timers[it.which]
+    from .kern_sig import SI_TIMER, Ksiginfo, kpsignal2
+    kpsignal2(p, Ksiginfo(_ITIMER_SIG[it.which], SI_TIMER, value=it.which))
+
+
 @syscall(425, "__setitimer50")
 def sys___setitimer50(l: Lwp, a, retval: list[int]) -> int:
-    """Recorded (delivery of SIGALRM/SIGVTALRM/SIGPROF is the signals issue)."""
     p = l.l_proc
-    if a.which not in (0, 1, 2):
+    k = p.k
+    which = a.which
+    if which < 0 or which > ITIMER_MONOTONIC:
         return Errno.EINVAL
     vm = p.p_vmspace
-    old = p.k.config.setdefault("itimers", {}).get(a.which, b"\0" * 32)
+    timers = _itimers(p)
+    old = _itimer_value(k, timers.get(which))
     if a.itv:
-        new = vm.copyin(a.itv, 32)
-        if isinstance(new, int):
-            return new
-        p.k.config["itimers"][a.which] = new
+        data = vm.copyin(a.itv, 32)
+        if isinstance(data, int):
+            return data
+        isec, iusec, vsec, vusec = struct.unpack("<qi4xqi4x", data)
+        iv = _itimerfix(isec, iusec)
+        val = _itimerfix(vsec, vusec)
+        if iv is None or val is None:
+            return Errno.EINVAL
+        cur = timers.pop(which, None)
+        if cur is not None:
+            k.callout.stop(cur.callout)
+        value_ns = val[0] * 10**9 + val[1] * 1000
+        if value_ns:
+            it = Itimer(which, k.clock.monotonic_ns() + value_ns, iv[0] * 10**9 + iv[1] * 1000)
+            it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
+            timers[which] = it
+            # The running slice started without a pending timeout: end it so
+            # that the next one is cut in time for the expiry.
+            k.platform.request_stop()
     if a.oitv:
         return vm.copyout(old, a.oitv)
     return 0
@@ -133,7 +231,7 @@ def sys___setitimer50(l: Lwp, a, retval: list[int]) -> int:
 
 @syscall(426, "__getitimer50")
 def sys___getitimer50(l: Lwp, a, retval: list[int]) -> int:
-    if a.which not in (0, 1, 2):
+    if a.which < 0 or a.which > ITIMER_MONOTONIC:
         return Errno.EINVAL
-    cur = l.l_proc.k.config.setdefault("itimers", {}).get(a.which, b"\0" * 32)
-    return l.l_proc.p_vmspace.copyout(cur, a.itv)
+    p = l.l_proc
+    return p.p_vmspace.copyout(_itimer_value(p.k, _itimers(p).get(a.which)), a.itv)

@@ -162,9 +162,14 @@ class Kernel:
             from .sys_lwp import lwpctl_write
             lwpctl_write(l, cpu)
 
-    # -- signals (delivery is its own issue; these are the hooks) --------------
-    def sig_pending_for(self, l: Lwp) -> bool:
-        return False
+    # -- signals (kern_sig.py) ------------------------------------------------------
+    def sig_pending_for(self, l: Lwp) -> int:
+        """At the start of an interruptible sleep: EINTR / ERESTART when a signal
+        is already pending for l (the sleep ends at once), else 0."""
+        if not l.l_flag & LwpFlag.LW_PENDSIG:
+            return 0
+        from .kern_sig import sig_sleep_check
+        return sig_sleep_check(l)
 
     # -- the system-call trap ----------------------------------------------------
     def syscall(self, l: Lwp, vals: list[int]) -> None:
@@ -257,6 +262,14 @@ class Kernel:
     def userret(self, l: Lwp) -> None:
         """Deferred work on the way back to user mode (userret/lwp_userret)."""
         from .kern_lwp import lwp_exit, lwp_suspend_self
+        if (l.l_flag & (LwpFlag.LW_PENDSIG | LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE)
+                == LwpFlag.LW_PENDSIG):
+            # Signals first (lwp_userret); inside the system-call hook this only
+            # stops the engine, and the run loop calls userret again.
+            from .kern_sig import sig_userret
+            sig_userret(l)
+            if l.l_stat != LSONPROC or l.l_proc.p_exiting:
+                return
         if l.l_flag & LwpFlag.LW_WEXIT:
             lwp_exit(l)
             return

@@ -136,12 +136,13 @@ def run_fileop(res: int | Generator) -> Generator:
 
 
 def sigpipe_hook(l: Lwp, fp: File) -> None:
-    """A write found no reader (EPIPE). NetBSD posts SIGPIPE to the process
-    here unless the file has FNOSIGPIPE. Posting belongs to the signals work
-    (kern_sig.kpsignal_proc would apply the default action, terminate); until
-    that lands nbemu records the event and returns EPIPE only."""
+    """A write found no reader (EPIPE): NetBSD's dofilewrite posts SIGPIPE to
+    the process (psignal) unless the file has FNOSIGPIPE."""
     if not fp.f_flag & FNOSIGPIPE:
         l.l_proc.k.event("sigpipe", l, file=fp.name)
+        from .kern_sig import psignal
+        from .signals import Sig
+        psignal(l.l_proc, Sig.SIGPIPE)
 
 
 def dofileread(l: Lwp, fp: File, uio: Uio, retval: list[int]) -> Generator:

@@ -1,76 +1,156 @@
-"""Signal and context system calls (NetBSD's sys_sig.c): sigaction with
-trampolines, sigprocmask, sigpending, sigaltstack, kill, getcontext, setcontext."""
+"""Signal and context system calls (NetBSD's sys_sig.c and kern_context.c):
+sigaction with trampolines, sigprocmask, sigpending, sigsuspend, sigtimedwait,
+sigaltstack, kill, sigqueueinfo, getcontext, setcontext.
+
+Posting and delivery are kern_sig.py's; these handlers validate, copy in,
+change the LWP's or the process's signal state, and copy out, as sys_sig.c
+does.
+"""
 from __future__ import annotations
 
 import struct
+from typing import Generator
 
 from .errno import Errno, KernErrno
-from .kern_sig import SIG_DFL, kpsignal_proc, sigaction_of
-from .lwp import Lwp
-from .signals import NSIG, Sig
+from .kern_sig import (CANTMASK, LW_PENDSIG, SA_ALLBITS, SA_NODEFER, SI_QUEUE, SI_USER,
+                       SIG_DFL, SIG_IGN, SIGTRAMP_SIGINFO_VERSION_MAX,
+                       SIGTRAMP_SIGINFO_VERSION_MIN, SS_DISABLE, SS_ONSTACK, Ksiginfo, bit,
+                       kpsignal2, lsigpend, mask_of, psigpend, sig_clear_everywhere,
+                       sig_ignored, sigaction_of, sigispending, sigpost, sigwait_chan,
+                       sigwaiters, words_of, SIGPROP, firstsig, sig_action)
+from .kern_sleepq import kpause, sleep_syncobj, sleepq_block, sleepq_enqueue
+from .kern_time import copyin_timespec
+from .lwp import LSZOMB, Lwp
+from .signals import NSIG, Sig, SigProp
 from .table import syscall
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 1, 2, 3
-SS_ONSTACK, SS_DISABLE = 1, 4
+SS_ALLBITS = SS_ONSTACK | SS_DISABLE
 MINSIGSTKSZ = 8192
-_CANTMASK = ((1 << (Sig.SIGKILL - 1)) | (1 << (Sig.SIGSTOP - 1)), 0, 0, 0)
+_UC_SIGMASK, _UC_STACK, _UC_CPU = 0x1, 0x2, 0x4
+EJUSTRETURN = int(KernErrno.EJUSTRETURN)
+ERESTART = int(KernErrno.ERESTART)
 
 
 def _sigset(data: bytes) -> tuple[int, int, int, int]:
     return struct.unpack("<4I", data)
 
 
-@syscall(340, "__sigaction_sigtramp")
-def sys___sigaction_sigtramp(l: Lwp, a, retval: list[int]) -> int:
+# -- sigaction -------------------------------------------------------------------------
+def sigaction1(l: Lwp, sig: int, new: tuple | None, tramp: int, vers: int) -> int:
+    """kern_sig.c sigaction1 (the new action part): validate and install."""
     p = l.l_proc
-    vm = p.p_vmspace
-    sig = a.signum
     if sig <= 0 or sig >= NSIG:
         return Errno.EINVAL
-    old = sigaction_of(l, sig)
+    if new is None:
+        return 0
+    handler, smask, flags = new
+    if flags & ~SA_ALLBITS:
+        return Errno.EINVAL
+    # The trampoline ABI: version 0 is the legacy in-kernel sigcode (which
+    # amd64 never had for siginfo frames), versions 2.. need a trampoline.
+    if handler not in (SIG_DFL, SIG_IGN):
+        if vers < SIGTRAMP_SIGINFO_VERSION_MIN and vers != 0:
+            return Errno.EINVAL
+        if vers > SIGTRAMP_SIGINFO_VERSION_MAX:
+            return Errno.EINVAL
+        if vers >= SIGTRAMP_SIGINFO_VERSION_MIN and not tramp:
+            return Errno.EINVAL
+    prop = SIGPROP[sig]
+    if prop & SigProp.SA_CANTMASK:
+        return Errno.EINVAL
+    if prop & SigProp.SA_NORESET:
+        flags &= ~0x4                                     # SA_RESETHAND
+    m = mask_of(smask) & ~CANTMASK
+    if flags & SA_NODEFER:
+        m &= ~bit(sig)
+    else:
+        m |= bit(sig)
+    p.p_sigacts[sig] = (handler, words_of(m), flags, tramp, vers)
+    if handler == SIG_IGN or (handler == SIG_DFL and prop & SigProp.SA_IGNORE):
+        sig_clear_everywhere(p, bit(sig))                 # never to be seen again
+    return 0
+
+
+@syscall(340, "__sigaction_sigtramp")
+def sys___sigaction_sigtramp(l: Lwp, a, retval: list[int]) -> int:
+    vm = l.l_proc.p_vmspace
+    sig = a.signum
     new = None
     if a.nsa:
         data = vm.copyin(a.nsa, 32)
         if isinstance(data, int):
             return data
         handler, = struct.unpack_from("<Q", data, 0)
-        mask = _sigset(data[8:24])
         flags, = struct.unpack_from("<i", data, 24)
-        if sig in (Sig.SIGKILL, Sig.SIGSTOP) and handler != SIG_DFL:
-            return Errno.EINVAL
-        if a.vers == 0 and handler > 1:
-            pass                    # sigcontext trampoline on the stack: legacy
-        elif handler > 1 and (a.vers < 2 or not a.tramp):
-            return Errno.EINVAL
-        new = (handler, mask, flags, a.tramp, a.vers)
+        new = (handler, _sigset(data[8:24]), flags)
+    if sig <= 0 or sig >= NSIG:
+        return Errno.EINVAL
+    old = sigaction_of(l, sig)
+    error = sigaction1(l, sig, new, a.tramp, a.vers)
+    if error:
+        return error
     if a.osa:
         h, m, f = old[0], old[1], old[2]
         error = vm.copyout(struct.pack("<Q4Ii4x", h, *m, f), a.osa)
         if error:
             return error
-    if new is not None:
-        p.p_sigacts[sig] = new
     return 0
+
+
+# -- masks -----------------------------------------------------------------------------
+def sigprocmask1(l: Lwp, how: int, nss: tuple | None) -> int:
+    """Change l's mask; newly unblocked pending signals make l look (LW_PENDSIG)."""
+    if nss is None:
+        return 0
+    old = mask_of(l.l_sigmask)
+    s = mask_of(nss)
+    if how == SIG_BLOCK:
+        new = old | s
+    elif how == SIG_UNBLOCK:
+        new = old & ~s
+    elif how == SIG_SETMASK:
+        new = s
+    else:
+        return Errno.EINVAL
+    new &= ~CANTMASK
+    l.l_sigmask = words_of(new)
+    if old & ~new and sigispending(l):
+        l.l_flag |= LW_PENDSIG
+    if new & ~old:
+        _hand_over(l, new & ~old)
+    return 0
+
+
+def _hand_over(l: Lwp, newly_blocked: int) -> None:
+    """Process signals l was told about but now blocks go to another LWP."""
+    p = l.l_proc
+    psp = p.__dict__.get("p_sigpend")
+    if psp is None or not psp.set & newly_blocked:
+        return
+    pend = psp.set & newly_blocked
+    while pend:
+        sig = firstsig(pend)
+        pend &= ~bit(sig)
+        for t in p.p_lwps.values():
+            if t is not l and t.l_stat != LSZOMB and sigpost(t, sig_action(p, sig),
+                                                            SIGPROP[sig], sig):
+                break
 
 
 @syscall(293, "__sigprocmask14")
 def sys___sigprocmask14(l: Lwp, a, retval: list[int]) -> int:
     vm = l.l_proc.p_vmspace
     old = l.l_sigmask
+    nss = None
     if a.set:
         data = vm.copyin(a.set, 16)
         if isinstance(data, int):
             return data
-        s = _sigset(data)
-        if a.how == SIG_BLOCK:
-            new = tuple(o | x for o, x in zip(old, s))
-        elif a.how == SIG_UNBLOCK:
-            new = tuple(o & ~x for o, x in zip(old, s))
-        elif a.how == SIG_SETMASK:
-            new = s
-        else:
-            return Errno.EINVAL
-        l.l_sigmask = tuple(x & ~c for x, c in zip(new, _CANTMASK))  # type: ignore[assignment]
+        nss = _sigset(data)
+    error = sigprocmask1(l, a.how, nss)
+    if error:
+        return error
     if a.oset:
         return vm.copyout(struct.pack("<4I", *old), a.oset)
     return 0
@@ -78,13 +158,113 @@ def sys___sigprocmask14(l: Lwp, a, retval: list[int]) -> int:
 
 @syscall(292, "__sigpending14")
 def sys___sigpending14(l: Lwp, a, retval: list[int]) -> int:
-    pend = l.l_proc.k.config.get("sig_pending", {}).get(l.l_lid, set())
-    words = [0, 0, 0, 0]
-    for s in pend:
-        words[(s - 1) // 32] |= 1 << ((s - 1) % 32)
-    return l.l_proc.p_vmspace.copyout(struct.pack("<4I", *words), a.set)
+    pend = lsigpend(l).set | psigpend(l.l_proc).set
+    return l.l_proc.p_vmspace.copyout(struct.pack("<4I", *words_of(pend)), a.set)
 
 
+# -- waiting for signals ---------------------------------------------------------------
+@syscall(294, "__sigsuspend14")
+def sys___sigsuspend14(l: Lwp, a, retval: list[int]) -> Generator:
+    p = l.l_proc
+    k = p.k
+    if a.set:
+        data = p.p_vmspace.copyin(a.set, 16)
+        if isinstance(data, int):
+            return data
+        # The handler's frame gets the mask from before sigsuspend (postsig
+        # uses l_sigoldmask while l_sigrestore is set).
+        l.l_sigoldmask = l.l_sigmask  # type: ignore[attr-defined]
+        l.l_sigrestore = True  # type: ignore[attr-defined]
+        l.l_sigmask = words_of(mask_of(_sigset(data)) & ~CANTMASK)
+        if sigispending(l):
+            l.l_flag |= LW_PENDSIG
+    while True:
+        error = yield from kpause(k, l, "pause", True, None,
+                                  wchan=("pause", p.p_pid, l.l_lid))
+        if error:
+            break
+    # sigsuspendteardown(): no handler will restore the old mask; do it here.
+    if l.__dict__.get("l_sigrestore") and not sigispending(l):
+        l.l_sigrestore = False  # type: ignore[attr-defined]
+        l.l_sigmask = l.l_sigoldmask  # type: ignore[attr-defined]
+    return Errno.EINTR               # always EINTR, never a restart
+
+
+def sigtimedwait1(l: Lwp, setp: int, infop: int, tsp: int, layout: str
+                  ) -> Generator[str, int, int | tuple]:
+    p = l.l_proc
+    k = p.k
+    vm = p.p_vmspace
+    data = vm.copyin(setp, 16)
+    if isinstance(data, int):
+        return data
+    waitset = mask_of(_sigset(data)) & ~CANTMASK
+    timo_ns = None
+    poll = False
+    if tsp:
+        ts = copyin_timespec(vm, tsp, layout)
+        if isinstance(ts, int):
+            return ts
+        sec, nsec = ts
+        if sec < 0 or nsec < 0 or nsec >= 1_000_000_000:
+            return Errno.EINVAL
+        timo_ns = sec * 1_000_000_000 + nsec
+        poll = timo_ns == 0
+    # A signal of the set already pending: the process's first, then the LWP's.
+    ksi = None
+    for sp in (psigpend(p), lsigpend(l)):
+        pend = sp.set & waitset
+        if pend:
+            ksi = sp.get(firstsig(pend))
+            break
+    if ksi is None:
+        if poll:
+            return Errno.EAGAIN
+        holder: list = [None]
+        l.l_sigwaited = holder  # type: ignore[attr-defined]
+        l.l_sigwaitset = waitset  # type: ignore[attr-defined]
+        waiters = sigwaiters(p)
+        waiters.append(l)
+        sleepq_enqueue(k, l, sigwait_chan(l), "sigwait", sleep_syncobj, True)
+        error = yield from sleepq_block(k, l, timo_ns)
+        if holder[0] is not None:
+            ksi = holder[0]
+        else:
+            l.l_sigwaited = None  # type: ignore[attr-defined]
+            if l in waiters:
+                waiters.remove(l)
+            if error == Errno.EWOULDBLOCK:
+                return Errno.EAGAIN
+            if error == ERESTART or error == 0:
+                return Errno.EINTR
+            return error
+    if infop:
+        info = k.abi.pack_siginfo(ksi)[:k.abi.ksiginfo_size]
+        error = vm.copyout(info, infop)
+        if error:
+            return error
+    return 0, ksi.signo
+
+
+@syscall(431, "____sigtimedwait50")
+def sys____sigtimedwait50(l: Lwp, a, retval: list[int]) -> Generator:
+    res = yield from sigtimedwait1(l, a.set, a.info, a.timeout, "ts")
+    if isinstance(res, tuple):
+        retval[0] = res[1]
+        return 0
+    return res
+
+
+@syscall(244, "compat_50___sigtimedwait")
+def compat_50_sys___sigtimedwait(l: Lwp, a, retval: list[int]) -> Generator:
+    res = yield from sigtimedwait1(l, a.set, a.info, a.timeout, "ts50")
+    if isinstance(res, tuple):
+        retval[0] = res[1]
+        return 0
+    return res
+
+
+# -- alternate stack -----------------------------------------------------------------
 @syscall(281, "__sigaltstack14")
 def sys___sigaltstack14(l: Lwp, a, retval: list[int]) -> int:
     vm = l.l_proc.p_vmspace
@@ -94,11 +274,12 @@ def sys___sigaltstack14(l: Lwp, a, retval: list[int]) -> int:
         if isinstance(data, int):
             return data
         sp, size, flags = struct.unpack("<QQi4x", data)
-        if flags & ~SS_DISABLE:
+        if flags & ~SS_ALLBITS:
             return Errno.EINVAL
-        if old[2] & SS_ONSTACK:
-            return Errno.EPERM
-        if not flags & SS_DISABLE and size < MINSIGSTKSZ:
+        if flags & SS_DISABLE:
+            if old[2] & SS_ONSTACK:
+                return Errno.EINVAL
+        elif size < MINSIGSTKSZ:
             return Errno.ENOMEM
         l.l_sigstk = (sp, size, flags)
     if a.oss:
@@ -106,25 +287,67 @@ def sys___sigaltstack14(l: Lwp, a, retval: list[int]) -> int:
     return 0
 
 
-@syscall(37, "kill")
-def sys_kill(l: Lwp, a, retval: list[int]) -> int:
+# -- sending ----------------------------------------------------------------------------
+def _own_target(l: Lwp, pid: int) -> int:
+    """kill1()'s choice of processes, in a world of one: 0 if pid names this
+    process (itself, its process group), else ESRCH."""
+    from .kern_prot import proc_pgid
     p = l.l_proc
-    if a.signum < 0 or a.signum >= NSIG:
+    if pid > 0:
+        return 0 if pid == p.p_pid else Errno.ESRCH
+    if pid == 0:
+        return 0
+    if pid == -1:
+        return Errno.ESRCH       # broadcast: every process but the caller
+    return 0 if -pid == proc_pgid(p) else Errno.ESRCH
+
+
+def kill1(l: Lwp, pid: int, ksi: Ksiginfo) -> int:
+    if ksi.signo < 0 or ksi.signo >= NSIG:
         return Errno.EINVAL
-    if a.pid not in (p.p_pid, 0, -1, -p.p_pid):
-        return Errno.ESRCH if a.pid > 0 else Errno.EPERM
-    if a.signum:
-        kpsignal_proc(l, a.signum)
+    error = _own_target(l, pid)
+    if error:
+        return error
+    if ksi.signo:
+        kpsignal2(l.l_proc, ksi)
     return 0
 
 
+@syscall(37, "kill")
+def sys_kill(l: Lwp, a, retval: list[int]) -> int:
+    from .kern_sig import _sender_ids
+    pid, uid = _sender_ids(l, l.l_proc)
+    return kill1(l, a.pid, Ksiginfo(a.signum, SI_USER, pid, uid))
+
+
+@syscall(245, "sigqueueinfo")
+def sys_sigqueueinfo(l: Lwp, a, retval: list[int]) -> int:
+    k = l.l_proc.k
+    data = l.l_proc.p_vmspace.copyin(a.info, k.abi.ksiginfo_size)
+    if isinstance(data, int):
+        return data
+    signo, code, errno, pid, uid, value = k.abi.unpack_siginfo(data)
+    ksi = Ksiginfo(signo, code, pid, uid, value)
+    ksi.errno = errno
+    if a.pid != l.l_proc.p_pid:
+        from .kern_sig import _sender_ids
+        mypid, myuid = _sender_ids(l, l.l_proc)
+        if pid != mypid or uid != myuid or code not in (SI_USER, SI_QUEUE):
+            return Errno.EPERM
+    return kill1(l, a.pid, ksi)
+
+
+# -- contexts -----------------------------------------------------------------------------
 @syscall(307, "getcontext")
 def sys_getcontext(l: Lwp, a, retval: list[int]) -> int:
     k = l.l_proc.k
     abi = k.abi
-    vals = k.platform.regs_get(l, abi.getmcontext_ids())
+    plat = k.platform
+    vals = plat.regs_get(l, abi.getmcontext_ids())
     abi.set_syscall_success_in_gregs(vals)
-    uc = abi.build_ucontext(vals, l.l_sigmask, l.l_sigstk, None)
+    vget = getattr(plat, "vregs_get", None)
+    xmm = vget(l, abi.sendsig_vregs()) if vget is not None else None
+    uc = abi.build_ucontext(vals, l.l_sigmask, l.l_sigstk, xmm)
     return l.l_proc.p_vmspace.copyout(uc, a.ucp)
 
 
@@ -132,15 +355,37 @@ def sys_getcontext(l: Lwp, a, retval: list[int]) -> int:
 def sys_setcontext(l: Lwp, a, retval: list[int]) -> int:
     k = l.l_proc.k
     abi = k.abi
+    plat = k.platform
     uc = l.l_proc.p_vmspace.copyin(a.ucp, abi.ucontext_size)
     if isinstance(uc, int):
         return uc
     flags = abi.ucontext_flags(uc)
-    if flags & 0x4 and not abi.cpu_mcontext_validate(abi.unpack_mcontext_gregs(uc)):
+    if not flags & _UC_CPU:
         return Errno.EINVAL
+    if not abi.cpu_mcontext_validate(abi.unpack_mcontext_gregs(uc)):
+        return Errno.EINVAL
+    if flags & _UC_SIGMASK:
+        sigprocmask1(l, SIG_SETMASK, abi.ucontext_sigmask(uc))
     ids, vals = abi.mcontext_regs(uc, flags)
     if ids:
-        k.platform.regs_set(l, ids, vals)
-    if flags & 0x1:
-        l.l_sigmask = abi.ucontext_sigmask(uc)
-    return KernErrno.EJUSTRETURN
+        plat.regs_set(l, ids, vals)
+    if flags & abi.uc_fpu:
+        vset = getattr(plat, "vregs_set", None)
+        if vset is not None:
+            pairs = abi.fpu_xmm_from_mcontext(uc)
+            vset(l, [r for r, _ in pairs], [v for _, v in pairs])
+    tls = abi.ucontext_tlsbase(uc)
+    if tls is not None:
+        l.l_private = tls                      # lwp_setprivate()
+    ss_sp, ss_size, ss_flags = l.l_sigstk
+    onstack = abi.ucontext_onstack(flags)
+    if onstack is not None:
+        ss_flags = (ss_flags | SS_ONSTACK) if onstack else (ss_flags & ~SS_ONSTACK)
+    if flags & _UC_STACK:
+        uss_flags = abi.ucontext_ss_flags(uc)
+        ss_flags = (ss_flags | SS_ONSTACK) if uss_flags & SS_ONSTACK else ss_flags & ~SS_ONSTACK
+    l.l_sigstk = (ss_sp, ss_size, ss_flags)
+    return EJUSTRETURN
+
+
+__all__ = ["sigaction1", "sigprocmask1", "kill1", "sig_ignored", "Sig"]

@@ -220,4 +220,133 @@ class Amd64(Abi):
         vals[i_fl] &= ~PSL_C
 
 
+    # -- signals: siginfo_t, the signal frame, traps (NetBSD amd64) --------
+    # sys/siginfo.h: siginfo_t is a 128-byte union over struct _ksiginfo
+    # (signo, code, errno at 0/4/8, the reason union at 16 on LP64);
+    # sizeof(struct _ksiginfo) is 96 (its largest member, _syscall, is 80).
+    # machine/frame.h: struct sigframe_siginfo { sf_ra; siginfo_t sf_si;
+    # ucontext_t sf_uc; } = 8 + 128 + 784 = 920 bytes (machdep.c rev 1.290
+    # sendsig_siginfo; unchanged in NetBSD 10).
+    siginfo_size = 128
+    ksiginfo_size = 96
+    sigframe_size = 8 + 128 + UCONTEXT_SIZE
+    # mcontext.h: _UC_SETSTACK / _UC_CLRSTACK (_UC_MD_BIT16 / _UC_MD_BIT17).
+    uc_setstack = 0x00010000
+    uc_clrstack = 0x00020000
+    uc_fpu = _UC_FPU
+
+    def pack_siginfo(self, ksi) -> bytes:
+        """A siginfo_t from a kernel ksiginfo (fault reasons: addr/trap; others:
+        pid/uid/value)."""
+        buf = bytearray(self.siginfo_size)
+        struct.pack_into("<iii", buf, 0, ksi.signo, ksi.code, ksi.errno)
+        if ksi.fault:
+            struct.pack_into("<Qiii", buf, 16, ksi.addr & 0xFFFFFFFFFFFFFFFF, ksi.trap,
+                             ksi.trap2, ksi.trap3)
+        else:
+            struct.pack_into("<iIQ", buf, 16, ksi.pid, ksi.uid & 0xFFFFFFFF,
+                             ksi.value & 0xFFFFFFFFFFFFFFFF)
+        return bytes(buf)
+
+    def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
+        """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo)."""
+        signo, code, errno = struct.unpack_from("<iii", data, 0)
+        pid, uid, value = struct.unpack_from("<iIQ", data, 16)
+        return signo, code, errno, pid, uid, value
+
+    def sendsig_vregs(self) -> tuple[int, ...]:
+        """The 128-bit registers a signal frame saves (fxsave XMM area)."""
+        return tuple(X.UC_X86_REG_XMM0 + i for i in range(16))
+
+    def sendsig_frame(self, vals: list[int], xmm: list[int], siginfo: bytes,
+                      sigmask: tuple[int, int, int, int], was_onstack: bool,
+                      alt_top: int | None, handler: int, tramp: int, sig: int,
+                      trapno: int = 0, err: int = 0):
+        """NetBSD amd64 sendsig_siginfo(): where the frame goes, its bytes, and
+        the registers the handler starts with.
+
+        vals are the values of getmcontext_ids() (the interrupted context),
+        xmm those of sendsig_vregs(). alt_top: top of the alternate signal
+        stack when the frame goes there, else None (below the 128-byte red
+        zone of the interrupted rsp). Returns (frame address, frame bytes,
+        register ids, values, vector register ids, values).
+        """
+        rsp = vals[_GREG_IDS.index(X.UC_X86_REG_RSP)]
+        sp = alt_top if alt_top is not None else rsp - 128
+        sp -= self.sigframe_size
+        fp = ((sp & ~15) - 8) & 0xFFFFFFFFFFFFFFFF
+        uc = bytearray(self.build_ucontext(vals, sigmask, (0, 0, 0), xmm))
+        flags = _UC_SIGMASK | _UC_CPU | _UC_TLSBASE | _UC_FPU
+        flags |= self.uc_setstack if was_onstack else self.uc_clrstack
+        struct.pack_into("<I", uc, UC_FLAGS_OFF, flags)
+        struct.pack_into("<QQ", uc, UC_MCONTEXT_OFF + 8 * _REG_TRAPNO, trapno, err)
+        frame = struct.pack("<Q", tramp) + siginfo + bytes(uc)
+        si_addr = fp + 8
+        uc_addr = fp + 8 + self.siginfo_size
+        # buildcontext(): rip = handler, rsp = frame, rflags &= ~PSL_CLEARSIG,
+        # FPU state reset (fpu_save_area_reset: default control words, zeroed
+        # registers); then rdi = sig, rsi = &sf_si, rdx = r15 = &sf_uc.
+        rflags = vals[_GREG_IDS.index(X.UC_X86_REG_RFLAGS)]
+        PSL_CLEARSIG = 0x100 | 0x20000 | 0x40000 | 0x400   # PSL_T|PSL_VM|PSL_AC|PSL_D
+        ids = [X.UC_X86_REG_RIP, X.UC_X86_REG_RSP, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_RDI,
+               X.UC_X86_REG_RSI, X.UC_X86_REG_RDX, X.UC_X86_REG_R15, X.UC_X86_REG_FPCW,
+               X.UC_X86_REG_MXCSR]
+        nvals = [handler, fp, (rflags & ~PSL_CLEARSIG) | PSL_MBO, sig, si_addr, uc_addr,
+                 uc_addr, 0x37F, 0x1F80]
+        vids = list(self.sendsig_vregs())
+        return fp, frame, ids, nvals, vids, [0] * len(vids)
+
+    def ucontext_onstack(self, flags: int) -> bool | None:
+        """setcontext: True (_UC_SETSTACK), False (_UC_CLRSTACK) or None."""
+        if flags & self.uc_setstack:
+            return True
+        if flags & self.uc_clrstack:
+            return False
+        return None
+
+    def ucontext_ss_flags(self, uc_bytes: bytes) -> int:
+        """uc_stack.ss_flags (setcontext with _UC_STACK)."""
+        return struct.unpack_from("<i", uc_bytes, UC_STACK_OFF + 16)[0]
+
+    def ucontext_tlsbase(self, uc_bytes: bytes) -> int | None:
+        """_mc_tlsbase when _UC_TLSBASE is set, else None."""
+        if self.ucontext_flags(uc_bytes) & _UC_TLSBASE:
+            return struct.unpack_from("<Q", uc_bytes, MC_TLSBASE_OFF)[0]
+        return None
+
+    def fault_siginfo(self, kind: str, addr: int, pc: int, intno: int = -1,
+                      access: str = "read") -> tuple[int, int, int, int, int, str]:
+        """NetBSD amd64 trap(): (signo, si_code, si_addr, trapno, err, description)
+        of a guest fault. kind: "unmapped" / "prot" (page faults at addr, access
+        read/write/exec), "intr" (CPU exception intno), "invalid" (#UD)."""
+        SIGILL, SIGTRAP, SIGFPE, SIGBUS, SIGSEGV = 4, 5, 8, 10, 11
+        T_PRIVINFLT, T_BPTFLT, T_PROTFLT, T_TRCTRAP, T_PAGEFLT, T_ALIGNFLT = 0, 1, 4, 5, 6, 7
+        T_DIVIDE, T_OFLOW, T_BOUND, T_DNA, T_ARITHTRAP, T_XMM = 8, 10, 11, 12, 2, 19
+        if kind in ("unmapped", "prot"):
+            # PGEX_P (protection), PGEX_W (write), PGEX_U (user), PGEX_X (fetch)
+            err = 4 | (1 if kind == "prot" else 0) | (2 if access == "write" else 0) \
+                | (0x10 if access == "exec" else 0)
+            if kind == "unmapped":
+                return (SIGSEGV, 1, addr, T_PAGEFLT, err,
+                        f"{access} of unmapped address {addr:#x}")
+            return SIGSEGV, 2, addr, T_PAGEFLT, err, f"{access} not permitted at {addr:#x}"
+        if kind == "invalid" or intno == 6:
+            return SIGILL, 5, pc, T_PRIVINFLT, 0, "illegal instruction"     # ILL_PRVOPC
+        table = {
+            0: (SIGFPE, 1, pc, T_DIVIDE, "integer divide by zero"),           # FPE_INTDIV
+            1: (SIGTRAP, 2, pc, T_TRCTRAP, "trace trap"),                     # TRAP_TRACE
+            3: (SIGTRAP, 1, pc, T_BPTFLT, "breakpoint"),                      # TRAP_BRKPT
+            4: (SIGFPE, 2, pc, T_OFLOW, "overflow"),                          # FPE_INTOVF
+            5: (SIGFPE, 8, pc, T_BOUND, "bound range exceeded"),              # FPE_FLTSUB
+            7: (SIGFPE, 0, pc, T_DNA, "FPU not available"),
+            13: (SIGSEGV, 2, 0, T_PROTFLT, "general protection fault"),       # SEGV_ACCERR
+            14: (SIGSEGV, 1, addr, T_PAGEFLT, "page fault"),
+            16: (SIGFPE, 7, pc, T_ARITHTRAP, "x87 floating-point error"),     # FPE_FLTINV
+            17: (SIGBUS, 1, addr, T_ALIGNFLT, "alignment check"),             # BUS_ADRALN
+            19: (SIGFPE, 7, pc, T_XMM, "SIMD floating-point error"),          # FPE_FLTINV
+        }
+        sig, code, a, trapno, what = table.get(intno, (SIGILL, 0, pc, intno, f"trap {intno}"))
+        return sig, code, a, trapno, 0, what
+
+
 ABI = Amd64()

@@ -139,62 +139,103 @@ def lwp_free(k: "Kernel", l: Lwp) -> None:
             l.l_uarea.free()
             l.l_uarea = None
         k.event("free", l)
+        # Have LWPs sleeping in lwp_wait() re-check for deadlock (lwp_free).
+        sleepq_wake(k, ("p_lwpcv", p.p_pid))
 
 
 def lwp_wait(l: Lwp, lid: int, departed: list[int], exiting: bool = False
              ) -> Generator[str, int, int]:
-    """lwp_wait(): collect zombie `lid` (0: any non-detached LWP).
+    """lwp_wait(): collect zombie `lid` (0: any non-detached LWP), as NetBSD 10's
+    kern_lwp.c lwp_wait (rev. 1.250) does, branch by branch:
 
-    Errors as NetBSD: ESRCH (no such LWP / nothing to wait for), EINVAL (the
-    target is detached or is the caller), EDEADLK (every other LWP is waiting
-    too, so nothing could ever exit), EINTR.
+    - lid != 0: ESRCH if no such LWP (zombies included), EINVAL if it is detached;
+      the first waiter marks itself in the target's l_waiter, later waiters for
+      the same lid sleep too, and whoever runs first collects it (the others then
+      find it gone: ESRCH);
+    - EDEADLK if the target is waiting for us (l_waitingfor), which also catches
+      an LWP waiting for itself;
+    - lid == 0: detached LWPs and LWPs that already have a waiter are not
+      collected (the latter still count as found);
+    - ESRCH if nothing was found; EDEADLK if every LWP of the process (zombies
+      and suspended ones included: p_nlwps) is in lwp_wait;
+    - otherwise sleep on p_lwpcv, interruptibly, and look again when woken (an
+      LWP exited, was collected or detached).  On the way out without a zombie,
+      drop our l_waiter mark and wake the other waiters so they re-check.
     """
     p = l.l_proc
     k = p.k
-    if lid == l.l_lid:
-        return Errno.EDEADLK
+    curlid = l.l_lid
     p.p_nlwpwait += 1
     l.l_waitingfor = lid
+    error = 0
     try:
         while True:
             nfound = 0
+            error = 0
             if lid != 0:
                 l2 = p.lwp_find(lid)
                 if l2 is None:
-                    return Errno.ESRCH
+                    error = Errno.ESRCH
+                    break
                 if l2.l_prflag & LPR_DETACHED:
-                    return Errno.EINVAL
-                if l2.l_waiter and l2.l_waiter != l.l_lid:
-                    # another LWP is already waiting for this one
-                    return Errno.EINVAL if l2.l_stat != LSZOMB else Errno.ESRCH
-                cands = [l2]
+                    error = Errno.EINVAL
+                    break
+                cands: list[Lwp] = [l2]
             else:
-                cands = [x for x in p.p_lwps.values()
-                         if x is not l and not x.l_prflag & LPR_DETACHED
-                         and (x.l_waiter == 0 or x.l_waiter == l.l_lid)]
+                cands = list(p.p_lwps.values())
             for l2 in cands:
+                if l2.l_lid == lid and l2.l_waitingfor == curlid:
+                    error = Errno.EDEADLK
+                    break
+                if l2 is l:
+                    continue
+                if l2.l_prflag & LPR_DETACHED:
+                    nfound += exiting
+                    continue
+                if lid != 0:
+                    if l2.l_waiter == 0:
+                        l2.l_waiter = curlid
+                elif l2.l_waiter != 0:
+                    nfound += 1     # somebody else waits for it specifically
+                    continue
                 nfound += 1
-                if l2.l_stat == LSZOMB:
-                    departed.append(l2.l_lid)
-                    lwp_free(k, l2)
-                    return 0
+                if l2.l_stat != LSZOMB:
+                    continue
+                l.l_waitingfor = 0
+                l2.l_waiter = 0
+                p.p_nlwpwait -= 1
+                departed.append(l2.l_lid)
+                lwp_free(k, l2)
+                return 0
+            if error:
+                break
             if nfound == 0:
-                return Errno.ESRCH
-            # If every LWP that could still exit is itself waiting, we deadlock.
-            if p.p_nrlwps - p.p_nlwpwait <= 0 and not exiting:
-                return Errno.EDEADLK
-            for l2 in cands:
-                l2.l_waiter = l.l_lid
+                error = Errno.ESRCH
+                break
+            if exiting:
+                # exit1(): a short timed wait, then the caller looks again.
+                sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "lwpwait", sleep_syncobj, False)
+                error = yield from sleepq_block(k, l, 10_000_000)
+                break
+            if p.p_nlwpwait == p.p_nlwps:
+                error = Errno.EDEADLK
+                break
             sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "lwpwait", sleep_syncobj, True)
             error = yield from sleepq_block(k, l, None)
-            for l2 in cands:
-                if l2.l_waiter == l.l_lid:
-                    l2.l_waiter = 0
             if error:
-                return error
-    finally:
+                break
+    except GeneratorExit:           # the process ended while we slept
         p.p_nlwpwait -= 1
         l.l_waitingfor = 0
+        raise
+    if lid != 0:
+        l2 = p.lwp_find(lid)
+        if l2 is not None and l2.l_waiter == curlid:
+            l2.l_waiter = 0
+    p.p_nlwpwait -= 1
+    l.l_waitingfor = 0
+    sleepq_wake(k, ("p_lwpcv", p.p_pid))
+    return error
 
 
 def lwp_suspend_self(l: Lwp) -> None:

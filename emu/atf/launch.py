@@ -59,21 +59,21 @@ def die_of_signal(sig: int) -> None:
         return
 
 
-def _run_program(path: str, args: list[str], opts) -> int:
-    """emu.boot.run_program, plus the two differences of this module."""
-    from guest.elf import ElfError
-    from emu.boot import Session
-    try:
-        s = Session(path, args, opts)
-    except ElfError as e:
-        print(f"nbemu: {e}", file=sys.stderr)
-        return e.code
-    s.kernel.proc.p_cwd = guest_cwd(opts.root)
-    status = s.run()
-    xsig = s.kernel.proc.p_xsig
-    if xsig and status == 128 + xsig:
-        die_of_signal(xsig)
-    return status
+_sessions: list = []
+
+
+def _atf_session_class():
+    """emu.boot.Session with the guest's cwd set (subclassed, so that whatever
+    emu.boot.run_program does around the session stays nbemu's)."""
+    from emu import boot
+
+    class AtfSession(boot.Session):
+        def __init__(self, path: str, args: list[str], opts) -> None:
+            super().__init__(path, args, opts)
+            self.kernel.proc.p_cwd = guest_cwd(opts.root)
+            _sessions.append(self)
+
+    return AtfSession
 
 
 def _scrub_environment() -> None:
@@ -89,8 +89,13 @@ def _scrub_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     _scrub_environment()
     from emu import boot, cli
-    boot.run_program = _run_program       # emu.cli.main imports it at call time
-    return cli.main(argv)
+    boot.Session = _atf_session_class()    # run_program looks it up at call time
+    status = cli.main(argv)
+    if _sessions:
+        xsig = _sessions[-1].kernel.proc.p_xsig
+        if xsig and status == 128 + xsig:
+            die_of_signal(xsig)
+    return status
 
 
 if __name__ == "__main__":

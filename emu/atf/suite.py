@@ -74,10 +74,11 @@ def _strip_comments(text: str) -> str:
     return "\n".join(out)
 
 
-def _statements(text: str) -> list[tuple[int, str, str]]:
-    """(line, function, argument text) of each top-level call ``f(...)`` / ``f{...}``."""
+def _statements(text: str) -> tuple[list[tuple[int, str, str]], str | None]:
+    """(line, function, argument text) of each top-level call ``f(...)`` / ``f{...}``,
+    up to the first construct that is not one; and the error there, if any."""
     text = _strip_comments(text)
-    out = []
+    out: list[tuple[int, str, str]] = []
     i = 0
     n = len(text)
     while i < n:
@@ -87,8 +88,8 @@ def _statements(text: str) -> list[tuple[int, str, str]]:
         m = _CALL.match(text, i)
         line = text.count("\n", 0, i) + 1
         if not m:
-            raise ValueError(f"line {line}: unsupported Kyuafile construct: "
-                             f"{text[i:].splitlines()[0][:60]!r}")
+            return out, (f"line {line}: unsupported Kyuafile construct: "
+                         f"{text[i:].splitlines()[0][:60]!r}")
         opener = m.group(2)
         closer = ")" if opener == "(" else "}"
         j = m.end()
@@ -109,10 +110,10 @@ def _statements(text: str) -> list[tuple[int, str, str]]:
                 depth -= 1
             j += 1
         if depth:
-            raise ValueError(f"line {line}: unbalanced {opener!r}")
+            return out, f"line {line}: unbalanced {opener!r}"
         out.append((line, m.group(1), text[m.end():j - 1]))
         i = j
-    return out
+    return out, None
 
 
 def read_kyuafile(path: str, top: str, suite: str = "", _depth: int = 0) -> list[Entry]:
@@ -120,9 +121,9 @@ def read_kyuafile(path: str, top: str, suite: str = "", _depth: int = 0) -> list
     rel = os.path.relpath(path, top)
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            stmts = _statements(f.read())
-    except (OSError, ValueError) as e:
-        return [Entry(path, rel, suite, error=f"{rel}: {e}")]
+            stmts, problem = _statements(f.read())
+    except OSError as e:
+        return [Entry(path, rel, suite, error=f"{rel}: {e.strerror}")]
     out: list[Entry] = []
     for line, fn, arg in stmts:
         where = f"{rel}:{line}"
@@ -158,6 +159,8 @@ def read_kyuafile(path: str, top: str, suite: str = "", _depth: int = 0) -> list
             continue
         out.append(Entry(path, rel, suite, error=f"{where}: unsupported Kyuafile "
                                                  f"function {fn}()"))
+    if problem:
+        out.append(Entry(path, rel, suite, error=f"{rel}: {problem}"))
     return out
 
 

@@ -47,6 +47,7 @@ class FormatError(ValueError):
 
 @dataclass
 class TestCase:
+    __test__ = False                  # not a pytest class
     name: str
     metadata: dict[str, str] = field(default_factory=dict)
 

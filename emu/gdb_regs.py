@@ -27,8 +27,69 @@ ARCH_DIR = Path(__file__).resolve().parents[1] / "guest" / "arch"
 
 
 def target_xml(arch: str) -> bytes | None:
+    """guest/arch/<arch>_gdb.xml, else a description built here."""
     p = ARCH_DIR / f"{arch}_gdb.xml"
-    return p.read_bytes() if p.is_file() else None
+    if p.is_file():
+        return p.read_bytes()
+    gen = _BUILT_IN_XML.get(arch)
+    return gen().encode() if gen is not None else None
+
+
+def _aarch64_xml() -> str:
+    """NetBSD/aarch64 as gdb's aarch64 support expects it: the core feature
+    (x0-x30, sp, pc, cpsr), the fpu feature (v0-v31, fpsr, fpcr), and the tls
+    feature (tpidr, TPIDR_EL0: NetBSD's TLS base)."""
+    core = "".join(f'    <reg name="x{i}" bitsize="64" type="int"/>\n' for i in range(31))
+    vec = "".join(f'    <reg name="v{i}" bitsize="128" type="aarch64v"/>\n' for i in range(32))
+    return f"""<?xml version="1.0"?>
+<!DOCTYPE target SYSTEM "gdb-target.dtd">
+<target version="1.0">
+  <architecture>aarch64</architecture>
+  <feature name="org.gnu.gdb.aarch64.core">
+    <flags id="cpsr_flags" size="4">
+      <field name="SP" start="0" end="0"/>
+      <field name="EL" start="2" end="3"/>
+      <field name="nRW" start="4" end="4"/>
+      <field name="F" start="6" end="6"/>
+      <field name="I" start="7" end="7"/>
+      <field name="A" start="8" end="8"/>
+      <field name="D" start="9" end="9"/>
+      <field name="V" start="28" end="28"/>
+      <field name="C" start="29" end="29"/>
+      <field name="Z" start="30" end="30"/>
+      <field name="N" start="31" end="31"/>
+    </flags>
+{core}    <reg name="sp" bitsize="64" type="data_ptr"/>
+    <reg name="pc" bitsize="64" type="code_ptr"/>
+    <reg name="cpsr" bitsize="32" type="cpsr_flags"/>
+  </feature>
+  <feature name="org.gnu.gdb.aarch64.fpu">
+    <vector id="v2d" type="ieee_double" count="2"/>
+    <vector id="v2u" type="uint64" count="2"/>
+    <vector id="v4f" type="ieee_single" count="4"/>
+    <vector id="v4u" type="uint32" count="4"/>
+    <vector id="v8u" type="uint16" count="8"/>
+    <vector id="v16u" type="uint8" count="16"/>
+    <union id="aarch64v">
+      <field name="d" type="v2d"/>
+      <field name="u2" type="v2u"/>
+      <field name="s" type="v4f"/>
+      <field name="u4" type="v4u"/>
+      <field name="h" type="v8u"/>
+      <field name="b" type="v16u"/>
+      <field name="q" type="uint128"/>
+    </union>
+{vec}    <reg name="fpsr" bitsize="32" type="int"/>
+    <reg name="fpcr" bitsize="32" type="int"/>
+  </feature>
+  <feature name="org.gnu.gdb.aarch64.tls">
+    <reg name="tpidr" bitsize="64" type="data_ptr"/>
+  </feature>
+</target>
+"""
+
+
+_BUILT_IN_XML = {"aarch64": _aarch64_xml}
 
 
 class Reg:
@@ -62,7 +123,25 @@ def _amd64_map() -> dict[str, tuple[str, int, int]]:
     return m
 
 
-_MAPS = {"amd64": _amd64_map}
+def _aarch64_map() -> dict[str, tuple[str, int, int]]:
+    from unicorn import arm64_const as A
+    m: dict[str, tuple[str, int, int]] = {}
+    for i in range(29):
+        m[f"x{i}"] = ("int", A.UC_ARM64_REG_X0 + i, 0)
+    m["x29"] = ("int", A.UC_ARM64_REG_X29, 0)
+    m["x30"] = ("int", A.UC_ARM64_REG_X30, 0)
+    m["sp"] = ("int", A.UC_ARM64_REG_SP, 0)
+    m["pc"] = ("int", A.UC_ARM64_REG_PC, 0)
+    m["cpsr"] = ("int", A.UC_ARM64_REG_NZCV, 0)      # EL0: only the flags matter
+    for i in range(32):
+        m[f"v{i}"] = ("wide", A.UC_ARM64_REG_V0 + i, 0)
+    m["fpsr"] = ("int", A.UC_ARM64_REG_FPSR, 0)
+    m["fpcr"] = ("int", A.UC_ARM64_REG_FPCR, 0)
+    m["tpidr"] = ("int", A.UC_ARM64_REG_TPIDR_EL0, 0)
+    return m
+
+
+_MAPS = {"amd64": _amd64_map, "aarch64": _aarch64_map}
 
 
 class RegFile:
@@ -83,8 +162,10 @@ class RegFile:
             self.regs.append(Reg(len(self.regs), name, size, uc, kind, arg))
         self._batched = [r for r in self.regs if r.kind in ("int", "ro", "ftag")]
         self._batch_ids = tuple(r.uc for r in self._batched)  # type: ignore[misc]
-        from unicorn import x86_const as X
-        self._fpsw = X.UC_X86_REG_FPSW if arch == "amd64" else None
+        self._fpsw: int | None = None
+        if arch == "amd64":
+            from unicorn import x86_const as X
+            self._fpsw = X.UC_X86_REG_FPSW
         self._buf = ctypes.create_string_buffer(64)
 
     # -- raw access to wide registers -------------------------------------------

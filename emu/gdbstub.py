@@ -61,6 +61,7 @@ Ctrl-C can stop a guest that makes no system call).
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape as xml_escape
@@ -375,7 +376,11 @@ class GdbStub:
     def _accept(self) -> bool:
         try:
             sock = self.listener.accept()
-        except (OSError, KeyboardInterrupt) as e:
+        except KeyboardInterrupt:
+            print("nbemu: interrupted while waiting for gdb", file=sys.stderr)
+            self.listener.close()
+            raise SystemExit(130) from None
+        except OSError as e:
             print(f"nbemu: gdb stub: accept failed ({e}); running without gdb",
                   file=sys.stderr)
             self._detach(None)
@@ -508,7 +513,8 @@ class GdbStub:
             feats = text[len("qSupported:"):].split(";") if ":" in text else []
             self._swbreak = "swbreak+" in feats
             return (f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;qXfer:threads:read+;"
-                    "vContSupported+;swbreak+;hwbreak+;QStartNoAckMode+")
+                    "vContSupported+;swbreak+;hwbreak+;QStartNoAckMode+;"
+                    "qXfer:exec-file:read+")
         if text == "qfThreadInfo":
             self._thread_list = [l.l_lid for l in self._live()]
             return self._thread_chunk()
@@ -550,6 +556,9 @@ class GdbStub:
             if annex != "target.xml":
                 return "E00"
             data = self.regs.xml
+        elif obj == "exec-file":
+            # gdb's `target remote` without a `file`: it loads the program from here
+            data = os.path.abspath(self.session.path).encode()
         elif obj == "threads":
             if off == 0 or not self._threads_xml:
                 self._threads_xml = self._threads_xml_build()
@@ -650,16 +659,13 @@ class GdbStub:
         a, sep, n = s.partition(",")
         if not sep:
             raise _ProtoError(E_MALFORMED)
-        addr, length = _hex(a), _hex(n)
-        if length > PACKET_SIZE:
-            length = PACKET_SIZE // 2
-        return addr, length
+        return _hex(a), _hex(n)
 
     def _h_m(self, text: str, raw: bytes) -> str:
         addr, n = self._addr_len(text[1:])
         if n == 0:
             return ""
-        data = self._read_mem(addr, n)
+        data = self._read_mem(addr, min(n, PACKET_SIZE // 2 - 8))   # a short read is allowed
         return data.hex() if data else E_FAULT
 
     def _h_M(self, text: str, raw: bytes) -> str:

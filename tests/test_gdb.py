@@ -17,33 +17,44 @@ from fixtures.build import build_c
 from tests.test_gdb_protocol import FIXTURE, Nbemu
 
 
-def _find_gdb() -> tuple[str | None, str]:
+GDB_ARCH = {"x86_64": "i386:x86-64", "aarch64": "aarch64"}
+
+
+def _find_gdb(arch: str) -> tuple[str | None, str]:
+    found = []
     for name in ("gdb-multiarch", "gdb"):
         path = shutil.which(name)
         if path is None:
             continue
-        r = subprocess.run([path, "-batch", "-nx", "-ex", "set architecture i386:x86-64"],
+        found.append(name)
+        r = subprocess.run([path, "-batch", "-nx", "-ex", f"set architecture {GDB_ARCH[arch]}"],
                            capture_output=True, text=True, timeout=60)
-        if r.returncode == 0 and "Undefined" not in r.stderr:
+        if r.returncode == 0 and not r.stderr.strip():
             return path, ""
-        return None, f"{path} cannot debug i386:x86-64"
-    return None, "neither gdb-multiarch nor gdb is installed (run tests/install_gdb.sh)"
+    if not found:
+        return None, "neither gdb-multiarch nor gdb is installed (run tests/install_gdb.sh)"
+    return None, f"{' and '.join(found)} cannot debug {GDB_ARCH[arch]} (install gdb-multiarch)"
 
 
-GDB, _WHY = _find_gdb()
+GDBS = {arch: _find_gdb(arch) for arch in GDB_ARCH}
+GDB, _WHY = GDBS["x86_64"]
 pytestmark = pytest.mark.skipif(GDB is None, reason=_WHY)
 
 
 def run_gdb(commands: list[str], *args: str, target: str | None = None,
-            spec: str = "0", opts: tuple[str, ...] = ()) -> tuple[str, int, str, str]:
+            spec: str = "0", opts: tuple[str, ...] = (),
+            arch: str = "x86_64") -> tuple[str, int, str, str]:
     """Debug the fixture under nbemu -g with gdb -batch; (gdb output, nbemu exit
     status, nbemu stdout, nbemu stderr)."""
-    prog = build_c(FIXTURE)
-    n = Nbemu(*args, spec=spec, opts=opts)
+    gdb, why = GDBS[arch]
+    if gdb is None:
+        pytest.skip(why)
+    prog = build_c(FIXTURE, arch=arch)
+    n = Nbemu(*args, spec=spec, opts=opts, arch=arch)
     try:
         if target is None:
             target = f":{n.port}" if n.port is not None else n.path
-        cmd = [GDB, "-batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off",
+        cmd = [gdb, "-batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off",
                "-ex", "set width 0", "-ex", "set osabi none", "-ex", f"file {prog}",
                "-ex", f"target remote {target}"]
         for c in commands:
@@ -55,7 +66,8 @@ def run_gdb(commands: list[str], *args: str, target: str | None = None,
     return g.stdout + g.stderr, rc, out, err
 
 
-def test_threads_breakpoint_backtrace_watchpoint_exit() -> None:
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_threads_breakpoint_backtrace_watchpoint_exit(arch: str) -> None:
     text, rc, out, err = run_gdb([
         "break worker_body", "continue",
         "info threads",
@@ -63,7 +75,7 @@ def test_threads_breakpoint_backtrace_watchpoint_exit() -> None:
         "thread 1", "bt",
         "delete", "watch shared_value", "continue",
         "info threads",
-        "delete", "continue"])
+        "delete", "continue"], arch=arch)
     assert re.search(r'Thread \d+ "worker-\d" hit Breakpoint 1, worker_body', text), text
     # every LWP, with its name and NetBSD state
     threads = re.findall(r'^\*?\s+(\d+)\s+Thread (\d+) "([^"]+)" \(([^)]*)\)', text, re.M)

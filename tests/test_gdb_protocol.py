@@ -23,8 +23,9 @@ _WAIT_RE = re.compile(r"waiting for gdb on (?:port (\d+)|(\S+))")
 class Nbemu:
     """nbemu -g under test: started, its port read from stderr."""
 
-    def __init__(self, *args: str, spec: str = "0", opts: tuple[str, ...] = ()) -> None:
-        prog = build_c(FIXTURE)
+    def __init__(self, *args: str, spec: str = "0", opts: tuple[str, ...] = (),
+                 fixture: str = FIXTURE, arch: str = "x86_64") -> None:
+        prog = build_c(fixture, arch=arch)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "emu.cli", *opts, "-g", spec, str(prog), *args],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -160,6 +161,8 @@ def test_handshake_threads_registers_memory(stub) -> None:
     assert b"<architecture>i386:x86-64</architecture>" in xml
     assert b"org.gnu.gdb.i386.core" in xml and b'name="fs_base"' in xml
     assert c.ask("qXfer:features:read:nosuch.xml:0,100").startswith(b"E")
+    exe = c.ask("qXfer:exec-file:read:64:0,fff")
+    assert exe == b"l" + str(build_c(FIXTURE)).encode(), exe
     # registers: 'g' holds 16 GPRs + rip (8 bytes), eflags + 6 segments (4),
     # 8 x87 (10), 8 x87 control (4), 16 xmm (16), mxcsr (4), fs_base, gs_base (8)
     g = c.ask("g")
@@ -376,6 +379,59 @@ def test_unix_socket(stub, tmp_path: Path) -> None:
     assert c.reply() == b"W07"
     assert n.finish()[0] == 7
     assert not path.exists()
+
+
+def _regs_of(c: Client, lid: int) -> bytes:
+    assert c.ask(f"Hg{lid:x}") == b"OK"
+    return c.ask("g")
+
+
+def test_step_holds_the_other_lwps(stub) -> None:
+    """vCont;s:L runs one instruction of L only: every other LWP keeps its registers."""
+    n = stub()
+    c = n.connect()
+    wb = int(_sym(n, "worker_body"), 16)
+    c.ask(f"Z0,{wb:x},1")
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    lid = int(re.search(r"thread:([0-9a-f]+);", stop).group(1), 16)
+    c.ask(f"z0,{wb:x},1")
+    c.send("qfThreadInfo")
+    lids = [int(x, 16) for x in c.reply()[1:].split(b",")]
+    assert c.ask("qsThreadInfo") == b"l" and len(lids) == 4
+    before = {x: _regs_of(c, x) for x in lids}
+    for _ in range(3):
+        c.send(f"vCont;s:{lid:x}")
+        assert re.search(rf"^T05.*thread:{lid:x};", c.reply().decode())
+    after = {x: _regs_of(c, x) for x in lids}
+    assert after[lid] != before[lid]
+    for x in lids:
+        if x != lid:
+            assert after[x] == before[x], f"LWP {x} ran while {lid} was stepped"
+    c.ask(f"Hg{lid:x}")
+    assert _pc(c) != wb
+    # legacy 's' on the Hc thread, then continue everything
+    assert c.ask(f"Hc{lid:x}") == b"OK"
+    c.send("s")
+    assert re.search(rf"thread:{lid:x};", c.reply().decode())
+    c.send("vCont;c")
+    assert c.reply() == b"W07"
+    assert n.finish()[0] == 7
+
+
+def test_deadlock_is_a_stop_then_exit_125(stub) -> None:
+    n = stub(fixture="deadlock_park")
+    c = n.connect()
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    assert stop.startswith("T11"), stop               # SIGSTOP
+    info = c.ask("qXfer:threads:read::0,fff").decode()
+    assert info.count("parked on hint 0x") == 2, info
+    assert "sleeping on lwpwait" in info, info
+    c.send("vCont;c")
+    assert c.reply() == b"W7d"                        # 125: nbemu's deadlock status
+    rc, _, err = n.finish()
+    assert rc == 125 and "deadlock" in err, err
 
 
 def test_bad_g_spec_is_an_error() -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import struct
 from typing import Generator
 
-from .errno import Errno
+from .errno import Errno, KernErrno
 from .kern_lwp import lwp_continue, lwp_create, lwp_exit, lwp_free, lwp_start, lwp_wait
 from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interruptible, sleepq_block,
                           sleepq_enqueue, sleepq_remove, sleepq_wake)
-from .kern_time import CLOCK_MONOTONIC, CLOCK_REALTIME, TIMER_ABSTIME, copyin_timespec
-from .lwp import (LPR_DETACHED, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
-                  LWP_DETACHED, LWP_SUSPENDED, MAXCOMLEN, Lwp, LwpFlag)
+from .kern_time import (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME,
+                        CLOCK_THREAD_CPUTIME_ID, TIMER_ABSTIME, copyin_timespec)
+from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
+                  LWP_SUSPENDED, MAXCOMLEN, Lwp, LwpFlag)
 from .signals import NSIG
 from .table import syscall
 
@@ -34,8 +35,8 @@ def sys__lwp_create(l: Lwp, a, retval: list[int]) -> int:
     p = l.l_proc
     k = p.k
     abi = k.abi
-    if a.flags & ~(LWP_DETACHED | LWP_SUSPENDED):
-        return Errno.EINVAL
+    # No check of the flags: NetBSD 10 uses LWP_DETACHED and LWP_SUSPENDED and
+    # ignores every other bit (do_lwp_create / lwp_start mask them).
     uc = p.p_vmspace.copyin(a.ucp, abi.ucontext_size)
     if isinstance(uc, int):
         return uc
@@ -84,8 +85,13 @@ def sys__lwp_getprivate(l: Lwp, a, retval: list[int]) -> int:
 
 @syscall(317, "_lwp_setprivate")
 def sys__lwp_setprivate(l: Lwp, a, retval: list[int]) -> int:
+    # lwp_setprivate(): l_private is set first, then cpu_lwp_setprivate() loads the
+    # TLS base -- which amd64's x86_set_sdbase() refuses (EINVAL) at or above
+    # VM_MAXUSER_ADDRESS, leaving l_private set all the same.
     l.l_private = a.ptr
     k = l.l_proc.k
+    if a.ptr >= k.abi.vm_maxuser_address:
+        return Errno.EINVAL
     k.platform.regs_set(l, (k.abi.tls_reg(),), (a.ptr,))
     return 0
 
@@ -138,7 +144,10 @@ def sys__lwp_suspend(l: Lwp, a, retval: list[int]) -> Generator:
     if t is l:
         return 0               # takes effect in userret
     if t.l_stat == LSSLEEP and t.l_flag & LwpFlag.LW_SINTR:
-        sleepq_remove(k, t, Errno.EINTR)   # run to userret, where it suspends
+        # lwp_suspend(): setrunnable() -> lwp_unsleep() kicks it out of its sleep
+        # with no error (a spurious wakeup: _lwp_park returns 0 once continued,
+        # _lwp_wait sleeps again); it suspends on its way to user mode.
+        sleepq_remove(k, t, 0)
     elif t.l_stat == LSRUN:
         k.runq.sched_dequeue(t)
         t.l_flag &= ~LwpFlag.LW_WSUSPEND
@@ -223,33 +232,112 @@ def lwp_unpark(l: Lwp, targets: list[int], hint: int) -> int:
     return error
 
 
-def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint: int
-             ) -> Generator[str, int, int]:
-    """Park the calling LWP until unparked, interrupted or timed out."""
+# ts2timo() and what it stands on (NetBSD 10 sys/kern/subr_time.c rev. 1.34).
+TICK_NS = 10_000_000          # amd64 hz = 100: itimespecfix() rounds up to one tick
+TIME_MIN, TIME_MAX = -(1 << 63), (1 << 63) - 1
+MAXTIMO_NS = 0x7FFFFFFF * TICK_NS   # tvtohz() caps a timeout at INT_MAX ticks
+_CPUCLOCK_ID_MASK = ~(CLOCK_THREAD_CPUTIME_ID | CLOCK_PROCESS_CPUTIME_ID)
+_NS = 1_000_000_000
+
+
+def clock_gettime1(l: Lwp, clock_id: int) -> tuple[int, int]:
+    """clock_gettime1(): (errno, nanoseconds).  REALTIME, MONOTONIC and the
+    CPU-time clocks (process: pid 0 = ours; LWP: lid 0 = the caller), whose
+    missing process or LWP is ESRCH; anything else is EINVAL."""
+    p = l.l_proc
+    k = p.k
+    if clock_id & CLOCK_PROCESS_CPUTIME_ID:
+        if clock_id & _CPUCLOCK_ID_MASK not in (0, p.p_pid):
+            return Errno.ESRCH, 0
+        return 0, k.clock.monotonic_ns()
+    if clock_id & CLOCK_THREAD_CPUTIME_ID:
+        lid = clock_id & _CPUCLOCK_ID_MASK
+        t = l if lid == 0 else p.lwp_find(lid)
+        if t is None or t.l_stat in (LSZOMB, LSIDL):
+            return Errno.ESRCH, 0
+        return 0, k.clock.monotonic_ns()
+    if clock_id == CLOCK_REALTIME:
+        return 0, k.clock.realtime_ns()
+    if clock_id == CLOCK_MONOTONIC:
+        return 0, k.clock.monotonic_ns()
+    return Errno.EINVAL, 0
+
+
+def ts2timo(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int], want_start: bool
+            ) -> tuple[int, tuple[int, int], int]:
+    """ts2timo(): (errno, the relative timeout as itimespecfix() left it, the
+    clock's time at the start).  EINVAL for a bad tv_nsec, a bad clock or an
+    absolute time too far from now to subtract; ETIMEDOUT for a time not in
+    the future."""
+    sec, nsec = ts
+    if nsec < 0 or nsec >= _NS:
+        return Errno.EINVAL, ts, 0
+    start = 0
+    if flags & TIMER_ABSTIME or want_start:
+        error, start = clock_gettime1(l, clock_id)
+        if error:
+            return error, ts, 0
+    if flags & TIMER_ABSTIME:
+        nsec_now = start % _NS
+        sec_now = start // _NS
+        borrow = nsec - nsec_now < 0              # timespecsubok()
+        if (sec < 0 and sec_now >= 0 and sec < TIME_MIN + sec_now + borrow) or \
+           (sec >= 0 and sec_now < 0 and sec > TIME_MAX + sec_now):
+            return Errno.EINVAL, ts, 0
+        sec, nsec = sec - sec_now - borrow, nsec - nsec_now + (_NS if borrow else 0)
+    if sec < 0:                                   # itimespecfix()
+        return Errno.ETIMEDOUT, ts, 0
+    if sec == 0 and 0 < nsec < TICK_NS:
+        nsec = TICK_NS
+    if sec == 0 and nsec == 0:
+        return Errno.ETIMEDOUT, ts, 0
+    return 0, (sec, nsec), start
+
+
+def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint: int,
+             left: list[tuple[int, int]] | None = None) -> Generator[str, int, int]:
+    """lwp_park(): park the calling LWP until unparked, interrupted or timed out.
+
+    For a relative timeout, `left` receives the timespec sys____lwp_park60
+    copies back: as ts2timo() left it when the park returns early, zero after
+    ETIMEDOUT, else the time that was left (clock_timeleft())."""
     k = l.l_proc.k
     deadline = None
+    start = 0
+    timeremain = ts is not None and not flags & TIMER_ABSTIME
     if ts is not None:
-        sec, nsec = ts
-        if nsec < 0 or nsec >= 1_000_000_000 or clock_id not in (CLOCK_REALTIME, CLOCK_MONOTONIC):
-            return Errno.EINVAL
-        ns = sec * 1_000_000_000 + nsec
-        if flags & TIMER_ABSTIME:
-            now = k.clock.realtime_ns() if clock_id == CLOCK_REALTIME else k.clock.monotonic_ns()
-            ns -= now
-        if ns <= 0:
-            return Errno.ETIMEDOUT
-        deadline = k.clock.monotonic_ns() + ns
+        error, fixed, start = ts2timo(l, clock_id, flags, ts, timeremain)
+        if error:
+            if left is not None:
+                left.append(ts)
+            return error
+        ts = fixed
+        deadline = k.clock.monotonic_ns() + min(fixed[0] * _NS + fixed[1], MAXTIMO_NS)
+    # Before going the full route and blocking, check for a pending unpark.
     if l.l_flag & (LwpFlag.LW_CANCELLED | LwpFlag.LW_UNPARKED):
         l.l_flag &= ~(LwpFlag.LW_CANCELLED | LwpFlag.LW_UNPARKED)
+        if left is not None and ts is not None:
+            left.append(ts)
         return Errno.EALREADY
     l.l_park_hint = hint
     sleepq_enqueue(k, l, ("parked", l.l_proc.p_pid, l.l_lid), "parked", lwp_park_syncobj, True)
     error = yield from sleepq_block(k, l, None, deadline)
     l.l_park_hint = 0
     if error == Errno.EWOULDBLOCK:
-        return Errno.ETIMEDOUT
-    if error == -3:        # ERESTART
-        return Errno.EINTR
+        error = Errno.ETIMEDOUT
+        if timeremain:
+            ts = (0, 0)
+    else:
+        if error == KernErrno.ERESTART:
+            error = Errno.EINTR
+        if timeremain:
+            assert ts is not None
+            e2, now = clock_gettime1(l, clock_id)
+            if not e2:                            # clock_timeleft()
+                rest = ts[0] * _NS + ts[1] + start - now
+                ts = (rest // _NS, rest % _NS)
+    if left is not None and ts is not None:
+        left.append(ts)
     return error
 
 
@@ -265,14 +353,13 @@ def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint:
         error = lwp_unpark(l, [unpark], unparkhint)
         if error:
             return error
-    start = p.k.clock.monotonic_ns()
-    error = yield from lwp_park(l, clock_id, flags, ts, hint)
+    left: list[tuple[int, int]] = []
+    error = yield from lwp_park(l, clock_id, flags, ts, hint, left)
     if ts is not None and not flags & TIMER_ABSTIME and ts_layout == "ts":
-        # Relative timeouts get the time left copied back (zero after ETIMEDOUT).
-        left = 0
-        if error != Errno.ETIMEDOUT:
-            left = max(0, ts[0] * 10**9 + ts[1] - (p.k.clock.monotonic_ns() - start))
-        p.p_vmspace.copyout(struct.pack("<qq", left // 10**9, left % 10**9), tsp)
+        # (void)copyout(tsp, SCARG(uap, ts), sizeof(*tsp)): failure is ignored.
+        sec, nsec = left[0] if left else ts
+        sec = max(TIME_MIN, min(TIME_MAX, sec))
+        p.p_vmspace.copyout(struct.pack("<qq", sec, nsec), tsp)
     return error
 
 
@@ -306,7 +393,7 @@ def sys__lwp_unpark_all(l: Lwp, a, retval: list[int]) -> int:
     if not a.targets:
         retval[0] = LWP_UNPARK_MAX
         return 0
-    n = a.ntargets
+    n = a.ntargets & 0xFFFFFFFF     # u_int ntargets = SCARG(uap, ntargets)
     if n == 0 or n > LWP_UNPARK_MAX:
         return Errno.EINVAL
     data = l.l_proc.p_vmspace.copyin(a.targets, 4 * n)
@@ -341,10 +428,13 @@ def sys__lwp_getname(l: Lwp, a, retval: list[int]) -> int:
     if t is None or t.l_stat == LSZOMB:
         return Errno.ESRCH
     name = (t.l_name or b"")[:MAXCOMLEN - 1] + b"\0"
-    # copyoutstr(): copies at most len bytes; ENAMETOOLONG if the NUL did not fit.
-    if a.len <= 0:
+    # len = uimin(len, sizeof(name)): uimin() takes u_int, so a size_t length is
+    # truncated to 32 bits first (2^32 becomes 0).
+    n = min(a.len & 0xFFFFFFFF, MAXCOMLEN)
+    # copyoutstr(): copies at most n bytes; ENAMETOOLONG if the NUL did not fit.
+    if n == 0:
         return Errno.ENAMETOOLONG
-    out = name[:a.len]
+    out = name[:n]
     error = p.p_vmspace.copyout(out, a.name)
     if error:
         return error
@@ -360,8 +450,13 @@ def lwpctl_write(l: Lwp, cpu: int) -> None:
 
 
 def lwpctl_exit(l: Lwp) -> None:
+    """lwp_exit(): lc_curcpu = LWPCTL_CPU_EXITED -- and it stays so: NetBSD's
+    mi_switch() writes LWPCTL_CPU_EXITED, not LWPCTL_CPU_NONE, for a zombie
+    switching away, so the block is detached here before the LWP leaves its CPU.
+    (The slot is not reused: lwp_free() would free it, after the reap.)"""
     if l.l_lwpctl:
         lwpctl_write(l, LWPCTL_CPU_EXITED)
+        l.l_lwpctl = 0
 
 
 @syscall(325, "_lwp_ctl")

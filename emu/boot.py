@@ -38,6 +38,20 @@ class Options:
     extra: dict = field(default_factory=dict)
 
 
+def guest_cwd(root: str) -> str:
+    """The guest starts in nbemu's working directory, as seen inside the guest
+    root (qemu-user keeps the cwd too); "/" when that directory is outside it."""
+    cwd = os.path.realpath(os.getcwd())
+    root = os.path.realpath(root)
+    if root == "/":
+        return cwd
+    if cwd == root:
+        return "/"
+    if cwd.startswith(root + os.sep):
+        return cwd[len(root):]
+    return "/"
+
+
 class Session:
     """A booted program, ready to run (also the base of the Python API)."""
 
@@ -61,6 +75,7 @@ class Session:
         uid, gid = host_ids()
         res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid)
         p.p_path = os.path.abspath(path)        # kern.proc_args.-1.KERN_PROC_PATHNAME
+        p.p_cwd = guest_cwd(opts.root)
         p.p_psstrp = res.ps_strings
         l = lwp_create(k, None, p, 0)
         assert isinstance(l, Lwp)

@@ -141,3 +141,16 @@ def test_stats_line() -> None:
     r = nbemu("--stats", str(build_c("exit42")))
     assert r.returncode == 42
     assert "nbemu: stats: 1 LWPs created" in r.stderr and "system calls" in r.stderr
+
+
+def test_guest_starts_in_nbemus_cwd(tmp_path: Path) -> None:
+    prog = str(build_c("pwd"))
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    r = subprocess.run([sys.executable, "-m", "emu.cli", prog], cwd=sub, capture_output=True,
+                       text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert r.returncode == 0 and r.stdout.strip() == os.path.realpath(sub), r.stderr
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "--root", str(tmp_path), prog],
+                       cwd=sub, capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert r.returncode == 0 and r.stdout.strip() == "/a/b", r.stderr

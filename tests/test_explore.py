@@ -1,0 +1,130 @@
+"""nbemu explore: PCT and random schedules over racy C fixtures; the first failing
+run is reported with a command that replays it (and the replay is checked)."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from emu.explore import Plan, PctPolicy, failure, Result
+from fixtures.build import build_c
+from tests.guest import REPO
+
+# A fixed, small guest environment and argv[0]: runs do not depend on the host's.
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
+MAX_RUNS = 60
+
+
+def _nbemu(*argv: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(ENV, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "emu.cli", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _replay(cmd: str) -> subprocess.CompletedProcess:
+    argv = shlex.split(cmd)
+    assert argv[0] == "nbemu"
+    return _nbemu(*argv[1:])
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("racy_rmw", r"FAIL lost \d+ updates"),
+    ("racy_order", r"config 0"),
+])
+def test_pct_finds_the_race_and_the_replay_reproduces_it(name: str, expect: str) -> None:
+    prog = str(build_c(name))
+    r = _nbemu("explore", "--runs", str(MAX_RUNS), "--jobs", "2", "-0", name, prog)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    err = r.stderr
+    assert "strategy pct (depth 3," in err
+    m = re.search(r"run (\d+) of \d+ \(seed (\d+)\) FAILED: exit status 1", err)
+    assert m, err
+    assert int(m.group(1)) > 1, "the reference run (an ordinary schedule) must pass"
+    assert re.search(expect, err), err
+    cmd = err.strip().splitlines()[-1]
+    assert cmd.startswith("replay: nbemu explore --replay " + m.group(2) + " --strategy pct")
+    rep = _replay(cmd[len("replay: "):])
+    assert rep.returncode == 1, (rep.stdout, rep.stderr)
+    assert re.search(expect, rep.stdout), rep.stdout
+    # ... and it is the same schedule every time
+    rep2 = _replay(cmd[len("replay: "):])
+    sched = [re.search(r"schedule (\w+)", x.stderr).group(1) for x in (rep, rep2)]
+    assert sched[0] == sched[1] and rep.stdout == rep2.stdout
+
+
+def test_random_strategy_replays_with_plain_nbemu() -> None:
+    prog = str(build_c("racy_rmw"))
+    r = _nbemu("explore", "--strategy", "random", "--runs", "40", "--seed", "1",
+               "-0", "racy", prog, "2000")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    m = re.search(r"replay: (nbemu --deterministic --seed (\d+) -0 racy \S+ 2000)$", r.stderr)
+    assert m, r.stderr
+    rep = _replay(m.group(1))
+    assert rep.returncode == 1 and "FAIL lost" in rep.stdout, (rep.stdout, rep.stderr)
+
+
+def test_no_failure_in_a_correct_program() -> None:
+    r = _nbemu("explore", "--runs", "6", "--jobs", "2", str(build_c("lwp_basic")))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"no failure in 6 runs \(\d+ distinct schedules", r.stderr), r.stderr
+
+
+def test_deadlock_is_a_failure_of_the_reference_run() -> None:
+    r = _nbemu("explore", "--runs", "5", "--strategy", "random", "--seed", "9",
+               str(build_c("deadlock_park")))
+    assert r.returncode == 1
+    assert "run 1 of 5 (seed 9) FAILED: deadlock (exit 125)" in r.stderr
+    assert 'parked in ___lwp_park60' in r.stderr         # the wait-for report, quoted
+    assert re.search(r"replay: nbemu --deterministic --seed 9 \S+deadlock_park$", r.stderr)
+
+
+def test_usage_errors() -> None:
+    assert _nbemu("explore").returncode == 2
+    r = _nbemu("explore", "--seed", "3", "--deterministic", str(build_c("exit42")))
+    assert r.returncode == 2 and "explore's to choose" in r.stderr
+    r = _nbemu("explore", "--replay", "3", str(build_c("exit42")))
+    assert r.returncode == 2 and "--steps" in r.stderr
+    assert _nbemu("explore", "/nonexistent/prog").returncode == 127
+
+
+def test_failure_classification() -> None:
+    ref = Result(1, 0, b"a\nb\n", b"")
+    assert failure(Result(2, 0, b"a\nb\n", b""), ref) is None
+    assert "line 2" in failure(Result(2, 0, b"a\nc\n", b""), ref)
+    assert "deadlock" in failure(Result(2, 125, b"", b""), ref)
+    assert "SIGSEGV" in failure(Result(2, 139, b"", b""), ref)
+    assert "hang" in failure(Result(2, None, b"", b""), ref)
+    assert failure(Result(2, 3, b"", b""), ref) == "exit status 3"
+
+
+def test_pct_policy_unit() -> None:
+    class Plat:
+        stops = 0
+
+        def request_stop(self) -> None:
+            Plat.stops += 1
+
+    class K:
+        platform = Plat()
+        strace = None
+        sched_policy = None
+    pol = PctPolicy(K(), seed=5, depth=3, steps=10)
+    assert len(pol.change_points) == 2 and pol.change_points == sorted(pol.change_points)
+    assert PctPolicy(K(), seed=5, depth=3, steps=10).change_points == pol.change_points
+
+    class L:
+        def __init__(self, lid: int) -> None:
+            self.l_lid = lid
+    a = L(1)
+    assert pol.priority(a) >= 3                      # the high band: depth + [0, 1)
+    for i in range(1, 11):
+        pol.on_syscall(a, 0, (), 0, [0, 0])
+        if i == pol.change_points[0]:
+            assert pol.priority(a) == 2.5 and Plat.stops == 1
+    assert pol.priority(a) == 1.5 and Plat.stops == 2  # the second change point: lower
+    assert Plan("random", 3, 0, [], ["--ncpu", "2"], ["p", "x y"]).replay_command(4) == \
+        "nbemu --deterministic --seed 4 --ncpu 2 p 'x y'"

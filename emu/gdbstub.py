@@ -151,7 +151,6 @@ class GdbStub:
         self.listener = Listener(spec)
         self.conn: Conn | None = None
         self.active = True           # False once detached: every hook is inert
-        self.running = False         # the guest runs (between a resume and a stop)
         self.stop_pending = False    # polled by Machine.run at each turn
         self._event: Stop | None = None
         self._intr = False
@@ -175,8 +174,6 @@ class GdbStub:
         self._swbreak = False
         self._thread_list: list[int] = []
         self._threads_xml = b""
-        self._killed = False
-        self._cb_code = None
         m.debugger = self
         m._install_block_hook()      # so that Ctrl-C can stop code that makes no syscall
         session._finishers.append(self._finish)
@@ -193,7 +190,6 @@ class GdbStub:
         self.stop_pending = False
         ev, self._event = self._event, None
         intr, self._intr = self._intr, False
-        self.running = False
         nat = self.m.native
         if nat is not None:
             nat.preempt.value = 0
@@ -214,6 +210,13 @@ class GdbStub:
         if self.default_action is not None or not self.active or l.l_lid in self.actions:
             self._spins = 0
             self._deadlock_reported = False
+            return False
+        st = self.step_lwp
+        if st is not None and st.l_stat == LSZOMB:
+            # The LWP gdb was stepping exited (a `syscall` of _lwp_exit): the step
+            # can never complete; let every LWP run so that the program goes on.
+            self._clear_step()
+            self.default_action = ("c", 0)
             return False
         if ci.spc_count:
             self.k.runq.preempt(ci)          # let queued LWPs that may run have the vCPU
@@ -246,7 +249,6 @@ class GdbStub:
         if not self.active or self.conn is None:
             return sig
         self._clear_step()
-        self.running = False
         self._signal_lwp, self._signal_decision = l, 0
         try:
             self._report(Stop("signal", l, sig_to_gdb(sig)))
@@ -312,8 +314,11 @@ class GdbStub:
             self.m.request_stop()
 
     def _on_interrupt(self) -> None:
-        """Reader thread: gdb sent 0x03."""
-        if self.active and self.running:
+        """Reader thread: gdb sent 0x03. gdb sends it only after a resume packet,
+        which the emulator's thread may not have taken yet: so the request is
+        recorded even now, and dropped by _serve if it reads the 0x03 before any
+        resume packet (a stray byte while stopped)."""
+        if self.active:
             self._intr = True
             self.stop_pending = True
             self._kick()
@@ -321,7 +326,7 @@ class GdbStub:
     def _on_eof(self) -> None:
         """Reader thread: gdb's connection closed."""
         self._eof = True
-        if self.active and self.running:
+        if self.active:
             self.stop_pending = True
             self._kick()
 
@@ -406,7 +411,11 @@ class GdbStub:
             elif kind == "eof":
                 self._detach("gdb disconnected")
                 return
-            # "bad" (already refused with '-') and a stray "intr": nothing to do
+            elif kind == "intr":
+                # 0x03 while stopped, before any resume packet: nothing to interrupt
+                self._intr = False
+                self.stop_pending = self._event is not None
+            # "bad" was already refused with '-' (in acknowledgement mode)
 
     def _wait(self, deadline: int | None) -> None:
         """The guest runs but nothing may execute before `deadline` (None: before
@@ -850,7 +859,6 @@ class GdbStub:
         if step is not None:
             self._start_step(self.proc.lwp_find(step))
         self._spins = 0
-        self.running = True
         return _RESUMED
 
     def _start_step(self, l: Lwp | None) -> None:
@@ -882,7 +890,6 @@ class GdbStub:
 
     def _kill(self) -> None:
         from syscalls.kern_exit import exit1
-        self._killed = True
         l = self._focus_lwp()
         if l is not None and not self.proc.p_exiting:
             exit1(l, 0, SIGKILL)

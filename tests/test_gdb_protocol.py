@@ -280,6 +280,14 @@ def test_ctrl_c_interrupts_a_spinning_guest_then_kill(stub) -> None:
     assert stop.startswith("T02") and "thread:64;" in stop
     count = c.ask("m" + _sym(n, "spin_count") + ",8")
     assert int.from_bytes(bytes.fromhex(count.decode()), "little") > 0
+    # 0x03 right behind the resume packet (before the stub has taken it)
+    c.raw(b"$vCont;c#%02x\x03" % (sum(b"vCont;c") & 0xFF))
+    assert c.reply().startswith(b"T02")
+    # a stray 0x03 while stopped interrupts nothing later
+    c.raw(b"\x03")
+    assert c.ask("qC") == b"QC64"
+    c.send("vCont;s:64")
+    assert c.reply().startswith(b"T05")
     c.send("k")
     rc, _, err = n.finish()
     assert rc == 128 + 9, err
@@ -310,8 +318,10 @@ def test_signal_discarded_refaults(stub) -> None:
     assert n.finish()[0] == 139
 
 
-def test_breakpoint_and_watchpoint_packets(stub) -> None:
-    n = stub()
+@pytest.mark.parametrize("opts", [(), ("--deterministic", "--seed", "3"), ("--ncpu", "1")],
+                         ids=["fast", "deterministic", "ncpu1"])
+def test_breakpoint_and_watchpoint_packets(stub, opts) -> None:
+    n = stub(opts=opts)
     c = n.connect()
     c.ask("qSupported:swbreak+")
     wb = int(_sym(n, "worker_body"), 16)
@@ -338,6 +348,31 @@ def test_breakpoint_and_watchpoint_packets(stub) -> None:
     assert c.ask(f"m{shared:x},8") == b"2a00000000000000"
     assert c.ask(f"z2,{shared:x},8") == b"OK"
     c.send("c")
+    assert c.reply() == b"W07"
+    assert n.finish()[0] == 7
+
+
+def test_read_and_access_watchpoints(stub) -> None:
+    n = stub()
+    c = n.connect()
+    total = int(_sym(n, "worker_sum"), 16)
+    shared = int(_sym(n, "shared_value"), 16)
+    # access: the first worker's atomic add (a read-modify-write) of worker_sum
+    assert c.ask(f"Z4,{total:x},8") == b"OK"
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    assert stop.startswith("T05") and f"awatch:{total:x};" in stop, stop
+    lid = int(re.search(r"thread:([0-9a-f]+);", stop).group(1), 16)
+    assert lid != 100
+    assert c.ask(f"m{total:x},8") != b"0" * 16         # stopped after the access
+    assert c.ask(f"z4,{total:x},8") == b"OK"
+    # read: only main reads shared_value, after joining the workers
+    assert c.ask(f"Z3,{shared:x},8") == b"OK"
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    assert stop.startswith("T05") and f"rwatch:{shared:x};" in stop and "thread:64;" in stop
+    assert c.ask(f"z3,{shared:x},8") == b"OK"
+    c.send("vCont;c")
     assert c.reply() == b"W07"
     assert n.finish()[0] == 7
 
@@ -416,6 +451,26 @@ def test_step_holds_the_other_lwps(stub) -> None:
     assert re.search(rf"thread:{lid:x};", c.reply().decode())
     c.send("vCont;c")
     assert c.reply() == b"W07"
+    assert n.finish()[0] == 7
+
+
+def test_stepping_an_lwp_through_its_exit_releases_the_others(stub) -> None:
+    n = stub()
+    c = n.connect()
+    ex = int(_sym(n, "_lwp_exit"), 16)
+    c.ask(f"Z0,{ex:x},1")
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    lid = int(re.search(r"thread:([0-9a-f]+);", stop).group(1), 16)
+    c.ask(f"z0,{ex:x},1")
+    for _ in range(100):
+        c.send(f"vCont;s:{lid:x}")      # the others stay stopped ...
+        r = c.reply()
+        if r == b"W07":                  # ... until the stepped LWP is gone
+            break
+        assert re.search(rf"^T05.*thread:{lid:x};", r.decode()), r
+    else:
+        raise AssertionError("the stepped LWP never exited")
     assert n.finish()[0] == 7
 
 

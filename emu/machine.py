@@ -243,6 +243,20 @@ class Machine:
             uclib.uc_emu_stop(self.uch)
         self.stop_requested = True
 
+    def work_added(self) -> None:
+        """An LWP became runnable during a slice (a wakeup from a system call):
+        if the slice started unpreemptible (nothing else to run then), arm the
+        ticker now, or end the slice when the block hook is not installed yet."""
+        if not self.in_emu or self.deterministic:
+            return
+        nat = self.native
+        if nat is not None and self._hook_installed:
+            if not nat.armed.value:
+                nat.preempt.value = 0
+                nat.armed.value = 1
+        elif self._py_budget <= 0:
+            self.request_stop()
+
     def restart_syscall(self, l: Lwp) -> None:
         n = self.abi.syscall_insn_len
         if l is self.loaded and self.in_hook:

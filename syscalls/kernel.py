@@ -90,6 +90,12 @@ class Kernel:
         assert l.l_stat in (LSSLEEP, LSSTOP, LSSUSPENDED) or l.l_stat == 1, l
         l.set_stat(LSRUN)
         self.runq.sched_enqueue(l)
+        # Work appeared while a slice may be running without preemption (it
+        # started with nothing else to do): make that slice preemptible, or a
+        # spinning waker would keep its vCPU from the woken LWP forever.
+        work_added = getattr(self.platform, "work_added", None)
+        if work_added is not None:
+            work_added()
 
     def cpu_release(self, l: Lwp) -> None:
         """l leaves its CPU (it is about to sleep, stop, suspend or exit)."""

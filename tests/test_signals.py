@@ -1,15 +1,21 @@
 """Signals (kern_sig.py, sys_sig.py): real NetBSD/amd64 programs that install
 handlers through __sigaction_sigtramp, take signals from kill, _lwp_kill, timers
 and faults, and check what NetBSD guarantees; plus the default actions seen
-from outside (exit status 128+N, crash report)."""
+from outside (exit status 128+N, crash report) and stop / continue."""
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from fixtures.build import build_c
-from tests.guest import run_nbemu
+from tests.guest import REPO, run_nbemu
 
-SELF_CHECKING = ["sig_basic"]
+SELF_CHECKING = ["sig_basic", "sig_lwp", "sig_fault"]
 
 
 def _check_pass(r) -> None:
@@ -28,3 +34,84 @@ def test_signal_fixture(name: str, ncpu: int) -> None:
 @pytest.mark.parametrize("name", SELF_CHECKING)
 def test_signal_fixture_deterministic(name: str) -> None:
     _check_pass(run_nbemu(build_c(name), opts=("--deterministic", "--seed", "5"), timeout=120))
+
+
+# mode -> (exit status, signal name in the last stderr line or None, crash report?)
+DIE = {
+    "segv_blocked": (139, "SIGSEGV", True),
+    "segv_ignored": (139, "SIGSEGV", True),
+    "ud2": (132, "SIGILL", True),
+    "fpe": (136, "SIGFPE", True),
+    "abort": (134, "SIGABRT", True),
+    "term": (143, "SIGTERM", False),
+    "term_blocked": (143, "SIGTERM", False),
+    "pipe": (141, "SIGPIPE", False),
+    "pipe_ignored": (0, None, False),
+    "alarm_spin": (142, "SIGALRM", False),
+    "lwp_usr1": (158, "SIGUSR1", False),
+    "bad_altstack": (132, "SIGILL", True),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(DIE))
+def test_default_action(mode: str) -> None:
+    status, signame, report = DIE[mode]
+    r = run_nbemu(build_c("sig_die"), mode, timeout=60)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == status, (r.stdout, r.stderr)
+    assert r.stdout.startswith(f"mode {mode}\n")
+    assert "handler ran" not in r.stdout          # the blocked/ignored handler never runs
+    assert "survived" not in r.stdout or status == 0
+    if signame is not None:
+        assert f"guest killed by signal {status - 128} ({signame})" in r.stderr, r.stderr
+    assert ("nbemu: crash:" in r.stderr) == report, r.stderr
+    if report:
+        assert "LWPs of pid" in r.stderr and "=>" in r.stderr     # LWP table, disassembly
+    if mode == "term_blocked":
+        assert "still alive" in r.stdout
+    if mode == "pipe_ignored":
+        assert "EPIPE" in r.stdout
+
+
+def test_fault_crash_report_names_the_fault() -> None:
+    r = run_nbemu(build_c("sig_die"), "segv_blocked", timeout=60)
+    assert "nbemu: crash: lid" in r.stderr and "read of unmapped address 0x10" in r.stderr
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "?"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+@pytest.mark.parametrize("opts", [("--ncpu", "4"), ("--ncpu", "1"),
+                                  ("--deterministic", "--seed", "3")])
+def test_stop_and_continue(opts: tuple[str, ...]) -> None:
+    """The guest stops itself twice (SIGSTOP from main, SIGTSTP from a spinning
+    LWP); every LWP stops, so the process does, and so does nbemu, which the
+    test continues with SIGCONT (the guest's SIGCONT handler runs)."""
+    prog = build_c("sig_stop")
+    p = subprocess.Popen([sys.executable, "-m", "emu.cli", *opts, str(prog)], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for cycle in range(2):
+            deadline = time.monotonic() + 60
+            while _proc_state(p.pid) != "T":
+                assert p.poll() is None, p.communicate()
+                assert time.monotonic() < deadline, f"no stop in cycle {cycle}"
+                time.sleep(0.02)
+            os.kill(p.pid, signal.SIGCONT)
+            while _proc_state(p.pid) == "T" and time.monotonic() < deadline:
+                time.sleep(0.01)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert "Traceback" not in err, err
+    assert "FAIL" not in out, out
+    assert out.rstrip().endswith("PASS"), (out, err)
+    assert p.returncode == 0

@@ -86,12 +86,16 @@ def sys__lwp_getprivate(l: Lwp, a, retval: list[int]) -> int:
 @syscall(317, "_lwp_setprivate")
 def sys__lwp_setprivate(l: Lwp, a, retval: list[int]) -> int:
     # lwp_setprivate(): l_private is set first, then cpu_lwp_setprivate() loads the
-    # TLS base -- which amd64's x86_set_sdbase() refuses (EINVAL) at or above
-    # VM_MAXUSER_ADDRESS, leaving l_private set all the same.
+    # TLS register -- and may refuse the value, leaving l_private set all the same.
+    # Whether it refuses is the architecture's business (amd64's x86_set_sdbase:
+    # EINVAL at or above VM_MAXUSER_ADDRESS; aarch64 takes anything): the ABI's
+    # optional cpu_lwp_setprivate(ptr) -> errno says.
     l.l_private = a.ptr
     k = l.l_proc.k
-    if a.ptr >= k.abi.vm_maxuser_address:
-        return Errno.EINVAL
+    check = getattr(k.abi, "cpu_lwp_setprivate", None)
+    error = check(a.ptr) if check is not None else 0
+    if error:
+        return error
     k.platform.regs_set(l, (k.abi.tls_reg(),), (a.ptr,))
     return 0
 

@@ -45,6 +45,10 @@ KNOWN: dict[tuple[str, str], str] = {
         "syscalls/kern_sleepq.py sleepq_block ignores LW_CANCELLED: NetBSD's interruptible "
         "sleepq_block fails at once with EINTR (clearing LW_CANCELLED) after an "
         "_lwp_wakeup that found the LWP awake (ENODEV), so its next nanosleep is EINTR",
+    ("lwp_errno_misc", "private/einval"):
+        "guest/arch/amd64.py has no cpu_lwp_setprivate(ptr) -> errno hook: amd64's "
+        "x86_set_sdbase refuses a TLS base at or above VM_MAXUSER_ADDRESS with EINVAL "
+        "(sys_lwp.py asks the ABI for it; aarch64 needs none)",
     ("lwp_errno_limits", "limits/nthr-first"): _NTHR,
     ("lwp_errno_limits", "limits/nthr-raised"): _NTHR,
 }

@@ -92,6 +92,10 @@ def test_crashes_timeouts_deadlocks_threads(progs) -> None:
     assert got[("atf_crash", "ok")] == "passed"
     for case in ("create_wait", "park_pingpong", "detached"):
         assert got[("atf_threads", case)] == "passed", res[("atf_threads", case)].stderr
+    # is.exclusive: atf_threads:detached ran alone, after every other case.
+    excl = res[("atf_threads", "detached")]
+    assert excl.metadata["is.exclusive"] == "true"
+    assert all(r.ended <= excl.started for k, r in res.items() if k[1] != "detached")
 
 
 def test_result_protocol_violations(progs) -> None:
@@ -215,6 +219,34 @@ def test_cli_case_filter_and_list(progs) -> None:
     r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", str(progs["atf_threads"])],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "Test cases: 3 total" in r.stdout
+
+
+def test_progress_bar_only_on_a_terminal(progs) -> None:
+    import pty
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", str(progs["atf_threads"])],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=slave, text=True,
+                           timeout=300)
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    err = b"".join(chunks).decode()
+    assert r.returncode == 0
+    assert "\r\x1b[K[" in err and "] 3/3" in err
+    assert "\r" not in r.stdout and "atf_threads:detached  ->  passed" in r.stdout
 
 
 def test_launcher_cwd_and_signal(progs, tmp_path) -> None:

@@ -23,6 +23,12 @@ Run it with::
     kyua --config=DIR/kyua.conf test --kyuafile=DIR/Kyuafile
     kyua report-junit --output=report.xml
 
+Kyua versions whose ATF list parser rejects ``is.exclusive`` (Debian bookworm's) are
+detected by a probe; the wrappers then drop that property from ``-l`` (it only orders
+runs: no result changes).  Other properties such a Kyua does not know
+(``require.diskspace``, ``execenv``) are passed through and it reports the program
+as broken.
+
 Limits: the guest root must be ``/`` (Kyua's work and control directories are host
 paths that the guest must reach); programs named by a broken Kyuafile/Atffile line
 are left out (nbemu's own runner reports them).
@@ -51,8 +57,46 @@ else
     PYTHONPATH={repo}
 fi
 export PYTHONPATH
-exec {python} -m emu.atf.launch {opts} {qprog} "$@"
+{list_filter}exec {python} -m emu.atf.launch {opts} {qprog} "$@"
 """
+
+# For a Kyua whose ATF list parser rejects `is.exclusive` (Debian's 0.13 snapshot,
+# which calls itself 0.14): drop that line from -l.  Exclusivity only orders runs,
+# so no result changes; Kyua then runs such cases in parallel with the others.
+_LIST_FILTER = """for a in "$@"; do
+    if [ "$a" = "-l" ]; then        # Kyua lists with `-vVAR=VALUE... -l`
+        out=$({python} -m emu.atf.launch {opts} {qprog} "$@"); rc=$?
+        printf '%s\\n' "$out" | grep -v '^is\\.exclusive: '
+        exit $rc
+    fi
+done
+"""
+
+
+def kyua_rejects_exclusive(kyua: str | None = None) -> bool:
+    """Whether the installed kyua refuses `is.exclusive` in a test case list (probed
+    with `kyua list` on a two-line shell test program).  False without kyua."""
+    import shutil
+    import subprocess
+    import tempfile
+    kyua = kyua or shutil.which("kyua")
+    if kyua is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="nbemu-kyua-probe.") as d:
+        with open(os.path.join(d, "Kyuafile"), "w") as f:
+            f.write('syntax(2)\ntest_suite("probe")\natf_test_program{name="t"}\n')
+        t = os.path.join(d, "t")
+        with open(t, "w") as f:
+            f.write("#!/bin/sh\nprintf 'Content-Type: application/X-atf-tp; "
+                    "version=\"1\"\\n\\nident: a\\nis.exclusive: true\\n'\n")
+        os.chmod(t, 0o755)
+        try:
+            r = subprocess.run([kyua, "list", f"--kyuafile={d}/Kyuafile"], cwd=d,
+                               capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        # A list Kyua cannot parse shows up as its pseudo-case `__test_cases_list__`.
+        return "__test_cases_list__" in r.stdout
 
 
 def _lua(s: str) -> str:
@@ -97,6 +141,10 @@ def prepare_suite(dest: str, paths: list[str], nbemu_opts: list[str],
     dest = os.path.abspath(dest)
     os.makedirs(dest, exist_ok=True)
     python = python or sys.executable
+    filter_exclusive = kyua_rejects_exclusive()
+    if filter_exclusive:
+        print("nbemu atf: note: this kyua rejects the is.exclusive property; the wrappers "
+              "drop it from -l (such cases then run in parallel under Kyua)", file=sys.stderr)
     names: set[str] = set()
     per_dir: dict[str, list[tuple[str, str]]] = {"": []}
     for e in entries:
@@ -107,11 +155,12 @@ def prepare_suite(dest: str, paths: list[str], nbemu_opts: list[str],
         wrapper = os.path.join(dest, name)
         os.makedirs(os.path.dirname(wrapper), exist_ok=True)
         prog = os.path.abspath(e.path)
-        text = _WRAPPER.format(prog=prog, repo=shlex.quote(REPO),
-                               python=shlex.quote(python),
-                               opts=" ".join(shlex.quote(o) for o in nbemu_opts),
-                               opts_comment=" ".join(nbemu_opts) or "default options",
-                               qprog=shlex.quote(prog))
+        fields = dict(prog=prog, repo=shlex.quote(REPO), python=shlex.quote(python),
+                      opts=" ".join(shlex.quote(o) for o in nbemu_opts),
+                      opts_comment=" ".join(nbemu_opts) or "default options",
+                      qprog=shlex.quote(prog))
+        text = _WRAPPER.format(list_filter=_LIST_FILTER.format(**fields)
+                               if filter_exclusive else "", **fields)
         tmp = wrapper + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)

@@ -91,6 +91,8 @@ class CaseResult:
     stdout: str = ""
     stderr: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    started: float = 0.0         # time.monotonic() when the case started
+    ended: float = 0.0
 
     @property
     def ident(self) -> str:
@@ -208,6 +210,7 @@ class Runner:
         self._scratch: str | None = None
         self._fs = None                          # ForkServer, started on first use
         self._fs_failed = False
+        self._cancelled = threading.Event()
 
     # ------------------------------------------------------------ environment
 
@@ -438,12 +441,13 @@ class Runner:
     def run_case(self, prog: Program, tc: TestCase) -> CaseResult:
         e = prog.entry
         res = CaseResult(e.name, e.path, tc.name, Result("broken", "not run"),
-                         metadata=dict(tc.metadata))
+                         metadata=dict(tc.metadata), started=time.monotonic())
         try:
             self._run_case(prog, tc, res)
         except Exception as ex:                         # noqa: BLE001 - never crash
             res.result = Result("broken", f"nbemu atf runner error: "
                                           f"{type(ex).__name__}: {ex}")
+        res.ended = time.monotonic()
         return res
 
     def _run_case(self, prog: Program, tc: TestCase, res: CaseResult) -> None:
@@ -529,10 +533,22 @@ class Runner:
         finally:
             self.cleanup()
 
+    def _pool_map(self, fn, items: list) -> list:
+        """fn over items on -j threads; on ^C (or any exception) nothing new starts,
+        running cases are killed, and the exception goes on."""
+        pool = ThreadPoolExecutor(max_workers=self.config.njobs)
+        try:
+            out = list(pool.map(fn, items))
+        except BaseException:
+            self._cancelled.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            kill_all()
+            raise
+        pool.shutdown()
+        return out
+
     def _run(self, entries: list[Entry], case_filter) -> list[CaseResult]:
-        jobs = self.config.njobs
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            programs = list(pool.map(self.list_program, entries))
+        programs = self._pool_map(self.list_program, entries)
         slots: list[list[CaseResult | None]] = []
         parallel: list[tuple[int, int, Program, TestCase]] = []
         exclusive: list[tuple[int, int, Program, TestCase]] = []
@@ -556,13 +572,16 @@ class Runner:
             self._report(r)
 
         def one(item: tuple[int, int, Program, TestCase]) -> None:
+            if self._cancelled.is_set():
+                return
             i, j, prog, tc = item
             r = self.run_case(prog, tc)
+            if self._cancelled.is_set():      # killed by ^C: not a result
+                return
             slots[i][j] = r
             self._report(r)
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(one, parallel))
+        self._pool_map(one, parallel)
         for item in exclusive:
             one(item)
         return [r for s in slots for r in s if r is not None]

@@ -143,3 +143,12 @@ def test_scale_alive_cli() -> None:
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
     assert r.stdout.rstrip().endswith("PASS")
     assert "all 600 alive and parked" in r.stdout
+
+
+def test_unpark_all_bench_fixture_self_checks() -> None:
+    """bench/lwp_bench.py's fixture, small: every timed _lwp_unpark_all reached only
+    parked LWPs (0) and everybody was joined.  (Its timings are not asserted.)"""
+    r = run_nbemu(build_c("scale_unpark"), "256", "2", "64", "256", opts=("--ncpu", "4"))
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
+    assert r.stdout.rstrip().endswith("PASS")
+    assert "unpark_all n=64 " in r.stdout and "unpark_all n=256 " in r.stdout

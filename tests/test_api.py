@@ -1,0 +1,120 @@
+"""The Python API (emu/api.py), and the README's example, run as written."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from emu.api import EmuError, Emulator
+from fixtures.build import build_c, build_go
+from tests.guest import REPO
+
+
+def readme_example() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Debugging guest threads", 1)[1]
+    m = re.search(r"```python\n(.*?)```", section, re.S)
+    assert m, "no python example in the README section"
+    return m.group(1)
+
+
+def test_readme_example_runs() -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    r = subprocess.run([sys.executable, "-c", readme_example()], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "lid 100: _lwp_create(flags=0) -> ok" in out
+    assert "lid 2 is called 'alice'" in out and "lid 3 is called 'bob'" in out
+    assert re.search(r"2 alice LSSLEEP \| parked in ___lwp_park60, hint 0x[0-9a-f]+ <lock_b>", out)
+    assert re.search(r"3 bob LSSLEEP \| parked in ___lwp_park60, hint 0x[0-9a-f]+ <lock_a>", out)
+    assert re.search(r"100 main LSSLEEP \| in _lwp_wait for lid 2", out)
+    assert re.search(r"___lwp_park60\+0x[0-9a-f]+ <- 0x[0-9a-f]+ take_both", out)
+    assert "lock_a is held by lid 2" in out
+    assert out.rstrip().endswith("exit status 125")
+    assert "Wait-for report" in r.stderr
+
+
+def test_hooks_see_decoded_arguments_and_results(capfd) -> None:
+    emu = Emulator(build_c("lwp_park"), ncpu=2, deterministic=True, seed=3)
+    before, after, events = [], [], []
+    emu.on_syscall("_lwp_unpark", fn=lambda c: before.append((c.lwp.lid, dict(c.args))))
+    emu.on_syscall(["___lwp_park60"], when="after",
+                   fn=lambda c: after.append((c.lwp.lid, c.args["hint"], c.error_name)))
+    emu.on_event("create", "exit", fn=lambda e: events.append((e.kind, e.lwp.lid)))
+    assert emu.run() == 0
+    assert "PASS" in capfd.readouterr().out
+    hint = emu.symbol("main.p1") + 4                  # &p1.wake
+    assert (100, {"target": 2, "hint": hint}) in before
+    assert (2, hint, None) in after                   # the parker woke with 0
+    assert (100, 0, "ETIMEDOUT") in after
+    assert (100, 0, "EALREADY") in after
+    assert [e for e in events if e[0] == "create"] == [("create", 2), ("create", 3),
+                                                       ("create", 4)]
+    assert ("exit", 2) in events
+    assert emu.finished and emu.run() == 0            # stays finished
+
+
+def test_step_inspect_pause_continue(capfd) -> None:
+    emu = Emulator(build_c("lwp_park"), ncpu=2, deterministic=True, seed=1)
+    assert emu.step() is None and emu.turns == 1
+    assert emu.run(turns=2) is None and emu.turns == 3
+    main = emu.lwp(100)
+    regs = main.regs
+    assert regs["rip"] == main.pc and regs["rsp"] == main.sp
+    assert emu.symbolize(main.pc)
+    # memory: code, data, and an unmapped address
+    code = emu.read(emu.symbol("main"), 4)
+    assert len(code) == 4
+    with pytest.raises(EmuError):
+        emu.read(0x10, 4)
+    with pytest.raises(EmuError):
+        emu.lwp(4242)
+    with pytest.raises(EmuError):
+        emu.symbol("no_such_symbol")
+    with pytest.raises(EmuError):
+        emu.on_syscall("not_a_syscall", fn=print)
+    # pause at the second LWP creation, look at the new LWP before it ever runs
+    seen = []
+
+    def created(call):
+        if call.error == 0 and not seen:
+            seen.append(call)
+            emu.pause()
+    emu.on_syscall("_lwp_create", when="after", fn=created)
+    assert emu.run() is None and seen
+    new = [t for t in emu.lwps() if t.lid != 100]
+    fresh = [t for t in new if t.state == "LSRUN"]
+    assert fresh, new
+    assert emu.symbolize(fresh[0].pc) == "lwp_trampoline"
+    # write guest memory: a data word round-trips
+    addr = emu.symbol("late_park_result")
+    old = emu.read_u32(addr)
+    emu.write(addr, (old ^ 0x5A5A).to_bytes(4, "little"))
+    assert emu.read_u32(addr) == old ^ 0x5A5A
+    emu.write(addr, old.to_bytes(4, "little"))
+    with pytest.raises(EmuError):
+        emu.write(emu.symbol("main"), b"\xcc")         # text is read-only
+    assert emu.run() == 0
+    assert "PASS" in capfd.readouterr().out
+
+
+def test_go_program_backtraces(capfd) -> None:
+    emu = Emulator(build_go("tokenring"), deterministic=True, seed=2)
+    parked = []
+
+    def on_sleep(ev):
+        if ev.data.get("wmesg") == "parked" and not parked:
+            parked.append(ev.lwp.lid)
+    emu.on_event("sleep", fn=on_sleep)
+    while emu.run(turns=50) is None and not parked:
+        pass
+    assert parked
+    bt = emu.lwp(parked[0]).backtrace()
+    assert len(bt) >= 3, bt
+    assert any("runtime." in f for f in bt), bt
+    assert emu.run() == 0
+    capfd.readouterr()

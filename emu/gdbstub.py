@@ -718,7 +718,7 @@ class GdbStub:
                     uc.ctl_remove_cache(addr, addr + 1)
             return "OK"
         if t in (2, 3, 4):
-            if kind <= 0 or kind > 1 << 20:
+            if kind <= 0 or kind > 1 << 20 or addr + kind > 1 << 64:
                 raise _ProtoError(E_MALFORMED)
             key = (t, addr, kind)
             if insert:
@@ -954,7 +954,8 @@ class _Raw(bytes):
 
 
 def _hex(s: str) -> int:
-    if not s or len(s) > 32:
+    """A hex number of at most 64 bits (addresses, lengths, ids, numbers)."""
+    if not s or len(s) > 16:
         raise _ProtoError(E_MALFORMED)
     try:
         return int(s, 16)

@@ -143,3 +143,9 @@ def test_signal_is_reported_then_kills() -> None:
     assert re.search(r"#0\s+(0x[0-9a-f]+ in )?main \(", text), text
     assert "Program terminated with signal SIGSEGV" in text, text
     assert rc == 139, err
+
+
+def test_quitting_gdb_detaches_and_the_guest_finishes() -> None:
+    text, rc, out, err = run_gdb(["break worker_body", "continue"])
+    assert "hit Breakpoint 1" in text and "detached" in text, text
+    assert rc == 7 and "done" in out and "gdb detached" in err, (rc, out, err)

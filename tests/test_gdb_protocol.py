@@ -42,6 +42,7 @@ class Nbemu:
     def connect(self) -> "Client":
         if self.port is not None:
             s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)    # as gdb does
         else:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(30)
@@ -183,6 +184,11 @@ def test_handshake_threads_registers_memory(stub) -> None:
     old = c.ask(f"m{sp - 64:x},4")
     assert c.ask(f"M{sp - 64:x},4:11223344") == b"OK"
     assert c.ask(f"m{sp - 64:x},4") == b"11223344"
+    # binary write: '#', '$', '}' and '*' travel escaped as '}' + (byte ^ 0x20)
+    esc = b"".join(b"}" + bytes((b ^ 0x20,)) for b in b"#$}*")
+    assert c.ask(b"X%x,4:" % (sp - 64) + esc) == b"OK"
+    assert c.ask(f"m{sp - 64:x},4") == b"23247d2a"
+    assert c.ask(f"X{sp - 64:x},0:") == b"OK"
     assert c.ask(f"M{sp - 64:x},4:" + old.decode()) == b"OK"
     # threads XML and extra info
     tx = c.ask("qXfer:threads:read::0,fff")
@@ -251,6 +257,28 @@ def test_bad_input_gets_protocol_errors(stub) -> None:
     assert c.reply() == b"W07"
     rc, out, err = n.finish()
     assert rc == 7 and "Traceback" not in err, err
+
+
+def test_fuzzed_packets_get_replies_not_exceptions(stub) -> None:
+    """Well-framed packets with random arguments: each gets a reply; none
+    reaches the stub's last-resort exception handler."""
+    n = stub()
+    c = n.connect()
+    rnd = random.Random(11)
+    heads = ["m", "M", "X", "p", "P", "g", "G", "H", "Hg", "Hc", "T", "Z0,", "z0,", "Z2,",
+             "z2,", "Z3,", "Z4,", "Z1,", "qXfer:threads:read::", "qXfer:features:read:",
+             "qThreadExtraInfo,", "qSupported:", "qfThreadInfo", "qsThreadInfo", "qC",
+             "vCont?", "qAttached", "qOffsets", "QStartNoAckMod", "v", "q", "Q", "?"]
+    alphabet = "0123456789abcdefABCDEF,;:=-px.xX "
+    for _ in range(400):
+        body = rnd.choice(heads) + "".join(rnd.choice(alphabet)
+                                           for _ in range(rnd.randint(0, 30)))
+        r = c.ask(body.encode())
+        assert isinstance(r, bytes)
+    assert c.ask("qC") == b"QC64"
+    c.send("k")
+    rc, _, err = n.finish()
+    assert "error serving" not in err and "Traceback" not in err, err
 
 
 def test_no_ack_mode_and_nak_resend(stub) -> None:

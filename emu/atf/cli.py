@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"JUnit report: {ns.junit}")
     if ns.html:
         print(f"HTML report: {write_html(results, ns.html, wall)}")
+    if runner.kept:
+        print(f"Work directories and outputs kept in {runner.kept}")
     if not results:
         print("nbemu atf: no test cases found", file=sys.stderr)
         return 1

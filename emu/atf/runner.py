@@ -211,6 +211,7 @@ class Runner:
         self._fs = None                          # ForkServer, started on first use
         self._fs_failed = False
         self._cancelled = threading.Event()
+        self.kept: str | None = None             # --keep-workdirs: where they are
 
     # ------------------------------------------------------------ environment
 
@@ -270,6 +271,8 @@ class Runner:
             self._fs = None
         if self._scratch and not self.config.keep_workdirs:
             shutil.rmtree(self._scratch, ignore_errors=True)
+        elif self._scratch:
+            self.kept = self._scratch
         self._scratch = None
 
     # ------------------------------------------------------------ processes

@@ -100,9 +100,16 @@ def sleepq_block(k: "Kernel", l: Lwp, timo_ns: int | None,
     if deadline_ns is not None:
         l.l_timeout = k.callout.schedule(deadline_ns, _sleepq_timeout, l)
     if l.l_flag & LwpFlag.LW_SINTR:
-        # A signal already pending ends the sleep at once (EINTR, or ERESTART
-        # for SA_RESTART handlers); a stopping process stops the sleeper here.
-        error = k.sig_pending_for(l)
+        # An interruptible sleep ends at once (NetBSD's sleepq_block with
+        # catch_p): EINTR when the LWP was cancelled (_lwp_wakeup while it was
+        # not asleep: LW_CANCELLED, consumed here) or is exiting; EINTR or
+        # ERESTART (SA_RESTART handlers) when a signal is already pending. A
+        # stopping process stops the sleeper here instead.
+        if l.l_flag & (LwpFlag.LW_CANCELLED | LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE):
+            l.l_flag &= ~LwpFlag.LW_CANCELLED
+            error = Errno.EINTR
+        else:
+            error = k.sig_pending_for(l)
         if error and l.l_stat == LSSLEEP:
             sleepq_remove(k, l, error)
     error = yield BLOCK

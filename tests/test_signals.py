@@ -44,6 +44,7 @@ DIE = {
     "fpe": (136, "SIGFPE", True),
     "abort": (134, "SIGABRT", True),
     "term": (143, "SIGTERM", False),
+    "kill": (137, "SIGKILL", False),
     "term_blocked": (143, "SIGTERM", False),
     "pipe": (141, "SIGPIPE", False),
     "pipe_ignored": (0, None, False),

@@ -116,3 +116,15 @@ def test_stop_and_continue(opts: tuple[str, ...]) -> None:
     assert "FAIL" not in out, out
     assert out.rstrip().endswith("PASS"), (out, err)
     assert p.returncode == 0
+
+
+def test_deterministic_signals_repeat() -> None:
+    """Signals, timers and faults keep --deterministic runs identical."""
+    runs = [run_nbemu(build_c(name), opts=("--deterministic", "--seed", "9", "--sched-hash"),
+                      timeout=120)
+            for name in ("sig_lwp", "sig_lwp", "sig_basic", "sig_basic")]
+    for r in runs:
+        _check_pass(r)
+    hashes = [[x for x in r.stderr.splitlines() if x.startswith("nbemu: schedule")]
+              for r in runs]
+    assert hashes[0] and hashes[0] == hashes[1] and hashes[2] == hashes[3]

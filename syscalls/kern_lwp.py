@@ -61,13 +61,20 @@ def alloc_lid(k: "Kernel", p: Proc) -> int:
 
 
 def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
-    """Create an LWP in p (LSIDL). Returns the LWP or an errno (EAGAIN)."""
-    nthr = p.p_limits.get(11, [None])[0]   # RLIMIT_NTHR
-    if p.p_nlwps >= MAXLWP or (nthr is not None and p.p_nlwps >= nthr):
-        return Errno.EAGAIN
+    """Create an LWP in p (LSIDL). Returns the LWP or an errno.
+
+    Limits as NetBSD 10's lwp_create/do_lwp_create: the first LWP is exempt;
+    the others (zombies included, until freed) may number RLIMIT_NTHR's soft
+    limit -> EAGAIN beyond it or beyond maxlwp; no u-area left -> ENOMEM.
+    """
+    if p.p_nlwps != 0:
+        nthr = p.p_limits.get(11, [None])[0]   # RLIMIT_NTHR
+        count = p.p_nlwps                      # the other LWPs, with the new one
+        if count >= MAXLWP or (nthr is not None and count > nthr):
+            return Errno.EAGAIN
     arena: UareaArena = k.config.setdefault("uarea_arena", UareaArena())
     if not arena.alloc():
-        return Errno.EAGAIN
+        return Errno.ENOMEM
     lid = alloc_lid(k, p)
     if lid < 0:
         arena.free()

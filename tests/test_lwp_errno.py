@@ -29,29 +29,8 @@ from tests.guest import run_nbemu
 FIXTURES = ["lwp_errno_create", "lwp_errno_suspend", "lwp_errno_wakeup", "lwp_errno_wait",
             "lwp_errno_park", "lwp_errno_misc", "lwp_errno_exit", "lwp_errno_limits"]
 
-_CPU_MCONTEXT = ("guest/arch/amd64.py cpu_mcontext_validate checks only rflags, %cs "
-                 "(and lets 0 through) and %rip; NetBSD's amd64 cpu_mcontext_validate also "
-                 "requires %ds/%ss to be user data selectors, %es/%fs/%gs to be 0 or one, "
-                 "and %cs to be a user code selector (0 is not)")
-_NTHR = ("syscalls/kern_lwp.py lwp_create counts the first LWP against RLIMIT_NTHR "
-         "(p_nlwps >= limit): NetBSD charges only the LWPs after the first to the uid "
-         "(chglwpcnt, count > limit), so a limit of N allows N LWPs besides the first")
-KNOWN: dict[tuple[str, str], str] = {
-    ("lwp_errno_create", "create/cs-zero"): _CPU_MCONTEXT,
-    ("lwp_errno_create", "create/ds"): _CPU_MCONTEXT,
-    ("lwp_errno_create", "create/ss"): _CPU_MCONTEXT,
-    ("lwp_errno_create", "create/es-fs-gs"): _CPU_MCONTEXT,
-    ("lwp_errno_wakeup", "wakeup/cancel-next-sleep"):
-        "syscalls/kern_sleepq.py sleepq_block ignores LW_CANCELLED: NetBSD's interruptible "
-        "sleepq_block fails at once with EINTR (clearing LW_CANCELLED) after an "
-        "_lwp_wakeup that found the LWP awake (ENODEV), so its next nanosleep is EINTR",
-    ("lwp_errno_misc", "private/einval"):
-        "guest/arch/amd64.py has no cpu_lwp_setprivate(ptr) -> errno hook: amd64's "
-        "x86_set_sdbase refuses a TLS base at or above VM_MAXUSER_ADDRESS with EINVAL "
-        "(sys_lwp.py asks the ABI for it; aarch64 needs none)",
-    ("lwp_errno_limits", "limits/nthr-first"): _NTHR,
-    ("lwp_errno_limits", "limits/nthr-raised"): _NTHR,
-}
+# Checks where nbemu knowingly differs from NetBSD (xfail with the reason); none now.
+KNOWN: dict[tuple[str, str], str] = {}
 
 _LINE = re.compile(r"^(ok|FAIL) ([^:\n]+):", re.M)
 
@@ -150,9 +129,6 @@ def test_wakeup_ebusy_for_uninterruptible_sleep() -> None:
     assert t.l_flag & LwpFlag.LW_CANCELLED and t.l_flag & LwpFlag.LW_UNPARKED
 
 
-@pytest.mark.xfail(reason="syscalls/kern_lwp.py lwp_create returns EAGAIN when the u-area "
-                          "arena is exhausted; NetBSD's do_lwp_create returns ENOMEM when "
-                          "uvm_uarea_alloc fails", strict=False)
 def test_create_enomem_when_uarea_arena_exhausted() -> None:
     """do_lwp_create(): uvm_uarea_alloc() failing is ENOMEM (limits are EAGAIN)."""
     from guest.arch.amd64 import ABI

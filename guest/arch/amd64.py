@@ -50,9 +50,13 @@ PSL_I = 0x200
 PSL_MBO = 0x2
 PSL_USERSTATIC = 0x2 | 0xFFC08028 | 0x200 | 0x3000 | 0x4000 | 0x20000 | 0x80000 | 0x100000
 PSL_USERSET = PSL_MBO | PSL_I
-# User selectors NetBSD/amd64 gives 64-bit processes (LDT: LUCODE_SEL, LUDATA_SEL).
-USER_CS = 64 | 4 | 3
-USER_SS = 56 | 4 | 3
+# User selectors of 64-bit processes (amd64 segments.h): GSEL(GUCODE_SEL, SEL_UPL)
+# and GSEL(GUDATA_SEL, SEL_UPL); the LDT forms LSEL(LUCODE_SEL/LUDATA_SEL) are
+# valid too (VALID_USER_CSEL / VALID_USER_DSEL).
+USER_CS = (3 << 3) | 3
+USER_SS = (4 << 3) | 3
+_VALID_CSEL = (USER_CS, 64 | 4 | 3)
+_VALID_DSEL = (USER_SS, 56 | 4 | 3)
 
 PAGE_SIZE = 4096
 VM_MAXUSER_ADDRESS = 0x00007F8000000000 - PAGE_SIZE
@@ -137,14 +141,25 @@ class Amd64(Abi):
         return list(struct.unpack_from("<26Q", uc_bytes, UC_MCONTEXT_OFF))
 
     def cpu_mcontext_validate(self, gregs: list[int]) -> bool:
-        """amd64 cpu_mcontext_validate(): static rflags bits, user %cs, a user %rip."""
+        """amd64 cpu_mcontext_validate(): static rflags bits, user selectors
+        (%es/%fs/%gs may be null), a user %rip."""
         if (gregs[_REG_RFLAGS] ^ PSL_USERSET) & PSL_USERSTATIC:
             return False
-        if gregs[_REG_CS] & 0xFFFF not in (USER_CS, 0):
+        if gregs[_REG_CS] & 0xFFFF not in _VALID_CSEL:
+            return False
+        for r in (_REG_ES, _REG_FS, _REG_GS):
+            sel = gregs[r] & 0xFFFF
+            if sel and sel not in _VALID_DSEL:
+                return False
+        if gregs[_REG_DS] & 0xFFFF not in _VALID_DSEL or gregs[_REG_SS] & 0xFFFF not in _VALID_DSEL:
             return False
         if gregs[_REG_RIP] >= VM_MAXUSER_ADDRESS:
             return False
         return True
+
+    def cpu_lwp_setprivate(self, ptr: int) -> int:
+        """x86_set_sdbase(): a TLS base must be a user address (else EINVAL = 22)."""
+        return 22 if ptr >= VM_MAXUSER_ADDRESS else 0
 
     def mcontext_regs(self, uc_bytes: bytes, flags: int) -> tuple[list[int], list[int]]:
         """(register ids, values) to load from a ucontext's mcontext for `flags`."""

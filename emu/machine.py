@@ -444,6 +444,9 @@ class Machine:
             lo, hi = DET_SLICE_BLOCKS
             pol = k.sched_policy
             budget = pol.slice_budget(ci, l) if pol is not None else k.rng.randint(lo, hi)
+            if k.sched_log is not None:
+                # Every turn is a decision: which vCPU and LWP run, for how long.
+                k.sched_log.append(("turn", ci.ci_index, l.l_lid, budget))
             if nat is not None:
                 nat.budget.value = budget
             else:

@@ -2,7 +2,17 @@
 `-g HOST:PORT`, or `-g unix:/path`.
 
     nbemu -g 1234 ./prog &          # waits for gdb before the first instruction
-    gdb ./prog -ex 'target remote :1234'
+    gdb -ex 'set osabi none' ./prog -ex 'target remote :1234'
+
+`-g PORT` listens on 127.0.0.1 only (qemu-user listens on every interface);
+`-g 0` picks a free port and prints it ("nbemu: waiting for gdb on port N").
+Debian's gdb and gdb-multiarch know no NetBSD OS ABI: without `set osabi none`
+they reject the target description ("Architecture rejected target-supplied
+description"). gdb 13 cannot open a Unix socket itself: relay it, e.g.
+`target remote | socat - UNIX-CONNECT:/path`. Without a `file` command gdb
+fetches the program's path from the stub (qXfer:exec-file). Architectures:
+amd64 (guest/arch/amd64_gdb.xml) and aarch64 (built in emu/gdb_regs.py; needs
+gdb-multiarch).
 
 What gdb sees
 -------------

@@ -30,8 +30,13 @@ class Nbemu:
             [sys.executable, "-m", "emu.cli", *opts, "-g", spec, str(prog), *args],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        m = _WAIT_RE.search(line)
+        line = ""
+        for _ in range(50):                 # (warnings may come first)
+            more = self.proc.stderr.readline()
+            line += more
+            m = _WAIT_RE.search(more)
+            if m is not None or not more:
+                break
         if m is None:
             self.proc.kill()
             raise AssertionError(f"no 'waiting for gdb' line: {line!r}")
@@ -539,3 +544,30 @@ def _sym(n: Nbemu, name: str) -> str:
 
 if os.environ.get("NBEMU_GDB_DEBUG"):      # pragma: no cover - a debugging aid
     print(REPO)
+
+
+def test_lwp_state_words_and_signal_numbers() -> None:
+    from emu.gdb_conn import checksum, escape, frame, unescape
+    from emu.gdbstub import lwp_state, sig_from_gdb, sig_to_gdb
+    from syscalls.kern_runq import CpuInfo
+    from syscalls.lwp import (LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
+                              Lwp, Proc)
+    l = Lwp(Proc(100, 1), 101)
+    l.l_cpu = CpuInfo(2)
+    want = {LSONPROC: "running on vCPU 2", LSRUN: "runnable on vCPU 2",
+            LSSUSPENDED: "suspended", LSZOMB: "zombie", LSSTOP: "stopped",
+            LSIDL: "being created"}
+    for st, words in want.items():
+        l.l_stat = st
+        assert lwp_state(l) == words
+    l.l_stat, l.l_wmesg, l.l_park_hint = LSSLEEP, "parked", 0x7f00
+    assert lwp_state(l) == "parked on hint 0x7f00"
+    l.l_wmesg = "piperd"
+    assert lwp_state(l) == "sleeping on piperd"
+    for s in range(1, 64):          # NetBSD <-> gdb signal numbers round-trip
+        assert sig_from_gdb(sig_to_gdb(s)) == s
+    assert sig_to_gdb(11) == 11 and sig_to_gdb(29) == 142 and sig_to_gdb(33) == 45
+    data = bytes(range(256))
+    assert unescape(escape(data)) == data
+    assert not any(c in escape(data) for c in b"#$*")
+    assert frame(b"OK") == b"$OK#9a" and checksum(b"OK") == 0x9A

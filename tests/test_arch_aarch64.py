@@ -176,6 +176,15 @@ def test_signal_frame_as_sendsig_siginfo() -> None:
     assert fp2 == 0x9000_0000 - 944 - 128
 
 
+def test_siginfo_packs_a_32_bit_esr() -> None:
+    class K:
+        signo, code, errno, fault, addr, trap2, trap3 = 11, 1, 0, True, 0x10, 0, 0
+        trap = ABI.fault_siginfo("unmapped", 0x10, 0x400000)[3]   # EC 0x24: bit 31 set
+    si = ABI.pack_siginfo(K)
+    assert struct.unpack_from("<iii", si, 0) == (11, 1, 0)
+    assert struct.unpack_from("<QI", si, 16) == (0x10, K.trap)    # si_addr, si_trap
+
+
 def test_fault_siginfo() -> None:
     assert ABI.fault_siginfo("unmapped", 0x10, 0x400000)[:3] == (11, 1, 0x10)
     assert ABI.fault_siginfo("prot", 0x20, 0x400000, access="write")[:3] == (11, 2, 0x20)

@@ -257,8 +257,10 @@ class Aarch64(Abi):
         buf = bytearray(self.siginfo_size)
         struct.pack_into("<iii", buf, 0, ksi.signo, ksi.code, ksi.errno)
         if ksi.fault:
-            struct.pack_into("<Qiii", buf, 16, ksi.addr & 0xFFFFFFFFFFFFFFFF, ksi.trap,
-                             ksi.trap2, ksi.trap3)
+            # _trap is an int holding the 32-bit ESR (EC in its top bits).
+            struct.pack_into("<QIII", buf, 16, ksi.addr & 0xFFFFFFFFFFFFFFFF,
+                             ksi.trap & 0xFFFFFFFF, ksi.trap2 & 0xFFFFFFFF,
+                             ksi.trap3 & 0xFFFFFFFF)
         else:
             struct.pack_into("<iIQ", buf, 16, ksi.pid, ksi.uid & 0xFFFFFFFF,
                              ksi.value & 0xFFFFFFFFFFFFFFFF)

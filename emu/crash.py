@@ -319,6 +319,8 @@ def waits_on(s, l: Lwp) -> tuple[str, list[int]]:
         return "zombie: exited, not yet collected by _lwp_wait", []
     if l.l_stat == LSSUSPENDED:
         return "suspended (_lwp_suspend): waits for an _lwp_continue", []
+    if l.l_stat.name == "LSSTOP":
+        return "stopped by a signal: waits for SIGCONT", []
     if l.l_stat != LSSLEEP:
         return l.l_stat.name, []
     call = name_of(l.l_syscode) if l.l_kstack is not None else "?"

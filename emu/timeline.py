@@ -8,7 +8,8 @@ Open it in https://ui.perfetto.dev or chrome://tracing, or render it with
 - process "<program> (pid P)": one track per LWP (tid = lid), named after the
   LWP (_lwp_setname), with consecutive, non-overlapping slices for its states:
   "running" (args: cpu), "runnable" (queued on a CPU), "parked <hint>" or
-  "sleep <wmesg>" (args: wchan, hint with its ELF symbol), "suspended";
+  "sleep <wmesg>" (args: wchan, hint with its ELF symbol), "suspended",
+  "stopped" (by a signal);
 - flow arrows (ph "s" -> ph "f", cat "wakeup") from the waker's track to the
   wakee's at every unpark / wakeup whose waker is an LWP;
 - instant events (ph "i") for creation, exit, reaping, names, signals, process exit.
@@ -155,8 +156,24 @@ class Timeline:
                 self._instant(lid, t, "timeout")
         elif kind == "suspend":
             self._open(lid, t, "suspended", {})
+        elif kind == "stop":
+            self._open(lid, t, "stopped", {"sig": data.get("sig", 0)})
         elif kind == "continue":
+            st = self.state.get(lid)
+            if st is not None and st[0] in ("stopped", "suspended"):
+                if l.l_stat.name == "LSSLEEP":        # back to the sleep it was stopped in
+                    self._open(lid, t, f"sleep {l.l_wmesg}",
+                               {"wchan": wchan_label(l.l_wchan), "wmesg": l.l_wmesg})
+                else:
+                    self._close(lid, t)
             self._instant(lid, t, "continue")
+        elif kind in ("sigdeliver", "sigwake"):
+            from syscalls.signals import signame
+            sig = data.get("sig", 0)
+            self._instant(lid, t, f"{signame(sig)} {'delivered' if kind == 'sigdeliver' else 'wakes'}",
+                          {"sig": sig})
+        elif kind == "proc_stop":
+            self._instant(lid, t, "process stop", {"sig": data.get("sig", 0)})
         elif kind == "create":
             self._instant(lid, t, "create", {"parent": data.get("parent", 0)})
         elif kind == "exit":

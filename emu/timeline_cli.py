@@ -29,6 +29,7 @@ STATE_COLOURS = {
     "parked": (31, 119, 180),
     "sleep": (148, 103, 189),
     "suspended": (214, 39, 40),
+    "stopped": (140, 86, 75),
 }
 FLOW = (60, 60, 60)
 SIGNAL = (214, 39, 40)

@@ -14,10 +14,11 @@ Each line:  PID/LID  NAME  TIME  EVENT  details
 TIME is the kernel clock's CLOCK_MONOTONIC in seconds: virtual under
 --deterministic (it advances with guest work), the host's otherwise. Classes:
   syscall  one line per system call when it returns (strace's formatting)
-  lwp      create, exit, free, setname, sleep/park, wakeup/unpark, suspend, continue,
-           process exit
+  lwp      create, exit, free, setname, sleep/park, wakeup/unpark, suspend, stop,
+           continue, process stop and exit
   sched    enqueue (on a CPU's run queue), run (on a CPU), preempt, yield, migrate
-  signal   signals posted to an LWP, SIGPIPE
+  signal   signals posted to an LWP, delivered to a handler, interrupting a sleep;
+           SIGPIPE
 All come from the kernel's single event stream (`Kernel.event`); nothing is
 attached, and nothing costs, unless --trace is given.
 
@@ -40,7 +41,8 @@ EVENT_CLASS = {
     "proc_exit": "lwp",
     "enqueue": "sched", "run": "sched", "preempt": "sched", "yield": "sched",
     "migrate": "sched",
-    "signal": "signal", "sigpipe": "signal",
+    "stop": "lwp", "proc_stop": "lwp",
+    "signal": "signal", "sigpipe": "signal", "sigdeliver": "signal", "sigwake": "signal",
 }
 
 EWOULDBLOCK = 35
@@ -178,10 +180,17 @@ class Tracer:
             from syscalls.errno import errno_name
             res = f" {errno_name(err)}" if err else ""
             return (f"by lid {by}" if by is not None else "by the kernel") + res
-        if kind == "signal":
+        if kind in ("signal", "sigdeliver", "sigwake", "stop", "proc_stop"):
             from syscalls.signals import signame
             sig = data.get("sig", 0)
-            return f"{signame(sig)} ({sig})"
+            what = f"{signame(sig)} ({sig})" if sig else "-"
+            if kind == "sigdeliver":
+                what += f" to its handler, code {data.get('code', 0)}"
+            elif kind == "sigwake":
+                what += " interrupts the sleep"
+            elif kind == "proc_stop":
+                what = "process stopped by " + what
+            return what
         if kind == "setname":
             return repr(data.get("name", ""))
         if kind == "proc_exit":
@@ -190,7 +199,8 @@ class Tracer:
             return f"status {data.get('status', 0)}"
         return " ".join(f"{k}={v}" for k, v in data.items() if k != "t")
 
-    _EV = {"sleep": "SLEEP", "wakeup": "WAKEUP", "unpark": "UNPARK", "proc_exit": "PEXIT"}
+    _EV = {"sleep": "SLEEP", "wakeup": "WAKEUP", "unpark": "UNPARK", "proc_exit": "PEXIT",
+           "proc_stop": "PSTOP", "sigdeliver": "SIGDLVR", "sigwake": "SIGWAKE"}
 
     def __call__(self, kind: str, l: Lwp, data: dict) -> None:
         cls = EVENT_CLASS.get(kind, "lwp")

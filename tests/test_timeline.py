@@ -14,7 +14,7 @@ from fixtures.build import build_c, build_go
 from tests.guest import run_nbemu
 
 EPS = 1e-6
-STATES = ("running", "runnable", "parked", "sleep", "suspended")
+STATES = ("running", "runnable", "parked", "sleep", "suspended", "stopped")
 
 
 def _record(tmp_path: Path, prog: Path, *opts: str) -> dict:
@@ -152,3 +152,67 @@ def test_png_round_trip() -> None:
         f.flush()
         w, h, px = read_png(f.name)
     assert (w, h) == (7, 5) and px == bytes(c.px)
+
+
+def test_state_machine_on_synthetic_events() -> None:
+    """Stop / continue back into a sleep, suspension, a timeout and a waker's flow,
+    fed straight into the recorder (no guest)."""
+    from types import SimpleNamespace
+
+    from emu.timeline import Timeline
+    from syscalls.lwp import LSRUN, LSSLEEP, LSSTOP, Lwp, Proc
+    p = Proc(100, 1)
+    p.p_comm = b"synthetic"
+    a, b = Lwp(p, 100), Lwp(p, 2)
+    p.p_lwps = {100: a, 2: b}
+    clock = SimpleNamespace(monotonic_ns=lambda: 10_000)
+    k = SimpleNamespace(proc=p, clock=clock, ncpu=2, deterministic=True)
+    m = SimpleNamespace(curlwp=None, in_hook=False)
+    tl = Timeline(SimpleNamespace(kernel=k, machine=m, image=None, path="synthetic"), None)
+    ev = [(0, "run", a, {"cpu": 0}), (100, "create", b, {"parent": 100}),
+          (100, "enqueue", b, {"cpu": 1}), (200, "run", b, {"cpu": 1}),
+          (300, "sleep", b, {"wchan": ("kpause", 1), "wmesg": "nanoslp"}),
+          (400, "stop", b, {"sig": 17}), (500, "continue", b, {}),
+          (600, "wakeup", b, {"error": 35}), (600, "enqueue", b, {"cpu": 1}),
+          (700, "run", b, {"cpu": 1}),
+          (800, "sleep", b, {"wchan": ("parked", 100, 2), "wmesg": "parked"}),
+          (900, "unpark", b, {"by": 100, "hint": 0}), (900, "wakeup", b, {"error": 0}),
+          (900, "enqueue", b, {"cpu": 1}), (950, "suspend", b, {}),
+          (990, "enqueue", b, {"cpu": 1}), (990, "continue", b, {}),
+          (1000, "run", b, {"cpu": 1}), (1100, "exit", b, {})]
+    for t, kind, l, data in ev:
+        if kind == "stop":
+            l.l_stat = LSSTOP
+        elif kind == "enqueue":
+            l.l_stat = LSRUN
+        elif kind == "continue" and t == 500:
+            l.l_stat, l.l_wmesg, l.l_wchan = LSSLEEP, "nanoslp", ("kpause", 1)
+        tl(kind, l, dict(data, t=t * 1000))
+    doc = tl.trace(0)
+    f = check_structure(doc, 2)
+    states = [(e["name"], e["ts"], e["ts"] + e["dur"]) for e in f["tracks"][(100, 2)]]
+    assert states == [("runnable", 100, 200), ("running", 200, 300),
+                      ("sleep nanoslp", 300, 400), ("stopped", 400, 500),
+                      ("sleep nanoslp", 500, 600), ("runnable", 600, 700),
+                      ("running", 700, 800), ("parked NULL", 800, 900), ("runnable", 900, 950),
+                      ("suspended", 950, 990), ("runnable", 990, 1000),
+                      ("running", 1000, 1100)], states
+    assert len(f["flows"]) == 1
+    assert {"timeout", "continue", "exit", "create"} <= {e["name"] for e in f["instants"]}
+
+
+def test_deadlocked_run_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "dl.json"
+    r = run_nbemu(build_c("deadlock_park"), opts=("--deterministic", "--timeline", str(out)))
+    assert r.returncode == 125
+    doc = json.loads(out.read_text())
+    assert doc["otherData"]["exit_status"] == 125
+    f = check_structure(doc, 4)
+    end = max(e["ts"] + e["dur"] for sl in f["tracks"].values() for e in sl)
+    last = {key[1]: sl[-1]["name"] for key, sl in f["tracks"].items() if key[0] == f["pid"]}
+    assert last[100].startswith("sleep lwpwait")
+    assert sorted(n for lid, n in last.items() if lid != 100) == [
+        n for n in sorted(last.values()) if n.startswith("parked")]
+    assert any("<lock_a>" in n for n in last.values()) and any("<lock_b>" in n for n in last.values())
+    assert all(sl[-1]["ts"] + sl[-1]["dur"] == end for key, sl in f["tracks"].items()
+               if key[0] == f["pid"])

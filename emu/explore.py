@@ -402,11 +402,16 @@ def explore(plan: Plan, runs: int, seed: int, timeout: float, jobs: int,
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="nbemu explore",
+        usage="nbemu explore [--runs N] [--strategy pct|random] [--seed S] [--depth D] "
+              "[--steps K] [--timeout SEC] [--jobs J] [--replay SEED] [-v] "
+              "[nbemu options] PROGRAM [ARGS...]",
         description="Run a NetBSD program under many deterministic schedules; report the "
                     "first failing one (non-zero exit, crash, deadlock, hang, or stdout "
                     "different from the first run) with the command that replays it.",
-        epilog="Exit status: 0 no failure found, 1 a failing run was found (or, with "
-               "--replay, the guest's own status), 2 usage.")
+        epilog="nbemu options apply to every run; add --trace or --timeline to the replay "
+               "command to look at the failing interleaving. Exit status: 0 no failure "
+               "found, 1 a failing run was found (or, with --replay, the guest's own "
+               "status), 2 usage.")
     ap.add_argument("--runs", type=int, default=100, metavar="N",
                     help="number of runs (default 100)")
     ap.add_argument("--strategy", choices=("pct", "random"), default="pct",

@@ -141,6 +141,16 @@ def main() -> int:
     cr = per_op(build_c("bench_create"), 200 if q else 1_000, 2_000 if q else 10_000)
     row("LWP create + exit + wait", f"{cr * 1e6:.1f} us", "", "<= 100 us")
 
+    from bench.lwp_bench import rows as lwp_rows
+    for r in lwp_rows(q):
+        row(*r)
+    try:
+        from emu.atf.bench import rows as atf_rows
+        for r in atf_rows(q):
+            row(*r)
+    except Exception as e:  # reported, not hidden
+        row("ATF per-case overhead", "FAILED", str(e)[:80], "<= 0.3 s")
+
     for name in ("hello", "tokenring", "mutex", "pipeline", "lockthreads", "timers"):
         try:
             t_nb, t_proc, t_q, t_n = go_compare(name, 1 if q else 2)

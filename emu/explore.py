@@ -192,15 +192,13 @@ class Plan:
 
 
 def _split_nbemu_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """nbemu options | PROGRAM ARGS, split where nbemu's own parser finds PROGRAM."""
     from . import cli
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if not a.startswith("-"):
-            break
-        if a in cli._TAKES_VALUE:
-            i += 1
-        i += 1
+    fixed = ["--strace=-" if a == "--strace" else a for a in argv]
+    ns = cli._parser().parse_args(fixed)       # (usage errors exit 2, as nbemu's)
+    i = len(argv) - len(ns.args) - 1
+    if i < 0 or argv[i] != ns.program:
+        raise SystemExit(f"nbemu explore: cannot find PROGRAM in {shlex.join(argv)}")
     return argv[:i], argv[i:]
 
 

@@ -128,3 +128,12 @@ def test_pct_policy_unit() -> None:
     assert pol.priority(a) == 1.5 and Plat.stops == 2  # the second change point: lower
     assert Plan("random", 3, 0, [], ["--ncpu", "2"], ["p", "x y"]).replay_command(4) == \
         "nbemu --deterministic --seed 4 --ncpu 2 p 'x y'"
+
+
+def test_replay_takes_nbemu_options(tmp_path) -> None:
+    out = tmp_path / "t.json"
+    r = _nbemu("explore", "--replay", "2", "--strategy", "pct", "--steps", "8",
+               "--timeline", str(out), "--ncpu", "2", str(build_c("racy_order")))
+    assert r.returncode in (0, 1), r.stderr
+    assert "replayed seed 2 (pct)" in r.stderr
+    assert out.exists() and '"traceEvents"' in out.read_text()

@@ -97,14 +97,18 @@ def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
 
 
 def lwp_start(k: "Kernel", l2: Lwp, suspended: bool) -> None:
-    """Make a new LWP runnable (or suspended), as sys__lwp_create does last."""
+    """Make a new LWP runnable, as lwp_start() does: suspended with
+    LWP_SUSPENDED, stopped when its process is stopping or stopped."""
     p = l2.l_proc
     if suspended:
         l2.set_stat(LSSUSPENDED)
         return
+    from .kern_sig import proc_stopping
+    if proc_stopping(p):
+        l2.set_stat(LSSTOP)
+        return
     p.p_nrlwps += 1
-    l2.set_stat(LSRUN)
-    k.runq.sched_enqueue(l2)
+    k.setrunnable(l2)           # LSIDL -> LSRUN, and a vCPU notices the new work
 
 
 def lwp_exit(l: Lwp) -> None:

@@ -60,7 +60,7 @@ def sys__lwp_create(l: Lwp, a, retval: list[int]) -> int:
         p.p_nzlwps += 1
         lwp_free(k, l2)
         return error
-    lwp_start(k, l2, bool(a.flags & LWP_SUSPENDED) or bool(p.p_sflag & 0x1))
+    lwp_start(k, l2, bool(a.flags & LWP_SUSPENDED))
     return 0
 
 

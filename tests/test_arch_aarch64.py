@@ -359,6 +359,19 @@ def test_strace_names_calls_of_both_svc_forms(probe: Path) -> None:
     assert "getpid" in r.stderr and "close(9999) = -1 EBADF" in r.stderr, r.stderr[-2000:]
 
 
+@pytest.mark.parametrize("name", ["signotify", "sigpanic", "sigpreempt"])
+def test_go_signals_on_arm64(name: str) -> None:
+    """Go's signal paths on arm64 (tests/test_signals_go.py runs them on amd64): the
+    sendsig frame (sigtramp reloads g from x28 through the ucontext), faults ->
+    si_code/si_addr -> sigpanic, SIGURG preemption, and setcontext back."""
+    from fixtures.build import build_go
+    from fixtures.expected import GO_OUTPUT, comparable
+    r = run_nbemu(build_go(name, "netbsd", "arm64"), opts=("--ncpu", "4"), timeout=120)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    assert comparable(name, r.stdout) == GO_OUTPUT[name]
+
+
 def test_elf32_aarch64_is_refused_clearly(tmp_path: Path) -> None:
     """An ELFCLASS32 file whose e_machine says aarch64 contradicts itself."""
     note = struct.pack("<III", 7, 4, 1) + b"NetBSD\0\0" + struct.pack("<I", 1001000000)

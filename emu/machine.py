@@ -370,9 +370,10 @@ class Machine:
     def _load(self, l: Lwp) -> None:
         if self.loaded is l:
             return
+        # uc_context_save/restore directly: the binding's wrappers add ~1 us each.
         if self.loaded is not None and self.loaded.l_md is not None:
-            self.uc.context_update(self.loaded.l_md)
-        self.uc.context_restore(l.l_md)
+            uclib.uc_context_save(self.uch, self.loaded.l_md.context)
+        uclib.uc_context_restore(self.uch, l.l_md.context)
         self.loaded = l
 
     def start_lwp0(self, l: Lwp, regs: dict[int, int]) -> None:

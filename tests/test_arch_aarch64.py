@@ -237,6 +237,91 @@ struct res { long x0, x1; int c; };
 	(r).x0 = x0; (r).x1 = x1; (r).c = c_;                                \
 } while (0)
 
+#include <sys/siginfo.h>
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* The trampoline a handler returns to (as NetBSD's libc __sigtramp_siginfo_2 on
+ * aarch64): setcontext(x28), sendsig having left &uc in callee-saved x28. */
+extern void a64_tramp(void);
+__asm__(".text\n.globl a64_tramp\na64_tramp:\n\tmov x0, x28\n"
+    "\tsvc #" STR(SYS_setcontext) "\n\tmov x0, #1\n\tsvc #" STR(SYS_exit) "\n");
+
+static volatile int nsig, last_sig, last_code, last_pid, sp_aligned;
+static volatile long last_sp_saved;
+
+static void
+handler(int sig, siginfo_t *si, void *ctx)
+{
+	ucontext_t *uc = ctx;
+	long sp;
+
+	__asm__ volatile("mov %0, sp" : "=r"(sp));
+	nsig++;
+	last_sig = sig;
+	last_code = si->si_code;
+	last_pid = si->si_pid;
+	sp_aligned = (sp & 15) == 0 && (unsigned long)si < (unsigned long)uc;
+	last_sp_saved = (long)uc->uc_mcontext.__gregs[_REG_SP];
+	if (sig == SIGUSR1)
+		uc->uc_mcontext.__gregs[_REG_X0] = 4242;	/* kill()'s result */
+}
+
+static int
+sig_install(int sig, int flags)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = handler;
+	sa.sa_flags = flags | SA_SIGINFO;
+	return (int)__syscall5(SYS___sigaction_sigtramp, sig, (long)&sa, 0,
+	    (long)a64_tramp, 2);
+}
+
+static int pfd[2];
+static volatile long read_result;
+static char read_buf[2];
+
+static void
+reader(void *arg)
+{
+	(void)arg;
+	read_result = read(pfd[0], read_buf, 1);
+}
+
+static void
+msleep(long ms)
+{
+	struct timespec ts = { 0, ms * 1000000L };
+
+	__nanosleep50(&ts, NULL);
+}
+
+/* A reader blocked in read(2) takes a signal: with SA_RESTART the read is
+ * restarted (pc backs up over the svc), without it returns EINTR. */
+static long
+interrupted_read(int flags, lwpid_t *lid, void *stack, size_t size)
+{
+	long w;
+
+	sig_install(SIGUSR2, flags);
+	read_result = 12345;
+	read_buf[0] = 0;
+	if (lwp_spawn(reader, NULL, stack, size, 0, lid) != 0)
+		return -1000;
+	msleep(30);
+	_lwp_kill(*lid, SIGUSR2);
+	msleep(30);
+	w = write(pfd[1], "z", 1);
+	_lwp_wait(*lid, NULL);
+	if (read_result == -EINTR) {
+		char c;
+		read(pfd[0], &c, 1);		/* drain */
+	}
+	return w == 1 ? read_result : -2000;
+}
+
 static volatile int resumed;
 static volatile long child_tpidr;
 static volatile int child_done;
@@ -317,6 +402,25 @@ main(int argc, char **argv, char **envp)
 	lwp_makecontext(&uc, child, NULL, stack, sizeof(stack));
 	uc.uc_mcontext.__gregs[_REG_PC] |= 2;
 	CHECK_EQ("_lwp_create(pc % 4 != 0) == -EINVAL", _lwp_create(&uc, 0, &lid), -EINVAL);
+
+	/* signals: the frame, the trampoline's setcontext, SA_RESTART */
+	CHECK_EQ("__sigaction_sigtramp(SIGUSR1)", sig_install(SIGUSR1, 0), 0);
+	t = __syscall2(SYS_kill, getpid(), SIGUSR1);
+	CHECK_EQ("handler ran once", nsig, 1);
+	CHECK_EQ("signo", last_sig, SIGUSR1);
+	CHECK_EQ("si_code SI_USER", last_code, SI_USER);
+	CHECK_EQ("si_pid", last_pid, getpid());
+	CHECK("handler sp 16-aligned, siginfo below ucontext", sp_aligned);
+	CHECK("saved sp 16-aligned", (last_sp_saved & 15) == 0);
+	CHECK_EQ("handler's x0 in the ucontext became kill()'s result", t, 4242);
+	CHECK_EQ("pipe2", pipe2(pfd, 0), 0);
+	CHECK_EQ("SA_RESTART: read restarted, got the byte",
+	    interrupted_read(SA_RESTART, &lid, stack, sizeof(stack)), 1);
+	CHECK_EQ("SA_RESTART: the byte", read_buf[0], 'z');
+	CHECK_EQ("SA_RESTART: handler ran", nsig, 2);
+	CHECK_EQ("no SA_RESTART: read returns EINTR",
+	    interrupted_read(0, &lid, stack, sizeof(stack)), -EINTR);
+	CHECK_EQ("no SA_RESTART: handler ran", nsig, 3);
 	return nbrt_done();
 }
 """

@@ -64,6 +64,7 @@ VM_MAXUSER_ADDRESS = 0x00007F8000000000 - PAGE_SIZE
 
 class Amd64(Abi):
     name = "amd64"
+    machine = "amd64"          # NetBSD's MACHINE (hw.machine, uname -m)
     machine_arch = "x86_64"
     elf_machine = 62           # EM_X86_64
     elf_class = 64

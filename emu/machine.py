@@ -190,16 +190,22 @@ class Machine:
             self._batch(ids).write_ctx(l.l_md, vals)
 
     def vregs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]:
-        """128-bit registers (XMM) of the live engine or of l's saved context."""
-        buf = (ctypes.c_uint8 * 16)()
-        out = []
-        for r in ids:
-            if l is self.loaded:
-                uclib.uc_reg_read(self.uch, r, buf)
-            else:
-                uclib.uc_context_reg_read(l.l_md.context, r, buf)
-            out.append(int.from_bytes(bytes(buf), "little"))
-        return out
+        """128-bit registers (XMM) of the live engine or of l's saved context,
+        in one batch call (getcontext and every signal frame read all 16)."""
+        key = ("v",) + tuple(ids)
+        b = self._batches.get(key)
+        if b is None:
+            n = len(ids)
+            bufs = (ctypes.c_uint8 * (16 * n))()
+            ptrs = (ctypes.c_void_p * n)(*[ctypes.addressof(bufs) + 16 * i for i in range(n)])
+            b = self._batches[key] = ((ctypes.c_int * n)(*ids), ptrs, bufs, n)
+        cids, ptrs, bufs, n = b
+        if l is self.loaded:
+            uclib.uc_reg_read_batch(self.uch, cids, ptrs, n)
+        else:
+            uclib.uc_context_reg_read_batch(l.l_md.context, cids, ptrs, n)
+        raw = bytes(bufs)
+        return [int.from_bytes(raw[16 * i:16 * i + 16], "little") for i in range(n)]
 
     def vregs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
         for r, v in zip(ids, vals):

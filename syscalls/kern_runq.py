@@ -55,7 +55,8 @@ class RunQueues:
         l.l_cpu = ci
         ci.spc_queue[l.l_priority].append(l)
         ci.spc_count += 1
-        self.k.event("enqueue", l, cpu=ci.ci_index)
+        if self.k.listeners:
+            self.k.event("enqueue", l, cpu=ci.ci_index)
 
     def sched_dequeue(self, l: Lwp) -> None:
         ci = l.l_cpu
@@ -106,7 +107,8 @@ class RunQueues:
         ci.ci_nswitch += 1
         l.l_proc.p_nrlwps  # noqa: B018 (p_nrlwps counts LSRUN+LSONPROC+LSSLEEP; unchanged)
         self.k.lwpctl_update(l, ci.ci_index)
-        self.k.event("run", l, cpu=ci.ci_index)
+        if self.k.listeners:
+            self.k.event("run", l, cpu=ci.ci_index)
         return l
 
     def preempt(self, ci: CpuInfo) -> bool:

@@ -86,7 +86,8 @@ def sleepq_enqueue(k: "Kernel", l: Lwp, wchan: Hashable, wmesg: str, sobj: SyncO
     l.l_flag &= ~LwpFlag.LW_STIMO
     k.cpu_release(l)
     l.set_stat(LSSLEEP)
-    k.event("sleep", l, wchan=wchan, wmesg=wmesg)
+    if k.listeners:
+        k.event("sleep", l, wchan=wchan, wmesg=wmesg)
 
 
 def sleepq_block(k: "Kernel", l: Lwp, timo_ns: int | None,
@@ -138,7 +139,8 @@ def sleepq_remove(k: "Kernel", l: Lwp, error: int = 0) -> None:
     if l.l_timeout is not None:
         k.callout.stop(l.l_timeout)
         l.l_timeout = None
-    k.event("wakeup", l, wchan=l.l_wchan, error=error)
+    if k.listeners:
+        k.event("wakeup", l, wchan=l.l_wchan, error=error)
     l.l_sleeperr = error
     l.l_wchan = None
     l.l_sleepq = None

@@ -227,7 +227,8 @@ def lwp_unpark(l: Lwp, targets: list[int], hint: int) -> int:
             error = Errno.ESRCH
             continue
         if t.l_stat == LSSLEEP and t.l_syncobj is lwp_park_syncobj:
-            k.event("unpark", t, by=l.l_lid, hint=hint)
+            if k.listeners:
+                k.event("unpark", t, by=l.l_lid, hint=hint)
             sleepq_remove(k, t, 0)
         elif t.l_stat == LSZOMB:
             error = Errno.ESRCH

@@ -266,12 +266,6 @@ class Aarch64(Abi):
                              ksi.value & 0xFFFFFFFFFFFFFFFF)
         return bytes(buf)
 
-    def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
-        """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo)."""
-        signo, code, errno = struct.unpack_from("<iii", data, 0)
-        pid, uid, value = struct.unpack_from("<iIQ", data, 16)
-        return signo, code, errno, pid, uid, value
-
     def sendsig_vregs(self) -> tuple[int, ...]:
         """The 128-bit registers a signal frame saves (__fregs.__qregs)."""
         return tuple(A.UC_ARM64_REG_Q0 + i for i in range(32))

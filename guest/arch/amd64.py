@@ -264,12 +264,6 @@ class Amd64(Abi):
                              ksi.value & 0xFFFFFFFFFFFFFFFF)
         return bytes(buf)
 
-    def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
-        """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo)."""
-        signo, code, errno = struct.unpack_from("<iii", data, 0)
-        pid, uid, value = struct.unpack_from("<iIQ", data, 16)
-        return signo, code, errno, pid, uid, value
-
     def sendsig_vregs(self) -> tuple[int, ...]:
         """The 128-bit registers a signal frame saves (fxsave XMM area)."""
         return tuple(X.UC_X86_REG_XMM0 + i for i in range(16))

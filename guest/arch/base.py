@@ -70,3 +70,11 @@ class Abi:
 
     def tls_reg(self) -> int:
         raise NotImplementedError
+
+    def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
+        """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo),
+        in the LP64 layout (the reason union at offset 16); ILP32 ports override."""
+        import struct
+        signo, code, errno = struct.unpack_from("<iii", data, 0)
+        pid, uid, value = struct.unpack_from("<iIQ", data, 16)
+        return signo, code, errno, pid, uid, value

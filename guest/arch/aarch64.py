@@ -227,12 +227,6 @@ class Aarch64(Abi):
         struct.pack_into("<QQi", buf, UC_STACK_OFF, *stack)
         return bytes(buf)
 
-    def ucontext_flags(self, uc_bytes: bytes) -> int:
-        return struct.unpack_from("<I", uc_bytes, UC_FLAGS_OFF)[0]
-
-    def ucontext_sigmask(self, uc_bytes: bytes) -> tuple[int, ...]:
-        return struct.unpack_from("<4I", uc_bytes, UC_SIGMASK_OFF)
-
     def set_syscall_success_in_gregs(self, vals: list[int]) -> None:
         """getcontext's saved registers resume as a successful call returning 0."""
         vals[0] = 0

@@ -78,3 +78,13 @@ class Abi:
         signo, code, errno = struct.unpack_from("<iii", data, 0)
         pid, uid, value = struct.unpack_from("<iIQ", data, 16)
         return signo, code, errno, pid, uid, value
+
+    # The machine-independent head of ucontext_t (sys/ucontext.h) on LP64 ports:
+    # uc_flags at 0, uc_link at 8, uc_sigmask at 16; ILP32 ports override.
+    def ucontext_flags(self, uc_bytes: bytes) -> int:
+        import struct
+        return struct.unpack_from("<I", uc_bytes, 0)[0]
+
+    def ucontext_sigmask(self, uc_bytes: bytes) -> tuple[int, ...]:
+        import struct
+        return struct.unpack_from("<4I", uc_bytes, 16)

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable
 
 from syscalls.errno import errno_name
 from syscalls.lwp import Lwp
-from syscalls.table import SYS___syscall, SYS_syscall, SYSENT, name_of
+from syscalls.table import SYSENT, name_of
 
 from .boot import Options, Session
 from .trace import add_syscall_hook, lwp_name
@@ -244,20 +244,10 @@ class Emulator:
     def _wrap_syscall_entry(self) -> None:
         k = self.kernel
         orig = k.syscall
-        abi = k.abi
 
         def syscall(l: Lwp, vals: list[int]) -> None:
-            code, regargs, sp = abi.decode_syscall(vals)
-            if code == SYS_syscall or code == SYS___syscall:
-                code = regargs[0] & 0xFFFFFFFF
-                more = k._stack_words(l, sp, 1)
-                regargs = list(regargs[1:]) + (more if isinstance(more, list) else [0])
-            ent = SYSENT.get(code)
-            raw = list(regargs)
-            if ent is not None and ent.nargs > len(raw):
-                more = k._stack_words(l, sp, ent.nargs - len(raw))
-                raw += more if isinstance(more, list) else [0] * (ent.nargs - len(raw))
-            values = tuple(ent.decode(raw[:ent.nargs])) if ent is not None else tuple(raw)
+            code, decoded = k.decode_args(l, vals)
+            values = decoded if isinstance(decoded, tuple) else ()
             call = None
             for sel, f in self._before:
                 if sel is None or name_of(code) in sel:

@@ -178,34 +178,55 @@ class Kernel:
         return sig_sleep_check(l)
 
     # -- the system-call trap ----------------------------------------------------
-    def syscall(self, l: Lwp, vals: list[int]) -> None:
-        """Serve the system call whose registers are `vals` (abi.syscall_in_regs)."""
+    def decode_args(self, l: Lwp, vals: list[int]) -> tuple[int, tuple | int]:
+        """(code, decoded arguments) of the trap whose registers are `vals`; the
+        arguments are an errno (EFAULT) when stack words cannot be read, () for a
+        call the table does not know. NetBSD's syscall() + the sy_args copyin."""
         abi = self.abi
         code, regargs, sp = abi.decode_syscall(vals)
+        ws = abi.word_size
+        if code == SYS_syscall or code == SYS___syscall:
+            # The real number is the first argument: an int for syscall(), a
+            # quad_t for __syscall() (two words on ILP32 ports).
+            shift = 1 if code == SYS_syscall or ws == 8 else 2
+            if len(regargs) < shift:          # i386: everything is on the stack
+                more = self._stack_words(l, sp, shift - len(regargs))
+                if isinstance(more, int):
+                    return code, more
+                sp += (shift - len(regargs)) * ws
+                regargs = list(regargs) + more
+            code = regargs[0] & 0xFFFFFFFF
+            regargs = regargs[shift:]
+        ent = SYSENT.get(code)
+        if ent is None:
+            return code, ()
+        if ws == 4:
+            n, decode = ent.nwords32, ent.decode32
+        else:
+            n, decode = ent.nargs, ent.decode
+        raw = regargs
+        if n > len(regargs):
+            more = self._stack_words(l, sp, n - len(regargs))
+            if isinstance(more, int):
+                return code, more
+            raw = list(regargs) + more
+        return code, ent.argcls(decode(raw))  # type: ignore[misc]
+
+    def syscall(self, l: Lwp, vals: list[int]) -> None:
+        """Serve the system call whose registers are `vals` (abi.syscall_in_regs)."""
+        code, args = self.decode_args(l, vals)
         self.nsyscalls += 1
         self.clock.syscalls += 1
-        if code == SYS_syscall or code == SYS___syscall:
-            code = regargs[0] & 0xFFFFFFFF
-            regargs = regargs[1:]
-            more = self._stack_words(l, sp, 1)
-            regargs = regargs + (more if isinstance(more, list) else [0])
         l.l_syshist.append(code)     # last system calls, for reports (~20 ns)
         ent = SYSENT.get(code)
         handler = ent.handler if ent is not None else None
-        retval = [0, vals[3]]
-        args: tuple = ()
+        retval = [0, vals[self.abi.rv1_index]]
+        if args.__class__ is int:
+            self._finish(l, vals, args, retval, code, ())   # type: ignore[arg-type]
+            return
         if handler is None:
             error = self._enosys(code)
         else:
-            n = ent.nargs  # type: ignore[union-attr]
-            raw = regargs
-            if n > len(regargs):
-                more = self._stack_words(l, sp, n - len(regargs))
-                if isinstance(more, int):
-                    self._finish(l, vals, Errno.EFAULT, retval, code, ())
-                    return
-                raw = regargs + more
-            args = ent.argcls(ent.decode(raw))  # type: ignore[union-attr,misc]
             l.l_syscode = code
             res = handler(l, args, retval)
             if res.__class__ is GeneratorType:

@@ -15,9 +15,15 @@ from .syscalls_master import SYSCALLS
 
 # C types whose values are 32-bit signed in the kernel's view (int-sized).
 _INT32 = {"int", "lwpid_t", "clockid_t", "pid_t", "id_t", "idtype_t", "key_t",
-          "socklen_t", "timer_t", "cpuid_t", "psetid_t", "cpuwhich_t", "uint32_t"}
-_UINT32 = {"u_int", "unsigned int", "mode_t", "uid_t", "gid_t", "u_int32_t", "uint32_t",
-           "fixpt_t", "sigset_t"}
+          "socklen_t", "timer_t", "cpuid_t", "psetid_t", "cpuwhich_t", "int32_t", "mqd_t",
+          "acl_type_t"}
+_UINT32 = {"u_int", "unsigned int", "unsigned", "mode_t", "uid_t", "gid_t", "u_int32_t",
+           "uint32_t", "fixpt_t", "sigset_t"}
+# C types that stay 64-bit on ILP32 ports (i386, earm): passed in two argument
+# words, low word first (both ports are little-endian). syscalls.master puts a
+# `long PAD` before them where ARM's even-register rule needs it, so decoding is
+# a plain walk over words.
+_WIDE = {"off_t", "dev_t", "quad_t", "u_quad_t", "int64_t", "uint64_t", "time_t"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class ArgSpec:
     bits: int          # 32 or 64 (on a 64-bit ABI)
     signed: bool
     pointer: bool
+    wide: bool = False  # 64-bit on ILP32 ABIs too (two argument words)
 
 
 def arg_spec(ctype: str, name: str) -> ArgSpec:
@@ -41,7 +48,7 @@ def arg_spec(ctype: str, name: str) -> ArgSpec:
         return ArgSpec(ctype, name, 32, True, False)
     signed = base in ("long", "off_t", "ssize_t", "intptr_t", "register_t", "int64_t",
                       "quad_t", "time_t")
-    return ArgSpec(ctype, name, 64, signed, False)
+    return ArgSpec(ctype, name, 64, signed, False, base in _WIDE)
 
 
 Handler = Callable[..., Any]
@@ -58,6 +65,9 @@ class SysEnt:
     decode: Callable[[list[int]], tuple] = field(default=lambda raw: tuple(raw))
     argcls: type | None = None
     restartable: bool = True
+    # ILP32 ABIs: the decoder over 32-bit words and how many words the call takes.
+    decode32: Callable[[list[int]], tuple] = field(default=lambda raw: tuple(raw))
+    nwords32: int = 0
 
     @property
     def nargs(self) -> int:
@@ -96,12 +106,35 @@ def _make_decoder(specs: tuple[ArgSpec, ...]) -> Callable[[list[int]], list[int]
     return ns["decode"]
 
 
+def _make_decoder32(specs: tuple[ArgSpec, ...]) -> tuple[Callable[[list[int]], tuple], int]:
+    """The ILP32 decoder: every argument is one 32-bit word (pointers, long and
+    size_t included) except the wide types, two words low first. Returns the
+    decoder and the number of words it consumes."""
+    parts = []
+    i = 0
+    for sp in specs:
+        if sp.wide:
+            w = f"((raw[{i}] & 0xFFFFFFFF) | (raw[{i + 1}] & 0xFFFFFFFF) << 32)"
+            parts.append(f"({w} ^ (1 << 63)) - (1 << 63)" if sp.signed else w)
+            i += 2
+        else:
+            r = f"raw[{i}]"
+            parts.append(f"(({r} & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000" if sp.signed
+                         else f"{r} & 0xFFFFFFFF")
+            i += 1
+    src = "def decode(raw):\n    return (" + "".join(p + ", " for p in parts) + ")\n"
+    ns: dict[str, Any] = {}
+    exec(src, ns)  # noqa: S102 (generated from the table's own C types)
+    return ns["decode"], i
+
+
 SYSENT: dict[int, SysEnt] = {}
 for _code, (_name, _args, _flags) in SYSCALLS.items():
     _specs = tuple(arg_spec(t, n) for t, n in _args if not t.startswith("register_t["))
     _ent = SysEnt(_code, _name, _specs, _flags)
     _ent.decode = _make_decoder(_specs)  # type: ignore[assignment]
     _ent.argcls = _make_argcls(_name or f"sys{_code}", _specs)
+    _ent.decode32, _ent.nwords32 = _make_decoder32(_specs)  # type: ignore[assignment]
     SYSENT[_code] = _ent
 
 SYS_syscall = 0

@@ -37,6 +37,10 @@ class Abi:
     sp_reg: int
     # Registers read at every system call, in the order decode_syscall expects.
     syscall_in_regs: tuple[int, ...]
+    # Index in syscall_in_regs of the second result register (rdx, x1, edx, r1):
+    # retval[1] starts from its value, as NetBSD's syscall() does, so calls that
+    # set only retval[0] leave it unchanged.
+    rv1_index: int = 3
     # Registers written back on return (set_return produces their values).
     syscall_out_regs: tuple[int, ...]
     # Registers of a crash report, with their names.

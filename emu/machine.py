@@ -69,6 +69,7 @@ class Machine:
         self.abi = abi
         self.uc = Uc(abi.uc_arch, abi.uc_mode)
         self.uch = self.uc._uch
+        abi.init_engine(self.uc)
         self.deterministic = deterministic
         self.native = native.load()
         self._hook_installed = False

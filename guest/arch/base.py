@@ -57,6 +57,10 @@ class Abi:
     # PC - trap_pc_offset) to the syscall_in_regs values (svc #imm numbers).
     trap_fetch_insn: bool = False
 
+    def init_engine(self, uc: object) -> None:
+        """One-time set-up of a new Unicorn engine before any LWP runs (e.g. i386's
+        descriptor table for %gs, ARM's VFP enable). Default: nothing."""
+
     def decode_syscall(self, vals: list[int]) -> tuple[int, list[int], int]:
         """From syscall_in_regs values: (code, register args, stack pointer for more args)."""
         raise NotImplementedError

@@ -22,7 +22,8 @@ class Abi:
     elf_machine: int
     elf_class: int            # 64 or 32
     page_size: int
-    word_size: int
+    word_size: int            # sizeof(long) == sizeof(void *): 8 (LP64) or 4 (ILP32)
+    int64_align: int = 8      # alignment of 64-bit integers inside structs (i386: 4)
     usrstack: int             # USRSTACK: top of the main thread's stack
     vm_maxuser_address: int
     dflssiz: int              # stack rlimit: default and maximum

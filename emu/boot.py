@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from guest.elf import ElfError
 from guest.exec_elf import exec_image, host_ids, read_program
@@ -35,6 +35,8 @@ class Options:
     trace: str | None = None          # --trace classes (emu/trace.py)
     timeline: str | None = None       # --timeline FILE (emu/timeline.py)
     gdb: str | None = None            # -g PORT | HOST:PORT | unix:PATH (emu/gdbstub.py)
+    record: str | None = None         # --record LOG (emu/record.py)
+    replay: Any = None                # --replay LOG: an opened emu/record.Replayer
     extra: dict = field(default_factory=dict)
 
 
@@ -61,6 +63,13 @@ class Session:
         self.machine = m = Machine(abi, ncpu=opts.ncpu, deterministic=opts.deterministic,
                                    seed=opts.seed, root=opts.root)
         k = self.kernel = m.kernel
+        self.rr = None
+        cwd = guest_cwd(opts.root)
+        if opts.record is not None or opts.replay is not None:
+            # First: every clock reading and host input from here on is logged / replayed.
+            from .record import attach as attach_rr
+            self.rr = attach_rr(self, path, args, opts, cwd)
+            cwd = self.rr.cwd
         p = Proc(opts.pid, 1)
         p.k = k
         p.p_comm = os.path.basename(path).encode()[:16]
@@ -75,7 +84,7 @@ class Session:
         uid, gid = host_ids()
         res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid)
         p.p_path = os.path.abspath(path)        # kern.proc_args.-1.KERN_PROC_PATHNAME
-        p.p_cwd = guest_cwd(opts.root)
+        p.p_cwd = cwd
         p.p_psstrp = res.ps_strings
         l = lwp_create(k, None, p, 0)
         assert isinstance(l, Lwp)
@@ -112,6 +121,8 @@ class Session:
         import time
         self._t0 = time.perf_counter()
         status = self._run()
+        if self.rr is not None:
+            status = self.rr.finish(status)
         for fn in self._finishers:
             fn(status)
         return status
@@ -126,9 +137,15 @@ class Session:
             deadlock_report(self, sys.stderr)
             return EXIT_DEADLOCK
         except InternalError as e:
+            if self.rr is not None and self.rr.is_divergence(e.exc):   # inside a system call
+                return self.rr.report(e.exc)
             from .crash import internal_error_report
             internal_error_report(self, e, sys.stderr)
             return EXIT_INTERNAL
+        except Exception as e:
+            if self.rr is None or not self.rr.is_divergence(e):   # in the run loop
+                raise
+            return self.rr.report(e)
         finally:
             if k.sched_log is not None:
                 print(f"nbemu: schedule {self.schedule_hash()} "
@@ -166,4 +183,15 @@ def run_program(path: str, args: list[str], opts: Options) -> int:
     except ElfError as e:
         print(f"nbemu: {e}", file=sys.stderr)
         return e.code
+    except Exception as e:
+        if opts.record is None and opts.replay is None:
+            raise
+        from .record import LogError      # (emu/record.py is imported only when used)
+        if isinstance(e, LogError):
+            print(f"nbemu: {e}", file=sys.stderr)
+        elif isinstance(e, OSError) and e.filename == opts.record:
+            print(f"nbemu: --record {opts.record}: {e.strerror}", file=sys.stderr)
+        else:
+            raise
+        return 2
     return s.run()

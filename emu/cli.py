@@ -12,7 +12,7 @@ import sys
 from . import __doc__ as _pkgdoc  # noqa: F401
 
 VERSION = "0.1.0"
-_TAKES_VALUE = {"--ncpu", "--seed", "--root", "-E", "-U", "-0", "-g"}
+_TAKES_VALUE = {"--ncpu", "--seed", "--root", "-E", "-U", "-0", "-g", "--record", "--replay"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run an unmodified NetBSD/amd64 program on Linux (statically linked ELF).",
         epilog="The guest's exit status is nbemu's; a guest killed by signal N exits 128+N. "
                "Exit 125: the guest deadlocked (every LWP blocked forever). "
+               "Exit 124: a --replay diverged from its log. "
                "Exit 126/127: the program cannot be run / was not found.")
     ap.add_argument("--ncpu", type=int, default=4, metavar="N",
                     help="number of emulated CPUs (default 4; hw.ncpu)")
@@ -50,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("-g", dest="gdb", default=None, metavar="PORT",
                     help="wait for gdb before the first instruction: TCP PORT on 127.0.0.1 "
                          "(0: any free port, printed), HOST:PORT, or unix:PATH")
+    rr = ap.add_mutually_exclusive_group()
+    rr.add_argument("--record", default=None, metavar="LOG",
+                    help="record the run to LOG: every scheduling decision and every input "
+                         "from outside the guest (clock, data read from the host, random bytes)")
+    rr.add_argument("--replay", default=None, metavar="LOG",
+                    help="replay a --record LOG exactly (output, exit status, schedule), "
+                         "whatever the host's timing; --ncpu, --deterministic, --seed, --root "
+                         "and the environment come from LOG. Exit 124: the run diverged "
+                         "from LOG; exit 2: LOG refused")
     ap.add_argument("--version", action="version", version=f"nbemu {VERSION}")
     ap.add_argument("program", metavar="PROGRAM")
     ap.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -95,6 +105,46 @@ def main(argv: list[str] | None = None) -> int:
     for k in ns.unsetenv:
         env.pop(k, None)
     from .boot import Options, run_program
+    replay = None
+    if ns.replay is not None or ns.record is not None:
+        if ns.gdb is not None:
+            print("nbemu: -g cannot be combined with --record/--replay", file=sys.stderr)
+            return 2
+    if ns.replay is not None:
+        from .record import LogError, Replayer, check_replay, stdio_kinds
+        try:
+            replay = Replayer(ns.replay)
+        except LogError as e:
+            print(f"nbemu: --replay: {e}", file=sys.stderr)
+            return 2
+        given = {}
+        opts_part = argv[:len(argv) - len(ns.args) - 1]
+        flags = {a.split("=", 1)[0] for a in opts_part}
+        if "--ncpu" in flags:
+            given["ncpu"] = ns.ncpu
+        if "--deterministic" in flags:
+            given["deterministic"] = True
+        if "--seed" in flags:
+            given["seed"] = ns.seed
+        if "--root" in flags:
+            given["root"] = os.path.abspath(ns.root)
+        if ns.setenv or ns.unsetenv or ns.argv0 is not None:
+            print("nbemu: --replay: the environment and argv0 come from the log "
+                  "(no -E, -U or -0)", file=sys.stderr)
+            return 2
+        why = check_replay(replay, ns.program, ns.args, given)
+        if why is not None:
+            print(f"nbemu: --replay: {why}: refusing to replay", file=sys.stderr)
+            return 2
+        h = replay.header
+        ns.ncpu, ns.deterministic, ns.seed = h["ncpu"], h["deterministic"], h["seed"]
+        ns.root, ns.argv0, env = h["root"], h["argv0"], dict(h["env"])
+        now = stdio_kinds()
+        for fd, (was, is_) in enumerate(zip(h.get("stdio", now), now)):
+            # stdin's kind chooses the read path; a tty on 1/2 may change buffering
+            if was != is_ and (fd == 0 or "tty" in (was, is_)):
+                print(f"nbemu: warning: fd {fd} was a {was} when recorded and is a {is_} "
+                      f"now; the replay may diverge", file=sys.stderr)
     strace_out = None
     if ns.strace is not None:
         strace_out = sys.stderr if ns.strace == "-" else open(ns.strace, "w")
@@ -103,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                    argv0=ns.argv0, sched_log=ns.sched_hash, stats=ns.stats, trace=ns.trace,
                    timeline=ns.timeline)
     opts.gdb = ns.gdb
+    opts.record, opts.replay = ns.record, replay
     sys.stdout.flush()
     status = run_program(ns.program, ns.args, opts)
     if strace_out is not None and strace_out is not sys.stderr:

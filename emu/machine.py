@@ -84,6 +84,7 @@ class Machine:
         self._intno: int | None = None
         self.internal_error: InternalError | None = None
         self.debugger = None                    # emu/gdbstub.GdbStub when -g is given
+        self.rr = None                          # emu/record.Recorder / Replayer (--record/--replay)
         self._batches: dict[tuple[int, ...], RegBatch] = {}
         self._in = RegBatch(abi.syscall_in_regs)
         self._out = RegBatch(abi.syscall_out_regs)
@@ -258,7 +259,7 @@ class Machine:
             return
         nat = self.native
         if nat is not None and self._hook_installed:
-            if not nat.armed.value:
+            if not nat.armed.value and (self.rr is None or not self.rr.replaying):
                 nat.preempt.value = 0
                 nat.armed.value = 1
         elif self._py_budget <= 0:
@@ -447,6 +448,7 @@ class Machine:
     def _run_slice(self, ci, l: Lwp) -> None:
         k = self.kernel
         nat = self.native
+        rr = self.rr
         cut = k.must_preempt_soon(ci)
         if self.deterministic:
             lo, hi = DET_SLICE_BLOCKS
@@ -459,6 +461,11 @@ class Machine:
                 nat.budget.value = budget
             else:
                 self._py_budget = budget
+        elif rr is not None and rr.replaying:
+            # Replay: the ticker stays disarmed; the log's block count (below)
+            # ends the turn where the recorded one was preempted.
+            if cut:
+                self._install_block_hook()
         elif cut:
             self._install_block_hook()
             if nat is not None:
@@ -468,11 +475,18 @@ class Machine:
                 self._py_budget = 20_000
         elif nat is not None:
             nat.armed.value = 0
+        if rr is not None:
+            blocks0 = nat.blocks.value
+            budget = rr.slice_begin(ci, l, blocks0)
+            if budget:
+                self._install_block_hook()
+                nat.budget.value = budget
         self.stop_requested = False
         self._fault = None
         self._intno = None
         pc = self._pc.read_live(self.uch)[0]
         self.in_emu = True
+        err = 0
         try:
             # uc_emu_start directly: the binding's wrapper costs ~1 us per turn
             # and only re-raises exceptions of Python hooks, which ours never raise.
@@ -486,6 +500,10 @@ class Machine:
             if nat is not None:
                 nat.armed.value = 0
                 nat.budget.value = 0
+            if rr is not None:
+                # Preempted: stopped by the block hook, not by the kernel or a fault.
+                rr.slice_end(not err and not self.stop_requested and self._intno is None,
+                             nat.blocks.value)
         if self._pending_pc is not None:
             self.uc.reg_write(self.abi.pc_reg, self._pending_pc)
             self._pending_pc = None
@@ -556,7 +574,8 @@ class Machine:
         from syscalls.signals import Sig
         sys.stdout.flush()
         sys.stderr.flush()
-        os.kill(os.getpid(), signal.SIGSTOP)
+        if self.rr is None or not self.rr.replaying:      # a replay does not stop the host
+            os.kill(os.getpid(), signal.SIGSTOP)
         psignal(self.kernel.proc, Sig.SIGCONT)
 
 class InternalError(Exception):

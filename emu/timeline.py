@@ -198,7 +198,7 @@ class Timeline:
     # -- output -------------------------------------------------------------------------
     def trace(self, status: int | None = None) -> dict:
         """The trace as a dict (closes what is still open at the last time seen)."""
-        t_end = max(self.t_last, self.k.clock.monotonic_ns())
+        t_end = max(self.t_last, self.k.clock.stamp_ns())
         for lid in list(self.state):
             self._close(lid, t_end)
         for cpu, (lid, _t0) in list(self.oncpu.items()):

@@ -232,7 +232,7 @@ class Tracer:
         else:
             r = retval[0]
             res = f"{r:#x}" if r > 0xFFFF else str(r)
-        t = self.k.clock.monotonic_ns()
+        t = self.k.clock.stamp_ns()
         self.out.write(f"{self._head(l, t, 'CALL')} {name_of(code)}({a}) = {res}\n")
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Union
 
 from .errno import Errno
+from .hostinput import host_input
 from .kern_prot import NGROUPS_MAX
 from .kern_resource import MAXFILES, MAXLWP_SYS, NPROC, PHYSMEM, USERMEM
 from .lwp import Lwp
@@ -208,7 +209,9 @@ def _random(l: Lwp, n: int) -> bytes:
     k = _k(l)
     if n <= 0:
         return b""
-    return k.rng.randbytes(n) if k.deterministic else os.urandom(n)
+    if k.deterministic:
+        return k.rng.randbytes(n)
+    return host_input("random", lambda: os.urandom(n))
 
 
 def _boottime(l: Lwp) -> bytes:

@@ -39,6 +39,11 @@ class Clock:
     def uptime_ns(self) -> int:
         return self.monotonic_ns()
 
+    def stamp_ns(self) -> int:
+        """CLOCK_MONOTONIC for traces and timelines: an observation of the run,
+        not an input of the guest, so record/replay does not log it."""
+        return self.monotonic_ns()
+
     def wait_until(self, deadline_ns: int) -> None:
         """Nothing to run before deadline_ns: sleep (host) or jump (virtual)."""
         now = self.monotonic_ns()

@@ -75,7 +75,7 @@ class Kernel:
     def event(self, kind: str, l: Lwp, **data: Any) -> None:
         """One event of the kernel's stream (LWP created, run, slept, woke, ...)."""
         if self.listeners:
-            data["t"] = self.clock.monotonic_ns()
+            data["t"] = self.clock.stamp_ns()
             for fn in self.listeners:
                 fn(kind, l, data)
 

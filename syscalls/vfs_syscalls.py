@@ -25,6 +25,7 @@ import termios
 from typing import Any, Callable
 
 from .errno import Errno, from_host
+from .hostinput import host_input
 from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FMASK,
                            FNONBLOCK, FREAD, FWRITE, F_GETPATH, F_SETFL, FFLAGS, NbStat,
                            O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_DSYNC, O_EXCL,
@@ -213,6 +214,9 @@ class HostFile(File):
 
     # readiness of a non-seekable host descriptor (no O_NONBLOCK on the host)
     def _ready(self, write: bool) -> bool:
+        return host_input("ready", lambda: self._host_ready(write))
+
+    def _host_ready(self, write: bool) -> bool:
         try:
             r, w, _ = select.select([] if write else [self.hostfd],
                                     [self.hostfd] if write else [], [], 0)
@@ -240,7 +244,7 @@ class HostFile(File):
             error = 0
             while uio.resid:
                 want = min(uio.resid, CHUNK)
-                error, data = _host(os.pread, fd, want, off)
+                error, data = host_input("pread", lambda: _host(os.pread, fd, want, off))
                 if error:
                     break
                 before = uio.resid
@@ -257,7 +261,7 @@ class HostFile(File):
             return Errno.EFAULT
         if self.f_flag & FNONBLOCK and not self._ready(False):
             return Errno.EAGAIN
-        error, data = _host(os.read, fd, n)
+        error, data = host_input("read", lambda: _host(os.read, fd, n))
         return error or uio.copyout(data)
 
     def fo_write(self, l: Lwp, uio) -> int:
@@ -290,6 +294,9 @@ class HostFile(File):
 
     def pread(self, n: int, off: int) -> bytes | int:
         """Up to n bytes at off (file-backed mmap); short only at end of file."""
+        return host_input("mmap", lambda: self._host_pread(n, off))
+
+    def _host_pread(self, n: int, off: int) -> bytes | int:
         parts = []
         while n > 0:
             try:
@@ -422,7 +429,7 @@ class HostFile(File):
         """NetBSD struct dirent records from the current position, at most
         count bytes; EINVAL if not even the next record fits."""
         if self._dirents is None:
-            ents = self._read_dir(k)
+            ents = host_input("readdir", lambda: self._read_dir(k))
             if isinstance(ents, int):
                 return ents
             self._dirents = ents

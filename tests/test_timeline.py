@@ -165,7 +165,7 @@ def test_state_machine_on_synthetic_events() -> None:
     p.p_comm = b"synthetic"
     a, b = Lwp(p, 100), Lwp(p, 2)
     p.p_lwps = {100: a, 2: b}
-    clock = SimpleNamespace(monotonic_ns=lambda: 10_000)
+    clock = SimpleNamespace(monotonic_ns=lambda: 10_000, stamp_ns=lambda: 10_000)
     k = SimpleNamespace(proc=p, clock=clock, ncpu=2, deterministic=True)
     m = SimpleNamespace(curlwp=None, in_hook=False)
     tl = Timeline(SimpleNamespace(kernel=k, machine=m, image=None, path="synthetic"), None)

@@ -29,6 +29,7 @@ import stat as host_stat
 import struct
 from typing import TYPE_CHECKING, Any, Generator, NamedTuple
 
+from .cstruct import FLOCK, STAT
 from .errno import Errno
 from .lwp import Lwp, Proc
 from .table import syscall
@@ -113,13 +114,8 @@ def IOCPARM_LEN(com: int) -> int:
     return (com >> IOCPARM_SHIFT) & IOCPARM_MASK
 
 
-# -- struct stat (sys/stat.h, amd64): 152 bytes ---------------------------------
-# st_dev u64, st_mode u32, pad, st_ino u64, st_nlink u32, st_uid u32, st_gid u32,
-# pad, st_rdev u64, st_atim/mtim/ctim/birthtim (2 x i64 each), st_size i64,
-# st_blocks i64, st_blksize i32, st_flags u32, st_gen u32, st_spare[2], pad.
-STAT_FMT = "<QI4xQIII4xQ8qqqiIIII4x"
-STAT_SIZE = struct.calcsize(STAT_FMT)
-assert STAT_SIZE == 152
+# struct stat (sys/stat.h) is laid out per port by syscalls/cstruct.py (STAT):
+# 152 bytes on amd64, aarch64 and earm, 124 on i386.
 
 S_IFMT, S_IFIFO, S_IFCHR, S_IFDIR = 0o170000, 0o010000, 0o020000, 0o040000
 S_IFBLK, S_IFREG, S_IFLNK, S_IFSOCK = 0o060000, 0o100000, 0o120000, 0o140000
@@ -149,11 +145,11 @@ class NbStat(NamedTuple):
     st_flags: int = 0
     st_gen: int = 0
 
-    def pack(self) -> bytes:
+    def pack(self, abi: Any) -> bytes:
         ts: list[int] = []
         for ns in (self.st_atime_ns, self.st_mtime_ns, self.st_ctime_ns, self.st_birthtime_ns):
             ts += divmod(ns, 10**9)
-        return struct.pack(STAT_FMT, self.st_dev & (2**64 - 1), self.st_mode, self.st_ino,
+        return STAT.on(abi).pack(self.st_dev & (2**64 - 1), self.st_mode, self.st_ino,
                            self.st_nlink & 0xFFFFFFFF, self.st_uid, self.st_gid, self.st_rdev,
                            *ts, self.st_size, self.st_blocks, self.st_blksize, self.st_flags,
                            self.st_gen, 0, 0)
@@ -458,18 +454,15 @@ def compat_100_sys_dup3(l: Lwp, a, retval: list[int]) -> int:
     return dodup(l, a[0], a[1], a[2], retval)
 
 
-FLOCK_FMT = "<qqiHH"       # struct flock: l_start, l_len, l_pid, l_type, l_whence (24)
-assert struct.calcsize(FLOCK_FMT) == 24
-
-
 def _fcntl_lock(l: Lwp, fd: int, cmd: int, argp: int) -> int:
     """F_GETLK / F_SETLK / F_SETLKW: validated as NetBSD does, then granted
     (nbemu runs one process: no other lock holder can exist)."""
     vm = l.l_proc.p_vmspace
-    data = vm.copyin(argp, 24)
+    lay = FLOCK.on(l.l_proc.k.abi)
+    data = vm.copyin(argp, lay.size)
     if isinstance(data, int):
         return data
-    start, length, pid, ltype, whence = struct.unpack(FLOCK_FMT, data)
+    start, length, pid, ltype, whence = lay.unpack(data)
     fp = fd_getfile(l.l_proc, fd)
     if fp is None:
         return Errno.EBADF
@@ -483,7 +476,7 @@ def _fcntl_lock(l: Lwp, fd: int, cmd: int, argp: int) -> int:
         return 0 if ltype == F_UNLCK else Errno.EINVAL
     if ltype not in (F_RDLCK, F_WRLCK, F_UNLCK):
         return Errno.EINVAL
-    return vm.copyout(struct.pack(FLOCK_FMT, start, length, pid, F_UNLCK, whence), argp)
+    return vm.copyout(lay.pack(start, length, pid, F_UNLCK, whence), argp)
 
 
 @syscall(92, "fcntl")
@@ -584,7 +577,7 @@ def sys___fstat50(l: Lwp, a, retval: list[int]) -> int:
     st = fp.fo_stat(l)
     if isinstance(st, int):
         return st
-    return l.l_proc.p_vmspace.copyout(st.pack(), a.sb)
+    return l.l_proc.p_vmspace.copyout(st.pack(l.l_proc.k.abi), a.sb)
 
 
 @syscall(131, "flock")

@@ -32,15 +32,16 @@ knotes exist wakes every HOSTPOLL_NS to look again.
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from typing import Any, Callable, Generator
 
+from .cstruct import KEVENT, KEVENT100, Layout
 from .errno import Errno, KernErrno
 from .kern_descrip import (DTYPE_KQUEUE, FNONBLOCK, FNOSIGPIPE, FREAD, FWRITE, O_CLOEXEC,
                            S_IFIFO, S_IRUSR, S_IWUSR, File, NbStat, fd_affix, fd_alloc,
                            fd_getfile)
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
+from .kern_time import copyin_timespec
 from .lwp import Lwp, Proc
 from .table import syscall
 from .vfs_syscalls import VDIR, VREG
@@ -67,13 +68,6 @@ KQ_NEVENTS = 8                       # changes fetched per copyin, as kevent1 do
 HZ_TICK_NS = 10_000_000              # one hardclock tick (hz = 100): shortest timer
 HOSTPOLL_NS = 10_000_000             # how often a waiting scan re-polls host fds
 
-# struct kevent (NetBSD 10, 72 bytes) and struct kevent100 (NetBSD 5..9, 40 bytes):
-# ident u64, filter u32, flags u32, fflags u32, (pad), data i64, udata u64 [, ext[4] u64]
-KEVENT_FMT = struct.Struct("<QIII4xqQ4Q")
-KEVENT100_FMT = struct.Struct("<QIII4xqQ")
-assert KEVENT_FMT.size == 72 and KEVENT100_FMT.size == 40
-
-
 class Kevent:
     """A struct kevent (either layout; kevent100 has no ext)."""
     __slots__ = ("ident", "filter", "flags", "fflags", "data", "udata", "ext")
@@ -87,19 +81,18 @@ class Kevent:
         return Kevent(self.ident, self.filter, self.flags, self.fflags, self.data,
                       self.udata, self.ext)
 
+    # lay: the layout of struct kevent (NetBSD 10, with ext[4]) or of struct
+    # kevent100 (NetBSD 5..9, without) on the running port (syscalls/cstruct.py).
     @classmethod
-    def unpack(cls, raw: bytes, off: int, new: bool) -> "Kevent":
-        if new:
-            v = KEVENT_FMT.unpack_from(raw, off)
-            return cls(*v[:6], tuple(v[6:]))
-        return cls(*KEVENT100_FMT.unpack_from(raw, off))
+    def unpack(cls, raw: bytes, off: int, lay: Layout) -> "Kevent":
+        v = lay.unpack_from(raw, off)
+        return cls(*v[:6], tuple(v[6:]) or (0, 0, 0, 0))
 
-    def pack(self, new: bool) -> bytes:
-        f = (self.ident & (2**64 - 1), self.filter & 0xFFFFFFFF, self.flags & 0xFFFFFFFF,
-             self.fflags & 0xFFFFFFFF, self.data, self.udata & (2**64 - 1))
-        if new:
-            return KEVENT_FMT.pack(*f, *self.ext)
-        return KEVENT100_FMT.pack(*f)
+    def pack(self, lay: Layout, new: bool) -> bytes:
+        wmask = (1 << 8 * lay.word_size) - 1             # uintptr_t ident, void *udata
+        f = (self.ident & wmask, self.filter & 0xFFFFFFFF, self.flags & 0xFFFFFFFF,
+             self.fflags & 0xFFFFFFFF, self.data, self.udata & wmask)
+        return lay.pack(*f, *self.ext) if new else lay.pack(*f)
 
     def __repr__(self) -> str:
         return (f"<kevent ident={self.ident} filter={self.filter} flags={self.flags:#x} "
@@ -480,7 +473,7 @@ class KqueueFile(File):
 
     def fo_stat(self, l: Lwp) -> NbStat:
         return NbStat(st_mode=S_IFIFO | S_IRUSR | S_IWUSR, st_size=self.f_kqueue.kq_count,
-                      st_blksize=KEVENT_FMT.size, st_blocks=1,
+                      st_blksize=KEVENT.on(self.f_kqueue.kq_k.abi).size, st_blocks=1,
                       st_uid=os.geteuid(), st_gid=os.getegid())
 
     def fo_kqfilter(self, kn: Knote) -> int:
@@ -635,12 +628,12 @@ def kevent1(l: Lwp, fd: int, changelist: int, nchanges: int, eventlist: int, nev
         return Errno.EBADF, 0
     ts = None
     if timeout:
-        raw = vm.copyin(timeout, 16)
-        if isinstance(raw, int):
-            return raw, 0
-        ts = struct.unpack("<i4xq" if ts50 else "<qq", raw)
+        ts = copyin_timespec(l, timeout, "ts50" if ts50 else "ts")
+        if isinstance(ts, int):
+            return ts, 0
     kq: Kqueue = fp.f_kqueue  # type: ignore[attr-defined]
-    size = (KEVENT_FMT if new else KEVENT100_FMT).size
+    lay = (KEVENT if new else KEVENT100).on(p.k.abi)
+    size = lay.size
     nerrors = 0
     done = 0
     while done < nchanges:
@@ -649,7 +642,7 @@ def kevent1(l: Lwp, fd: int, changelist: int, nchanges: int, eventlist: int, nev
         if isinstance(raw, int):
             return raw, 0
         for i in range(n):
-            kev = Kevent.unpack(raw, i * size, new)
+            kev = Kevent.unpack(raw, i * size, lay)
             kev.flags &= ~EV_SYSFLAGS
             error = kqueue_register(kq, kev)
             if not error and not kev.flags & EV_RECEIPT:
@@ -658,7 +651,7 @@ def kevent1(l: Lwp, fd: int, changelist: int, nchanges: int, eventlist: int, nev
                 return error, 0
             kev.flags = EV_ERROR
             kev.data = error
-            error = vm.copyout(kev.pack(new), eventlist + nerrors * size)
+            error = vm.copyout(kev.pack(lay, new), eventlist + nerrors * size)
             if error:
                 return error, 0
             nevents -= 1
@@ -680,7 +673,7 @@ def kevent1(l: Lwp, fd: int, changelist: int, nchanges: int, eventlist: int, nev
             deadline = p.k.clock.monotonic_ns() + sec * 10**9 + nsec
     error, events = yield from kqueue_scan(l, kq, min(nevents, 1 << 20), deadline, poll)
     if events:
-        e2 = vm.copyout(b"".join(e.pack(new) for e in events), eventlist)
+        e2 = vm.copyout(b"".join(e.pack(lay, new) for e in events), eventlist)
         if e2:
             return e2, 0
     return error, len(events)

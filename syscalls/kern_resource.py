@@ -23,8 +23,7 @@ the stack in use (no vm_ssize accounting here); children's usage (no fork).
 """
 from __future__ import annotations
 
-import struct
-
+from .cstruct import RLIMIT, RUSAGE
 from .errno import Errno
 from .kern_prot import proc_cred, proc_pgid
 from .kern_tc import SYSCALL_NS
@@ -70,9 +69,6 @@ MAXLWP_SYS = max(min(MAXMAXLWP, PHYSMEM // (1 << 20)), MAXLWP)
 # What nbemu's "login" changes from the kernel defaults (see rlimits_init).
 SITE_RLIMITS: dict[int, tuple[int, int]] = {RLIMIT_NTHR: (MAXLWP_SYS, MAXLWP_SYS)}
 
-_RLIMIT = struct.Struct("<QQ")           # struct rlimit: rlim_t cur, max
-_TIMEVAL = "qi4x"                        # struct timeval on LP64: time_t, suseconds_t
-_RUSAGE = struct.Struct("<" + _TIMEVAL * 2 + "14q")   # 144 bytes
 
 
 def rlimits_init(p: Proc) -> None:
@@ -143,16 +139,16 @@ def sys_getrlimit(l: Lwp, a, retval: list[int]) -> int:
     if not 0 <= which < RLIM_NLIMITS:
         return Errno.EINVAL
     cur, mx = _limits(l.l_proc)[which]
-    return l.l_proc.p_vmspace.copyout(_RLIMIT.pack(cur, mx), a.rlp)
+    return l.l_proc.p_vmspace.copyout(RLIMIT.on(l.l_proc.k.abi).pack(cur, mx), a.rlp)
 
 
 @syscall(195, "setrlimit")
 def sys_setrlimit(l: Lwp, a, retval: list[int]) -> int:
     p = l.l_proc
-    data = p.p_vmspace.copyin(a.rlp, _RLIMIT.size)
+    data = p.p_vmspace.copyin(a.rlp, RLIMIT.on(l.l_proc.k.abi).size)
     if isinstance(data, int):
         return data
-    cur, mx = _RLIMIT.unpack(data)
+    cur, mx = RLIMIT.on(l.l_proc.k.abi).unpack(data)
     return dosetrlimit(l, p, a.which, cur, mx)
 
 
@@ -219,7 +215,7 @@ def rusage_self(p: Proc) -> bytes:
         rss_kb = sum(e.end - e.start for e in vm.entries() if e.prot) // 1024
     nivcsw = sum(l.l_pctr for l in p.p_lwps.values())
     longs = [rss_kb, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, nivcsw]
-    return _RUSAGE.pack(*_timeval(total - sys_ns), *_timeval(sys_ns), *longs)
+    return RUSAGE.on(k.abi).pack(*_timeval(total - sys_ns), *_timeval(sys_ns), *longs)
 
 
 @syscall(445, "__getrusage50")
@@ -227,7 +223,7 @@ def sys___getrusage50(l: Lwp, a, retval: list[int]) -> int:
     if a.who == RUSAGE_SELF:
         data = rusage_self(l.l_proc)
     elif a.who == RUSAGE_CHILDREN:
-        data = bytes(_RUSAGE.size)
+        data = bytes(RUSAGE.on(l.l_proc.k.abi).size)
     else:
         return Errno.EINVAL
     return l.l_proc.p_vmspace.copyout(data, a.rusage)

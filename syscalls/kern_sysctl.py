@@ -35,6 +35,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
+from .cstruct import LOADAVG, PS_STRINGS, SIZE_T, TIMESPEC
 from .errno import Errno
 from .hostinput import host_input
 from .kern_prot import NGROUPS_MAX
@@ -76,7 +77,6 @@ KERN_PROC_PATHNAME, KERN_PROC_CWD = 5, 6
 SIZEOF_SYSCTLNODE = 96
 _NODE = struct.Struct("<Ii32sII16sQQQQ")      # struct sysctlnode (LP64)
 assert _NODE.size == SIZEOF_SYSCTLNODE
-_SIZE_T = struct.Struct("<Q")
 
 # Facts reported by the kern and hw nodes.
 OSTYPE = "NetBSD"
@@ -216,7 +216,7 @@ def _random(l: Lwp, n: int) -> bytes:
 
 def _boottime(l: Lwp) -> bytes:
     ns = _k(l).clock.boottime_ns
-    return struct.pack("<qq", ns // 10**9, ns % 10**9)          # struct timespec
+    return TIMESPEC.on(_k(l).abi).pack(ns // 10**9, ns % 10**9)
 
 
 def _clockrate(l: Lwp) -> bytes:
@@ -224,7 +224,7 @@ def _clockrate(l: Lwp) -> bytes:
 
 
 def _loadavg(l: Lwp) -> bytes:
-    return struct.pack("<3I4xq", 0, 0, 0, FSCALE)              # struct loadavg
+    return LOADAVG.on(_k(l).abi).pack(0, 0, 0, FSCALE)
 
 
 def _build_tree(k) -> SysctlNode:
@@ -290,13 +290,13 @@ def _build_tree(k) -> SysctlNode:
                 "Read-Write Locks option to which the system attempts to conform"),
         SysctlNode(KERN_ARND, "arandom", CTLTYPE_INT, CTLFLAG_READONLY, 4,
                    "Independent uniform random bytes, up to 256 bytes", func=_arandom),
-        struct_node(83, "boottime", 16, _boottime, "System boot time"),
+        struct_node(83, "boottime", TIMESPEC.on(k.abi).size, _boottime, "System boot time"),
         int_node(next(dyn), "maxlwp", lambda l: MAXLWP_SYS,
                  "Maximum number of simultaneous threads",
                  CTLFLAG_PERMANENT | CTLFLAG_READWRITE, helper=True),
     ]
     vm = [
-        struct_node(2, "loadavg", 24, _loadavg, "System load average history", helper=False),
+        struct_node(2, "loadavg", LOADAVG.on(k.abi).size, _loadavg, "System load average history", helper=False),
         int_node(9, "maxslp", lambda l: 20, "Maximum process sleep time before being swapped"),
         imm_int(10, "uspace", 6 * 4096, "Number of bytes allocated for a kernel stack"),
         imm_quad(14, "minaddress", 0, "Minimum user address"),
@@ -317,7 +317,7 @@ def _build_tree(k) -> SysctlNode:
                  helper=True),
         imm_int(7, "pagesize", k.abi.page_size, "Software page size"),
         str_node(10, "machine_arch", k.abi.machine_arch, "Machine CPU class"),
-        imm_int(11, "alignbytes", 7, "Alignment constraint for all possible data types"),
+        imm_int(11, "alignbytes", k.abi.alignbytes, "Alignment constraint for all possible data types"),
         imm_quad(13, "physmem64", PHYSMEM, "Bytes of physical memory"),
         SysctlNode(14, "usermem64", CTLTYPE_QUAD, CTLFLAG_PERMANENT, 8,
                    "Bytes of non-kernel memory", data=struct.pack("<q", USERMEM),
@@ -417,17 +417,19 @@ def _proc_args(req: SysctlReq, name: list, node: SysctlNode) -> int:
         return 0
     psstr = getattr(p, "p_psstrp", 0)
     vm = p.p_vmspace
-    ps = vm.copyin(psstr, 32) if psstr else Errno.EFAULT
+    lay = PS_STRINGS.on(p.k.abi)
+    ps = vm.copyin(psstr, lay.size) if psstr else Errno.EFAULT
     if isinstance(ps, int):
         return ps
-    argv, nargv, envv, nenv = struct.unpack("<Qi4xQi4x", ps)
+    argv, nargv, envv, nenv = lay.unpack(ps)
+    ws = lay.word_size
     vec, count = (argv, nargv) if typ in (KERN_PROC_ARGV, KERN_PROC_NARGV) else (envv, nenv)
     if counted:
         req.oldlen = 4
         return vm.copyout(struct.pack("<i", count), req.oldp)
     out = b""
     for i in range(count):
-        ptr = vm.copyin(vec + 8 * i, 8)
+        ptr = vm.copyin(vec + ws * i, ws)
         if isinstance(ptr, int):
             return ptr
         s = vm.copyinstr(int.from_bytes(ptr, "little"), ARG_MAX)
@@ -628,11 +630,12 @@ def sysctl_find(k, path: str) -> SysctlNode | None:
 def sys___sysctl(l: Lwp, a, retval: list[int]) -> int:
     vm = l.l_proc.p_vmspace
     oldlen = 0
+    size_t = SIZE_T.on(l.l_proc.k.abi)
     if a.oldlenp:
-        data = vm.copyin(a.oldlenp, _SIZE_T.size)
+        data = vm.copyin(a.oldlenp, size_t.size)
         if isinstance(data, int):
             return data
-        oldlen = _SIZE_T.unpack(data)[0]
+        oldlen = size_t.unpack(data)[0]
     savelen = oldlen
     if a.namelen > CTL_MAXNAME or a.namelen < 1:
         return Errno.EINVAL
@@ -643,7 +646,7 @@ def sys___sysctl(l: Lwp, a, retval: list[int]) -> int:
     req = SysctlReq(l, a.oldv, oldlen, a.newv, a.newlen)
     error = sysctl_dispatch(req, name, sysctl_root(l.l_proc.k))
     if a.oldlenp:                   # written back even when the lookup failed
-        nerror = vm.copyout(_SIZE_T.pack(req.oldlen & 0xFFFFFFFFFFFFFFFF), a.oldlenp)
+        nerror = vm.copyout(size_t.pack(req.oldlen & ((1 << 8 * size_t.size) - 1)), a.oldlenp)
         if not error:
             error = nerror
     if not error and a.oldv and savelen < req.oldlen:

@@ -2,9 +2,9 @@
 nanosleep, clock_getres, and the timespec helpers other calls use."""
 from __future__ import annotations
 
-import struct
 from typing import Generator
 
+from .cstruct import ITIMERVAL, TIMESPEC, TIMESPEC50, TIMEVAL
 from .errno import Errno, KernErrno
 from .kern_sleepq import kpause
 from .lwp import Lwp
@@ -20,19 +20,19 @@ CLOCK_PROCESS_CPUTIME_ID = 0x40000000
 TIMER_ABSTIME = 0x1
 
 
-def copyin_timespec(vm, va: int, layout: str = "ts") -> tuple[int, int] | int:
+def copyin_timespec(l: Lwp, va: int, layout: str = "ts") -> tuple[int, int] | int:
     """A struct timespec (tv_sec, tv_nsec) from the guest; 'ts50' is the 32-bit
     tv_sec of NetBSD 5 binaries."""
-    if layout == "ts50":
-        data = vm.copyin(va, 16)
-        if isinstance(data, int):
-            return data
-        sec, nsec = struct.unpack("<iq", data[:4] + data[8:16])
-        return sec, nsec
-    data = vm.copyin(va, 16)
+    lay = (TIMESPEC50 if layout == "ts50" else TIMESPEC).on(l.l_proc.k.abi)
+    data = l.l_proc.p_vmspace.copyin(va, lay.size)
     if isinstance(data, int):
         return data
-    return struct.unpack("<qq", data)
+    return lay.unpack(data)
+
+
+def copyout_timespec(l: Lwp, ns: int, va: int) -> int:
+    """Store a nanosecond count as a struct timespec at va."""
+    return l.l_proc.p_vmspace.copyout(TIMESPEC.on(l.l_proc.k.abi).pack(ns // 10**9, ns % 10**9), va)
 
 
 def clock_ns(k, clock_id: int) -> int | None:
@@ -49,7 +49,7 @@ def sys___clock_gettime50(l: Lwp, a, retval: list[int]) -> int:
     ns = clock_ns(l.l_proc.k, a.clock_id)
     if ns is None:
         return Errno.EINVAL
-    return l.l_proc.p_vmspace.copyout(struct.pack("<qq", ns // 10**9, ns % 10**9), a.tp)
+    return copyout_timespec(l, ns, a.tp)
 
 
 @syscall(429, "__clock_getres50")
@@ -58,7 +58,7 @@ def sys___clock_getres50(l: Lwp, a, retval: list[int]) -> int:
         return Errno.EINVAL
     if not a.tp:
         return 0
-    return l.l_proc.p_vmspace.copyout(struct.pack("<qq", 0, 1), a.tp)
+    return copyout_timespec(l, 1, a.tp)
 
 
 @syscall(418, "__gettimeofday50")
@@ -66,7 +66,8 @@ def sys___gettimeofday50(l: Lwp, a, retval: list[int]) -> int:
     vm = l.l_proc.p_vmspace
     if a.tp:
         ns = l.l_proc.k.clock.realtime_ns()
-        error = vm.copyout(struct.pack("<qq", ns // 10**9, (ns % 10**9) // 1000), a.tp)
+        tv = TIMEVAL.on(l.l_proc.k.abi).pack(ns // 10**9, (ns % 10**9) // 1000)
+        error = vm.copyout(tv, a.tp)
         if error:
             return error
     if a.tzp:
@@ -77,7 +78,7 @@ def sys___gettimeofday50(l: Lwp, a, retval: list[int]) -> int:
 def _nanosleep(l: Lwp, clock_id: int, flags: int, rqtp: int, rmtp: int) -> Generator:
     k = l.l_proc.k
     vm = l.l_proc.p_vmspace
-    ts = copyin_timespec(vm, rqtp)
+    ts = copyin_timespec(l, rqtp)
     if isinstance(ts, int):
         return ts
     sec, nsec = ts
@@ -100,7 +101,7 @@ def _nanosleep(l: Lwp, clock_id: int, flags: int, rqtp: int, rmtp: int) -> Gener
         error = Errno.EINTR           # nanosleep is never restarted (nanosleep1)
     if rmtp and not flags & TIMER_ABSTIME:
         left = max(0, ns - (k.clock.monotonic_ns() - start)) if error else 0
-        e2 = vm.copyout(struct.pack("<qq", left // 10**9, left % 10**9), rmtp)
+        e2 = copyout_timespec(l, left, rmtp)
         if e2:
             return e2
     return error
@@ -159,13 +160,13 @@ def _itimerfix(sec: int, usec: int) -> tuple[int, int] | None:
 
 def _itimer_value(k, it: Itimer | None) -> bytes:
     """struct itimerval: it_interval, it_value (struct timeval: time_t, suseconds_t)."""
+    lay = ITIMERVAL.on(k.abi)
     if it is None:
-        return b"\0" * 32
+        return bytes(lay.size)
     left = max(it.deadline - k.clock.monotonic_ns(), 1000)
     iv_us = it.interval // 1000
     left_us = (left + 999) // 1000
-    return struct.pack("<qi4xqi4x", iv_us // 10**6, iv_us % 10**6, left_us // 10**6,
-                       left_us % 10**6)
+    return lay.pack(iv_us // 10**6, iv_us % 10**6, left_us // 10**6, left_us % 10**6)
 
 
 def _itimer_fire(arg) -> None:
@@ -205,10 +206,11 @@ def sys___setitimer50(l: Lwp, a, retval: list[int]) -> int:
     timers = _itimers(p)
     old = _itimer_value(k, timers.get(which))
     if a.itv:
-        data = vm.copyin(a.itv, 32)
+        lay = ITIMERVAL.on(k.abi)
+        data = vm.copyin(a.itv, lay.size)
         if isinstance(data, int):
             return data
-        isec, iusec, vsec, vusec = struct.unpack("<qi4xqi4x", data)
+        isec, iusec, vsec, vusec = lay.unpack(data)
         iv = _itimerfix(isec, iusec)
         val = _itimerfix(vsec, vusec)
         if iv is None or val is None:

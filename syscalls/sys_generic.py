@@ -15,6 +15,7 @@ import struct
 from types import GeneratorType
 from typing import Generator
 
+from .cstruct import IOVEC
 from .errno import Errno, KernErrno
 from .kern_descrip import (DTYPE_VNODE, FASYNC, FIOASYNC, FIOCLEX, FIONBIO, FIONCLEX,
                            FNONBLOCK, FNOSIGPIPE, FREAD, FWRITE, IOC_IN, IOC_OUT, IOC_VOID,
@@ -188,10 +189,11 @@ def copyin_iovec(l: Lwp, iovp: int, iovcnt: int) -> list[tuple[int, int]] | int:
     """The guest's struct iovec array, checked as dofilereadv does."""
     if iovcnt <= 0 or iovcnt > IOV_MAX:
         return Errno.EINVAL
-    data = l.l_proc.p_vmspace.copyin(iovp, 16 * iovcnt)
+    lay = IOVEC.on(l.l_proc.k.abi)
+    data = l.l_proc.p_vmspace.copyin(iovp, lay.size * iovcnt)
     if isinstance(data, int):
         return data
-    iov = list(struct.iter_unpack("<QQ", data))
+    iov = list(lay.iter_unpack(data))
     total = 0
     for _, n in iov:
         total += n
@@ -312,7 +314,8 @@ def sys_ioctl(l: Lwp, a, retval: list[int]) -> int:
             return d
         data = bytearray(d)
     elif com & (IOC_IN | IOC_VOID) and not (com & IOC_OUT and size):
-        data = bytearray(struct.pack("<Q", a.data))    # the argument itself
+        # *(void **)data = SCARG(uap, data): the argument itself, pointer-sized
+        data = bytearray(a.data.to_bytes(p.k.abi.word_size, "little"))
     else:
         data = bytearray(size)                          # IOC_OUT: zeroed
     if com in (FIONBIO, FIOASYNC):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Generator
 
+from .cstruct import TIMESPEC
 from .errno import Errno, KernErrno
 from .kern_lwp import lwp_continue, lwp_create, lwp_exit, lwp_free, lwp_start, lwp_wait
 from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interruptible, sleepq_block,
@@ -50,6 +51,10 @@ def sys__lwp_create(l: Lwp, a, retval: list[int]) -> int:
     k.platform.context_fork(l, l2)
     ids, vals = abi.mcontext_regs(uc, ucflags)
     k.platform.regs_set(l2, ids, vals)
+    tls = abi.ucontext_tlsbase(uc)
+    if tls is not None:                 # cpu_setmcontext: lwp_setprivate()
+        l2.l_private = tls
+        abi.set_tls(k.platform, l2, tls)
     if ucflags & _UC_SIGMASK:
         l2.l_sigmask = abi.ucontext_sigmask(uc)
     # Copy the new lid out before the LWP can run; if that fails it exits unrun.
@@ -96,7 +101,7 @@ def sys__lwp_setprivate(l: Lwp, a, retval: list[int]) -> int:
     error = check(a.ptr) if check is not None else 0
     if error:
         return error
-    k.platform.regs_set(l, (k.abi.tls_reg(),), (a.ptr,))
+    k.abi.set_tls(k.platform, l, a.ptr)
     return 0
 
 
@@ -351,7 +356,7 @@ def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint:
     p = l.l_proc
     ts = None
     if tsp:
-        ts = copyin_timespec(p.p_vmspace, tsp, ts_layout)
+        ts = copyin_timespec(l, tsp, ts_layout)
         if isinstance(ts, int):
             return ts
     if unpark:
@@ -364,7 +369,7 @@ def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint:
         # (void)copyout(tsp, SCARG(uap, ts), sizeof(*tsp)): failure is ignored.
         sec, nsec = left[0] if left else ts
         sec = max(TIME_MIN, min(TIME_MAX, sec))
-        p.p_vmspace.copyout(struct.pack("<qq", sec, nsec), tsp)
+        p.p_vmspace.copyout(TIMESPEC.on(p.k.abi).pack(sec, nsec), tsp)
     return error
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Generator
 
+from .cstruct import SIGACTION, STACK_T
 from .errno import Errno, KernErrno
 from .kern_sig import (CANTMASK, LW_PENDSIG, SA_ALLBITS, SA_NODEFER, SI_QUEUE, SI_USER,
                        SIG_DFL, SIG_IGN, SIGTRAMP_SIGINFO_VERSION_MAX,
@@ -77,13 +78,13 @@ def sys___sigaction_sigtramp(l: Lwp, a, retval: list[int]) -> int:
     vm = l.l_proc.p_vmspace
     sig = a.signum
     new = None
+    lay = SIGACTION.on(l.l_proc.k.abi)
     if a.nsa:
-        data = vm.copyin(a.nsa, 32)
+        data = vm.copyin(a.nsa, lay.size)
         if isinstance(data, int):
             return data
-        handler, = struct.unpack_from("<Q", data, 0)
-        flags, = struct.unpack_from("<i", data, 24)
-        new = (handler, _sigset(data[8:24]), flags)
+        handler, *mask, flags = lay.unpack(data)
+        new = (handler, tuple(mask), flags)
     if sig <= 0 or sig >= NSIG:
         return Errno.EINVAL
     old = sigaction_of(l, sig)
@@ -92,7 +93,7 @@ def sys___sigaction_sigtramp(l: Lwp, a, retval: list[int]) -> int:
         return error
     if a.osa:
         h, m, f = old[0], old[1], old[2]
-        error = vm.copyout(struct.pack("<Q4Ii4x", h, *m, f), a.osa)
+        error = vm.copyout(lay.pack(h, *m, f), a.osa)
         if error:
             return error
     return 0
@@ -202,7 +203,7 @@ def sigtimedwait1(l: Lwp, setp: int, infop: int, tsp: int, layout: str
     timo_ns = None
     poll = False
     if tsp:
-        ts = copyin_timespec(vm, tsp, layout)
+        ts = copyin_timespec(l, tsp, layout)
         if isinstance(ts, int):
             return ts
         sec, nsec = ts
@@ -269,11 +270,12 @@ def compat_50_sys___sigtimedwait(l: Lwp, a, retval: list[int]) -> Generator:
 def sys___sigaltstack14(l: Lwp, a, retval: list[int]) -> int:
     vm = l.l_proc.p_vmspace
     old = l.l_sigstk
+    lay = STACK_T.on(l.l_proc.k.abi)
     if a.nss:
-        data = vm.copyin(a.nss, 24)
+        data = vm.copyin(a.nss, lay.size)
         if isinstance(data, int):
             return data
-        sp, size, flags = struct.unpack("<QQi4x", data)
+        sp, size, flags = lay.unpack(data)
         if flags & ~SS_ALLBITS:
             return Errno.EINVAL
         if flags & SS_DISABLE:
@@ -283,7 +285,7 @@ def sys___sigaltstack14(l: Lwp, a, retval: list[int]) -> int:
             return Errno.ENOMEM
         l.l_sigstk = (sp, size, flags)
     if a.oss:
-        return vm.copyout(struct.pack("<QQi4x", *old), a.oss)
+        return vm.copyout(lay.pack(*old), a.oss)
     return 0
 
 
@@ -377,6 +379,7 @@ def sys_setcontext(l: Lwp, a, retval: list[int]) -> int:
     tls = abi.ucontext_tlsbase(uc)
     if tls is not None:
         l.l_private = tls                      # lwp_setprivate()
+        abi.set_tls(plat, l, tls)
     ss_sp, ss_size, ss_flags = l.l_sigstk
     onstack = abi.ucontext_onstack(flags)
     if onstack is not None:

@@ -24,6 +24,7 @@ import struct
 import termios
 from typing import Any, Callable
 
+from .cstruct import TIMESPEC, TIMEVAL
 from .errno import Errno, from_host
 from .hostinput import host_input
 from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FMASK,
@@ -600,7 +601,7 @@ def _stat_path(l: Lwp, dirfd: int, path_va: int, follow: bool, ub: int) -> int:
     nd = _lookup(l, dirfd, path_va, follow)
     if isinstance(nd, int):
         return nd
-    return l.l_proc.p_vmspace.copyout(stat_from_host(nd.ni_st).pack(), ub)  # type: ignore[arg-type]
+    return l.l_proc.p_vmspace.copyout(stat_from_host(nd.ni_st).pack(l.l_proc.k.abi), ub)  # type: ignore[arg-type]
 
 
 @syscall(439, "__stat50")
@@ -1044,18 +1045,19 @@ def _copyin_times(l: Lwp, tptr: int, timeval: bool) -> tuple[int | None, int | N
     now = _now_ns(l)
     if not tptr:
         return now, now
-    data = l.l_proc.p_vmspace.copyin(tptr, 32)
+    lay = (TIMEVAL if timeval else TIMESPEC).on(l.l_proc.k.abi)
+    data = l.l_proc.p_vmspace.copyin(tptr, 2 * lay.size)
     if isinstance(data, int):
         return data
     out: list[int | None] = []
     for i in range(2):
         if timeval:
-            sec, usec = struct.unpack_from("<qi", data, 16 * i)
+            sec, usec = lay.unpack_from(data, lay.size * i)
             if not 0 <= usec < 10**6:
                 return Errno.EINVAL
             out.append(sec * 10**9 + usec * 1000)
         else:
-            sec, nsec = struct.unpack_from("<qq", data, 16 * i)
+            sec, nsec = lay.unpack_from(data, lay.size * i)
             if nsec == UTIME_NOW:
                 out.append(now)
             elif nsec == UTIME_OMIT:

@@ -15,7 +15,7 @@ from syscalls.kern_descrip import (F_CLOSEM, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, 
                                    F_SETNOSIGPIPE, F_UNLCK, F_WRLCK, FD_CLOEXEC, FIONBIO,
                                    FIONREAD, FNONBLOCK, O_APPEND, O_CLOEXEC, O_CREAT,
                                    O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR,
-                                   O_TRUNC, O_WRONLY, STAT_SIZE, fd_getfile)
+                                   O_TRUNC, O_WRONLY, fd_getfile)
 from syscalls.kern_lwp import lwp_create, lwp_start
 from syscalls.lwp import LSONPROC, LSRUN, LSSLEEP, Lwp
 from syscalls.sys_pipe import BIG_PIPE_SIZE, PIPE_SIZE
@@ -134,6 +134,9 @@ def resume(k, l: Lwp, gen):
     except StopIteration as stop:
         return stop.value or 0
     return gen
+
+
+STAT_SIZE = 152      # struct stat on amd64 (khelp's ABI); tests/test_cstruct.py checks it
 
 
 def unpack_stat(raw: bytes) -> dict:

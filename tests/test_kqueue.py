@@ -8,16 +8,19 @@ import struct
 
 import pytest
 
+from syscalls.cstruct import KEVENT, KEVENT100
 from syscalls.errno import Errno
 from syscalls.kern_descrip import F_GETFD, FD_CLOEXEC, O_CLOEXEC, fd_getfile
 from syscalls.kern_event import (EV_ADD, EV_CLEAR, EV_DELETE, EV_DISABLE, EV_ENABLE, EV_EOF,
                                  EV_ERROR, EV_ONESHOT, EV_RECEIPT, EVFILT_READ, EVFILT_TIMER,
-                                 EVFILT_USER, EVFILT_WRITE, KEVENT100_FMT, KEVENT_FMT,
+                                 EVFILT_USER, EVFILT_WRITE,
                                  NOTE_FFCOPY, NOTE_SECONDS, NOTE_TRIGGER)
 from syscalls.lwp import LSRUN, LSSLEEP
 from tests.khelp import call, make_kernel, scratch
 from tests.test_files import resume, second_lwp, u64
 
+KEVENT_FMT = KEVENT.layout(8, 8)            # the kernel helper (khelp) runs amd64
+KEVENT100_FMT = KEVENT100.layout(8, 8)
 BAD = 0x7000_0000_0000
 MS = 10**6
 

@@ -24,6 +24,7 @@ class Abi:
     page_size: int
     word_size: int            # sizeof(long) == sizeof(void *): 8 (LP64) or 4 (ILP32)
     int64_align: int = 8      # alignment of 64-bit integers inside structs (i386: 4)
+    alignbytes: int = 7       # ALIGNBYTES (hw.alignbytes): i386 3
     usrstack: int             # USRSTACK: top of the main thread's stack
     vm_maxuser_address: int
     dflssiz: int              # stack rlimit: default and maximum

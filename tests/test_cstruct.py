@@ -1,0 +1,82 @@
+"""The structure layouts of syscalls/cstruct.py against NetBSD's own headers.
+
+For every structure and every port, a C file of static assertions (sizeof,
+alignment and each member's offsetof, as cstruct computes them) is compiled by
+zig against the NetBSD headers of that target: a wrong layout fails to compile.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fixtures.build import C_TARGETS, ZIG_HOME, zig_command
+from syscalls import cstruct as C
+
+# The data model of each zig target: (word size, alignment of 64-bit members).
+MODELS = {"x86_64": (8, 8), "aarch64": (8, 8), "x86": (4, 4), "arm": (4, 8)}
+
+# cstruct name -> the C type it stands for.
+C_NAMES = {
+    "TIMESPEC": "struct timespec", "TIMEVAL": "struct timeval", "ITIMERVAL": "struct itimerval",
+    "RLIMIT": "struct rlimit", "RUSAGE": "struct rusage", "STAT": "struct stat",
+    "FLOCK": "struct flock", "IOVEC": "struct iovec", "KEVENT": "struct kevent",
+    "SIGSET": "sigset_t", "SIGACTION": "struct sigaction", "STACK_T": "stack_t",
+    "LOADAVG": "struct loadavg", "PS_STRINGS": "struct ps_strings", "SIZE_T": "size_t",
+    "LONG": "long",
+}
+# Members whose C name differs (a union or macro in the header).
+C_MEMBER = {("SIGACTION", "sa_handler"): "_sa_u"}
+
+HEADERS = """#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <sys/event.h>
+#include <signal.h>
+#include <sys/exec.h>
+#include <stddef.h>
+"""
+
+
+def _source(arch: str) -> str:
+    ws, a64 = MODELS[arch]
+    lines = [HEADERS]
+    for name, ctype in C_NAMES.items():
+        st = getattr(C, name)
+        lay = st.layout(ws, a64)
+        lines.append(f"_Static_assert(sizeof({ctype}) == {lay.size}, \"sizeof {ctype}\");")
+        lines.append(f"_Static_assert(_Alignof({ctype}) == {lay.align}, \"alignof {ctype}\");")
+        if ctype.startswith("struct ") or ctype == "stack_t":
+            for member, off in st.offsets(ws, a64).items():
+                cm = C_MEMBER.get((name, member), member)
+                lines.append(f"_Static_assert(offsetof({ctype}, {cm}) == {off}, "
+                             f"\"offsetof {ctype}.{cm}\");")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_layouts_match_netbsd_headers(arch: str, tmp_path: Path) -> None:
+    src = tmp_path / "layouts.c"
+    src.write_text(_source(arch))
+    env = {"ZIG_GLOBAL_CACHE_DIR": str(ZIG_HOME / "global"),
+           "ZIG_LOCAL_CACHE_DIR": str(tmp_path / "zig-local"), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([*zig_command(), "cc", "-target", C_TARGETS[arch], "-c", str(src),
+                        "-o", str(tmp_path / "layouts.o")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    failed = [ln for ln in r.stderr.splitlines() if "static assertion failed" in ln]
+    assert r.returncode == 0 and not failed, "\n".join(failed) or r.stderr
+
+
+def test_layout_reports_unknown_types() -> None:
+    with pytest.raises(KeyError):
+        C.CStruct("bad", [("float128", "x")]).layout(8, 8)
+
+
+def test_i386_packs_64bit_members_at_4() -> None:
+    # struct timespec on i386: time_t at 0 (8 bytes, 4-aligned), long at 8: 12 bytes.
+    lay = C.TIMESPEC.layout(4, 4)
+    assert lay.size == 12 and lay.pack(1, 2) == (1).to_bytes(8, "little") + (2).to_bytes(4, "little")

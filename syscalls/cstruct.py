@@ -156,3 +156,13 @@ PS_STRINGS = CStruct("ps_strings", [("ptr", "ps_argvstr"), ("int", "ps_nargvstr"
                                     ("ptr", "ps_envstr"), ("int", "ps_nenvstr")])
 SIZE_T = CStruct("size_t", [("size_t", "value")])
 LONG = CStruct("long", [("long", "value")])
+
+
+def set_retval_off(abi: Any, retval: list[int], value: int) -> None:
+    """`*(off_t *)retval = value`: a 64-bit result (lseek) spans both result
+    registers on ILP32 ports, low word first."""
+    if abi.word_size == 4:
+        retval[0] = value & 0xFFFFFFFF
+        retval[1] = (value >> 32) & 0xFFFFFFFF
+    else:
+        retval[0] = value

@@ -24,7 +24,7 @@ import struct
 import termios
 from typing import Any, Callable
 
-from .cstruct import TIMESPEC, TIMEVAL
+from .cstruct import TIMESPEC, TIMEVAL, set_retval_off
 from .errno import Errno, from_host
 from .hostinput import host_input
 from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FMASK,
@@ -634,7 +634,7 @@ def sys_lseek(l: Lwp, a, retval: list[int]) -> int:
     new = fp.fo_seek(a.offset, a.whence)
     if new < 0:
         return -new
-    retval[0] = new
+    set_retval_off(l.l_proc.k.abi, retval, new)
     return 0
 
 

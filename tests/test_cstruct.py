@@ -80,3 +80,16 @@ def test_i386_packs_64bit_members_at_4() -> None:
     # struct timespec on i386: time_t at 0 (8 bytes, 4-aligned), long at 8: 12 bytes.
     lay = C.TIMESPEC.layout(4, 4)
     assert lay.size == 12 and lay.pack(1, 2) == (1).to_bytes(8, "little") + (2).to_bytes(4, "little")
+
+
+def test_off_t_result_spans_both_registers_on_ilp32() -> None:
+    class Ilp32:
+        word_size = 4
+    class Lp64:
+        word_size = 8
+    rv = [0, 0]
+    C.set_retval_off(Ilp32, rv, 0x1_2345_6789)
+    assert rv == [0x2345_6789, 1]
+    rv = [0, 7]
+    C.set_retval_off(Lp64, rv, 0x1_2345_6789)
+    assert rv == [0x1_2345_6789, 7]

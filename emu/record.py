@@ -280,25 +280,32 @@ class Replayer:
         self._blocks0 = 0
         self.cwd: str = self.header["cwd"]
         self.diverged = False
-        self._last_mono = 0
+        self._first: str | None = None
+
+    def _diverged(self, msg: str) -> Divergence:
+        """The exception to raise; the first one is what gets reported (a turn
+        cut short by it may fail its own check on the way out)."""
+        if self._first is None:
+            self._first = msg
+        return Divergence(msg)
 
     def _next(self, tag: int, wanted: str) -> int:
         """Position after the tag byte of the next record, which must be `tag`."""
         pos = self._pos
         self._nrec += 1
         if pos >= len(self._buf):
-            raise Divergence(f"the run asked for {wanted}, but the log ends here "
+            raise self._diverged(f"the run asked for {wanted}, but the log ends here "
                              f"(record {self._nrec})")
         t = self._buf[pos]
         if t != tag:
-            raise Divergence(f"the run asked for {wanted}, the log has "
+            raise self._diverged(f"the run asked for {wanted}, the log has "
                              f"{_WHAT.get(t, f'a bad record (tag {t:#x})')} next "
                              f"(record {self._nrec})")
         return pos + 1
 
     def _read(self, st: struct.Struct, pos: int) -> tuple:
         if pos + st.size > len(self._buf):
-            raise Divergence(f"the log ends inside record {self._nrec}")
+            raise self._diverged(f"the log ends inside record {self._nrec}")
         self._pos = pos + st.size
         return st.unpack_from(self._buf, pos)
 
@@ -310,7 +317,7 @@ class Replayer:
         pos = self._next(ord("S"), f"a turn of lid {l.l_lid} on vCPU {ci.ci_index}")
         cpu, lid, pre, n = self._read(_SLICE, pos)
         if (cpu, lid) != (ci.ci_index, l.l_lid):
-            raise Divergence(f"turn {self._nrec}: the log runs lid {lid} on vCPU {cpu}, "
+            raise self._diverged(f"turn {self._nrec}: the log runs lid {lid} on vCPU {cpu}, "
                              f"the replay picked lid {l.l_lid} on vCPU {ci.ci_index}")
         self._slice = (cpu, lid, pre, n)
         self._blocks0 = blocks
@@ -324,7 +331,7 @@ class Replayer:
         ran = blocks - self._blocks0
         if (bool(s[2]), s[3]) != (preempted, ran):
             how = lambda p, n: f"{'preempted' if p else 'trapped'} after {n} blocks"  # noqa: E731
-            raise Divergence(f"a turn of lid {s[1]} on vCPU {s[0]} was "
+            raise self._diverged(f"a turn of lid {s[1]} on vCPU {s[0]} was "
                              f"{how(s[2], s[3])} when recorded, {how(preempted, ran)} now")
 
     # the clock
@@ -335,16 +342,16 @@ class Replayer:
     def input(self, kind: str, fn: Callable[[], Any]) -> Any:
         pos = self._next(ord("I"), f"host input '{kind}'")
         if pos >= len(self._buf):
-            raise Divergence(f"the log ends inside record {self._nrec}")
+            raise self._diverged(f"the log ends inside record {self._nrec}")
         k = self._buf[pos]
         if k != _KIND_INDEX[kind]:
             got = INPUT_KINDS[k] if k < len(INPUT_KINDS) else f"#{k}"
-            raise Divergence(f"the run asked for host input '{kind}', the log has "
+            raise self._diverged(f"the run asked for host input '{kind}', the log has "
                              f"'{got}' next (record {self._nrec})")
         try:
             v, self._pos = _dec(self._buf, pos + 1)
         except (IndexError, ValueError, struct.error) as e:
-            raise Divergence(f"record {self._nrec} is damaged ({e})") from None
+            raise self._diverged(f"record {self._nrec} is damaged ({e})") from None
         return v
 
     def finish(self, status: int) -> int:
@@ -355,7 +362,7 @@ class Replayer:
             pos = self._next(ord("X"), f"nothing more (the run ended, status {status})")
             (want,) = self._read(struct.Struct("<i"), pos)
             if want != status:
-                raise Divergence(f"the run ended with status {status}, the recorded one "
+                raise self._diverged(f"the run ended with status {status}, the recorded one "
                                  f"with {want}")
         except Divergence as e:
             return self.report(e)
@@ -370,7 +377,7 @@ class Replayer:
     def report(self, e: Divergence) -> int:
         self.diverged = True
         sys.stdout.flush()
-        print(f"nbemu: replay diverged from {self.path}: {e} "
+        print(f"nbemu: replay diverged from {self.path}: {self._first or e} "
               f"(exit status {EXIT_DIVERGED})", file=sys.stderr)
         return EXIT_DIVERGED
 
@@ -442,28 +449,37 @@ def attach(session: Any, path: str, args: list[str], opts: Any, cwd: str) -> Rec
     return rr
 
 
-def summary(path: str) -> dict[str, int]:
-    """How many records of each kind a log holds ("turns", "preempted",
-    "monotonic", "realtime", "input:read", ...): for tests and for a look at a log."""
-    rp = Replayer(path)
-    buf, pos, n = rp._buf, 0, {}
+def walk(body: bytes | memoryview):
+    """(offset, tag, name) of each record of a log's body (after the header
+    line), without replaying it: for summary() and for tests that edit a log."""
+    buf = memoryview(body)
     names = {ord("S"): "turns", ord("M"): "monotonic", ord("R"): "realtime", ord("X"): "end"}
+    pos = 0
     while pos < len(buf):
         tag = buf[pos]
+        at = pos
         if tag == ord("I"):
             name = "input:" + INPUT_KINDS[buf[pos + 1]]
             _, pos = _dec(buf, pos + 2)
         elif tag == ord("S"):
-            name = "turns"
-            if _SLICE.unpack_from(buf, pos + 1)[2]:
-                n["preempted"] = n.get("preempted", 0) + 1
+            name = "preempted" if _SLICE.unpack_from(buf, pos + 1)[2] else "turns"
             pos += 1 + _SLICE.size
         elif tag in names:
             name = names[tag]
             pos += 1 + (4 if tag == ord("X") else 8)
         else:
-            raise LogError(f"{path}: bad record tag {tag:#x} at offset {pos}")
+            raise LogError(f"bad record tag {tag:#x} at offset {pos}")
+        yield at, chr(tag), name
+
+
+def summary(path: str) -> dict[str, int]:
+    """How many records of each kind a log holds ("turns", of which "preempted",
+    "monotonic", "realtime", "input:read", ...): for tests and a look at a log."""
+    n: dict[str, int] = {}
+    for _, _, name in walk(Replayer(path)._buf):
         n[name] = n.get(name, 0) + 1
+        if name == "preempted":
+            n["turns"] = n.get("turns", 0) + 1
     return n
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.record import EXIT_DIVERGED, summary
+from emu.record import EXIT_DIVERGED, summary, walk
 from fixtures.build import build_c, build_go
 from tests.guest import run_nbemu
 
@@ -209,6 +209,31 @@ def test_tampered_records_diverge(racy_log, tmp_path: Path) -> None:
     r = _replay(prog, noend, "20000")
     assert r.returncode == EXIT_DIVERGED
     _one_line(r, r"replay diverged.*log ends")
+
+
+def test_divergence_inside_a_system_call(tmp_path: Path) -> None:
+    """A clock reading that the log has as a host input (and the reverse): the
+    system call asking for it stops the replay with one line, not a crash report."""
+    prog = build_go("timers")
+    log = tmp_path / "timers.log"
+    rec = _record(prog, log)
+    assert rec.returncode == 0, rec.stderr
+    head, body = _body(log)
+    recs = list(walk(body))
+    for tag, want in (("M", r"asked for a CLOCK_MONOTONIC reading, the log has a CLOCK_REALTIME"),
+                      ("I", r"asked for host input 'read', the log has 'ready'")):
+        at = next(off for off, t, _ in recs if t == tag)
+        bad = bytearray(body)
+        if tag == "M":
+            bad[at] = ord("R")
+        else:
+            bad[at + 1] = 2                            # INPUT_KINDS[2]: "ready"
+        other = tmp_path / f"bad{tag}.log"
+        other.write_bytes(gzip.compress(head + bytes(bad)))
+        r = _replay(prog, other)
+        assert r.returncode == EXIT_DIVERGED, r.stderr
+        _one_line(r, want)
+        assert "internal error" not in r.stderr
 
 
 def test_mismatched_program_args_or_options_are_refused(racy_log) -> None:

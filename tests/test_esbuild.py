@@ -8,136 +8,34 @@ kept there too); without npm or the network the tests are skipped.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from fixtures import esbuild as E
+from fixtures.esbuild import BUILD_FLAGS, ESBUILD_VERSION, NETBSD_PACKAGES, build_args
 from tests.guest import REPO
-
-ESBUILD_VERSION = "0.28.2"
-NETBSD_PACKAGES = ["netbsd-x64", "netbsd-arm64"]
-CACHE = REPO / ".cache" / "npm" / f"esbuild-{ESBUILD_VERSION}"
-
-PROJECT = {
-    "src/index.ts": """\
-import { Circle, Square, type Shape } from "./shapes";
-import { sum, formatArea } from "./lib/util";
-import greeting from "./lib/greeting";
-
-enum Mode { Fast = "fast", Exact = "exact" }
-
-const shapes: Shape[] = [new Circle(1.5), new Square(2), new Circle(0.25)];
-const total = sum(shapes.map((s) => s.area()));
-export function report(mode: Mode = Mode.Exact): string {
-  const lines = shapes.map((s, i) =>
-    `${i}: ${s.name} ${formatArea(s.area(), mode === Mode.Fast ? 1 : 4)}`);
-  return [greeting("nbemu"), ...lines, `total ${formatArea(total, 3)}`].join("\\n");
-}
-console.log(report());
-""",
-    "src/shapes.ts": """\
-export interface Shape { readonly name: string; area(): number }
-abstract class Base implements Shape {
-  constructor(public readonly name: string) {}
-  abstract area(): number;
-}
-export class Circle extends Base {
-  constructor(private readonly r: number) { super("circle"); }
-  area(): number { return Math.PI * this.r ** 2; }
-}
-export class Square extends Base {
-  constructor(private readonly side: number) { super("square"); }
-  area(): number { return this.side * this.side; }
-}
-""",
-    "src/lib/util.ts": """\
-export const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
-export function formatArea<T extends number>(v: T, digits = 2): string {
-  return v.toFixed(digits).padStart(10, " ");
-}
-export const unused = (): never => { throw new Error("tree-shaken away"); };
-""",
-    "src/lib/greeting.ts": """\
-const greet = (who: string): string => `hello from ${who}, bundled by esbuild`;
-export default greet;
-""",
-}
-# Absolute paths, so that the linux reference and the guests build the same bytes
-# from different folders (relative ones: test_esbuild_relative_paths).
-BUILD_FLAGS = ["--bundle", "--minify", "--format=esm", "--sourcemap", "--target=es2020"]
-
-
-def build_args(root: Path) -> list[str]:
-    return [str(root / "src" / "index.ts"), *BUILD_FLAGS, f"--outfile={root}/out/bundle.js"]
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def esbuild_binary(pkg: str) -> Path:
-    """bin/esbuild of @esbuild/<pkg>@ESBUILD_VERSION, fetched once with npm pack."""
-    dest = CACHE / pkg
-    exe = dest / "package" / "bin" / "esbuild"
-    if exe.is_file():
-        return exe
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed")
-    with _locked(CACHE / f".{pkg}.lock"):
-        if exe.is_file():
-            return exe
-        env = dict(os.environ, npm_config_cache=str(CACHE.parent / "_cache"),
-                   npm_config_update_notifier="false", npm_config_fund="false",
-                   npm_config_audit="false")
-        work = CACHE / f".{pkg}.tmp"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        r = subprocess.run([npm, "pack", "--silent", f"@esbuild/{pkg}@{ESBUILD_VERSION}",
-                            "--pack-destination", str(work)],
-                           capture_output=True, text=True, env=env, timeout=300, cwd=work)
-        tgz = list(work.glob("*.tgz"))
-        if r.returncode != 0 or not tgz:
-            shutil.rmtree(work, ignore_errors=True)
-            pytest.skip(f"npm pack @esbuild/{pkg}@{ESBUILD_VERSION} failed: "
-                        f"{(r.stderr or r.stdout).strip()[-300:]}")
-        with tarfile.open(tgz[0]) as t:
-            if sys.version_info >= (3, 12):
-                t.extractall(work, filter="data")
-            else:
-                t.extractall(work)
-        os.chmod(work / "package" / "bin" / "esbuild", 0o755)
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(work, dest)
-    return exe
+    try:
+        return E.esbuild_binary(pkg)
+    except E.EsbuildUnavailable as e:
+        pytest.skip(str(e))
+
+
+_write_project = E.write_project
+
 
 
 def _nbemu(exe: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "emu.cli", str(exe), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300, env=env)
-
-
-def _write_project(root: Path) -> None:
-    for rel, text in PROJECT.items():
-        f = root / rel
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,6 @@ def sys___gettimeofday50(l: Lwp, a, retval: list[int]) -> int:
 
 def _nanosleep(l: Lwp, clock_id: int, flags: int, rqtp: int, rmtp: int) -> Generator:
     k = l.l_proc.k
-    vm = l.l_proc.p_vmspace
     ts = copyin_timespec(l, rqtp)
     if isinstance(ts, int):
         return ts

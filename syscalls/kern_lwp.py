@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Generator
 
 from .errno import Errno
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
-from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSUSPENDED, LSZOMB, Lwp,
+from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSSTOP, LSSUSPENDED, LSZOMB, Lwp,
                   LwpFlag, Proc)
 
 if TYPE_CHECKING:

@@ -241,6 +241,29 @@ class Machine:
             pc += self.abi.syscall_insn_len - self.abi.trap_pc_offset
         self._batch((self.abi.pc_reg,)).write_ctx(child.l_md, (pc,))
 
+    def with_live_regs(self, l: Lwp, fn) -> None:
+        """Call fn(uc) with l's registers live in the engine, for state Unicorn
+        only writes on a live CPU (i386's %gs base through an MSR: writing it
+        into a saved context crashes). For an LWP off the engine: park the
+        loaded registers in a scratch context, load l's, call fn, save them
+        back, restore the parked ones (also valid inside the trap hook: the
+        engine gets back exactly the state it had)."""
+        if l is self.loaded:
+            fn(self.uc)
+            return
+        if l.l_md is None:
+            return
+        scratch = getattr(self, "_scratch_ctx", None)
+        if scratch is None:
+            scratch = self._scratch_ctx = self.uc.context_save()
+        uclib.uc_context_save(self.uch, scratch.context)
+        uclib.uc_context_restore(self.uch, l.l_md.context)
+        try:
+            fn(self.uc)
+        finally:
+            uclib.uc_context_save(self.uch, l.l_md.context)
+            uclib.uc_context_restore(self.uch, scratch.context)
+
     def context_free(self, l: Lwp) -> None:
         if l is self.loaded:
             self.loaded = None

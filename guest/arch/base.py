@@ -81,6 +81,12 @@ class Abi:
     def tls_reg(self) -> int:
         raise NotImplementedError
 
+    def set_tls(self, plat, l, value: int) -> None:
+        """Load l's TLS base (cpu_lwp_setprivate) through the platform. Default:
+        one register write; ports whose TLS base is not a plain register
+        (i386's %gs segment base) override it."""
+        plat.regs_set(l, (self.tls_reg(),), (value,))
+
     def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
         """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo),
         in the LP64 layout (the reason union at offset 16); ILP32 ports override."""

@@ -80,6 +80,7 @@ class Machine:
         self.in_emu = False
         self.stop_requested = False
         self._pending_pc: int | None = None
+        self._ctx_pc: dict[int, int] = {}      # id(Lwp) -> PC not yet in its context
         self._fault: tuple[int, int, int] | None = None
         self._intno: int | None = None
         self.internal_error: InternalError | None = None
@@ -88,7 +89,10 @@ class Machine:
         self._batches: dict[tuple[int, ...], RegBatch] = {}
         self._in = RegBatch(abi.syscall_in_regs)
         self._out = RegBatch(abi.syscall_out_regs)
-        self._pc = RegBatch((abi.pc_reg,))
+        # PC (+ the instruction-set register where there is one: ARM's CPSR,
+        # whose T bit the address given to uc_emu_start must carry).
+        self._pc = RegBatch((abi.pc_reg,) + ((abi.insn_state_reg,)
+                                             if abi.insn_state_reg is not None else ()))
         self.kernel = Kernel(abi, self, ncpu=ncpu, deterministic=deterministic, seed=seed,
                              root=root)
         uc = self.uc
@@ -172,7 +176,25 @@ class Machine:
         b = self._batch(ids)
         if l is self.loaded:
             return b.read_live(self.uch)
-        return b.read_ctx(l.l_md)
+        vals = b.read_ctx(l.l_md)
+        if self._ctx_pc and id(l) in self._ctx_pc and self.abi.pc_reg in b.ids:
+            vals[b.ids.index(self.abi.pc_reg)] = self._ctx_pc[id(l)]
+        return vals
+
+    def _ctx_write(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
+        """Write registers into l's saved context. Where Unicorn cannot write a
+        saved context's PC (abi.context_pc_writable false: ARM's reg_write
+        dereferences a pointer uc_context_save does not copy, and crashes), the PC
+        waits in _ctx_pc until _load puts l on the engine."""
+        pc = self.abi.pc_reg
+        if not self.abi.context_pc_writable and pc in ids:
+            i = list(ids).index(pc)
+            self._ctx_pc[id(l)] = vals[i]
+            ids = [r for j, r in enumerate(ids) if j != i]
+            vals = [v for j, v in enumerate(vals) if j != i]
+            if not ids:
+                return
+        self._batch(ids).write_ctx(l.l_md, vals)
 
     def regs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
         if l is self.loaded:
@@ -189,7 +211,7 @@ class Machine:
                     return
             self._batch(ids).write_live(self.uch, vals)
         elif l.l_md is not None:       # (an LWP that just exited has no context)
-            self._batch(ids).write_ctx(l.l_md, vals)
+            self._ctx_write(l, ids, vals)
 
     def vregs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]:
         """128-bit registers (XMM) of the live engine or of l's saved context,
@@ -239,7 +261,7 @@ class Machine:
         pc = self.uc.reg_read(self.abi.pc_reg)
         if self.in_hook:
             pc += self.abi.syscall_insn_len - self.abi.trap_pc_offset
-        self._batch((self.abi.pc_reg,)).write_ctx(child.l_md, (pc,))
+        self._ctx_write(child, (self.abi.pc_reg,), (pc,))
 
     def with_live_regs(self, l: Lwp, fn) -> None:
         """Call fn(uc) with l's registers live in the engine, for state Unicorn
@@ -265,6 +287,7 @@ class Machine:
             uclib.uc_context_restore(self.uch, scratch.context)
 
     def context_free(self, l: Lwp) -> None:
+        self._ctx_pc.pop(id(l), None)
         if l is self.loaded:
             self.loaded = None
         l.l_md = None
@@ -289,13 +312,26 @@ class Machine:
             self.request_stop()
 
     def restart_syscall(self, l: Lwp) -> None:
-        n = self.abi.syscall_insn_len
+        abi = self.abi
+        n = abi.syscall_insn_len
+        st = 0
+        if abi.insn_state_reg is not None:     # ARM: Thumb's svc is 2 bytes
+            st = self.regs_get(l, (abi.insn_state_reg,))[0]
+            n = abi.syscall_insn_size(st)
         if l is self.loaded and self.in_hook:
-            self._pending_pc = self.uc.reg_read(self.abi.pc_reg) - self.abi.trap_pc_offset
+            self._pending_pc = self.uc.reg_read(abi.pc_reg) - abi.trap_pc_past(st)
             self.request_stop()
         else:
-            pc = self.regs_get(l, (self.abi.pc_reg,))[0]
-            self.regs_set(l, (self.abi.pc_reg,), (pc - n,))
+            pc = self.regs_get(l, (abi.pc_reg,))[0]
+            self.regs_set(l, (abi.pc_reg,), (abi.resume_address(pc - n, st),))
+
+    def _apply_pending_pc(self) -> None:
+        """Write the PC deferred by a write inside the trap hook (restart, setcontext)."""
+        pc, self._pending_pc = self._pending_pc, None
+        abi = self.abi
+        if abi.insn_state_reg is not None:
+            pc = abi.resume_address(pc, self.uc.reg_read(abi.insn_state_reg))
+        self.uc.reg_write(abi.pc_reg, pc)
 
     def blocks_executed(self) -> int:
         if self.native is not None:
@@ -406,6 +442,11 @@ class Machine:
             uclib.uc_context_save(self.uch, self.loaded.l_md.context)
         uclib.uc_context_restore(self.uch, l.l_md.context)
         self.loaded = l
+        if self._ctx_pc:
+            pc = self._ctx_pc.pop(id(l), None)
+            if pc is not None:                  # a PC written while l was off the engine
+                self._pending_pc = pc
+                self._apply_pending_pc()
 
     def start_lwp0(self, l: Lwp, regs: dict[int, int]) -> None:
         for rid, v in regs.items():
@@ -458,8 +499,7 @@ class Machine:
                 except Exception as e:
                     raise InternalError(l, l.l_sysvals or [], e) from e
                 if self._pending_pc is not None:
-                    self.uc.reg_write(self.abi.pc_reg, self._pending_pc)
-                    self._pending_pc = None
+                    self._apply_pending_pc()
                 if l.l_stat != LSONPROC or p.p_exiting:
                     continue
             elif l.l_flag & LW_USERRET:
@@ -507,7 +547,8 @@ class Machine:
         self.stop_requested = False
         self._fault = None
         self._intno = None
-        pc = self._pc.read_live(self.uch)[0]
+        pcv = self._pc.read_live(self.uch)
+        pc = pcv[0] if self._pc.n == 1 else self.abi.resume_address(pcv[0], pcv[1])
         self.in_emu = True
         err = 0
         try:
@@ -528,8 +569,7 @@ class Machine:
                 rr.slice_end(not err and not self.stop_requested and self._intno is None,
                              nat.blocks.value)
         if self._pending_pc is not None:
-            self.uc.reg_write(self.abi.pc_reg, self._pending_pc)
-            self._pending_pc = None
+            self._apply_pending_pc()
         if self._intno is not None:
             self._guest_fault(l, None)
             return

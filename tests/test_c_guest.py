@@ -9,7 +9,7 @@ from tests.guest import run_nbemu
 
 SELF_CHECKING = ["lwp_basic", "lwp_park", "efault", "spin", "manylwp", "startup"]
 # C architectures with a fixture runtime (fixtures/c/rt/<arch>/) that nbemu emulates.
-ARCHES = ["x86_64", "aarch64", "x86"]
+ARCHES = ["x86_64", "aarch64", "x86", "arm"]
 
 
 @pytest.mark.parametrize("arch", ARCHES)

@@ -13,7 +13,7 @@ from tests.guest import run_nbemu
 
 GO_FIXTURES = ["hello", "demo", "tokenring", "lockthreads", "timers", "mutex", "pipeline"]
 # The GOARCHes whose NetBSD port nbemu emulates (guest/arch/).
-GOARCHES = ["amd64", "arm64", "386"]
+GOARCHES = ["amd64", "arm64", "386", "arm"]
 
 
 def _env(name: str) -> dict[str, str]:

@@ -6,13 +6,14 @@ the architecture, they call the ABI object.
 from __future__ import annotations
 
 from .base import Abi
-from . import aarch64, amd64, i386
+from . import aarch64, amd64, arm, i386
 
-_BY_MACHINE: dict[int, Abi] = {a.elf_machine: a for a in (amd64.ABI, aarch64.ABI, i386.ABI)}
+_BY_MACHINE: dict[int, Abi] = {a.elf_machine: a for a in (amd64.ABI, aarch64.ABI, i386.ABI,
+                                                             arm.ABI)}
 
 # e_machine values of NetBSD ports we do not emulate, for a precise message.
 KNOWN_UNSUPPORTED = {
-    40: "arm", 8: "mips", 2: "sparc", 43: "sparc64",
+    8: "mips", 2: "sparc", 43: "sparc64",
     20: "powerpc", 21: "powerpc64", 4: "m68k", 243: "riscv", 9: "s370/s390", 42: "sh",
     36: "v850", 75: "vax", 88: "m32r", 92: "or1k", 18: "sparc32plus", 15: "hppa",
 }

@@ -58,6 +58,25 @@ class Abi:
     # True: the trap glue appends the trapping instruction word (read at
     # PC - trap_pc_offset) to the syscall_in_regs values (svc #imm numbers).
     trap_fetch_insn: bool = False
+    # A register whose value selects the instruction set (ARM: CPSR, whose T bit
+    # means Thumb: a 2-byte svc, and PCs that resume only with bit 0 set); None
+    # where there is one instruction set. The three methods below take its value.
+    insn_state_reg: int | None = None
+    # False where Unicorn cannot write the PC of a saved context (ARM: it crashes);
+    # the Machine then keeps such a PC aside until the LWP is loaded.
+    context_pc_writable: bool = True
+
+    def syscall_insn_size(self, state: int) -> int:
+        """Bytes to back up to restart a system call (syscall_insn_len)."""
+        return self.syscall_insn_len
+
+    def trap_pc_past(self, state: int) -> int:
+        """How far past the system-call instruction the PC reads in the trap hook."""
+        return self.trap_pc_offset
+
+    def resume_address(self, pc: int, state: int) -> int:
+        """The address to give uc_emu_start / a PC write to resume at pc."""
+        return pc
 
     def init_engine(self, uc: object) -> None:
         """One-time set-up of a new Unicorn engine before any LWP runs (e.g. i386's

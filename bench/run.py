@@ -1,11 +1,13 @@
 """nbemu benchmarks: `make bench` writes BENCHMARKS.md.
 
 Each figure comes from the same run, side by side with its reference:
-- CPU loop: ns per iteration of an 11-instruction xorshift loop under nbemu
+- CPU loop, per architecture: ns per iteration of a xorshift loop under nbemu
   (fast and --deterministic) vs the same instructions on bare Unicorn.
 - trivial system call (_lwp_self), park/unpark hop between two LWPs, LWP
   create+exit+wait: per-operation cost from two runs of different sizes, so that
   start-up cancels out.
+- esbuild: bundle time of the NetBSD builds under nbemu vs the Linux builds under
+  qemu-user (bench/esbuild_bench.py).
 - Go fixtures: wall time under nbemu vs the linux/amd64 build under qemu-x86_64
   (Debian's qemu-user) when it is installed, and natively.
 """
@@ -21,18 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
-from unicorn import x86_const as X
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emu.boot import Options, Session  # noqa: E402
 from fixtures.build import build_c, build_go  # noqa: E402
-
-XORSHIFT = bytes.fromhex("4889c248c1e20d4831d04889c248c1ea074831d04889c248c1e2114831d0"
-                         "48ffc14c39c175da90")
-
 
 @contextlib.contextmanager
 def _quiet():
@@ -69,25 +64,6 @@ def per_op(prog: Path, n1: int, n2: int, reps: int = 3, **opts) -> float:
     return max(t2 - t1, 0.0) / (n2 - n1)
 
 
-def _bare_run(n: int) -> float:
-    uc = Uc(UC_ARCH_X86, UC_MODE_64)
-    uc.mem_map(0x400000, 0x1000)
-    uc.mem_write(0x400000, XORSHIFT)
-    uc.reg_write(X.UC_X86_REG_RAX, 88172645463325252)
-    uc.reg_write(X.UC_X86_REG_R8, n)
-    t0 = time.perf_counter()
-    uc.emu_start(0x400000, 0x400000 + len(XORSHIFT) - 1)
-    return time.perf_counter() - t0
-
-
-def bare_unicorn_loop(n: int, reps: int = 3) -> float:
-    """Seconds per iteration on bare Unicorn, by the same two-size difference as
-    per_op (an engine's first run pays one-time costs that would skew a ratio)."""
-    t1 = min(_bare_run(n // 10) for _ in range(reps))
-    t2 = min(_bare_run(n) for _ in range(reps))
-    return max(t2 - t1, 0.0) / (n - n // 10)
-
-
 def _wall(cmd: list[str], reps: int) -> float:
     ts = []
     for _ in range(reps):
@@ -119,7 +95,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    ap.add_argument("--arch", action="append", choices=["x86_64", "aarch64", "x86", "arm"],
+                    help="CPU-loop rows for these C architectures only (default: all four)")
     ns = ap.parse_args()
+    ns.arch = ns.arch or ["x86_64", "aarch64", "x86", "arm"]
     q = ns.quick
     rows: list[str] = []
 
@@ -128,26 +107,9 @@ def main() -> int:
         print(rows[-1], flush=True)
 
     n_loop = 2_000_000 if q else 20_000_000
-    loop = build_c("bench_loop")
-    # Interleave the engines, pair by pair, so a change of the host's clock
-    # speed hits both sides of a ratio alike; report medians.
-    import statistics
-    pairs = []
-    for _ in range(5):
-        b = bare_unicorn_loop(n_loop, reps=1)
-        f = per_op(loop, n_loop // 10, n_loop, reps=1)
-        d = per_op(loop, n_loop // 10, n_loop, reps=1, deterministic=True, seed=1)
-        pairs.append((b, f, d))
-    bare = statistics.median(p[0] for p in pairs)
-    fast = statistics.median(p[1] for p in pairs)
-    det = statistics.median(p[2] for p in pairs)
-    r_fast = statistics.median(p[1] / p[0] for p in pairs)
-    r_det = statistics.median(p[2] / p[0] for p in pairs)
-    row("CPU loop, nbemu fast mode", f"{fast * 1e9:.2f} ns/iter",
-        f"bare Unicorn {bare * 1e9:.2f} ns/iter: **{r_fast:.2f}x** (median of 5 paired runs)",
-        "<= 1.1x")
-    row("CPU loop, nbemu --deterministic", f"{det * 1e9:.2f} ns/iter",
-        f"bare Unicorn: **{r_det:.2f}x**; fast mode: {det / fast:.2f}x", "<= 3x fast")
+    from bench.cpu_loop import rows as loop_rows
+    for r in loop_rows(n_loop, per_op, pairs=5, arches=tuple(ns.arch)):
+        row(*r)
 
     sysc = per_op(build_c("bench_syscall"), 2_000 if q else 20_000, 20_000 if q else 200_000)
     row("trivial system call (_lwp_self)", f"{sysc * 1e6:.2f} us", "", "<= 3 us")
@@ -179,6 +141,10 @@ def main() -> int:
         row(f"Go `{name}` (4 vCPUs)", f"run {t_nb:.2f} s; whole process {t_proc:.2f} s",
             f"{ref}; native {t_n * 1e3:.0f} ms", "")
 
+    from bench.esbuild_bench import rows as esbuild_rows
+    for r in esbuild_rows(1 if q else 3):
+        row(*r)
+
     head = ["# nbemu benchmarks", "",
             f"Written by `make bench` on {time.strftime('%Y-%m-%d')} "
             f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -186,8 +152,9 @@ def main() -> int:
             "is shared and noisy: trust ratios over digits.", "",
             "| what | nbemu | reference | goal |", "|---|---|---|---|"]
     notes = ["", "How: per-operation figures are (t(n2) - t(n1)) / (n2 - n1) of in-process runs "
-             "(best of several), so start-up cancels out; the CPU loop is the same 11 "
-             "instructions in the guest (fixtures/c/bench_loop.c) and on a bare engine. "
+             "(best of several), so start-up cancels out; the CPU loop (per architecture) runs "
+             "the same instructions in the guest (fixtures/c/bench_loop.c) and on a bare engine "
+             "of that architecture (bench/cpu_loop.py copies them out of the ELF file). "
              "Go rows: 'run' is the emulation alone, 'whole process' includes starting "
              "Python and loading nbemu (~0.12 s), which is what the qemu-x86_64 figure "
              "includes too.", "",

@@ -1,0 +1,111 @@
+"""The CPU-loop benchmark per architecture: the loop of fixtures/c/bench_loop.c
+under nbemu vs the very same instructions on a bare Unicorn engine.
+
+The bare side copies the bytes between the ELF symbols bench_loop_body and
+bench_loop_end out of the fixture built for that architecture, so both sides
+run identical code; the registers each loop uses are listed in bench_loop.c.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from unicorn import Uc
+from unicorn import arm64_const as A64
+from unicorn import arm_const as ARM
+from unicorn import x86_const as X
+
+from fixtures.build import build_c
+from guest.arch import for_elf_machine
+
+CODE = 0x400000
+SEED = 88172645463325252
+
+# C architecture name -> (x register, i register, n register) of the loop body.
+LOOP_REGS: dict[str, tuple[int, int, int]] = {
+    "x86_64": (X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_R8),
+    "aarch64": (A64.UC_ARM64_REG_X0, A64.UC_ARM64_REG_X1, A64.UC_ARM64_REG_X2),
+    "x86": (X.UC_X86_REG_EAX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX),
+    "arm": (ARM.UC_ARM_REG_R0, ARM.UC_ARM_REG_R1, ARM.UC_ARM_REG_R2),
+}
+
+
+def loop_body(prog: Path) -> tuple[int, bytes]:
+    """(e_machine, bytes of the loop body) of a bench_loop build."""
+    from elftools.elf.elffile import ELFFile
+    with open(prog, "rb") as f:
+        elf = ELFFile(f)
+        syms = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
+        start, end = syms["bench_loop_body"] & ~1, syms["bench_loop_end"] & ~1
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= start < seg["p_vaddr"] + seg["p_filesz"]:
+                off = start - seg["p_vaddr"]
+                return _machine(prog), seg.data()[off:off + end - start]
+    raise ValueError(f"{prog}: bench_loop_body is not in a loaded segment")
+
+
+def _machine(prog: Path) -> int:
+    """e_machine of an ELF file (little-endian: every port here is)."""
+    return int.from_bytes(prog.read_bytes()[18:20], "little")
+
+
+def _bare_run(arch: str, prog: Path, n: int) -> float:
+    machine, body = loop_body(prog)
+    abi = for_elf_machine(machine)
+    assert abi is not None, f"{prog}: no ABI for e_machine {machine}"
+    uc = Uc(abi.uc_arch, abi.uc_mode)
+    uc.mem_map(CODE, 0x1000)
+    uc.mem_write(CODE, body)
+    rx, ri, rn = LOOP_REGS[arch]
+    uc.reg_write(rx, SEED & ((1 << 8 * abi.word_size) - 1))
+    uc.reg_write(ri, 0)
+    uc.reg_write(rn, n)
+    t0 = time.perf_counter()
+    uc.emu_start(CODE, CODE + len(body))
+    return time.perf_counter() - t0
+
+
+def bare_per_iter(arch: str, prog: Path, n: int) -> float:
+    """Seconds per iteration on bare Unicorn, by the two-size difference (an
+    engine's first run pays one-time costs that would skew a ratio)."""
+    t1 = _bare_run(arch, prog, n // 10)
+    t2 = _bare_run(arch, prog, n)
+    return max(t2 - t1, 0.0) / (n - n // 10)
+
+
+def rows(n: int, per_op: Callable[..., float], pairs: int = 5,
+         arches: tuple[str, ...] = ("x86_64", "aarch64", "x86", "arm")) -> list[tuple[str, str, str, str]]:
+    """Benchmark rows: per architecture, fast and --deterministic vs bare Unicorn
+    (medians of `pairs` interleaved runs, so a change of the host's clock speed
+    hits both sides of a ratio alike)."""
+    out = []
+    for arch in arches:
+        try:
+            prog = build_c("bench_loop", arch)
+            machine, _ = loop_body(prog)
+            abi = for_elf_machine(machine)
+            if abi is None:
+                out.append((f"CPU loop ({arch})", "not supported yet", "", ""))
+                continue
+            runs = []
+            for _ in range(pairs):
+                b = bare_per_iter(arch, prog, n)
+                f = per_op(prog, n // 10, n, reps=1)
+                d = per_op(prog, n // 10, n, reps=1, deterministic=True, seed=1)
+                runs.append((b, f, d))
+        except Exception as e:  # reported, not hidden
+            out.append((f"CPU loop ({arch})", "FAILED", str(e)[:100], ""))
+            continue
+        bare = statistics.median(r[0] for r in runs)
+        fast = statistics.median(r[1] for r in runs)
+        det = statistics.median(r[2] for r in runs)
+        r_fast = statistics.median(r[1] / r[0] for r in runs)
+        r_det = statistics.median(r[2] / r[0] for r in runs)
+        out.append((f"CPU loop ({abi.name}), nbemu fast mode", f"{fast * 1e9:.2f} ns/iter",
+                    f"bare Unicorn {bare * 1e9:.2f} ns/iter: **{r_fast:.2f}x** "
+                    f"(median of {pairs} paired runs)", "<= 1.1x"))
+        out.append((f"CPU loop ({abi.name}), nbemu --deterministic", f"{det * 1e9:.2f} ns/iter",
+                    f"bare Unicorn: **{r_det:.2f}x**; fast mode: {det / max(fast, 1e-12):.2f}x", "<= 3x fast"))
+    return out

@@ -122,6 +122,7 @@ class I386(Abi):
     page_size = PAGE_SIZE
     word_size = 4
     int64_align = 4            # i386 aligns long long / int64_t members to 4
+    alignbytes = 3             # ALIGNBYTES (machine/param.h: sizeof(int) - 1)
     usrstack = VM_MAXUSER_ADDRESS
     vm_maxuser_address = VM_MAXUSER_ADDRESS
     dflssiz = 2 * 1024 * 1024

@@ -89,7 +89,34 @@ def _aarch64_xml() -> str:
 """
 
 
-_BUILT_IN_XML = {"aarch64": _aarch64_xml}
+def _arm_xml() -> str:
+    """NetBSD/earmv7hf as gdb's arm support expects it: the core feature (r0-r12,
+    sp, lr, pc, cpsr), the VFPv3 feature (d0-d31, fpscr) and the tls feature
+    (tpidruro: NetBSD's TLS base, TPIDRURO)."""
+    core = "".join(f'    <reg name="r{i}" bitsize="32" type="uint32"/>\n' for i in range(13))
+    vfp = "".join(f'    <reg name="d{i}" bitsize="64" type="ieee_double"/>\n'
+                  for i in range(32))
+    return f"""<?xml version="1.0"?>
+<!DOCTYPE target SYSTEM "gdb-target.dtd">
+<target version="1.0">
+  <architecture>arm</architecture>
+  <feature name="org.gnu.gdb.arm.core">
+{core}    <reg name="sp" bitsize="32" type="data_ptr"/>
+    <reg name="lr" bitsize="32"/>
+    <reg name="pc" bitsize="32" type="code_ptr"/>
+    <reg name="cpsr" bitsize="32"/>
+  </feature>
+  <feature name="org.gnu.gdb.arm.vfp">
+{vfp}    <reg name="fpscr" bitsize="32" type="int" group="float"/>
+  </feature>
+  <feature name="org.gnu.gdb.arm.tls">
+    <reg name="tpidruro" bitsize="32" type="data_ptr"/>
+  </feature>
+</target>
+"""
+
+
+_BUILT_IN_XML = {"aarch64": _aarch64_xml, "earmv7hf": _arm_xml}
 
 
 class Reg:
@@ -141,7 +168,20 @@ def _aarch64_map() -> dict[str, tuple[str, int, int]]:
     return m
 
 
-_MAPS = {"amd64": _amd64_map, "aarch64": _aarch64_map}
+def _arm_map() -> dict[str, tuple[str, int, int]]:
+    from unicorn import arm_const as A
+    m: dict[str, tuple[str, int, int]] = {}
+    for i in range(13):
+        m[f"r{i}"] = ("int", A.UC_ARM_REG_R0 + i, 0)
+    for n in ("sp", "lr", "pc", "cpsr", "fpscr"):
+        m[n] = ("int", getattr(A, "UC_ARM_REG_" + n.upper()), 0)
+    for i in range(32):
+        m[f"d{i}"] = ("int", A.UC_ARM_REG_D0 + i, 0)    # 64-bit: fits the batches
+    m["tpidruro"] = ("int", A.UC_ARM_REG_C13_C0_3, 0)
+    return m
+
+
+_MAPS = {"amd64": _amd64_map, "aarch64": _aarch64_map, "earmv7hf": _arm_map}
 
 
 class RegFile:

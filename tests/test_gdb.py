@@ -17,7 +17,7 @@ from fixtures.build import build_c
 from tests.test_gdb_protocol import FIXTURE, Nbemu
 
 
-GDB_ARCH = {"x86_64": "i386:x86-64", "aarch64": "aarch64"}
+GDB_ARCH = {"x86_64": "i386:x86-64", "aarch64": "aarch64", "arm": "arm"}
 
 
 def _find_gdb(arch: str) -> tuple[str | None, str]:
@@ -66,7 +66,7 @@ def run_gdb(commands: list[str], *args: str, target: str | None = None,
     return g.stdout + g.stderr, rc, out, err
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "arm"])
 def test_threads_breakpoint_backtrace_watchpoint_exit(arch: str) -> None:
     text, rc, out, err = run_gdb([
         "break worker_body", "continue",

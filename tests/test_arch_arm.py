@@ -338,14 +338,59 @@ h_thumb(int sig, siginfo_t *si, void *ctx)
 }
 
 static int
-sig_install(int sig, void (*fn)(int, siginfo_t *, void *))
+sig_install(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = fn;
-	sa.sa_flags = SA_SIGINFO;
+	sa.sa_flags = SA_SIGINFO | flags;
 	return (int)__syscall5(SYS___sigaction_sigtramp, sig, (long)&sa, 0, (long)sig_tramp, 2);
+}
+
+/* A reader blocked in read(2), in ARM or Thumb state, takes a signal: with
+ * SA_RESTART the read restarts (pc backs up 4 or 2 bytes over the svc), without
+ * it returns EINTR. */
+static int pfd[2];
+static volatile long read_result;
+static char read_buf[2];
+static volatile int thumb_reader;
+
+static void
+reader(void *arg)
+{
+	struct res r;
+
+	(void)arg;
+	if (thumb_reader)
+		thumb_svc(SYS_read, pfd[0], (long)read_buf, 1, &r);
+	else
+		SVC(0xa00000 | SYS_read, pfd[0], read_buf, 1, 0, r);
+	read_result = r.c ? -r.r0 : r.r0;
+}
+
+static long
+interrupted_read(int thumb, int flags, void *stack, size_t size)
+{
+	lwpid_t lid;
+	long w;
+
+	sig_install(SIGUSR2, h_thumb, flags);
+	thumb_reader = thumb;
+	read_result = 12345;
+	read_buf[0] = 0;
+	if (lwp_spawn(reader, NULL, stack, size, 0, &lid) != 0)
+		return -1000;
+	nbrt_sleep_ms(30);
+	_lwp_kill(lid, SIGUSR2);
+	nbrt_sleep_ms(30);
+	w = write(pfd[1], "z", 1);
+	_lwp_wait(lid, NULL);
+	if (read_result == -EINTR) {
+		char c;
+		read(pfd[0], &c, 1);		/* drain */
+	}
+	return w == 1 ? read_result : -2000;
 }
 
 /* ---- LWPs ---- */
@@ -433,7 +478,7 @@ main(int argc, char **argv, char **envp)
 	CHECK_EQ("creator's TPIDRURO unchanged", tpidruro(), 0x12345678);
 
 	/* signals: sendsig_siginfo's frame */
-	CHECK_EQ("sigaction SIGUSR1", sig_install(SIGUSR1, h_usr1), 0);
+	CHECK_EQ("sigaction SIGUSR1", sig_install(SIGUSR1, h_usr1, 0), 0);
 	SVC(0xa00000 | SYS_kill, pid, SIGUSR1, 0, 0, r);
 	CHECK_EQ("handler ran with signo in r0", h_sig, SIGUSR1);
 	CHECK("r1 = &siginfo, r2 = &ucontext = &siginfo + 128",
@@ -445,10 +490,23 @@ main(int argc, char **argv, char **envp)
 	    (h_flags & (_UC_CPU | _UC_SIGMASK)) == (_UC_CPU | _UC_SIGMASK));
 	CHECK("kill returned through setcontext with the handler's r1", r.c == 0 &&
 	    r.r0 == 0 && r.r1 == 0x5151);
-	CHECK_EQ("sigaction SIGUSR2 (Thumb handler)", sig_install(SIGUSR2, h_thumb), 0);
+	CHECK_EQ("sigaction SIGUSR2 (Thumb handler)", sig_install(SIGUSR2, h_thumb, 0), 0);
 	SVC(0xa00000 | SYS_kill, pid, SIGUSR2, 0, 0, r);
 	CHECK_EQ("Thumb handler ran (CPSR.T from the address's bit 0)", thumb_hits, 1);
 	CHECK_EQ("back in ARM state after it", tpidruro(), 0x12345678);
+
+	/* ERESTART: the svc again, 4 bytes back in ARM state, 2 in Thumb */
+	CHECK_EQ("pipe", pipe(pfd), 0);
+	for (int thumb = 0; thumb < 2; thumb++) {
+		int before = thumb_hits;
+
+		CHECK_EQ(thumb ? "Thumb SA_RESTART: read restarted" : "ARM SA_RESTART: read restarted",
+		    interrupted_read(thumb, SA_RESTART, stack, sizeof(stack)), 1);
+		CHECK(thumb ? "Thumb SA_RESTART: the byte" : "ARM SA_RESTART: the byte",
+		    read_buf[0] == 'z' && thumb_hits == before + 1);
+		CHECK_EQ(thumb ? "Thumb no SA_RESTART: EINTR" : "ARM no SA_RESTART: EINTR",
+		    interrupted_read(thumb, 0, stack, sizeof(stack)), -EINTR);
+	}
 	return nbrt_done();
 }
 """

@@ -12,7 +12,9 @@ System calls (syscall.c swi_handler / syscall):
     range, os bits 0, is accepted too). Go's runtime and NetBSD's libc both trap so.
   - Thumb state (CPSR.T): the 8-bit immediate cannot hold N: the number is in r0
     and the first argument in ip (r12); the kernel rebuilds the ARM instruction
-    from r0 and moves ip into r0.
+    from r0 and moves ip into r0. (nbemu leaves r0 alone: the only visible
+    difference is that a restarted Thumb call works; NetBSD would restart it
+    with the first argument as its number. NetBSD's own userland is ARM code.)
   - four arguments in r0..r3, the rest copied in from the user sp. syscall() and
     __syscall() are plain table entries (kern/sys_syscall.c): the real number is
     the first argument, one word or a quad in r0:r1 (Kernel.decode_args).

@@ -107,12 +107,20 @@ def load_segments(vm: VmMap, img: ElfImage, bias: int) -> tuple[int, int]:
     return lo, hi
 
 
+def placedynexec(img: ElfImage, page_size: int) -> int:
+    """Load offset of a position-independent executable, as exec_elf.c's
+    elf_placedynexec() picks it with PaX ASLR off: the largest PT_LOAD alignment,
+    at least a page (so a PIE does not depend on where the host would put it)."""
+    align = max((ph.p_align for ph in img.phdrs if ph.p_type == PT_LOAD), default=1)
+    return max(align, page_size)
+
+
 def exec_image(vm: VmMap, img: ElfImage, abi: archmod.Abi, argv: list[bytes],
                envp: list[bytes], execname: bytes, uid: int, gid: int) -> ExecResult:
     page = abi.page_size
     bias = 0
     if img.e_type == ET_DYN:
-        bias = 0x200000000        # static PIE: a fixed, deterministic load address
+        bias = placedynexec(img, page)
     lo, hi = load_segments(vm, img, bias)
     # The data segment (break) starts after the highest segment.
     vm.vm_daddr = (hi + page - 1) & ~(page - 1)

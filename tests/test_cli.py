@@ -154,3 +154,47 @@ def test_guest_starts_in_nbemus_cwd(tmp_path: Path) -> None:
                        cwd=sub, capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert r.returncode == 0 and r.stdout.strip() == "/a/b", r.stderr
+
+
+_PIE_C = r"""
+static const char msg[] = "pie ok\n";
+void _start(void) {
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(4), "D"(1), "S"(msg), "d"(sizeof msg - 1)
+                     : "rcx", "r11", "memory");
+    __asm__ volatile("syscall" :: "a"(1), "D"((long)(ret == 7 ? 0 : 1)) : "rcx", "r11", "memory");
+    for (;;) ;
+}
+"""
+
+
+def test_static_pie_is_placed_as_netbsd_does(tmp_path: Path) -> None:
+    """A static PIE (ET_DYN, no PT_INTERP) runs, loaded where exec_elf.c's
+    elf_placedynexec puts it with ASLR off: at max(largest PT_LOAD p_align, PAGE_SIZE)."""
+    from fixtures.build import C_RT_DIR, ZIG_HOME, zig_command
+    src = tmp_path / "pie.c"
+    src.write_text(_PIE_C)
+    exe = tmp_path / "pie"
+    env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(ZIG_HOME / "global"),
+               ZIG_LOCAL_CACHE_DIR=str(tmp_path / "zig-local"))
+    zig = zig_command()
+    for cmd in ([*zig, "cc", "-target", "x86_64-netbsd", "-fPIE", "-ffreestanding", "-O2", "-c",
+                 str(src), "-o", str(tmp_path / "pie.o")],
+                [*zig, "cc", "-target", "x86_64-netbsd", "-c", str(C_RT_DIR / "netbsd_note.S"),
+                 "-o", str(tmp_path / "note.o")],
+                [*zig, "ld.lld", "-pie", "--no-dynamic-linker", "-e", "_start",
+                 str(tmp_path / "pie.o"), str(tmp_path / "note.o"), "-o", str(exe)]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+    from guest.elf import ET_DYN, PT_LOAD, parse
+    img = parse(exe.read_bytes())
+    assert img.e_type == ET_DYN and img.interp is None
+    align = max(ph.p_align for ph in img.phdrs if ph.p_type == PT_LOAD)
+    r = nbemu("--strace=/dev/stderr", str(exe))
+    assert r.returncode == 0 and r.stdout == "pie ok\n", r.stderr
+    # write(1, &msg, 7): msg's link-time address plus the load offset
+    from elftools.elf.elffile import ELFFile
+    with open(exe, "rb") as f:
+        msg = next(s["st_value"] for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()
+                   if s.name == "msg")
+    assert f"write(1, {max(align, 4096) + msg:#x}, 7) = 7" in r.stderr, r.stderr

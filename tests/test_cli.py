@@ -198,3 +198,28 @@ def test_static_pie_is_placed_as_netbsd_does(tmp_path: Path) -> None:
         msg = next(s["st_value"] for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()
                    if s.name == "msg")
     assert f"write(1, {max(align, 4096) + msg:#x}, 7) = 7" in r.stderr, r.stderr
+
+
+def test_byte_order_contradicting_machine(tmp_path: Path) -> None:
+    """A real big-endian NetBSD/armeb program (zig, armeb-netbsd-eabihf): NetBSD's
+    earmv7hf port is little-endian, so the byte order contradicts the machine."""
+    from fixtures.build import C_RT_DIR, ZIG_HOME, zig_command
+    src = tmp_path / "loop.c"
+    src.write_text("int x; void _start(void) { for (;;) x++; }\n")
+    exe = tmp_path / "armeb"
+    env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(ZIG_HOME / "global"),
+               ZIG_LOCAL_CACHE_DIR=str(tmp_path / "zig-local"))
+    zig, target = zig_command(), "armeb-netbsd-eabihf"
+    for cmd in ([*zig, "cc", "-target", target, "-O2", "-ffreestanding", "-c", str(src), "-o",
+                 str(tmp_path / "loop.o")],
+                [*zig, "cc", "-target", target, "-c", str(C_RT_DIR / "netbsd_note.S"), "-o",
+                 str(tmp_path / "note.o")],
+                [*zig, "ld.lld", "-static", "-e", "_start", str(tmp_path / "loop.o"),
+                 str(tmp_path / "note.o"), "-o", str(exe)]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+    assert exe.read_bytes()[5] == 2                      # EI_DATA: ELFDATA2MSB
+    r = nbemu(str(exe))
+    assert r.returncode == 126
+    line = _one_line(r)
+    assert "big-endian" in line and "earmv7hf" in line, line

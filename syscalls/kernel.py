@@ -47,6 +47,7 @@ class Kernel:
     def __init__(self, abi: Any, platform: Platform, ncpu: int = 4, deterministic: bool = False,
                  seed: int = 0, root: str = "/", env_warn: Callable[[str], None] | None = None) -> None:
         self.abi = abi
+        self._ilp32 = abi.word_size == 4     # argument words are 32-bit (table.decode32)
         self.platform = platform
         self.ncpu = ncpu
         self.deterministic = deterministic
@@ -214,13 +215,28 @@ class Kernel:
 
     def syscall(self, l: Lwp, vals: list[int]) -> None:
         """Serve the system call whose registers are `vals` (abi.syscall_in_regs)."""
-        code, args = self.decode_args(l, vals)
+        abi = self.abi
+        code, regargs, sp = abi.decode_syscall(vals)
+        ent = SYSENT.get(code)
+        # The common case inline (it is every system call's cost): a direct call
+        # whose arguments all came in registers. Anything else: decode_args.
+        if ent is not None and code != SYS_syscall and code != SYS___syscall:
+            if self._ilp32:
+                n, decode = ent.nwords32, ent.decode32
+            else:
+                n, decode = ent.nargs, ent.decode
+            if n <= len(regargs):
+                args = ent.argcls(decode(regargs))  # type: ignore[misc]
+            else:
+                code, args = self.decode_args(l, vals)
+        else:
+            code, args = self.decode_args(l, vals)
+            ent = SYSENT.get(code)
         self.nsyscalls += 1
         self.clock.syscalls += 1
         l.l_syshist.append(code)     # last system calls, for reports (~20 ns)
-        ent = SYSENT.get(code)
         handler = ent.handler if ent is not None else None
-        retval = [0, vals[self.abi.rv1_index]]
+        retval = [0, vals[abi.rv1_index]]
         if args.__class__ is int:
             self._finish(l, vals, args, retval, code, ())   # type: ignore[arg-type]
             return

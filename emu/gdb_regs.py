@@ -116,7 +116,66 @@ def _arm_xml() -> str:
 """
 
 
-_BUILT_IN_XML = {"aarch64": _aarch64_xml, "earmv7hf": _arm_xml}
+def _i386_xml() -> str:
+    """NetBSD/i386 as gdb's i386 support expects it: the core feature (eight GPRs
+    in gdb's order eax ecx edx ebx esp ebp esi edi, eip, eflags, the six segment
+    selectors, then the x87 registers: gdb requires all of them), the sse feature
+    (xmm0-7, mxcsr) and the segments feature (fs_base, gs_base: NetBSD's TLS
+    base is the %gs base)."""
+    gprs = "".join(f'    <reg name="{n}" bitsize="32" type="{t}"/>\n' for n, t in (
+        ("eax", "int32"), ("ecx", "int32"), ("edx", "int32"), ("ebx", "int32"),
+        ("esp", "data_ptr"), ("ebp", "data_ptr"), ("esi", "int32"), ("edi", "int32"),
+        ("eip", "code_ptr"), ("eflags", "i386_eflags")))
+    eflags = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
+        ("CF", 0), ("", 1), ("PF", 2), ("AF", 4), ("ZF", 6), ("SF", 7), ("TF", 8),
+        ("IF", 9), ("DF", 10), ("OF", 11), ("NT", 14), ("RF", 16), ("VM", 17),
+        ("AC", 18), ("VIF", 19), ("VIP", 20), ("ID", 21)))
+    segs = "".join(f'    <reg name="{n}" bitsize="32" type="int32"/>\n'
+                   for n in ("cs", "ss", "ds", "es", "fs", "gs"))
+    x87 = "".join(f'    <reg name="st{i}" bitsize="80" type="i387_ext"/>\n' for i in range(8))
+    x87 += "".join(f'    <reg name="{n}" bitsize="32" type="int" group="float"/>\n' for n in (
+        "fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop"))
+    mxcsr = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
+        ("IE", 0), ("DE", 1), ("ZE", 2), ("OE", 3), ("UE", 4), ("PE", 5), ("DAZ", 6),
+        ("IM", 7), ("DM", 8), ("ZM", 9), ("OM", 10), ("UM", 11), ("PM", 12), ("FZ", 15)))
+    xmm = "".join(f'    <reg name="xmm{i}" bitsize="128" type="vec128"/>\n' for i in range(8))
+    return f"""<?xml version="1.0"?>
+<!DOCTYPE target SYSTEM "gdb-target.dtd">
+<target version="1.0">
+  <architecture>i386</architecture>
+  <feature name="org.gnu.gdb.i386.core">
+    <flags id="i386_eflags" size="4">
+{eflags}    </flags>
+{gprs}{segs}{x87}  </feature>
+  <feature name="org.gnu.gdb.i386.sse">
+    <vector id="v4f" type="ieee_single" count="4"/>
+    <vector id="v2d" type="ieee_double" count="2"/>
+    <vector id="v16i8" type="int8" count="16"/>
+    <vector id="v8i16" type="int16" count="8"/>
+    <vector id="v4i32" type="int32" count="4"/>
+    <vector id="v2i64" type="int64" count="2"/>
+    <union id="vec128">
+      <field name="v4_float" type="v4f"/>
+      <field name="v2_double" type="v2d"/>
+      <field name="v16_int8" type="v16i8"/>
+      <field name="v8_int16" type="v8i16"/>
+      <field name="v4_int32" type="v4i32"/>
+      <field name="v2_int64" type="v2i64"/>
+      <field name="uint128" type="uint128"/>
+    </union>
+    <flags id="i386_mxcsr" size="4">
+{mxcsr}    </flags>
+{xmm}    <reg name="mxcsr" bitsize="32" type="i386_mxcsr" group="vector"/>
+  </feature>
+  <feature name="org.gnu.gdb.i386.segments">
+    <reg name="fs_base" bitsize="32" type="int"/>
+    <reg name="gs_base" bitsize="32" type="int"/>
+  </feature>
+</target>
+"""
+
+
+_BUILT_IN_XML = {"aarch64": _aarch64_xml, "earmv7hf": _arm_xml, "i386": _i386_xml}
 
 
 class Reg:
@@ -181,7 +240,35 @@ def _arm_map() -> dict[str, tuple[str, int, int]]:
     return m
 
 
-_MAPS = {"amd64": _amd64_map, "aarch64": _aarch64_map, "earmv7hf": _arm_map}
+def _i386_map() -> dict[str, tuple[str, int, int]]:
+    """As amd64's, plus kinds 'const' (the value arg, writes ignored) and 'tls'
+    (batched read, written through abi.set_tls). Unicorn's selectors stay 0 in
+    nbemu: gdb sees the user selectors NetBSD loads (as mcontexts show them).
+    %gs base: read from its DR0 shadow, written through the IA32_GS_BASE MSR
+    (guest/arch/i386.py)."""
+    from unicorn import x86_const as X
+
+    from guest.arch import i386 as I
+    m: dict[str, tuple[str, int, int]] = {}
+    for n in "eax ecx edx ebx esp ebp esi edi eip eflags mxcsr".split():
+        m[n] = ("int", getattr(X, "UC_X86_REG_" + n.upper()), 0)
+    for n, v in (("cs", I.USER_CS), ("ss", I.USER_DS), ("ds", I.USER_DS),
+                 ("es", I.USER_DS), ("fs", I.USER_FS), ("gs", I.USER_GS)):
+        m[n] = ("const", 0, v)
+    for n, u in (("fctrl", "FPCW"), ("fstat", "FPSW"), ("fiseg", "FCS"), ("fioff", "FIP"),
+                 ("foseg", "FDS"), ("fooff", "FDP"), ("fop", "FOP")):
+        m[n] = ("int", getattr(X, "UC_X86_REG_" + u), 0)
+    m["ftag"] = ("ftag", X.UC_X86_REG_FPTAG, 0)
+    for i in range(8):
+        m[f"st{i}"] = ("st", X.UC_X86_REG_FP0, i)
+        m[f"xmm{i}"] = ("wide", getattr(X, f"UC_X86_REG_XMM{i}"), 0)
+    m["fs_base"] = ("const", 0, 0)          # NetBSD/i386 TLS uses %gs only
+    m["gs_base"] = ("tls", I.TLS_SHADOW, 0)
+    return m
+
+
+_MAPS = {"amd64": _amd64_map, "aarch64": _aarch64_map, "earmv7hf": _arm_map,
+         "i386": _i386_map}
 
 
 class RegFile:
@@ -200,10 +287,10 @@ class RegFile:
             size = int(el.get("bitsize", "0")) // 8
             kind, uc, arg = names.get(name, ("none", None, 0))
             self.regs.append(Reg(len(self.regs), name, size, uc, kind, arg))
-        self._batched = [r for r in self.regs if r.kind in ("int", "ro", "ftag")]
+        self._batched = [r for r in self.regs if r.kind in ("int", "ro", "ftag", "tls")]
         self._batch_ids = tuple(r.uc for r in self._batched)  # type: ignore[misc]
         self._fpsw: int | None = None
-        if arch == "amd64":
+        if arch in ("amd64", "i386"):
             from unicorn import x86_const as X
             self._fpsw = X.UC_X86_REG_FPSW
         self._buf = ctypes.create_string_buffer(64)
@@ -238,8 +325,10 @@ class RegFile:
             top = (self.m.regs_get(l, (self._fpsw,))[0] >> 11) & 7
         out: list[bytes | None] = []
         for r in self.regs:
-            if r.kind in ("int", "ro"):
+            if r.kind in ("int", "ro", "tls"):
                 out.append((vals[r.num] & ((1 << (8 * r.size)) - 1)).to_bytes(r.size, "little"))
+            elif r.kind == "const":
+                out.append(r.arg.to_bytes(r.size, "little"))
             elif r.kind == "ftag":
                 # Unicorn: 2 bits per physical register, 01 = empty; gdb: the
                 # full x87 tag word, 11 = empty, 00 = valid.
@@ -276,8 +365,10 @@ class RegFile:
             self._raw_write(l, r.uc + ((top + r.arg) & 7), data)  # type: ignore[operator]
         elif r.kind == "wide":
             self._raw_write(l, r.uc, data)  # type: ignore[arg-type]
-        # 'ro' (segment selectors) and 'ftag': accepted, not applied — loading a
-        # selector in 64-bit mode would need descriptor tables nbemu does not model.
+        elif r.kind == "tls":
+            self.m.abi.set_tls(self.m, l, int.from_bytes(data, "little"))
+        # 'ro' / 'const' (segment selectors) and 'ftag': accepted, not applied —
+        # loading a selector would need descriptor tables nbemu does not model.
         return True
 
     def write_all(self, l: "Lwp", blob: bytes) -> bool:

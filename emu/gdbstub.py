@@ -11,8 +11,8 @@ they reject the target description ("Architecture rejected target-supplied
 description"). gdb 13 cannot open a Unix socket itself: relay it, e.g.
 `target remote | socat - UNIX-CONNECT:/path`. Without a `file` command gdb
 fetches the program's path from the stub (qXfer:exec-file). Architectures:
-amd64 (guest/arch/amd64_gdb.xml) and aarch64 (built in emu/gdb_regs.py; needs
-gdb-multiarch).
+amd64 (guest/arch/amd64_gdb.xml), aarch64, earmv7hf and i386 (built in
+emu/gdb_regs.py; need gdb-multiarch).
 
 What gdb sees
 -------------

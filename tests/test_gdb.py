@@ -17,7 +17,7 @@ from fixtures.build import build_c
 from tests.test_gdb_protocol import FIXTURE, Nbemu
 
 
-GDB_ARCH = {"x86_64": "i386:x86-64", "aarch64": "aarch64", "arm": "arm"}
+GDB_ARCH = {"x86_64": "i386:x86-64", "aarch64": "aarch64", "arm": "arm", "x86": "i386"}
 
 
 def _find_gdb(arch: str) -> tuple[str | None, str]:
@@ -66,7 +66,7 @@ def run_gdb(commands: list[str], *args: str, target: str | None = None,
     return g.stdout + g.stderr, rc, out, err
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "arm"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "arm", "x86"])
 def test_threads_breakpoint_backtrace_watchpoint_exit(arch: str) -> None:
     text, rc, out, err = run_gdb([
         "break worker_body", "continue",
@@ -113,6 +113,37 @@ def test_step_next_finish_registers_and_memory() -> None:
     assert re.search(r'Thread \d+ "worker-2" hit Breakpoint 2, store_shared', text), text
     assert re.search(r"^worker \(arg=0x2\) at .*gdb_threads.c", text, re.M), text  # finish
     assert re.search(r"^\$4 = 42$", text, re.M), text
+    assert "exited with code 07" in text and rc == 7, (text, err)
+
+
+def test_i386_step_finish_registers_tls_x87_sse() -> None:
+    """NetBSD/i386: eip moves by stepi, NetBSD's user selectors, the %gs base
+    (the TLS base: written through the IA32_GS_BASE MSR, read back), an x87 and
+    an SSE register written and read back, finish out of a breakpoint."""
+    text, rc, out, err = run_gdb([
+        "info registers eip", "stepi", "stepi", "info registers eip",
+        "break main", "continue", "next",
+        "print shared_value", "set var shared_value = 5", "print shared_value",
+        "info registers cs ss ds es fs gs",
+        "set $gs_base = 0x1234", "print/x $gs_base", "set $gs_base = 0",
+        "set $st0 = 1.5", "print $st0",
+        "set $xmm1.v4_int32[0] = 7", "print $xmm1.v4_int32",
+        "x/2i $pc",
+        "break store_shared", "continue", "finish",
+        "print shared_value",
+        "delete", "continue"], arch="x86")
+    eips = re.findall(r"^eip\s+(0x[0-9a-f]+)\s", text, re.M)
+    assert len(eips) == 2 and int(eips[1], 16) > int(eips[0], 16), text
+    assert "Breakpoint 1, main (" in text, text
+    assert "$1 = 0" in text and "$2 = 5" in text, text
+    for seg, sel in (("cs", 0x17), ("ss", 0x1f), ("ds", 0x1f), ("es", 0x1f), ("fs", 0xab),
+                     ("gs", 0xb3)):
+        assert re.search(rf"^{seg}\s+{sel:#x}\s", text, re.M), (seg, text)
+    assert "$3 = 0x1234" in text and "$4 = 1.5" in text and "$5 = {7, 0, 0, 0}" in text, text
+    assert re.search(r"=> 0x[0-9a-f]+ <main\+\d+>:", text), text
+    assert re.search(r'Thread \d+ "worker-2" hit Breakpoint 2, store_shared', text), text
+    assert re.search(r"^worker \(arg=0x2\) at .*gdb_threads.c", text, re.M), text  # finish
+    assert re.search(r"^\$6 = 42$", text, re.M), text
     assert "exited with code 07" in text and rc == 7, (text, err)
 
 

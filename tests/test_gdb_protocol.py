@@ -571,3 +571,82 @@ def test_lwp_state_words_and_signal_numbers() -> None:
     assert unescape(escape(data)) == data
     assert not any(c in escape(data) for c in b"#$*")
     assert frame(b"OK") == b"$OK#9a" and checksum(b"OK") == 0x9A
+
+
+def test_i386_registers_breakpoint_step_int3(stub) -> None:
+    """NetBSD/i386: target.xml, the 'g' packet's layout, NetBSD's user
+    selectors, the %gs base written and read, a Z0 breakpoint, single steps,
+    and an int3 (0xCC) patched into the text stopping with SIGTRAP."""
+    from elftools.elf.elffile import ELFFile
+    prog = build_c(FIXTURE, arch="x86")
+    with open(prog, "rb") as f:
+        elf = ELFFile(f)
+        entry = elf.header.e_entry
+        syms = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
+    n = stub(arch="x86")
+    c = n.connect()
+    assert "swbreak+" in c.ask("qSupported:swbreak+;xmlRegisters=i386").decode()
+    xml = b""
+    while True:
+        part = c.ask(f"qXfer:features:read:target.xml:{len(xml):x},400")
+        xml += part[1:]
+        if part[:1] == b"l":
+            break
+    assert b"<architecture>i386</architecture>" in xml
+    for feat in (b"org.gnu.gdb.i386.core", b"org.gnu.gdb.i386.sse",
+                 b"org.gnu.gdb.i386.segments"):
+        assert feat in xml
+    assert b"i386.linux" not in xml and b'name="xmm8"' not in xml
+    # 'g': eax..edi, eip, eflags, 6 selectors (4 bytes each), 8 x87 (10),
+    # 8 x87 control (4), 8 xmm (16), mxcsr, fs_base, gs_base (4)
+    g = c.ask("g")
+    assert len(g) == 2 * (16 * 4 + 8 * 10 + 8 * 4 + 8 * 16 + 3 * 4), len(g)
+    word = lambda i: int.from_bytes(bytes.fromhex(g[8 * i:8 * i + 8].decode()), "little")  # noqa: E731
+    assert word(8) == entry                         # eip is register 8
+    assert [word(i) for i in range(10, 16)] == [0x17, 0x1f, 0x1f, 0x1f, 0xab, 0xb3]
+    assert c.ask("pf") == b"b3000000"               # gs: GSEL(GUGS_SEL, SEL_UPL)
+    fctrl = 16 * 4 + 8 * 10
+    assert g[2 * fctrl:2 * fctrl + 8] == b"7f030000"        # __INITIAL_NPXCW__
+    mxcsr = fctrl + 8 * 4 + 8 * 16
+    assert g[2 * mxcsr:2 * mxcsr + 8] == b"801f0000"        # __INITIAL_MXCSR__
+    # writes: eax, the %gs base (through the MSR), a selector (ignored), xmm0
+    assert c.ask("P0=efbeadde") == b"OK" and c.ask("p0") == b"efbeadde"
+    assert c.ask("P2a=78563412") == b"OK" and c.ask("p2a") == b"78563412"
+    assert c.ask("P2a=00000000") == b"OK"
+    assert c.ask("Pf=00000000") == b"OK" and c.ask("pf") == b"b3000000"
+    x = "00112233445566778899aabbccddeeff"
+    assert c.ask(f"P20={x}") == b"OK" and c.ask("p20") == x.encode()
+    assert c.ask("P20=" + "0" * 32) == b"OK"
+    # a software breakpoint: the stop names the LWP, the PC is the breakpoint's
+    wb = syms["worker_body"]
+    assert c.ask(f"Z0,{wb:x},1") == b"OK"
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    assert stop.startswith("T05") and "swbreak:;" in stop, stop
+    lid = int(re.search(r"thread:([0-9a-f]+);", stop).group(1), 16)
+    assert c.ask(f"Hg{lid:x}") == b"OK"
+    assert int.from_bytes(bytes.fromhex(c.ask("p8").decode()), "little") == wb
+    assert c.ask(f"z0,{wb:x},1") == b"OK"
+    pcs = []
+    for _ in range(3):
+        c.send(f"vCont;s:{lid:x}")
+        assert re.search(rf"^T05.*thread:{lid:x};", c.reply().decode())
+        pcs.append(int.from_bytes(bytes.fromhex(c.ask("p8").decode()), "little"))
+    assert pcs[0] != wb and len(set(pcs)) == 3, (hex(wb), pcs)
+    # int3 written into the text (as a debugger without Z0 would): SIGTRAP with
+    # eip past the 0xCC; put the byte back, back eip up, and run on
+    ss = syms["store_shared"]
+    orig = c.ask(f"m{ss:x},1").decode()
+    assert c.ask(f"M{ss:x},1:cc") == b"OK"
+    c.send("vCont;c")
+    stop = c.reply().decode()
+    assert stop.startswith("T05"), stop
+    lid = int(re.search(r"thread:([0-9a-f]+);", stop).group(1), 16)
+    assert c.ask(f"Hg{lid:x}") == b"OK"
+    assert int.from_bytes(bytes.fromhex(c.ask("p8").decode()), "little") == ss + 1
+    assert c.ask(f"M{ss:x},1:{orig}") == b"OK"
+    assert c.ask("P8=" + ss.to_bytes(4, "little").hex()) == b"OK"
+    c.send("vCont;c")
+    assert c.reply() == b"W07"
+    rc, out, err = n.finish()
+    assert rc == 7 and "done" in out and "Traceback" not in err, (rc, out, err)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fixtures.build import build_c
-from tests.guest import run_nbemu
+from tests.guest import ARCHES, run_nbemu
 
 SELF_CHECKING = ["lwp_basic", "lwp_park", "efault", "spin", "manylwp", "startup"]
-# C architectures with a fixture runtime (fixtures/c/rt/<arch>/) that nbemu emulates.
-ARCHES = ["x86_64", "aarch64", "x86", "arm"]
 
 
 @pytest.mark.parametrize("arch", ARCHES)

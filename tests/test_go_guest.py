@@ -9,11 +9,9 @@ import pytest
 
 from fixtures.build import build_go
 from fixtures.expected import GO_ARGS, GO_ENV, GO_OUTPUT, comparable
-from tests.guest import run_nbemu
+from tests.guest import GOARCHES, run_nbemu
 
 GO_FIXTURES = ["hello", "demo", "tokenring", "lockthreads", "timers", "mutex", "pipeline"]
-# The GOARCHes whose NetBSD port nbemu emulates (guest/arch/).
-GOARCHES = ["amd64", "arm64", "386", "arm"]
 
 
 def _env(name: str) -> dict[str, str]:

@@ -11,6 +11,10 @@ Where nbemu still disagrees with NetBSD and the fix belongs outside sys_lwp.py, 
 check's key is listed in KNOWN with the reason: the fixture test tolerates those
 FAIL lines, and test_known_divergence (xfail) shows each one until it is fixed.
 
+The fixtures run on every port (tests/guest.py ARCHES); where NetBSD's ports differ
+(cpu_mcontext_validate, cpu_lwp_setprivate's range check, ILP32 sizes) the fixture
+has per-port expectations naming the NetBSD source.
+
 Branches no guest can reach on nbemu (or reliably on NetBSD) are checked on the
 kernel alone (tests/khelp.py): _lwp_wakeup's EBUSY (no system call sleeps
 uninterruptibly) and _lwp_create's ENOMEM (u-area arena exhausted).
@@ -24,7 +28,7 @@ import struct
 import pytest
 
 from fixtures.build import build_c
-from tests.guest import run_nbemu
+from tests.guest import OTHER_ARCHES, run_nbemu
 
 FIXTURES = ["lwp_errno_create", "lwp_errno_suspend", "lwp_errno_wakeup", "lwp_errno_wait",
             "lwp_errno_park", "lwp_errno_misc", "lwp_errno_exit", "lwp_errno_limits"]
@@ -34,11 +38,14 @@ KNOWN: dict[tuple[str, str], str] = {}
 
 _LINE = re.compile(r"^(ok|FAIL) ([^:\n]+):", re.M)
 
+# Every fixture on every port; 1 and 4 vCPUs on amd64, 4 on the others (CI time).
+ARCH_NCPU = [("x86_64", 1), ("x86_64", 4)] + [(a, 4) for a in OTHER_ARCHES]
+
 
 @functools.lru_cache(maxsize=None)
-def _run(name: str, ncpu: int) -> tuple[int, str, str, dict[str, bool]]:
+def _run(name: str, ncpu: int, arch: str = "x86_64") -> tuple[int, str, str, dict[str, bool]]:
     """(exit status, stdout, stderr, {key: every check with that key passed})."""
-    r = run_nbemu(build_c(name), opts=("--ncpu", str(ncpu)), timeout=180)
+    r = run_nbemu(build_c(name, arch), opts=("--ncpu", str(ncpu)), timeout=180)
     results: dict[str, bool] = {}
     for verdict, key in _LINE.findall(r.stdout):
         results[key] = results.get(key, True) and verdict == "ok"
@@ -49,10 +56,10 @@ def _known(name: str) -> set[str]:
     return {key for (fix, key) in KNOWN if fix == name}
 
 
-@pytest.mark.parametrize("ncpu", [1, 4])
+@pytest.mark.parametrize("arch,ncpu", ARCH_NCPU)
 @pytest.mark.parametrize("name", [f for f in FIXTURES if f != "lwp_errno_exit"])
-def test_errno_paths(name: str, ncpu: int) -> None:
-    rc, out, err, results = _run(name, ncpu)
+def test_errno_paths(name: str, ncpu: int, arch: str) -> None:
+    rc, out, err, results = _run(name, ncpu, arch)
     assert "Traceback" not in err, err
     last = out.rstrip().splitlines()[-1] if out.strip() else ""
     assert last == "PASS" or last.startswith("FAILED"), (out[-2000:], err[-3000:])
@@ -75,22 +82,22 @@ def test_known_divergence(name: str, key: str) -> None:
 
 
 # -- _lwp_exit: the process ends with the last live LWP ------------------------------
-@pytest.mark.parametrize("ncpu", [1, 4])
-def test_lwp_exit_last_lwp_exits_process_with_0(ncpu: int) -> None:
+@pytest.mark.parametrize("arch,ncpu", ARCH_NCPU)
+def test_lwp_exit_last_lwp_exits_process_with_0(ncpu: int, arch: str) -> None:
     """lwp_exit(): the last live LWP (zombies do not count) calls exit1(l, 0, 0)."""
     for mode in ("alone", "with-zombie"):
-        rc, out, err = _exit_run(mode, ncpu)
+        rc, out, err = _exit_run(mode, ncpu, arch)
         assert "Traceback" not in err, err
         assert rc == 0, (mode, out, err)
         assert "after _lwp_exit" not in out, out
         assert out.splitlines()[-1] == f"{mode}: calling _lwp_exit", out
 
 
-@pytest.mark.parametrize("ncpu", [1, 4])
-def test_lwp_exit_not_last_lwp_lets_others_run(ncpu: int) -> None:
+@pytest.mark.parametrize("arch,ncpu", ARCH_NCPU)
+def test_lwp_exit_not_last_lwp_lets_others_run(ncpu: int, arch: str) -> None:
     """lwp_exit() of one LWP among several: only that LWP ends; the process lives on
     until another LWP calls exit(3)."""
-    rc, out, err = _exit_run("not-last", ncpu)
+    rc, out, err = _exit_run("not-last", ncpu, arch)
     assert "Traceback" not in err, err
     assert rc == 3, (out, err)
     assert out.splitlines()[-2:] == ["not-last: calling _lwp_exit",
@@ -98,8 +105,9 @@ def test_lwp_exit_not_last_lwp_lets_others_run(ncpu: int) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _exit_run(mode: str, ncpu: int) -> tuple[int, str, str]:
-    r = run_nbemu(build_c("lwp_errno_exit"), mode, opts=("--ncpu", str(ncpu)), timeout=120)
+def _exit_run(mode: str, ncpu: int, arch: str) -> tuple[int, str, str]:
+    r = run_nbemu(build_c("lwp_errno_exit", arch), mode, opts=("--ncpu", str(ncpu)),
+                  timeout=120)
     return r.returncode, r.stdout, r.stderr
 
 

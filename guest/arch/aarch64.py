@@ -286,18 +286,6 @@ class Aarch64(Abi):
         nvals = [sig, sip, ucp, ucp, sip, tramp, handler]
         return sip, frame, ids, nvals, [], []      # FP/SIMD registers carry over
 
-    def ucontext_onstack(self, flags: int) -> bool | None:
-        """setcontext: True (_UC_SETSTACK), False (_UC_CLRSTACK) or None."""
-        if flags & _UC_SETSTACK:
-            return True
-        if flags & _UC_CLRSTACK:
-            return False
-        return None
-
-    def ucontext_ss_flags(self, uc_bytes: bytes) -> int:
-        """uc_stack.ss_flags (setcontext with _UC_STACK)."""
-        return struct.unpack_from("<i", uc_bytes, UC_STACK_OFF + 16)[0]
-
     def ucontext_tlsbase(self, uc_bytes: bytes) -> int | None:
         """__gregs[_REG_TPIDR] when _UC_TLSBASE is set (the new l_private), else None."""
         if self.ucontext_flags(uc_bytes) & _UC_TLSBASE:

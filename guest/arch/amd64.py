@@ -300,18 +300,6 @@ class Amd64(Abi):
         vids = list(self.sendsig_vregs())
         return fp, frame, ids, nvals, vids, [0] * len(vids)
 
-    def ucontext_onstack(self, flags: int) -> bool | None:
-        """setcontext: True (_UC_SETSTACK), False (_UC_CLRSTACK) or None."""
-        if flags & self.uc_setstack:
-            return True
-        if flags & self.uc_clrstack:
-            return False
-        return None
-
-    def ucontext_ss_flags(self, uc_bytes: bytes) -> int:
-        """uc_stack.ss_flags (setcontext with _UC_STACK)."""
-        return struct.unpack_from("<i", uc_bytes, UC_STACK_OFF + 16)[0]
-
     def ucontext_tlsbase(self, uc_bytes: bytes) -> int | None:
         """_mc_tlsbase when _UC_TLSBASE is set, else None."""
         if self.ucontext_flags(uc_bytes) & _UC_TLSBASE:

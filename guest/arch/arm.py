@@ -241,9 +241,6 @@ class Arm(Abi):
         return regs
 
     # -- ucontext / mcontext -------------------------------------------------------
-    def ucontext_sigmask(self, uc_bytes: bytes) -> tuple[int, ...]:
-        return struct.unpack_from("<4I", uc_bytes, UC_SIGMASK_OFF)
-
     def unpack_mcontext_gregs(self, uc_bytes: bytes) -> list[int]:
         return list(struct.unpack_from(f"<{NGREG}I", uc_bytes, UC_MCONTEXT_OFF))
 
@@ -298,16 +295,6 @@ class Arm(Abi):
         vals[_REG_R0] = 0
         vals[_REG_CPSR] &= ~PSR_C_BIT
 
-    def ucontext_onstack(self, flags: int) -> bool | None:
-        if flags & _UC_SETSTACK:
-            return True
-        if flags & _UC_CLRSTACK:
-            return False
-        return None
-
-    def ucontext_ss_flags(self, uc_bytes: bytes) -> int:
-        return struct.unpack_from("<i", uc_bytes, UC_STACK_OFF + 8)[0]
-
     def ucontext_tlsbase(self, uc_bytes: bytes) -> int | None:
         if self.ucontext_flags(uc_bytes) & _UC_TLSBASE:
             return struct.unpack_from("<I", uc_bytes, MC_TLSBASE_OFF)[0]
@@ -324,11 +311,6 @@ class Arm(Abi):
     uc_setstack = _UC_SETSTACK
     uc_clrstack = _UC_CLRSTACK
     uc_fpu = _UC_FPU
-
-    def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
-        signo, code, errno = struct.unpack_from("<iii", data, 0)
-        pid, uid, value = struct.unpack_from("<iII", data, 16)
-        return signo, code, errno, pid, uid, value
 
     def pack_siginfo(self, ksi) -> bytes:
         buf = bytearray(self.siginfo_size)

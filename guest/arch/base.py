@@ -106,20 +106,42 @@ class Abi:
         (i386's %gs segment base) override it."""
         plat.regs_set(l, (self.tls_reg(),), (value,))
 
+    # -- machine-independent layouts, placed by the data model -----------------
+    # siginfo_t: _signo, _code, _errno, then the reason union at the first offset
+    # its alignment allows (16 on LP64 and on earm, whose union holds 64-bit
+    # members; 12 on i386). sys/ucontext.h's head: uc_flags, uc_link (a word
+    # each), uc_sigmask (4 x uint32), uc_stack (stack_t: ss_sp, ss_size, ss_flags).
+    @property
+    def si_reason_off(self) -> int:
+        a = max(self.word_size, self.int64_align)
+        return (12 + a - 1) & ~(a - 1)
+
     def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
-        """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo),
-        in the LP64 layout (the reason union at offset 16); ILP32 ports override."""
+        """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo)."""
         import struct
         signo, code, errno = struct.unpack_from("<iii", data, 0)
-        pid, uid, value = struct.unpack_from("<iIQ", data, 16)
+        pid, uid, value = struct.unpack_from("<iIQ" if self.word_size == 8 else "<iII", data,
+                                             self.si_reason_off)
         return signo, code, errno, pid, uid, value
 
-    # The machine-independent head of ucontext_t (sys/ucontext.h) on LP64 ports:
-    # uc_flags at 0, uc_link at 8, uc_sigmask at 16; ILP32 ports override.
     def ucontext_flags(self, uc_bytes: bytes) -> int:
         import struct
         return struct.unpack_from("<I", uc_bytes, 0)[0]
 
     def ucontext_sigmask(self, uc_bytes: bytes) -> tuple[int, ...]:
         import struct
-        return struct.unpack_from("<4I", uc_bytes, 16)
+        return struct.unpack_from("<4I", uc_bytes, 2 * self.word_size)
+
+    def ucontext_ss_flags(self, uc_bytes: bytes) -> int:
+        """uc_stack.ss_flags (setcontext with _UC_STACK)."""
+        import struct
+        return struct.unpack_from("<i", uc_bytes, 4 * self.word_size + 16)[0]
+
+    def ucontext_onstack(self, flags: int) -> bool | None:
+        """setcontext: True (_UC_SETSTACK), False (_UC_CLRSTACK) or None; the two
+        bits are machine-dependent (uc_setstack, uc_clrstack)."""
+        if flags & self.uc_setstack:
+            return True
+        if flags & self.uc_clrstack:
+            return False
+        return None

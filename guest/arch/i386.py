@@ -193,9 +193,6 @@ class I386(Abi):
         return regs
 
     # -- ucontext / mcontext ---------------------------------------------
-    def ucontext_sigmask(self, uc_bytes: bytes) -> tuple[int, ...]:
-        return struct.unpack_from("<4I", uc_bytes, UC_SIGMASK_OFF)
-
     def unpack_mcontext_gregs(self, uc_bytes: bytes) -> list[int]:
         return list(struct.unpack_from(f"<{NGREG}I", uc_bytes, UC_MCONTEXT_OFF))
 
@@ -284,11 +281,6 @@ class I386(Abi):
     uc_clrstack = _UC_CLRSTACK
     uc_fpu = _UC_FPU
 
-    def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
-        signo, code, errno = struct.unpack_from("<iii", data, 0)
-        pid, uid, value = struct.unpack_from("<iII", data, _SI_REASON_OFF)
-        return signo, code, errno, pid, uid, value
-
     def pack_siginfo(self, ksi) -> bytes:
         """A siginfo_t from a kernel ksiginfo (faults: addr/trap; others:
         pid/uid/value), ILP32 layout."""
@@ -333,16 +325,6 @@ class I386(Abi):
                  __INITIAL_MXCSR__]
         vids = list(self.sendsig_vregs())
         return fp, frame, ids, nvals, vids, [0] * len(vids)
-
-    def ucontext_onstack(self, flags: int) -> bool | None:
-        if flags & _UC_SETSTACK:
-            return True
-        if flags & _UC_CLRSTACK:
-            return False
-        return None
-
-    def ucontext_ss_flags(self, uc_bytes: bytes) -> int:
-        return struct.unpack_from("<i", uc_bytes, UC_STACK_OFF + 8)[0]
 
     def ucontext_tlsbase(self, uc_bytes: bytes) -> int | None:
         if self.ucontext_flags(uc_bytes) & _UC_TLSBASE:

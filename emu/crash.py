@@ -164,16 +164,31 @@ class Symbols:
         return f"{addr:#x} <{nm}>" if nm else f"{addr:#x}"
 
 
-# DWARF register numbers (amd64 psABI) of the registers a CFI unwind tracks.
+# DWARF register numbers of the registers a CFI unwind tracks, per port (the psABIs:
+# amd64, i386 SysV, AAPCS64 and AAPCS's DWARF for the ARM architecture), by the
+# names of the port's report_regs.
 _DWARF_AMD64 = {0: "rax", 1: "rdx", 2: "rcx", 3: "rbx", 4: "rsi", 5: "rdi", 6: "rbp", 7: "rsp",
                 8: "r8", 9: "r9", 10: "r10", 11: "r11", 12: "r12", 13: "r13", 14: "r14",
                 15: "r15", 16: "rip"}
-_FRAME_REGS = {"amd64": ("rip", "rsp", "rbp"), "aarch64": ("pc", "sp", "x29")}
+_DWARF = {
+    "amd64": _DWARF_AMD64,
+    "i386": {0: "eax", 1: "ecx", 2: "edx", 3: "ebx", 4: "esp", 5: "ebp", 6: "esi", 7: "edi",
+             8: "eip"},
+    "aarch64": {**{i: f"x{i}" for i in range(31)}, 31: "sp"},
+    "earmv7hf": {**{i: f"r{i}" for i in range(13)}, 13: "sp", 14: "lr", 15: "pc"},
+}
+# (pc, sp, frame pointer) names; the frame pointer chain is [fp] = caller's fp,
+# [fp + word] = return address on all four (ARM state: r11, as clang lays it out).
+_FRAME_REGS = {"amd64": ("rip", "rsp", "rbp"), "aarch64": ("pc", "sp", "x29"),
+               "i386": ("eip", "esp", "ebp"), "earmv7hf": ("pc", "sp", "r11")}
+# Ports whose call instruction pushes the return address (the CFA's last word);
+# on the others it is in a link register until the callee saves it.
+_RA_ON_STACK = {"amd64", "i386"}
 
 
 class Unwinder:
     """Call frame information (.eh_frame or .debug_frame) of the program, for
-    backtraces of LWPs that are not running (amd64)."""
+    backtraces of LWPs that are not running."""
 
     def __init__(self, data: bytes | None) -> None:
         self._fdes: list = []
@@ -196,6 +211,8 @@ class Unwinder:
             return
         fdes.sort(key=lambda e: e.header["initial_location"])
         self._fdes = fdes
+        # The return address column (the CIE's; one CIE per program here).
+        self.ra_column = fdes[0].cie.header["return_address_register"] if fdes else None
         self._starts = [e.header["initial_location"] for e in fdes]
 
     @classmethod
@@ -243,45 +260,54 @@ def backtrace(s, l: Lwp, max_frames: int = 24) -> list[tuple[int, str]]:
     ids = dict(abi.report_regs)
     if not all(n in ids for n in names):
         return []
-    track = [n for n in _DWARF_AMD64.values() if n in ids] if abi.name == "amd64" else list(names)
+    dwarf = _DWARF.get(abi.name, {})
+    track = [n for n in dwarf.values() if n in ids]
+    track += [n for n in names if n not in track]
     regs = dict(zip(track, m.regs_get(l, [ids[n] for n in track])))
     pcn, spn, fpn = names
     vm = s.kernel.proc.p_vmspace
     ws = abi.word_size
+    ra_on_stack = abi.name in _RA_ON_STACK
 
     def word(addr: int) -> int | None:
         b = vm.copyin(addr, ws)
         return None if isinstance(b, int) else int.from_bytes(b, "little")
 
-    unw = Unwinder.of(s) if abi.name == "amd64" else None
+    unw = Unwinder.of(s) if dwarf else None
+    ra_col = unw.ra_column if unw is not None else None
     frames = [(regs[pcn], "pc")]
     pc = regs[pcn]
     for depth in range(max_frames):
         row = unw.row(pc if depth == 0 else pc - 1) if unw is not None else None
         nxt = None
         if row is not None and row.get("cfa") is not None and row["cfa"].reg is not None:
-            cfa_reg = _DWARF_AMD64.get(row["cfa"].reg)
+            cfa_reg = dwarf.get(row["cfa"].reg)
             if cfa_reg in regs:
                 cfa = regs[cfa_reg] + row["cfa"].offset
                 new = dict(regs)
                 ok = True
                 for regno, rule in row.items():
-                    if not isinstance(regno, int) or regno not in _DWARF_AMD64:
+                    if not isinstance(regno, int) or regno not in dwarf:
                         continue
                     if rule.type == "OFFSET":
                         v = word(cfa + rule.arg)
                         if v is None:
                             ok = False
                             break
-                        new[_DWARF_AMD64[regno]] = v
+                        new[dwarf[regno]] = v
                     elif rule.type == "VAL_OFFSET":
-                        new[_DWARF_AMD64[regno]] = cfa + rule.arg
-                if 16 in row and row[16].type == "UNDEFINED":
+                        new[dwarf[regno]] = cfa + rule.arg
+                if ra_col in row and row[ra_col].type == "UNDEFINED":
                     break              # the outermost frame (_start)
-                ra = new.get("rip") if 16 in row else word(cfa - ws)
+                if ra_col in row:
+                    ra = new.get(dwarf.get(ra_col, ""))
+                elif ra_on_stack:
+                    ra = word(cfa - ws)
+                else:                  # a leaf: the return address is still in lr
+                    ra = regs.get(dwarf.get(ra_col, ""))
                 if ok and ra:
                     new[spn] = cfa
-                    new[pcn] = ra
+                    new[pcn] = ra & ~1 if abi.name == "earmv7hf" else ra   # Thumb bit
                     nxt = (new, "cfi")
         if nxt is None:
             fp = regs.get(fpn, 0)
@@ -295,8 +321,10 @@ def backtrace(s, l: Lwp, max_frames: int = 24) -> list[tuple[int, str]]:
             new[fpn], new[spn], new[pcn] = prev, fp + 2 * ws, ra
             nxt = (new, "fp")
         new, how = nxt
-        if new[spn] <= regs[spn]:
+        if new[spn] < regs[spn] or (new[spn] == regs[spn]
+                                    and (ra_on_stack or depth > 0 or new[pcn] == regs[pcn])):
             break                      # a caller's frame is always above its callee's
+            # (only a leaf, frame 0 of a link-register port, may have none)
         regs = new
         pc = regs[pcn]
         if pc < 0x1000:

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from emu.crash import Symbols, _chains, _cycles
 from fixtures.build import build_c
-from tests.guest import run_nbemu
+from tests.guest import ARCHES, run_nbemu
 
 
-def _report(name: str, *opts: str):
-    r = run_nbemu(build_c(name), opts=opts, timeout=120)
+def _report(name: str, *opts: str, arch: str = "x86_64"):
+    r = run_nbemu(build_c(name, arch), opts=opts, timeout=120)
     assert r.returncode == 125, (r.returncode, r.stdout, r.stderr)
     assert "Traceback" not in r.stderr, r.stderr
     assert "deadlock" in r.stderr
     return r
 
 
-def test_two_lwps_parked_forever() -> None:
-    r = _report("deadlock_park")
+@pytest.mark.parametrize("arch", ARCHES)
+def test_two_lwps_parked_forever(arch: str) -> None:
+    r = _report("deadlock_park", arch=arch)
     err = r.stderr
     # Each LWP by name, what it waits on, with the nearest ELF symbol of the hint.
     assert re.search(r'lid \d+ "alice"\s+parked in ___lwp_park60, hint 0x[0-9a-f]+ <lock_b>', err), err
@@ -36,8 +39,9 @@ def test_two_lwps_parked_forever() -> None:
     assert "_start" in main_bt
 
 
-def test_lwp_wait_cycle() -> None:
-    r = _report("deadlock_join")
+@pytest.mark.parametrize("arch", ARCHES)
+def test_lwp_wait_cycle(arch: str) -> None:
+    r = _report("deadlock_join", arch=arch)
     err = r.stderr
     assert re.search(r'cycle: lid (\d+) "first" -> lid \d+ "second" -> lid \d+ "third" '
                      r'-> lid \1 "first"', err), err
@@ -52,9 +56,10 @@ def test_report_uses_strace_lines_when_tracing() -> None:
     assert re.search(r"last system calls: .*_lwp_setname=0", r.stderr), r.stderr
 
 
-def test_deterministic_deadlock_report_is_stable() -> None:
-    a = _report("deadlock_join", "--deterministic", "--seed", "3")
-    b = _report("deadlock_join", "--deterministic", "--seed", "3")
+@pytest.mark.parametrize("arch", ARCHES)
+def test_deterministic_deadlock_report_is_stable(arch: str) -> None:
+    a = _report("deadlock_join", "--deterministic", "--seed", "3", arch=arch)
+    b = _report("deadlock_join", "--deterministic", "--seed", "3", arch=arch)
     assert a.stderr == b.stderr
 
 
@@ -66,8 +71,9 @@ def test_wait_for_graph_helpers() -> None:
     assert _chains({1: [2], 2: []}) == []          # one edge: the summary line says it
 
 
-def test_symbols_of_a_fixture() -> None:
-    data = build_c("deadlock_park").read_bytes()
+@pytest.mark.parametrize("arch", ARCHES)
+def test_symbols_of_a_fixture(arch: str) -> None:
+    data = build_c("deadlock_park", arch).read_bytes()
     sym = Symbols(data)
     a = sym.address("lock_a")
     assert a is not None

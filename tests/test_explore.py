@@ -12,7 +12,7 @@ import pytest
 
 from emu.explore import Plan, PctPolicy, failure, Result
 from fixtures.build import build_c
-from tests.guest import REPO
+from tests.guest import ARCHES, REPO
 
 # A fixed, small guest environment and argv[0]: runs do not depend on the host's.
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
@@ -31,12 +31,14 @@ def _replay(cmd: str) -> subprocess.CompletedProcess:
     return _nbemu(*argv[1:])
 
 
+@pytest.mark.parametrize("arch", ARCHES)
 @pytest.mark.parametrize("name,expect", [
     ("racy_rmw", r"FAIL lost \d+ updates"),
     ("racy_order", r"config 0"),
 ])
-def test_pct_finds_the_race_and_the_replay_reproduces_it(name: str, expect: str) -> None:
-    prog = str(build_c(name))
+def test_pct_finds_the_race_and_the_replay_reproduces_it(name: str, expect: str,
+                                                         arch: str) -> None:
+    prog = str(build_c(name, arch))
     r = _nbemu("explore", "--runs", str(MAX_RUNS), "--jobs", "2", "-0", name, prog)
     assert r.returncode == 1, (r.stdout, r.stderr)
     err = r.stderr
@@ -56,8 +58,9 @@ def test_pct_finds_the_race_and_the_replay_reproduces_it(name: str, expect: str)
     assert sched[0] == sched[1] and rep.stdout == rep2.stdout
 
 
-def test_random_strategy_replays_with_plain_nbemu() -> None:
-    prog = str(build_c("racy_rmw"))
+@pytest.mark.parametrize("arch", ARCHES)
+def test_random_strategy_replays_with_plain_nbemu(arch: str) -> None:
+    prog = str(build_c("racy_rmw", arch))
     r = _nbemu("explore", "--strategy", "random", "--runs", "40", "--seed", "1",
                "-0", "racy", prog, "2000")
     assert r.returncode == 1, (r.stdout, r.stderr)
@@ -67,15 +70,17 @@ def test_random_strategy_replays_with_plain_nbemu() -> None:
     assert rep.returncode == 1 and "FAIL lost" in rep.stdout, (rep.stdout, rep.stderr)
 
 
-def test_no_failure_in_a_correct_program() -> None:
-    r = _nbemu("explore", "--runs", "6", "--jobs", "2", str(build_c("lwp_basic")))
+@pytest.mark.parametrize("arch", ARCHES)
+def test_no_failure_in_a_correct_program(arch: str) -> None:
+    r = _nbemu("explore", "--runs", "6", "--jobs", "2", str(build_c("lwp_basic", arch)))
     assert r.returncode == 0, r.stderr
     assert re.search(r"no failure in 6 runs \(\d+ distinct schedules", r.stderr), r.stderr
 
 
-def test_deadlock_is_a_failure_of_the_reference_run() -> None:
+@pytest.mark.parametrize("arch", ARCHES)
+def test_deadlock_is_a_failure_of_the_reference_run(arch: str) -> None:
     r = _nbemu("explore", "--runs", "5", "--strategy", "random", "--seed", "9",
-               str(build_c("deadlock_park")))
+               str(build_c("deadlock_park", arch)))
     assert r.returncode == 1
     assert "run 1 of 5 (seed 9) FAILED: deadlock (exit 125)" in r.stderr
     assert 'parked in ___lwp_park60' in r.stderr         # the wait-for report, quoted

@@ -48,8 +48,33 @@ def clock_ns(k, clock_id: int) -> int | None:
 def sys___clock_gettime50(l: Lwp, a, retval: list[int]) -> int:
     ns = clock_ns(l.l_proc.k, a.clock_id)
     if ns is None:
-        return Errno.EINVAL
+        if not a.clock_id & (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID):
+            return Errno.EINVAL
+        # a CPU-time clock of a given process / LWP (clock_getcpuclockid2)
+        from .sys_lwp import clock_gettime1
+        error, ns = clock_gettime1(l, a.clock_id)
+        if error:
+            return error
     return copyout_timespec(l, ns, a.tp)
+
+
+P_PID, P_LWPID = 1, 2                   # sys/idtype.h
+
+
+@syscall(482, "clock_getcpuclockid2")
+def sys_clock_getcpuclockid2(l: Lwp, a, retval: list[int]) -> int:
+    """The clock id of a process's (P_PID) or an LWP's (P_LWPID) CPU time:
+    CLOCK_PROCESS_CPUTIME_ID | pid, CLOCK_THREAD_CPUTIME_ID | lid (id 0:
+    the caller's). Whether that process or LWP exists is clock_gettime's
+    business (ESRCH there)."""
+    ident = a.id & 0xFFFFFFFF
+    if a.idtype == P_PID:
+        clock_id = CLOCK_PROCESS_CPUTIME_ID | (ident or l.l_proc.p_pid)
+    elif a.idtype == P_LWPID:
+        clock_id = CLOCK_THREAD_CPUTIME_ID | (ident or l.l_lid)
+    else:
+        return Errno.EINVAL
+    return l.l_proc.p_vmspace.copyout((clock_id & 0xFFFFFFFF).to_bytes(4, "little"), a.clock_id)
 
 
 @syscall(429, "__clock_getres50")

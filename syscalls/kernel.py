@@ -135,8 +135,12 @@ class Kernel:
         l = ci.ci_curlwp
         if l is None:
             l = self.runq.switch_to_next(ci)
-            if l is not None and self.sched_log is not None:
-                self.sched_log.append((ci.ci_index, l.l_lid))
+            if l is not None:
+                if self.sched_log is not None:
+                    self.sched_log.append((ci.ci_index, l.l_lid))
+                if l.l_proc.__dict__.get("p_raslist"):
+                    from .kern_ras import ras_switch_in     # cpu_switchto's RAS check
+                    ras_switch_in(self, l)
         return l
 
     def tick(self, ci: CpuInfo) -> None:

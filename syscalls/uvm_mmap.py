@@ -213,3 +213,33 @@ def map_kernel_page(p: Proc, what: str) -> int:
         return -1
     vm.map_anon(va, vm.page, PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE, what)
     return va
+
+
+# -- msync (uvm_mmap.c sys___msync13) ---------------------------------------------
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 0x1, 0x2, 0x4
+
+
+@syscall(277, "__msync13")
+def sys___msync13(l: Lwp, a, retval: list[int]) -> int:
+    """Flag checks, page rounding of [addr, addr + len), then uvm_map_clean:
+    EFAULT where the range is not wholly mapped (len 0: the entry holding
+    addr, ENOMEM without one). nbemu's file mappings are private copies
+    (mmap reads the file in), so there is nothing to write back."""
+    flags = a.flags
+    sync = MS_ASYNC | MS_SYNC
+    if flags & ~(sync | MS_INVALIDATE) or not flags & (sync | MS_INVALIDATE) \
+            or flags & sync == sync:
+        return Errno.EINVAL
+    vm = _vm(l)
+    page = vm.page
+    pageoff = a.addr & (page - 1)
+    addr = a.addr - pageoff
+    size = (a.len + pageoff + page - 1) & ~(page - 1)
+    wmask = (1 << 8 * l.l_proc.k.abi.word_size) - 1
+    if addr + size > wmask:
+        return Errno.EINVAL                 # wrap-around
+    if size == 0:
+        return 0 if vm.lookup(addr) is not None else Errno.ENOMEM
+    if not vm.covered(addr, addr + size):
+        return Errno.EFAULT
+    return 0

@@ -1135,3 +1135,106 @@ def sys_futimens(l: Lwp, a, retval: list[int]) -> int:
 
 __all__ = ["HostFile", "VREG", "VDIR", "VCHR", "VFIFO", "fd_getvnode", "do_open",
            "split_guest"]
+
+
+# -- fsync_range (vfs_syscalls.c) ---------------------------------------------------------
+FDATASYNC, FFILESYNC, FDISKSYNC = 0x0010, 0x0020, 0x10000    # sys/fcntl.h
+OFF_T_MAX = (1 << 63) - 1
+
+
+@syscall(354, "fsync_range")
+def sys_fsync_range(l: Lwp, a, retval: list[int]) -> int:
+    fp = fd_getvnode(l.l_proc, a.fd)
+    if isinstance(fp, int):
+        return fp
+    if not fp.f_flag & FWRITE:
+        return Errno.EBADF
+    flags = a.flags
+    if not flags & (FDATASYNC | FFILESYNC) or not ~flags & (FDATASYNC | FFILESYNC):
+        return Errno.EINVAL
+    if a.length:
+        if a.start < 0 or a.length < 0 or a.length > OFF_T_MAX - a.start:
+            return Errno.EINVAL
+    if fp.v_type not in (VREG, VDIR, VBLK):
+        return 0
+    return _host_err(os.fdatasync if flags & FDATASYNC else os.fsync, fp.hostfd)
+
+
+# -- pathconf, fpathconf, lpathconf (VOP_PATHCONF of ufs, spec and fifo vnodes) -----------
+(_PC_LINK_MAX, _PC_MAX_CANON, _PC_MAX_INPUT, _PC_NAME_MAX, _PC_PATH_MAX, _PC_PIPE_BUF,
+ _PC_CHOWN_RESTRICTED, _PC_NO_TRUNC, _PC_VDISABLE, _PC_SYNC_IO, _PC_FILESIZEBITS,
+ _PC_SYMLINK_MAX, _PC_2_SYMLINKS, _PC_ACL_EXTENDED, _PC_MIN_HOLE_SIZE) = range(1, 16)
+_PC_ACL_NFS4 = 17
+LINK_MAX, MAX_CANON, MAX_INPUT, PIPE_BUF_PC, FFS_MAXNAMLEN = 32767, 255, 255, 512, 255
+_POSIX_VDISABLE = 0xFF
+
+
+def vop_pathconf(vtype: int, name: int, blksize: int) -> tuple[int, int]:
+    """(errno, value): ufs_pathconf for files, directories and links;
+    spec_pathconf for devices; fifo_pathconf for FIFOs; genfs_pathconf's
+    _PC_PATH_MAX and ACL answers otherwise; EINVAL for the rest."""
+    if vtype in (VCHR, VBLK):
+        table = {_PC_LINK_MAX: LINK_MAX, _PC_MAX_CANON: MAX_CANON, _PC_MAX_INPUT: MAX_INPUT,
+                 _PC_PIPE_BUF: PIPE_BUF_PC, _PC_CHOWN_RESTRICTED: 1,
+                 _PC_VDISABLE: _POSIX_VDISABLE, _PC_SYNC_IO: 1}
+    elif vtype == VFIFO:
+        table = {_PC_LINK_MAX: LINK_MAX, _PC_PIPE_BUF: PIPE_BUF_PC, _PC_CHOWN_RESTRICTED: 1,
+                 _PC_SYNC_IO: 1}
+    else:
+        table = {_PC_LINK_MAX: LINK_MAX, _PC_NAME_MAX: FFS_MAXNAMLEN, _PC_PATH_MAX: MAXPATHLEN,
+                 _PC_PIPE_BUF: PIPE_BUF_PC, _PC_CHOWN_RESTRICTED: 1, _PC_NO_TRUNC: 1,
+                 _PC_SYNC_IO: 1, _PC_FILESIZEBITS: 42, _PC_SYMLINK_MAX: MAXPATHLEN,
+                 _PC_2_SYMLINKS: 1, _PC_ACL_EXTENDED: 0, _PC_ACL_NFS4: 0,
+                 _PC_MIN_HOLE_SIZE: blksize}
+    if name in table:
+        return 0, table[name]
+    return Errno.EINVAL, 0
+
+
+def _pathconf_path(l: Lwp, path_va: int, name: int, follow: bool, retval: list[int]) -> int:
+    nd = _lookup(l, AT_FDCWD, path_va, follow)
+    if isinstance(nd, int):
+        return nd
+    st = nd.ni_st
+    if follow or st is None:
+        error, st = _host(os.stat, nd.ni_host)
+        if error:
+            return error
+    error, val = vop_pathconf(vtype_of(st.st_mode), name, st.st_blksize)
+    if not error:
+        retval[0] = val
+    return error
+
+
+@syscall(191, "pathconf")
+def sys_pathconf(l: Lwp, a, retval: list[int]) -> int:
+    return _pathconf_path(l, a.path, a.name, True, retval)
+
+
+@syscall(499, "lpathconf")
+def sys_lpathconf(l: Lwp, a, retval: list[int]) -> int:
+    return _pathconf_path(l, a.path, a.name, False, retval)
+
+
+@syscall(192, "fpathconf")
+def sys_fpathconf(l: Lwp, a, retval: list[int]) -> int:
+    from .kern_descrip import DTYPE_KQUEUE, DTYPE_PIPE, DTYPE_SOCKET
+    fp = fd_getfile(l.l_proc, a.fd)
+    if fp is None:
+        return Errno.EBADF
+    if fp.f_type in (DTYPE_SOCKET, DTYPE_PIPE):
+        if a.name != _PC_PIPE_BUF:
+            return Errno.EINVAL
+        retval[0] = PIPE_BUF_PC
+        return 0
+    if fp.f_type == DTYPE_VNODE and isinstance(fp, HostFile):
+        error, st = _host(os.fstat, fp.hostfd)
+        if error:
+            return error
+        error, val = vop_pathconf(fp.v_type, a.name, st.st_blksize)
+        if not error:
+            retval[0] = val
+        return error
+    if fp.f_type == DTYPE_KQUEUE:
+        return Errno.EINVAL
+    return Errno.EOPNOTSUPP

@@ -70,6 +70,7 @@ class Amd64(Abi):
     elf_class = 64
     page_size = PAGE_SIZE
     word_size = 8
+    maxcpus = 256              # MAXCPUS (machine/param.h): the kernel's CPU-set size
     usrstack = VM_MAXUSER_ADDRESS
     vm_maxuser_address = VM_MAXUSER_ADDRESS
     dflssiz = 4 * 1024 * 1024

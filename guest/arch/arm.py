@@ -131,6 +131,7 @@ class Arm(Abi):
     elf_class = 32
     page_size = PAGE_SIZE
     word_size = 4
+    maxcpus = 8              # MAXCPUS (machine/param.h): the kernel's CPU-set size
     int64_align = 8            # EABI: 64-bit members are 8-aligned
     usrstack = VM_MAXUSER_ADDRESS
     vm_maxuser_address = VM_MAXUSER_ADDRESS

@@ -121,6 +121,7 @@ class I386(Abi):
     elf_class = 32
     page_size = PAGE_SIZE
     word_size = 4
+    maxcpus = 32              # MAXCPUS (machine/param.h): the kernel's CPU-set size
     int64_align = 4            # i386 aligns long long / int64_t members to 4
     alignbytes = 3             # ALIGNBYTES (machine/param.h: sizeof(int) - 1)
     usrstack = VM_MAXUSER_ADDRESS

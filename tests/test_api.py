@@ -10,7 +10,11 @@ import pytest
 
 from emu.api import EmuError, Emulator
 from fixtures.build import build_c, build_go
-from tests.guest import REPO
+from tests.guest import ARCHES, GOARCHES, REPO
+
+# (pc, sp) register names per C architecture, as Lwp.regs names them.
+PC_SP = {"x86_64": ("rip", "rsp"), "aarch64": ("pc", "sp"), "x86": ("eip", "esp"),
+         "arm": ("pc", "sp")}
 
 
 def readme_example() -> str:
@@ -38,8 +42,9 @@ def test_readme_example_runs() -> None:
     assert "Wait-for report" in r.stderr
 
 
-def test_hooks_see_decoded_arguments_and_results(capfd) -> None:
-    emu = Emulator(build_c("lwp_park"), ncpu=2, deterministic=True, seed=3)
+@pytest.mark.parametrize("arch", ARCHES)
+def test_hooks_see_decoded_arguments_and_results(capfd, arch: str) -> None:
+    emu = Emulator(build_c("lwp_park", arch), ncpu=2, deterministic=True, seed=3)
     before, after, events = [], [], []
     emu.on_syscall("_lwp_unpark", fn=lambda c: before.append((c.lwp.lid, dict(c.args))))
     emu.on_syscall(["___lwp_park60"], when="after",
@@ -58,13 +63,15 @@ def test_hooks_see_decoded_arguments_and_results(capfd) -> None:
     assert emu.finished and emu.run() == 0            # stays finished
 
 
-def test_step_inspect_pause_continue(capfd) -> None:
-    emu = Emulator(build_c("lwp_park"), ncpu=2, deterministic=True, seed=1)
+@pytest.mark.parametrize("arch", ARCHES)
+def test_step_inspect_pause_continue(capfd, arch: str) -> None:
+    emu = Emulator(build_c("lwp_park", arch), ncpu=2, deterministic=True, seed=1)
     assert emu.step() is None and emu.turns == 1
     assert emu.run(turns=2) is None and emu.turns == 3
     main = emu.lwp(100)
     regs = main.regs
-    assert regs["rip"] == main.pc and regs["rsp"] == main.sp
+    pcn, spn = PC_SP[arch]
+    assert regs[pcn] == main.pc and regs[spn] == main.sp
     assert emu.symbolize(main.pc)
     # memory: code, data, and an unmapped address
     code = emu.read(emu.symbol("main"), 4)
@@ -102,8 +109,9 @@ def test_step_inspect_pause_continue(capfd) -> None:
     assert "PASS" in capfd.readouterr().out
 
 
-def test_go_program_backtraces(capfd) -> None:
-    emu = Emulator(build_go("tokenring"), deterministic=True, seed=2)
+@pytest.mark.parametrize("goarch", GOARCHES)
+def test_go_program_backtraces(capfd, goarch: str) -> None:
+    emu = Emulator(build_go("tokenring", "netbsd", goarch), deterministic=True, seed=2)
     parked = []
 
     def on_sleep(ev):
@@ -118,3 +126,13 @@ def test_go_program_backtraces(capfd) -> None:
     assert any("runtime." in f for f in bt), bt
     assert emu.run() == 0
     capfd.readouterr()
+
+
+def test_machines_of_different_ports_in_one_process(capfd) -> None:
+    """One process, one machine after another of different ports: a 32-bit port's
+    trap registers fill only the low half of the native glue's 64-bit slots, which
+    an amd64 machine had filled before (regression: the arm PC read back with
+    stale high bits, the svc word was fetched from nowhere)."""
+    for arch in ("x86_64", "arm", "aarch64", "x86", "x86_64", "arm"):
+        assert Emulator(build_c("hello_c", arch)).run() == 0, arch
+        assert "hello from C" in capfd.readouterr().out

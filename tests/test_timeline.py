@@ -11,7 +11,7 @@ import pytest
 
 from emu.timeline_cli import Canvas, png_bytes, read_png
 from fixtures.build import build_c, build_go
-from tests.guest import run_nbemu
+from tests.guest import ARCHES, GOARCHES, run_nbemu
 
 EPS = 1e-6
 STATES = ("running", "runnable", "parked", "sleep", "suspended", "stopped")
@@ -82,8 +82,9 @@ def check_structure(doc: dict, ncpu: int) -> dict:
             "names": tnames}
 
 
-def test_c_park_fixture(tmp_path: Path) -> None:
-    doc = _record(tmp_path, build_c("lwp_park"), "--deterministic", "--seed", "4",
+@pytest.mark.parametrize("arch", ARCHES)
+def test_c_park_fixture(tmp_path: Path, arch: str) -> None:
+    doc = _record(tmp_path, build_c("lwp_park", arch), "--deterministic", "--seed", "4",
                   "--ncpu", "2")
     assert doc["otherData"]["clock"] == "virtual" and doc["otherData"]["exit_status"] == 0
     f = check_structure(doc, 2)
@@ -97,8 +98,9 @@ def test_c_park_fixture(tmp_path: Path) -> None:
     assert {"create", "exit", "reaped", "timeout", "process exit"} <= inames, inames
 
 
-def test_go_tokenring(tmp_path: Path) -> None:
-    doc = _record(tmp_path, build_go("tokenring"))
+@pytest.mark.parametrize("goarch", GOARCHES)
+def test_go_tokenring(tmp_path: Path, goarch: str) -> None:
+    doc = _record(tmp_path, build_go("tokenring", "netbsd", goarch))
     f = check_structure(doc, 4)
     assert len(f["lids"]) >= 3 and len(f["flows"]) >= 5
 
@@ -201,9 +203,10 @@ def test_state_machine_on_synthetic_events() -> None:
     assert {"timeout", "continue", "exit", "create"} <= {e["name"] for e in f["instants"]}
 
 
-def test_deadlocked_run_is_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ARCHES)
+def test_deadlocked_run_is_written(tmp_path: Path, arch: str) -> None:
     out = tmp_path / "dl.json"
-    r = run_nbemu(build_c("deadlock_park"), opts=("--deterministic", "--timeline", str(out)))
+    r = run_nbemu(build_c("deadlock_park", arch), opts=("--deterministic", "--timeline", str(out)))
     assert r.returncode == 125
     doc = json.loads(out.read_text())
     assert doc["otherData"]["exit_status"] == 125

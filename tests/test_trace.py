@@ -8,7 +8,7 @@ import pytest
 from emu.boot import Options, Session
 from emu.trace import SyscallHooks, add_syscall_hook, parse_classes, remove_syscall_hook
 from fixtures.build import build_c
-from tests.guest import run_nbemu
+from tests.guest import ARCHES, run_nbemu
 
 LINE = re.compile(r"^\s*(\d+)/(\d+)\s+(\S+)\s+(\d+\.\d{9}) (\w+)\s+(.*)$")
 
@@ -17,8 +17,9 @@ def _lines(stderr: str) -> list[tuple]:
     return [m.groups() for m in map(LINE.match, stderr.splitlines()) if m]
 
 
-def test_all_classes_on_a_threaded_program() -> None:
-    r = run_nbemu(build_c("lwp_park"), opts=("--deterministic", "--seed", "2", "--trace=all"))
+@pytest.mark.parametrize("arch", ARCHES)
+def test_all_classes_on_a_threaded_program(arch: str) -> None:
+    r = run_nbemu(build_c("lwp_park", arch), opts=("--deterministic", "--seed", "2", "--trace=all"))
     assert r.returncode == 0, r.stderr
     assert r.stdout.rstrip().endswith("PASS")
     assert "time: CLOCK_MONOTONIC (virtual)" in r.stderr
@@ -42,25 +43,28 @@ def test_all_classes_on_a_threaded_program() -> None:
     assert re.search(r"PEXIT status 0", text)
 
 
-def test_classes_select_events() -> None:
-    r = run_nbemu(build_c("lwp_park"), opts=("--deterministic", "--trace=sched"))
+@pytest.mark.parametrize("arch", ARCHES)
+def test_classes_select_events(arch: str) -> None:
+    r = run_nbemu(build_c("lwp_park", arch), opts=("--deterministic", "--trace=sched"))
     kinds = {x[4] for x in _lines(r.stderr)}
     assert kinds and kinds <= {"ENQUEUE", "RUN", "PREEMPT", "YIELD", "MIGRATE"}, kinds
-    r = run_nbemu(build_c("hello_c"), opts=("--trace=syscall",))
+    r = run_nbemu(build_c("hello_c", arch), opts=("--trace=syscall",))
     kinds = {x[4] for x in _lines(r.stderr)}
     assert kinds == {"CALL"}
     assert re.search(r'CALL\s+write\(1, 0x[0-9a-f]+, \d+\) = \d+', r.stderr)
 
 
-def test_trace_and_strace_share_the_syscall_slot() -> None:
-    r = run_nbemu(build_c("hello_c"), opts=("--strace", "--trace=syscall"))
+@pytest.mark.parametrize("arch", ARCHES)
+def test_trace_and_strace_share_the_syscall_slot(arch: str) -> None:
+    r = run_nbemu(build_c("hello_c", arch), opts=("--strace", "--trace=syscall"))
     assert r.returncode == 0
     assert re.search(r"^\d+/\d+ write\(1, ", r.stderr, re.M)            # --strace
     assert re.search(r"^\s+\d+/\d+\s+\S+\s+[\d.]+ CALL\s+write\(1, ", r.stderr, re.M)
 
 
-def test_signal_class() -> None:
-    r = run_nbemu(build_c("segv"), opts=("--trace=signal",))
+@pytest.mark.parametrize("arch", ARCHES)
+def test_signal_class(arch: str) -> None:
+    r = run_nbemu(build_c("segv", arch), opts=("--trace=signal",))
     assert r.returncode == 139
     assert re.search(r"SIGNAL\s+SIGSEGV \(11\)", r.stderr), r.stderr
 

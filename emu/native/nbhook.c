@@ -17,6 +17,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 typedef int (*uc_stop_fn)(void *uc);
@@ -104,6 +105,10 @@ int nb_set_trap(void *read_batch, void *write_batch, void *trap, int nin, int no
     g_trap = (trap_fn)trap;
     nb_nin = nin;
     nb_nout = nout;
+    /* A 32-bit port's registers fill only the low half of a slot: clear what an
+     * earlier machine of a 64-bit port (same process) left in the high halves. */
+    memset(nb_in_vals, 0, sizeof(nb_in_vals));
+    memset(nb_out_vals, 0, sizeof(nb_out_vals));
     for (int i = 0; i < nin; i++)
         g_in_ptrs[i] = &nb_in_vals[i];
     for (int i = 0; i < nout; i++)

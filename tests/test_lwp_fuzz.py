@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.build import build_c
 from syscalls.errno import Errno
-from tests.guest import run_nbemu
+from tests.guest import ARCHES, run_nbemu
 
 U64 = 1 << 64
 KNOWN_ERRNOS = {int(e) for e in Errno}
@@ -133,3 +134,33 @@ def test_garbage_lwp_calls_end_in_errnos(batch: list[str], ncpu: int, seed: int)
             errno = int(out.split()[2])
             assert errno in KNOWN_ERRNOS, f"{call!r} -> unknown errno {errno}\n{replay}"
         assert "bad" not in out, f"{call!r} -> {out!r}"
+
+
+# The other ports: one fixed batch of bad calls through the same fixture (pointer
+# arguments are the fixture's tokens only: the strategies above take raw pointers
+# from beyond 2^47, which an ILP32 guest would truncate into its own memory).
+FIXED_BATCH = [
+    "309 @uc 0 @none", "309 @end 0 @buf", "309 @uc 0xc0 @ro", "311", "312 9999 @buf",
+    "312 @zombie @end", "313 -1", "314 0x100000000", "315 @self", "316", "317 8",
+    "316", "317 @buf", "318 @self 64", "318 9999 0", "319 @worker", "320 @ro 0 0 0",
+    "321 -1 0", "322 @lids 0x100000001 0", "322 @end 5 0", "323 @self @nonul",
+    "323 @self @longname", "324 @self @ro 16", "324 @self @end 64", "325 0x100 @buf",
+    "325 1 @ro", "434 @unmapped 0 0 0", "478 0x60000000 0 @ts 0 0 0",
+    "478 0 3 @ts 9999 0 0", "478 0 1 @end 0 0 0",
+]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_fixed_bad_batch_on_every_port(arch: str) -> None:
+    stdin = "\n".join(FIXED_BATCH) + "\n"
+    r = run_nbemu(build_c("sysfuzz", arch), opts=("--ncpu", "2", "--deterministic",
+                                                  "--seed", "1"), input=stdin, timeout=120)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("READY ") and lines[-1].startswith(f"DONE {len(FIXED_BATCH)} ")
+    for call, out in zip(FIXED_BATCH, lines[1:-1]):
+        m = _RESULT.match(out)
+        assert m and out.split()[0] == call.split()[0], (call, out)
+        if out.split()[1] == "E":
+            assert int(out.split()[2]) in KNOWN_ERRNOS, (call, out)

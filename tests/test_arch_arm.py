@@ -544,15 +544,3 @@ def test_exception_signals(probe: Path, what: str, status: int, sig: str, desc: 
     assert sig in r.stderr and desc in r.stderr
     assert "=>" in r.stderr and what in r.stderr                 # ARM disassembly
     assert "Traceback" not in r.stderr
-
-
-@pytest.mark.parametrize("name", ["signotify", "sigpanic", "sigpreempt"])
-def test_go_signals_on_arm(name: str) -> None:
-    """Go's signal paths on arm: sendsig frames (sigreturn_tramp finds the
-    ucontext at sp + 0x80), faults -> sigpanic, SIGURG preemption."""
-    from fixtures.build import build_go
-    from fixtures.expected import GO_OUTPUT, comparable
-    r = run_nbemu(build_go(name, "netbsd", "arm"), opts=("--ncpu", "4"), timeout=120)
-    assert "Traceback" not in r.stderr, r.stderr
-    assert r.returncode == 0, r.stderr
-    assert comparable(name, r.stdout) == GO_OUTPUT[name]

@@ -1,8 +1,8 @@
 """NetBSD/i386 under nbemu: the Unicorn facts the port stands on (int $0x80 as an
 interrupt, the %gs base through IA32_GS_BASE), the ABI module (guest/arch/i386.py)
-against NetBSD's headers, and real programs (TLS through %gs in C, Go's signal
-fixtures on 386; the shared C and Go fixtures run in test_c_guest.py /
-test_go_guest.py)."""
+against NetBSD's headers, and a real program (TLS through %gs in C; the shared C
+and Go fixtures, Go's signal fixtures among them, run parametrized over the ports
+in the guest suites: test_c_guest.py, test_go_guest.py, test_signals_go.py, ...)."""
 from __future__ import annotations
 
 import struct
@@ -13,8 +13,7 @@ import pytest
 from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, Uc
 from unicorn import x86_const as X
 
-from fixtures.build import build_c, build_go, zig_command
-from fixtures.expected import GO_OUTPUT, comparable
+from fixtures.build import build_c, zig_command
 from guest.arch import for_elf_machine
 from guest.arch import i386 as I
 from tests.guest import run_nbemu
@@ -163,13 +162,3 @@ def test_tls_through_gs(ncpu: int) -> None:
     r = run_nbemu(build_c("tls_i386", "x86"), opts=("--ncpu", str(ncpu)))
     assert "FAIL" not in r.stdout, r.stdout
     assert r.returncode == 0 and r.stdout.rstrip().endswith("PASS"), (r.stdout, r.stderr)
-
-
-@pytest.mark.parametrize("name", ["signotify", "sigpanic", "sigpreempt"])
-def test_go_signals_on_386(name: str) -> None:
-    """Signal frames (sigframe_siginfo, Go's sigreturn_tramp at 140(SP)),
-    faults turned into panics, and SIGURG preemption rewriting the ucontext."""
-    r = run_nbemu(build_go(name, "netbsd", "386"), opts=("--ncpu", "4"), timeout=120)
-    assert "Traceback" not in r.stderr, r.stderr
-    assert r.returncode == 0, r.stderr
-    assert comparable(name, r.stdout) == GO_OUTPUT[name]

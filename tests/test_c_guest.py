@@ -64,14 +64,22 @@ def test_deterministic_is_repeatable(arch: str) -> None:
     assert len(outs) == 1
 
 
+@pytest.mark.parametrize("arch", ARCHES)
 @pytest.mark.parametrize("name,status,sig,what", [
-    ("fault_ill", 132, "SIGILL", "illegal instruction"),
-    ("fault_fpe", 136, "SIGFPE", "divide by zero"),
+    ("fault_ill", 132, "SIGILL", ("illegal instruction", "undefined instruction")),
+    ("fault_fpe", 136, "SIGFPE", ("divide by zero",)),
 ])
-def test_fault_default_action(name: str, status: int, sig: str, what: str) -> None:
-    r = run_nbemu(build_c(name))
+def test_fault_default_action(name: str, status: int, sig: str, what: tuple[str, ...],
+                              arch: str) -> None:
+    r = run_nbemu(build_c(name, arch))
+    if name == "fault_fpe" and arch in ("aarch64", "arm"):
+        # No trap on ARM: sdiv/udiv (and the EABI helpers) give 0 for x / 0, so
+        # NetBSD/aarch64 and evbarm send no signal (their trap.c has no divide
+        # exception to turn into SIGFPE): the program prints the quotient, 0.
+        assert r.returncode == 0 and r.stdout.endswith("\n0\n"), (r.stdout, r.stderr)
+        return
     assert r.returncode == status, r.stderr
-    assert sig in r.stderr and what in r.stderr
+    assert sig in r.stderr and any(w in r.stderr for w in what)
     assert "=>" in r.stderr          # disassembly at the faulting PC
     assert "Traceback" not in r.stderr
 

@@ -588,3 +588,41 @@ def test_fsync_range_and_pathconf(kl, tmp_path):
     kq = ok(l, "kqueue")[0]
     assert err(l, "fpathconf", kq, 6) == Errno.EINVAL
     assert ok(l, "lpathconf", buf, 13)[0] == 1
+
+
+def test_poll_host_fd_goes_through_host_input(kl):
+    """A host pipe cannot notify: its readiness is asked through host_input
+    (so --record / --replay log it) and a waiting poll asks again every
+    HOSTPOLL_NS on the kernel clock."""
+    import os
+
+    from syscalls import hostinput
+    from syscalls.kern_descrip import FREAD, fd_affix, fd_alloc
+    from syscalls.sys_select import HOSTPOLL_NS
+    from syscalls.vfs_syscalls import HostFile
+    k, l, buf = kl
+    hr, hw = os.pipe()
+    try:
+        _, fd = fd_alloc(l.l_proc, 0)
+        fd_affix(l.l_proc, HostFile(hr, FREAD, "hostpipe", owns_fd=False, guest_path=None), fd)
+        kinds = []
+
+        class Log:
+            def input(self, kind, fn):
+                kinds.append(kind)
+                return fn()
+
+        hostinput.recorder = Log()
+        fds = pollfds(l, buf, (fd, POLLIN))
+        assert ok(l, "poll", fds, 1, 0)[0] == 0
+        assert "ready" in kinds
+        gen, rv = call(l, "poll", fds, 1, 1000)
+        assert l.l_stat == LSSLEEP
+        os.write(hw, b"x")
+        wake_time(k, k.clock.monotonic_ns() + HOSTPOLL_NS)
+        assert resume(k, l, gen) == 0 and rv[0] == 1
+        assert revents(l, fds, 1)[0] == POLLIN
+    finally:
+        hostinput.recorder = None
+        os.close(hr)
+        os.close(hw)

@@ -78,6 +78,8 @@ class Session:
         vm.usrstack, vm.maxssiz, vm.dsiz_limit = abi.usrstack, abi.maxssiz, abi.dfldsiz
         p.p_vmspace = vm
         self._init_subsystems(p)
+        if self.rr is not None and self.rr.replaying:
+            self.rr.apply_stdio(p)               # fds 0-2 as they were when recorded
         env = opts.env if opts.env is not None else dict(os.environ)
         argv = [(opts.argv0 or path).encode()] + [a.encode() for a in args]
         envp = [f"{kk}={vv}".encode() for kk, vv in env.items()]

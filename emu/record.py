@@ -282,6 +282,17 @@ class Replayer:
         self.diverged = False
         self._first: str | None = None
 
+    def apply_stdio(self, p: Any) -> None:
+        """Give the guest's fds 0-2 the kinds they had when recorded (a tty or
+        pipe read may wait and poll, a file read does not): the replay must take
+        the recorded paths whatever the host's fds are now."""
+        from syscalls.kern_descrip import fd_getfile
+        kinds = self.header.get("stdio") or []
+        for fd, kind in enumerate(kinds[:3]):
+            fp = fd_getfile(p, fd)
+            if fp is not None and hasattr(fp, "may_block"):
+                fp.may_block = kind in ("tty", "fifo", "socket")
+
     def _diverged(self, msg: str) -> Divergence:
         """The exception to raise; the first one is what gets reported (a turn
         cut short by it may fail its own check on the way out)."""

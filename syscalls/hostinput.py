@@ -25,6 +25,10 @@ class InputLog(Protocol):
 
 recorder: InputLog | None = None
 
+# Host descriptors cannot wake a sleeping LWP: whoever waits for one (a blocking
+# read of a tty or pipe, kevent, poll/select) sleeps this long and asks again.
+HOSTPOLL_NS = 10_000_000
+
 
 def host_input(kind: str, fn: Callable[[], Any]) -> Any:
     """fn() -- or, under record/replay, fn() logged / its logged value.

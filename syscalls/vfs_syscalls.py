@@ -22,11 +22,12 @@ import select
 import stat as host_stat
 import struct
 import termios
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 from .cstruct import TIMESPEC, TIMEVAL, set_retval_off
 from .errno import Errno, from_host
-from .hostinput import host_input
+from .hostinput import HOSTPOLL_NS, host_input
+from .kern_sleepq import kpause
 from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FMASK,
                            FNONBLOCK, FREAD, FWRITE, F_GETPATH, F_SETFL, FFLAGS, NbStat,
                            O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_DSYNC, O_EXCL,
@@ -203,6 +204,10 @@ class HostFile(File):
             self.v_type = vtype_of(os.fstat(hostfd).st_mode)
         except OSError:
             self.v_type = VBAD                # e.g. the host started us with fd 1 closed
+        # Reads that can wait for the world: pipes, sockets and terminals (not
+        # /dev/null, /dev/urandom and other character devices that never block).
+        self.may_block = self.v_type in (VFIFO, VSOCK) or (
+            self.v_type == VCHR and os.isatty(hostfd))
         self.is_dir = self.v_type == VDIR
         self._dirents: list[tuple[int, int, bytes]] | None = None
         self._dirpos = 0
@@ -260,9 +265,27 @@ class HostFile(File):
         n = uio.writable(min(uio.resid, CHUNK))
         if n == 0:
             return Errno.EFAULT
-        if self.f_flag & FNONBLOCK and not self._ready(False):
-            return Errno.EAGAIN
+        if self.f_flag & FNONBLOCK:
+            if not self._ready(False):
+                return Errno.EAGAIN
+        elif self.may_block and not l.l_proc.k.clock.virtual and not self._ready(False):
+            # (A virtual clock would spin through the polls while the host waits:
+            # --deterministic runs take the host's blocking read; everything waits.)
+            return self._read_when_ready(l, uio, n)
         error, data = host_input("read", lambda: _host(os.read, fd, n))
+        return error or uio.copyout(data)
+
+    def _read_when_ready(self, l: Lwp, uio, n: int) -> Generator[str, int, int]:
+        """A blocking read of a host tty/pipe that has nothing yet: the LWP sleeps
+        (interruptibly, as a tty read does on NetBSD) and polls the host, so the
+        other LWPs run and a signal ends the wait (EINTR, or ERESTART for
+        SA_RESTART handlers), instead of the whole emulator blocking in read(2)."""
+        k = l.l_proc.k
+        while not self._ready(False):
+            error = yield from kpause(k, l, "ttyin", True, HOSTPOLL_NS)
+            if error != Errno.EWOULDBLOCK:
+                return error
+        error, data = host_input("read", lambda: _host(os.read, self.hostfd, n))
         return error or uio.copyout(data)
 
     def fo_write(self, l: Lwp, uio) -> int:

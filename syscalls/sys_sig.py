@@ -364,10 +364,14 @@ def sys_setcontext(l: Lwp, a, retval: list[int]) -> int:
     flags = abi.ucontext_flags(uc)
     if not flags & _UC_CPU:
         return Errno.EINVAL
-    if not abi.cpu_mcontext_validate(abi.unpack_mcontext_gregs(uc)):
-        return Errno.EINVAL
+    # kern_sig.c setucontext(): the signal mask first, then cpu_setmcontext,
+    # whose EINVAL (flags, cpu_mcontext_validate) leaves that mask in place.
     if flags & _UC_SIGMASK:
         sigprocmask1(l, SIG_SETMASK, abi.ucontext_sigmask(uc))
+    if not abi.mcontext_flags_valid(flags):
+        return Errno.EINVAL
+    if not abi.cpu_mcontext_validate(abi.unpack_mcontext_gregs(uc)):
+        return Errno.EINVAL
     ids, vals = abi.mcontext_regs(uc, flags)
     if ids:
         plat.regs_set(l, ids, vals)

@@ -302,8 +302,12 @@ class Aarch64(Abi):
         ILL_ILLTRP, TRAP_BRKPT, BUS_ADRALN, SEGV_MAPERR, SEGV_ACCERR = 4, 1, 1, 1, 2
         IL = 1 << 25
         if kind in ("unmapped", "prot"):
-            ec = 0x20 if access == "exec" else 0x24          # instruction / data abort
-            esr = (ec << 26) | IL | (0x40 if access == "write" else 0)
+            # fault.c hands the ESR over as is: class instruction / data abort, the
+            # fault status code (DFSC/IFSC: translation fault 0b0001LL, permission
+            # fault 0b0011LL; level 3 here) and, for a data abort, WnR (ISS bit 6).
+            ec = 0x20 if access == "exec" else 0x24
+            fsc = 0x07 if kind == "unmapped" else 0x0F
+            esr = (ec << 26) | IL | fsc | (0x40 if access == "write" else 0)
             if kind == "unmapped":
                 return (SIGSEGV, SEGV_MAPERR, addr, esr, 0,
                         f"{access} of unmapped address {addr:#x}")

@@ -110,17 +110,35 @@ M32 = 0xFFFFFFFF
 _IN_R0, _IN_R1, _IN_R2, _IN_R3, _IN_R12, _IN_SP, _IN_CPSR, _IN_PC = range(8)
 
 
+# The last undefined ARM instruction the engine stopped on: (pc, word). Read by
+# the UC_HOOK_INSN_INVALID hook, which sees the engine, for fault_siginfo, which
+# does not (undefined.c puts the word in ksi_trap and recognises gdb's breakpoints
+# by it). Faults are handled right after the engine stops, on the same thread.
+_last_undefined: list[tuple[int, int]] = [(-1, 0)]
+
+# gdb's breakpoint words (arm/include/trap.h GDB_BREAKPOINT, GDB5_BREAKPOINT):
+# undefined.c gdb_trapper turns them into SIGTRAP / TRAP_BRKPT in user mode.
+GDB_BREAKPOINTS = (0xE6000011, 0xE7FFDEFE)
+
+
 def _skip_yield(uc, user_data) -> bool:
     """UC_HOOK_INSN_INVALID: True (continue) when the instruction just executed
-    was YIELD (ARM `yield` cond|0x0320f001, Thumb 0xbf10)."""
+    was YIELD (ARM `yield` cond|0x0320f001, Thumb 0xbf10). Otherwise the engine
+    stops on an undefined instruction, whose ARM word is noted (_last_undefined)."""
     pc = uc.reg_read(A.UC_ARM_REG_PC)
     try:
         if uc.reg_read(A.UC_ARM_REG_CPSR) & PSR_T_BIT:
             return int.from_bytes(uc.mem_read(pc - 2, 2), "little") == 0xBF10
         word = int.from_bytes(uc.mem_read(pc - 4, 4), "little")
     except Exception:               # the previous word is unmapped: not a YIELD
-        return False
-    return (word & 0x0FFFFFFF) == 0x0320F001 and word >> 28 != 0xF
+        word = 0
+    if (word & 0x0FFFFFFF) == 0x0320F001 and word >> 28 != 0xF:
+        return True
+    try:
+        _last_undefined[0] = (pc, int.from_bytes(uc.mem_read(pc, 4), "little"))
+    except Exception:
+        _last_undefined[0] = (-1, 0)
+    return False
 
 
 class Arm(Abi):
@@ -246,10 +264,14 @@ class Arm(Abi):
         return list(struct.unpack_from(f"<{NGREG}I", uc_bytes, UC_MCONTEXT_OFF))
 
     def cpu_mcontext_validate(self, gregs: list[int]) -> bool:
-        """VALID_R15_PSR: user mode, IRQ and FIQ enabled. (NetBSD's cpu_setmcontext
-        also refuses _UC_FPU without _UC_ARM_VFP; that check needs the flags.)"""
+        """VALID_R15_PSR: user mode, IRQ and FIQ enabled."""
         psr = gregs[_REG_CPSR]
         return (psr & PSR_MODE) == PSR_USR32_MODE and not psr & (I32_BIT | F32_BIT)
+
+    def mcontext_flags_valid(self, flags: int) -> bool:
+        """sig_machdep.c cpu_setmcontext (FPU_VFP kernels, every earmv7hf one):
+        _UC_FPU without _UC_ARM_VFP is EINVAL -- the FPU area is not VFP state."""
+        return not flags & _UC_FPU or bool(flags & _UC_ARM_VFP)
 
     def mcontext_regs(self, uc_bytes: bytes, flags: int) -> tuple[list[int], list[int]]:
         """(register ids, values) to load from a ucontext's mcontext (cpu_setmcontext).
@@ -365,7 +387,14 @@ class Arm(Abi):
                         f"{access} of unmapped address {addr:#x}")
             return SIGSEGV, SEGV_ACCERR, addr, fsr, 0, f"{access} not permitted at {addr:#x}"
         if kind == "invalid" or intno == EXCP_UDEF:
-            return SIGILL, ILL_ILLOPC, pc, 0, 0, "undefined instruction"
+            # undefined.c undefinedinstruction(): ksi_trap = the instruction word,
+            # ksi_addr = its address (the saved pc stays on it); gdb_trapper makes
+            # gdb's breakpoint words a SIGTRAP with ksi_trap 0.
+            upc, word = _last_undefined[0]
+            word = word if upc == pc else 0
+            if word in GDB_BREAKPOINTS:
+                return SIGTRAP, TRAP_BRKPT, pc, 0, 0, "breakpoint (gdb)"
+            return SIGILL, ILL_ILLOPC, pc, word, 0, "undefined instruction"
         if intno == EXCP_BKPT:
             return SIGTRAP, TRAP_BRKPT, pc, 0, 0, "breakpoint (bkpt)"
         sig, what = self.trap_signal(intno)

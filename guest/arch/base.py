@@ -137,6 +137,11 @@ class Abi:
         import struct
         return struct.unpack_from("<i", uc_bytes, 4 * self.word_size + 16)[0]
 
+    def mcontext_flags_valid(self, flags: int) -> bool:
+        """cpu_setmcontext's machine-dependent test of uc_flags (before it loads
+        anything): False makes setcontext EINVAL. Default: every combination."""
+        return True
+
     def ucontext_onstack(self, flags: int) -> bool | None:
         """setcontext: True (_UC_SETSTACK), False (_UC_CLRSTACK) or None; the two
         bits are machine-dependent (uc_setstack, uc_clrstack)."""

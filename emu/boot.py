@@ -121,8 +121,15 @@ class Session:
     def run(self) -> int:
         """Run to the end; the exit status as a shell reports it."""
         import time
+        from .hostsig import HostSignals
         self._t0 = time.perf_counter()
-        status = self._run()
+        hs = HostSignals(self.kernel, replay=self.rr is not None and self.rr.replaying)
+        installed = hs.install()
+        try:
+            status = self._run()
+        finally:
+            if installed:
+                hs.uninstall()
         if self.rr is not None:
             status = self.rr.finish(status)
         for fn in self._finishers:

@@ -469,6 +469,8 @@ class Machine:
                     break
             if self.internal_error is not None:
                 raise self.internal_error
+            if k.hostsig_check:
+                k.post_host_signals()
             if k.callout.pending:
                 k.run_callouts()
             ci = k.pick_cpu()

@@ -32,6 +32,7 @@ The log: gzip of one JSON header line, then binary records, each a tag byte:
   S  <HIBQ  vCPU, lid, 1 if ended by preemption, blocks the hook counted
   M  <q     a CLOCK_MONOTONIC reading (ns)       R  <q  a CLOCK_REALTIME reading
   I  <B     kind index (INPUT_KINDS), then one encoded value (_enc)
+  G  <B     a signal the host sent nbemu, posted to the guest here (NetBSD number)
   X  <i     the exit status: the end of the log
 
 A turn's S record is written before the records its system calls make (its
@@ -64,6 +65,7 @@ _SLICE = struct.Struct("<HIBQ")
 _I64 = struct.Struct("<q")
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
+_U8 = struct.Struct("<B")
 _FLUSH_AT = 1 << 20       # bytes of records kept before compressing them
 
 
@@ -195,6 +197,10 @@ class Recorder:
     def clock(self, tag: bytes, v: int) -> None:
         self._buf += tag + _I64.pack(v)
 
+    # signals from the host (emu/hostsig.py), at the point the kernel posts them
+    def host_signal(self, sig: int) -> None:
+        self._buf += b"G" + bytes((sig & 0xFF,))
+
     # host inputs (syscalls/hostinput.py)
     def input(self, kind: str, fn: Callable[[], Any]) -> Any:
         v = fn()
@@ -246,6 +252,7 @@ class RecordingClock(Clock):
 # -- replaying --------------------------------------------------------------------------------
 _WHAT = {ord("S"): "a vCPU turn", ord("M"): "a CLOCK_MONOTONIC reading",
          ord("R"): "a CLOCK_REALTIME reading", ord("I"): "a host input",
+         ord("G"): "a signal from the host",
          ord("X"): "the end of the run"}
 
 
@@ -348,6 +355,15 @@ class Replayer:
     # the clock
     def clock(self, tag: int, wanted: str) -> int:
         return self._read(_I64, self._next(tag, wanted))[0]
+
+    # signals from the host: the recorded run posted them at this point
+    def host_signals(self) -> list[int]:
+        sigs = []
+        buf = self._buf
+        while self._pos < len(buf) and buf[self._pos] == ord("G"):
+            pos = self._next(ord("G"), "a signal from the host")
+            sigs.append(self._read(_U8, pos)[0])
+        return sigs
 
     # host inputs
     def input(self, kind: str, fn: Callable[[], Any]) -> Any:
@@ -457,6 +473,9 @@ def attach(session: Any, path: str, args: list[str], opts: Any, cwd: str) -> Rec
     k.config["hostname"] = h["hostname"]
     hostinput.recorder = rr
     m.rr = rr
+    k.hostsig_log = rr
+    if rr.replaying:
+        k.hostsig_check = True          # every delivery point looks for a logged signal
     return rr
 
 
@@ -464,7 +483,8 @@ def walk(body: bytes | memoryview):
     """(offset, tag, name) of each record of a log's body (after the header
     line), without replaying it: for summary() and for tests that edit a log."""
     buf = memoryview(body)
-    names = {ord("S"): "turns", ord("M"): "monotonic", ord("R"): "realtime", ord("X"): "end"}
+    names = {ord("S"): "turns", ord("M"): "monotonic", ord("R"): "realtime", ord("X"): "end",
+             ord("G"): "hostsignal"}
     pos = 0
     while pos < len(buf):
         tag = buf[pos]
@@ -477,7 +497,7 @@ def walk(body: bytes | memoryview):
             pos += 1 + _SLICE.size
         elif tag in names:
             name = names[tag]
-            pos += 1 + (4 if tag == ord("X") else 8)
+            pos += 1 + {ord("X"): 4, ord("G"): 1}.get(tag, 8)
         else:
             raise LogError(f"bad record tag {tag:#x} at offset {pos}")
         yield at, chr(tag), name

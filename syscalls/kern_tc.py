@@ -25,6 +25,9 @@ class Clock:
         self._mono0 = time.monotonic_ns()
         self._boot_real = time.time_ns() - 0
         self.boottime_ns = VIRTUAL_EPOCH_NS if virtual else time.time_ns()
+        # How an idle wait sleeps on the host: emu/hostsig.py swaps in a sleep
+        # that a signal to nbemu cuts short.
+        self.host_sleep: Callable[[float], None] = time.sleep
 
     def monotonic_ns(self) -> int:
         if self.virtual:
@@ -52,4 +55,4 @@ class Clock:
         if self.virtual:
             self._skew += deadline_ns - now
         else:
-            time.sleep((deadline_ns - now) / 1e9)
+            self.host_sleep((deadline_ns - now) / 1e9)

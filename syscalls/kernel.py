@@ -68,6 +68,12 @@ class Kernel:
         self.sched_policy: Any = None   # --deterministic: picks vCPUs (emu/explore.py), None = seeded random
         self._rr = -1
         self.nsyscalls = 0
+        # Signals sent to nbemu by the host (emu/hostsig.py), posted to the process
+        # at the next delivery point (post_host_signals); hostsig_log: the
+        # record/replay log that records or replays those posts.
+        self.host_sigs: list[int] = []
+        self.hostsig_check = False
+        self.hostsig_log: Any = None
         self.nlwps_created = 0
         self.nlwps_max = 0
         self.config: dict[str, Any] = {}
@@ -290,8 +296,35 @@ class Kernel:
                                                                    retval[1]))
         if self.strace is not None:
             self.strace(l, code, args, error, retval)
+        if self.hostsig_check:
+            self.post_host_signals()
         if l.l_stat == LSONPROC and l.l_flag & LW_USERRET:
             self.userret(l)
+
+    # -- signals from the host -------------------------------------------------------
+    def host_signal(self, sig: int) -> None:
+        """Queue NetBSD signal sig, sent to nbemu by the host, for the process."""
+        self.host_sigs.append(sig)
+        self.hostsig_check = True
+
+    def post_host_signals(self) -> None:
+        """A delivery point (a system call's end, a vCPU turn's start): psignal()
+        what the host sent. Under record/replay the posts are logged where they
+        happen and a replay posts the logged ones at the same points."""
+        from .kern_sig import psignal
+        log = self.hostsig_log
+        if log is not None and log.replaying:
+            sigs = log.host_signals()
+        else:
+            sigs, self.host_sigs = self.host_sigs, []
+            self.hostsig_check = False
+            if log is not None:
+                for sig in sigs:
+                    log.host_signal(sig)
+        p = self.proc
+        if p is not None and not p.p_exiting:
+            for sig in sigs:
+                psignal(p, sig)
 
     def _stack_words(self, l: Lwp, sp: int, n: int) -> list[int] | int:
         ws = self.abi.word_size

@@ -108,7 +108,7 @@ def main() -> int:
 
     n_loop = 2_000_000 if q else 20_000_000
     from bench.cpu_loop import rows as loop_rows
-    for r in loop_rows(n_loop, per_op, pairs=5, arches=tuple(ns.arch)):
+    for r in loop_rows(n_loop, per_op, pairs=3 if q else 9, arches=tuple(ns.arch)):
         row(*r)
 
     sysc = per_op(build_c("bench_syscall"), 2_000 if q else 20_000, 20_000 if q else 200_000)
@@ -154,7 +154,10 @@ def main() -> int:
     notes = ["", "How: per-operation figures are (t(n2) - t(n1)) / (n2 - n1) of in-process runs "
              "(best of several), so start-up cancels out; the CPU loop (per architecture) runs "
              "the same instructions in the guest (fixtures/c/bench_loop.c) and on a bare engine "
-             "of that architecture (bench/cpu_loop.py copies them out of the ELF file). "
+             "of that architecture (bench/cpu_loop.py copies them out of the ELF file). This "
+             "host (AMD EPYC under KVM) runs one translated loop at one of two speeds ~3x apart "
+             "from one engine to the next, bare Unicorn included, so each side is sampled "
+             "several times and the best samples are compared; the spread is shown. "
              "Go rows: 'run' is the emulation alone, 'whole process' includes starting "
              "Python and loading nbemu (~0.12 s), which is what the qemu-x86_64 figure "
              "includes too.", "",

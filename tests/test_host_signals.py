@@ -35,10 +35,12 @@ def test_handlers_run_in_order_and_sleep_is_interrupted(arch: str) -> None:
     p = _start(build_c("hostsig", arch), "handle")
     time.sleep(0.3)
     t0 = time.monotonic()
+    # Apart enough for each to be taken before the next comes (pending together,
+    # NetBSD would deliver the lowest number first).
     p.send_signal(signal.SIGUSR1)
-    time.sleep(0.3)
+    time.sleep(0.5)
     p.send_signal(signal.SIGWINCH)
-    time.sleep(0.3)
+    time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     rc, out, err = _finish(p)
     assert rc == 0, err

@@ -40,11 +40,12 @@ from __future__ import annotations
 import struct
 from typing import Any, Generator
 
-from .cstruct import TIMESPEC, TIMEVAL, CStruct
+from .cstruct import TIMEVAL, CStruct
 from .errno import Errno, KernErrno
 from .kern_descrip import RLIMIT_NOFILE, fd_getfile
 from .kern_event import EVFILT_READ, EVFILT_WRITE, Filterops, Kevent, Knote
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
+from .kern_time import copyin_timespec
 from .lwp import Lwp
 from .table import syscall
 
@@ -300,26 +301,27 @@ def sys___select50(l: Lwp, a, retval: list[int]) -> Generator:
     return (yield from selcommon(l, retval, a.nd, getattr(a, "in"), a.ou, a.ex, ts, None))
 
 
-def _copyin_ts(l: Lwp, va: int) -> tuple[int, int] | int | None:
-    if not va:
-        return None
-    lay = TIMESPEC.on(l.l_proc.k.abi)
-    data = l.l_proc.p_vmspace.copyin(va, lay.size)
-    if isinstance(data, int):
-        return data
-    return lay.unpack(data)
+def _copyin_ts_mask(l: Lwp, tsp: int, maskp: int) -> tuple[Any, Any] | int:
+    """pselect/pollts: the timeout (None: wait forever) and the signal mask to
+    wait with (None: keep the current one), or an errno."""
+    ts = mask = None
+    if tsp:
+        ts = copyin_timespec(l, tsp)
+        if isinstance(ts, int):
+            return ts
+    if maskp:
+        mask = _copyin_sigmask(l, maskp)
+        if isinstance(mask, int):
+            return mask
+    return ts, mask
 
 
 @syscall(436, "__pselect50")
 def sys___pselect50(l: Lwp, a, retval: list[int]) -> Generator:
-    ts = _copyin_ts(l, a.ts)
-    if isinstance(ts, int):
-        return ts
-    mask = None
-    if a.mask:
-        mask = _copyin_sigmask(l, a.mask)
-        if isinstance(mask, int):
-            return mask
+    got = _copyin_ts_mask(l, a.ts, a.mask)
+    if isinstance(got, int):
+        return got
+    ts, mask = got
     return (yield from selcommon(l, retval, a.nd, getattr(a, "in"), a.ou, a.ex, ts, mask))
 
 
@@ -362,12 +364,8 @@ def sys_poll(l: Lwp, a, retval: list[int]) -> Generator:
 
 @syscall(437, "__pollts50")
 def sys___pollts50(l: Lwp, a, retval: list[int]) -> Generator:
-    ts = _copyin_ts(l, a.ts)
-    if isinstance(ts, int):
-        return ts
-    mask = None
-    if a.mask:
-        mask = _copyin_sigmask(l, a.mask)
-        if isinstance(mask, int):
-            return mask
+    got = _copyin_ts_mask(l, a.ts, a.mask)
+    if isinstance(got, int):
+        return got
+    ts, mask = got
     return (yield from pollcommon(l, retval, a.fds, a.nfds, ts, mask))

@@ -94,3 +94,23 @@ def scratch(l: Lwp, size: int = 0x10000, prot: int = 3) -> int:
     va = vm.findspace(0x10000000, size, vm.page, topdown=False)
     vm.map_anon(va, size, prot)
     return va
+
+
+def u64(args: tuple) -> list[int]:
+    """Raw argument words are unsigned, as the trap hands them over."""
+    return [a & (2**64 - 1) for a in args]
+
+
+def ok(l: Lwp, name: str, *args: int) -> list[int]:
+    """Call `name`, which must succeed; its retval."""
+    from syscalls.errno import Errno
+    e, rv = call(l, name, *u64(args))
+    assert e == 0, f"{name}{args}: {Errno(e).name if e in Errno._value2member_map_ else e}"
+    return rv
+
+
+def err(l: Lwp, name: str, *args: int) -> int:
+    """Call `name`, which must not block; its errno."""
+    e, _ = call(l, name, *u64(args))
+    assert not hasattr(e, "send"), f"{name} blocked"
+    return e

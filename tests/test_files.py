@@ -20,7 +20,7 @@ from syscalls.kern_lwp import lwp_create, lwp_start
 from syscalls.lwp import LSONPROC, LSRUN, LSSLEEP, Lwp
 from syscalls.sys_pipe import BIG_PIPE_SIZE, PIPE_SIZE
 from syscalls.vfs_syscalls import TIOCGETA
-from tests.khelp import call, make_kernel, scratch
+from tests.khelp import call, err, make_kernel, ok, scratch
 
 AT_FDCWD = -100
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
@@ -77,23 +77,6 @@ class Mem:
         data = self.vm.copyin(va, n)
         assert isinstance(data, bytes)
         return data
-
-
-def u64(args: tuple) -> list[int]:
-    """Raw argument words are unsigned, as the trap hands them over."""
-    return [a & (2**64 - 1) for a in args]
-
-
-def ok(l: Lwp, name: str, *args: int) -> list[int]:
-    err, rv = call(l, name, *u64(args))
-    assert err == 0, f"{name}{args}: {Errno(err).name if err in Errno._value2member_map_ else err}"
-    return rv
-
-
-def err(l: Lwp, name: str, *args: int) -> int:
-    e, _ = call(l, name, *u64(args))
-    assert not hasattr(e, "send"), f"{name} blocked"
-    return e
 
 
 def open_(l: Lwp, m: Mem, path: str, flags: int = O_RDONLY, mode: int = 0) -> int:

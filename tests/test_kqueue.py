@@ -16,8 +16,8 @@ from syscalls.kern_event import (EV_ADD, EV_CLEAR, EV_DELETE, EV_DISABLE, EV_ENA
                                  EVFILT_USER, EVFILT_WRITE,
                                  NOTE_FFCOPY, NOTE_SECONDS, NOTE_TRIGGER)
 from syscalls.lwp import LSRUN, LSSLEEP
-from tests.khelp import call, make_kernel, scratch
-from tests.test_files import resume, second_lwp, u64
+from tests.khelp import call, err, make_kernel, ok, scratch
+from tests.test_files import resume, second_lwp
 
 KEVENT_FMT = KEVENT.layout(8, 8)            # the kernel helper (khelp) runs amd64
 KEVENT100_FMT = KEVENT100.layout(8, 8)
@@ -31,14 +31,6 @@ def kl():
     return k, l, scratch(l, 0x100000)
 
 
-def ok(l, name, *args):
-    e, rv = call(l, name, *u64(args))
-    assert e == 0, (name, e)
-    return rv
-
-
-def err(l, name, *args):
-    return call(l, name, *u64(args))[0]
 
 
 class KeventABI:

@@ -15,8 +15,8 @@ from syscalls.lwp import LSRUN, LSSLEEP, LSZOMB
 from syscalls.sys_sched import SCHED_FIFO, SCHED_NONE, SCHED_OTHER, SCHED_RR
 from syscalls.sys_select import POLLIN, POLLNVAL, POLLOUT, POLLHUP, POLLRDNORM
 from syscalls.uipc_sem import KSEM_PSHARED, KSEM_PSHARED_MARKER, SEM_VALUE_MAX
-from tests.khelp import call, make_kernel, scratch
-from tests.test_files import resume, second_lwp, u64
+from tests.khelp import call, err, make_kernel, ok, scratch
+from tests.test_files import resume, second_lwp
 
 MS = 10**6
 BAD = 0x7000_0000_0000
@@ -28,16 +28,6 @@ def kl():
     return k, l, scratch(l, 0x100000)
 
 
-def ok(l, name, *args):
-    e, rv = call(l, name, *u64(args))
-    assert e == 0, (name, e)
-    return rv
-
-
-def err(l, name, *args):
-    e, _ = call(l, name, *u64(args))
-    assert not hasattr(e, "send"), f"{name} blocked"
-    return e
 
 
 def put(l, va, data):

@@ -20,7 +20,7 @@ _INT32 = {"int", "lwpid_t", "clockid_t", "pid_t", "id_t", "idtype_t", "key_t",
 _UINT32 = {"u_int", "unsigned int", "unsigned", "mode_t", "uid_t", "gid_t", "u_int32_t",
            "uint32_t", "fixpt_t", "sigset_t"}
 # C types that stay 64-bit on ILP32 ports (i386, earm): passed in two argument
-# words, low word first (both ports are little-endian). syscalls.master puts a
+# words, low word first (i386 and earm are both little-endian). syscalls.master puts a
 # `long PAD` before them where ARM's even-register rule needs it, so decoding is
 # a plain walk over words.
 _WIDE = {"off_t", "dev_t", "quad_t", "u_quad_t", "int64_t", "uint64_t", "time_t"}

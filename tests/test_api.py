@@ -136,3 +136,17 @@ def test_machines_of_different_ports_in_one_process(capfd) -> None:
     for arch in ("x86_64", "arm", "aarch64", "x86", "x86_64", "arm"):
         assert Emulator(build_c("hello_c", arch)).run() == 0, arch
         assert "hello from C" in capfd.readouterr().out
+
+
+def test_record_through_the_api_replays_on_the_command_line(capfd, tmp_path) -> None:
+    """Emulator(..., record=LOG) writes the same log `nbemu --record` does."""
+    log = tmp_path / "api.log"
+    prog = build_c("seedorder")
+    emu = Emulator(prog, ["3"], record=str(log), ncpu=2)
+    assert emu.run() == 0
+    out = capfd.readouterr().out
+    assert "PASS" in out
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "--replay", str(log), str(prog), "3"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == out

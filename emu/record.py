@@ -18,7 +18,8 @@ What makes two runs of one program differ, and how each is pinned down:
 - Host inputs (syscalls/hostinput.py): data read from host descriptors,
   their readiness (poll, kevent, O_NONBLOCK), directory listings, file pages
   mapped by mmap, host random bytes (kern.arandom; /dev/urandom is a host
-  read). On replay the host is not asked: stdin is not read.
+  read), what host sockets answered ("sock": syscalls/uipc_syscalls.py). On
+  replay the host is not asked: stdin is not read.
 - The start: environment, working directory, hostname, boot time, argv0 and
   the options (--ncpu, --deterministic, --seed, --root) are in the header and
   a replay takes them from there.
@@ -58,7 +59,7 @@ FORMAT = "nbemu-replay-log"
 VERSION = 1
 EXIT_DIVERGED = 124       # the replay asked for something the log does not have next
 
-INPUT_KINDS = ("read", "pread", "ready", "mmap", "readdir", "random")
+INPUT_KINDS = ("read", "pread", "ready", "mmap", "readdir", "random", "sock")
 _KIND_INDEX = {k: i for i, k in enumerate(INPUT_KINDS)}
 
 _SLICE = struct.Struct("<HIBQ")

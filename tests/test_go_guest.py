@@ -11,7 +11,8 @@ from fixtures.build import build_go
 from fixtures.expected import GO_ARGS, GO_ENV, GO_OUTPUT, comparable
 from tests.guest import GOARCHES, run_nbemu
 
-GO_FIXTURES = ["hello", "demo", "tokenring", "lockthreads", "timers", "mutex", "pipeline"]
+GO_FIXTURES = ["hello", "demo", "tokenring", "lockthreads", "timers", "mutex", "pipeline",
+               "netecho"]
 
 
 def _env(name: str) -> dict[str, str]:

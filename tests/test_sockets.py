@@ -181,3 +181,26 @@ def test_sockaddr_from_host_inet6():
     with pytest.raises(Exception):
         sockaddr_from_host(k, AF_INET, ("300.1.1.1", 1))
     assert SOCK_DGRAM == 2
+
+
+def test_sendmsg_recvmsg_dgram(env):
+    """msghdr (cstruct MSGHDR on amd64: 48 bytes) and iovecs both ways; a datagram
+    larger than the buffer is cut with MSG_TRUNC; control data is EOPNOTSUPP."""
+    from syscalls.uipc_syscalls import MSG_TRUNC
+    k, l, buf, _ = env
+    ok(l, "socketpair", AF_LOCAL, SOCK_DGRAM, 0, buf)
+    a, b = struct.unpack("<ii", get(l, buf, 8))
+    put(l, buf + 0x100, b"hello ")
+    put(l, buf + 0x200, b"world")
+    put(l, buf + 0x300, struct.pack("<QQQQ", buf + 0x100, 6, buf + 0x200, 5))     # iovec[2]
+    msg = struct.pack("<QI4xQi4xQIi", 0, 0, buf + 0x300, 2, 0, 0, 0)
+    assert ok(l, "sendmsg", a, put(l, buf + 0x400, msg), 0)[0] == 11
+    ctl = struct.pack("<QI4xQi4xQIi", 0, 0, buf + 0x300, 2, buf + 0x900, 16, 0)
+    assert err(l, "sendmsg", a, put(l, buf + 0x480, ctl), 0) == Errno.EOPNOTSUPP
+    put(l, buf + 0x500, struct.pack("<QQQQ", buf + 0x600, 4, buf + 0x700, 3))     # 7 bytes of room
+    rmsg = struct.pack("<QI4xQi4xQIi", buf + 0x800, 106, buf + 0x500, 2, 0, 0, 0)
+    assert ok(l, "recvmsg", b, put(l, buf + 0x880, rmsg), 0)[0] == 7
+    assert get(l, buf + 0x600, 4) + get(l, buf + 0x700, 3) == b"hello w"
+    fields = struct.unpack("<QI4xQi4xQIi", get(l, buf + 0x880, 48))
+    assert fields[-1] & MSG_TRUNC and fields[5] == 0                  # msg_flags, msg_controllen
+    assert err(l, "recvmsg", b, BAD, 0) == Errno.EFAULT

@@ -158,6 +158,12 @@ SIZE_T = CStruct("size_t", [("size_t", "value")])
 LONG = CStruct("long", [("long", "value")])
 
 
+def ssize_max(abi: Any) -> int:
+    """SSIZE_MAX of the port: 2^63 - 1 on LP64, 2^31 - 1 on ILP32 (a read of
+    more bytes is EINVAL there, as NetBSD's dofileread checks)."""
+    return (1 << (8 * abi.word_size - 1)) - 1
+
+
 def set_retval_off(abi: Any, retval: list[int], value: int) -> None:
     """`*(off_t *)retval = value`: a 64-bit result (lseek) spans both result
     registers on ILP32 ports, low word first."""

@@ -15,7 +15,7 @@ import struct
 from types import GeneratorType
 from typing import Generator
 
-from .cstruct import IOVEC
+from .cstruct import IOVEC, ssize_max
 from .errno import Errno, KernErrno
 from .kern_descrip import (DTYPE_VNODE, FASYNC, FIOASYNC, FIOCLEX, FIONBIO, FIONCLEX,
                            FNONBLOCK, FNOSIGPIPE, FREAD, FWRITE, IOC_IN, IOC_OUT, IOC_VOID,
@@ -27,7 +27,6 @@ from .vfs_syscalls import VCHR, VFIFO
 
 CHUNK = 1 << 20            # largest host buffer one step of a transfer uses
 IOV_MAX = 1024             # sys/uio.h (limits.h)
-SSIZE_MAX = (1 << 63) - 1
 IOCPARM_MAX = 4096         # NBPG on amd64
 EPASSTHROUGH = int(KernErrno.EPASSTHROUGH)
 ERESTART = int(KernErrno.ERESTART)
@@ -195,9 +194,10 @@ def copyin_iovec(l: Lwp, iovp: int, iovcnt: int) -> list[tuple[int, int]] | int:
         return data
     iov = list(lay.iter_unpack(data))
     total = 0
+    limit = ssize_max(l.l_proc.k.abi)
     for _, n in iov:
         total += n
-        if n > SSIZE_MAX or total > SSIZE_MAX:
+        if n > limit or total > limit:
             return Errno.EINVAL
     return iov
 
@@ -207,7 +207,7 @@ def sys_read(l: Lwp, a, retval: list[int]) -> Generator:
     fp = _getfile(l, a.fd, FREAD)
     if isinstance(fp, int):
         return fp
-    if a.nbyte > SSIZE_MAX:
+    if a.nbyte > ssize_max(l.l_proc.k.abi):
         return Errno.EINVAL
     return (yield from dofileread(l, fp, Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)]), retval))
 
@@ -217,7 +217,7 @@ def sys_write(l: Lwp, a, retval: list[int]) -> Generator:
     fp = _getfile(l, a.fd, FWRITE)
     if isinstance(fp, int):
         return fp
-    if a.nbyte > SSIZE_MAX:
+    if a.nbyte > ssize_max(l.l_proc.k.abi):
         return Errno.EINVAL
     return (yield from dofilewrite(l, fp, Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)]), retval))
 
@@ -230,7 +230,7 @@ def sys_pread(l: Lwp, a, retval: list[int]) -> Generator:
     error = _positional(fp, a.offset)
     if error:
         return error
-    if a.nbyte > SSIZE_MAX:
+    if a.nbyte > ssize_max(l.l_proc.k.abi):
         return Errno.EINVAL
     uio = Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)], a.offset)
     return (yield from dofileread(l, fp, uio, retval))
@@ -244,7 +244,7 @@ def sys_pwrite(l: Lwp, a, retval: list[int]) -> Generator:
     error = _positional(fp, a.offset)
     if error:
         return error
-    if a.nbyte > SSIZE_MAX:
+    if a.nbyte > ssize_max(l.l_proc.k.abi):
         return Errno.EINVAL
     uio = Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)], a.offset)
     return (yield from dofilewrite(l, fp, uio, retval))

@@ -35,16 +35,16 @@ import struct
 from typing import Any, Callable, Generator
 
 from . import hostinput
-from .cstruct import CStruct, IOVEC, TIMEVAL
+from .cstruct import TIMEVAL, CStruct, ssize_max
 from .errno import Errno, from_host
 from .hostinput import HOSTPOLL_NS, host_input
 from .kern_descrip import (DTYPE_SOCKET, FNONBLOCK, FNOSIGPIPE, FREAD, FWRITE, S_IFSOCK,
                            File, NbStat, fd_alloc, fd_affix, fd_getfile)
 from .kern_sleepq import kpause
 from .lwp import Lwp
-from .sys_generic import ERESTART, SSIZE_MAX, Uio, copyin_iovec, sigpipe_hook
+from .sys_generic import ERESTART, Uio, copyin_iovec, sigpipe_hook
 from .table import syscall
-from .vfs_lookup import MAXPATHLEN, namei, root_host, start_dir
+from .vfs_lookup import namei, root_host, start_dir
 from .vfs_syscalls import VSOCK, HostFile
 
 # -- sys/socket.h, netinet/in.h, netinet/tcp.h, netinet6/in6.h (NetBSD values) -----------
@@ -828,7 +828,7 @@ def sys_sendto(l: Lwp, a, retval: list[int]) -> Generator:
     so = fd_getsock(l, a.s)
     if isinstance(so, int):
         return so
-    if a.len > SSIZE_MAX:
+    if a.len > ssize_max(l.l_proc.k.abi):
         return Errno.EINVAL
     return (yield from _send(l, so, [(a.buf, a.len)], a.flags, a.to, a.tolen, retval))
 
@@ -849,7 +849,7 @@ def sys_recvfrom(l: Lwp, a, retval: list[int]) -> Generator:
     so = fd_getsock(l, a.s)
     if isinstance(so, int):
         return so
-    if a.len > SSIZE_MAX:
+    if a.len > ssize_max(l.l_proc.k.abi):
         return Errno.EINVAL
     error, sa, _ = yield from _recv(l, so, [(a.buf, a.len)], a.flags, retval)
     if error:

@@ -49,14 +49,16 @@ class FakePlatform:
         return 0
 
 
-def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/") -> tuple[Kernel, Lwp]:
-    k = Kernel(ABI, FakePlatform(), ncpu=ncpu, deterministic=deterministic, root=root)
+def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/",
+                abi: Any = ABI) -> tuple[Kernel, Lwp]:
+    """A kernel with one process and its first LWP on CPU 0 (amd64 unless `abi`)."""
+    k = Kernel(abi, FakePlatform(), ncpu=ncpu, deterministic=deterministic, root=root)
     p = Proc(100, 1)
     p.k = k
     k.proc = p
-    vm = VmMap(NullPmap(), ABI.page_size, 0x1000, ABI.vm_maxuser_address)
-    vm.usrstack, vm.maxssiz = ABI.usrstack, ABI.maxssiz
-    vm.vm_daddr, vm.vm_dsize, vm.dsiz_limit = 0x600000, 0, ABI.dfldsiz
+    vm = VmMap(NullPmap(), abi.page_size, 0x1000, abi.vm_maxuser_address)
+    vm.usrstack, vm.maxssiz = abi.usrstack, abi.maxssiz
+    vm.vm_daddr, vm.vm_dsize, vm.dsiz_limit = 0x600000, 0, abi.dfldsiz
     p.p_vmspace = vm
     from syscalls.kern_descrip import filedesc_init
     filedesc_init(p)
@@ -75,8 +77,12 @@ def call(l: Lwp, name: str, *args: int) -> tuple[Any, list[int]]:
     """Run handler `name` with raw argument words; (error or generator, retval)."""
     ent = next(e for e in SYSENT.values() if e.name == name)
     assert ent.handler is not None, f"{name} has no handler"
-    raw = list(args) + [0] * (ent.nargs - len(args))
-    a = ent.argcls(ent.decode(raw))
+    if l.l_proc.k.abi.word_size == 4:          # ILP32: 32-bit words, off_t in two
+        n, decode = ent.nwords32, ent.decode32
+    else:
+        n, decode = ent.nargs, ent.decode
+    raw = list(args) + [0] * (n - len(args))
+    a = ent.argcls(decode(raw))
     retval = [0, 0]
     res = ent.handler(l, a, retval)
     if isinstance(res, GeneratorType):

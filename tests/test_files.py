@@ -684,3 +684,16 @@ def test_pipe_blocking_write_woken_by_read(env):
     assert ok(l2, "read", r, buf, 1000)[0] == 1000
     assert l.l_stat == LSRUN
     assert resume(k, l, gen) == 0 and rv[0] == 100
+
+
+def test_transfer_size_limit_is_the_ports_ssize_max() -> None:
+    """dofileread's EINVAL for a count above SSIZE_MAX: 2^31 - 1 on ILP32 ports,
+    where 0x80000000 bytes is too many; on amd64 it is merely a large read."""
+    from guest.arch import i386
+    k, l = make_kernel(abi=i386.ABI)
+    buf = scratch(l, 0x1000)
+    assert err(l, "read", 0, buf, 0x80000000) == Errno.EINVAL
+    assert err(l, "write", 1, buf, 0x80000000) == Errno.EINVAL
+    k, l = make_kernel()
+    buf = scratch(l, 0x1000)
+    assert err(l, "write", 1, buf, 0x80000000) == Errno.EFAULT     # checked, then copied

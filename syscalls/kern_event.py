@@ -37,6 +37,7 @@ from typing import Any, Callable, Generator
 
 from .cstruct import KEVENT, KEVENT100, Layout
 from .errno import Errno, KernErrno
+from .hostinput import HOSTPOLL_NS   # how often a waiting scan re-polls host fds
 from .kern_descrip import (DTYPE_KQUEUE, FNONBLOCK, FNOSIGPIPE, FREAD, FWRITE, O_CLOEXEC,
                            S_IFIFO, S_IRUSR, S_IWUSR, File, NbStat, fd_affix, fd_alloc,
                            fd_getfile)
@@ -66,7 +67,6 @@ EVENT_REGISTER, EVENT_PROCESS = 1, 2
 INT_MAX = 0x7FFFFFFF
 KQ_NEVENTS = 8                       # changes fetched per copyin, as kevent1 does
 HZ_TICK_NS = 10_000_000              # one hardclock tick (hz = 100): shortest timer
-HOSTPOLL_NS = 10_000_000             # how often a waiting scan re-polls host fds
 
 class Kevent:
     """A struct kevent (either layout; kevent100 has no ext)."""

@@ -42,6 +42,7 @@ from .kern_descrip import (DTYPE_KQUEUE, FNONBLOCK, FNOSIGPIPE, FREAD, FWRITE, O
                            S_IFIFO, S_IRUSR, S_IWUSR, File, NbStat, fd_affix, fd_alloc,
                            fd_getfile)
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
+from .kern_tc import TICK_NS as HZ_TICK_NS   # one hardclock tick: the shortest timer
 from .kern_time import copyin_timespec
 from .lwp import Lwp, Proc
 from .table import syscall
@@ -66,7 +67,6 @@ KN_WILLDETACH = 0x40
 EVENT_REGISTER, EVENT_PROCESS = 1, 2
 INT_MAX = 0x7FFFFFFF
 KQ_NEVENTS = 8                       # changes fetched per copyin, as kevent1 does
-HZ_TICK_NS = 10_000_000              # one hardclock tick (hz = 100): shortest timer
 
 class Kevent:
     """A struct kevent (either layout; kevent100 has no ext)."""

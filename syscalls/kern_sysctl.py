@@ -40,6 +40,7 @@ from .errno import Errno
 from .hostinput import host_input
 from .kern_prot import NGROUPS_MAX
 from .kern_resource import MAXFILES, MAXLWP_SYS, NPROC, PHYSMEM, USERMEM
+from .kern_tc import HZ, TICK_US
 from .lwp import Lwp
 from .table import syscall
 
@@ -87,7 +88,7 @@ VERSION = ("NetBSD 10.1 (GENERIC) #0: Mon Dec 16 13:08:11 UTC 2024\n"
 CPU_MODEL = "QEMU Virtual CPU version 2.5+"   # what Unicorn's x86-64 CPUID reports
 MAXHOSTNAMELEN = 256
 ARG_MAX = 256 * 1024
-HZ, TICK, TICKADJ = 100, 10000, 40            # amd64: hz 100; tickadj = 240000/(60*hz)
+TICK, TICKADJ = TICK_US, 240000 // (60 * HZ)    # tick (us) and tickadj (240000/(60*hz))
 FSCALE = 1 << 11
 
 

@@ -14,6 +14,11 @@ from typing import Callable
 BLOCK_NS = 20           # virtual nanoseconds per executed translated block
 SYSCALL_NS = 500        # virtual nanoseconds per system call
 VIRTUAL_EPOCH_NS = 1_767_225_600 * 10**9   # 2026-01-01T00:00:00Z: realtime origin
+# hz, NetBSD's clock interrupt rate on every port nbemu emulates: the granularity
+# timers are rounded up to (itimerfix, itimespecfix, kevent timers, poll timeouts).
+HZ = 100
+TICK_NS = 10**9 // HZ
+TICK_US = TICK_NS // 1000
 
 
 class Clock:

@@ -7,6 +7,7 @@ from typing import Generator
 from .cstruct import ITIMERVAL, TIMESPEC, TIMESPEC50, TIMEVAL
 from .errno import Errno, KernErrno
 from .kern_sleepq import kpause
+from .kern_tc import TICK_US   # 1000000 / hz: the smallest non-zero timer
 from .lwp import Lwp
 from .table import syscall
 
@@ -143,7 +144,6 @@ def sys_clock_nanosleep(l: Lwp, a, retval: list[int]) -> Generator:
 
 # -- interval timers (setitimer / getitimer: NetBSD's dosetitimer, itimerfire) --------
 ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF, ITIMER_MONOTONIC = 0, 1, 2, 3
-TICK_US = 10_000            # 1000000 / hz (hz = 100): the smallest non-zero timer
 
 
 class Itimer:

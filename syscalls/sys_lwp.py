@@ -14,6 +14,7 @@ from .errno import Errno, KernErrno
 from .kern_lwp import lwp_continue, lwp_create, lwp_exit, lwp_free, lwp_start, lwp_wait
 from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interruptible, sleepq_block,
                           sleepq_enqueue, sleepq_remove, sleepq_wake)
+from .kern_tc import TICK_NS   # itimespecfix() rounds up to one tick
 from .kern_time import (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME,
                         CLOCK_THREAD_CPUTIME_ID, TIMER_ABSTIME, copyin_timespec)
 from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
@@ -243,7 +244,6 @@ def lwp_unpark(l: Lwp, targets: list[int], hint: int) -> int:
 
 
 # ts2timo() and what it stands on (NetBSD 10 sys/kern/subr_time.c rev. 1.34).
-TICK_NS = 10_000_000          # amd64 hz = 100: itimespecfix() rounds up to one tick
 TIME_MIN, TIME_MAX = -(1 << 63), (1 << 63) - 1
 MAXTIMO_NS = 0x7FFFFFFF * TICK_NS   # tvtohz() caps a timeout at INT_MAX ticks
 _CPUCLOCK_ID_MASK = ~(CLOCK_THREAD_CPUTIME_ID | CLOCK_PROCESS_CPUTIME_ID)

@@ -43,6 +43,7 @@ from typing import Any, Generator
 from .cstruct import TIMEVAL, CStruct
 from .errno import Errno, KernErrno
 from .hostinput import HOSTPOLL_NS
+from .kern_tc import TICK_NS
 from .kern_descrip import RLIMIT_NOFILE, fd_getfile
 from .kern_event import EVFILT_READ, EVFILT_WRITE, Filterops, Kevent, Knote
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
@@ -57,7 +58,6 @@ INFTIM = -1
 POLLFD = CStruct("pollfd", [("int", "fd"), ("short", "events"), ("short", "revents")])
 NFDBITS = 32                    # bits of __fd_mask (uint32_t)
 NDFILE = 20                     # the descriptor table's first size (sys/filedesc.h)
-TICK_NS = 10_000_000            # hz = 100
 _NS = 1_000_000_000
 
 SEL_FLAGS = (POLLRDNORM | POLLHUP | POLLERR, POLLWRNORM | POLLHUP | POLLERR, POLLRDBAND)

@@ -12,9 +12,10 @@ from guest.exec_elf import exec_image, host_ids, read_program
 from syscalls.kern_lwp import lwp_create, lwp_start
 from syscalls.lwp import Lwp, Proc
 from syscalls.signals import signame
-from syscalls.uvm_map import VmMap
+from syscalls.kern_proc import proc_enter
 
 from .machine import DeadlockError, InternalError, Machine
+from .space import vmmap_new
 
 EXIT_DEADLOCK = 125      # distinct from guest statuses 0..124 and 128+N signal deaths
 EXIT_INTERNAL = 70       # EX_SOFTWARE: nbemu itself failed (a bug), with a crash report
@@ -71,11 +72,11 @@ class Session:
             self.rr = attach_rr(self, path, args, opts, cwd)
             cwd = self.rr.cwd
         p = Proc(opts.pid, 1)
-        p.k = k
+        proc_enter(k, p, None)               # the guest's first process ("init" to nbemu)
         p.p_comm = os.path.basename(path).encode()[:16]
+        p.p_start_ns = k.clock.monotonic_ns()
         k.proc = p
-        vm = VmMap(m, abi.page_size, abi.page_size * 16, abi.vm_maxuser_address)
-        vm.usrstack, vm.maxssiz, vm.dsiz_limit = abi.usrstack, abi.maxssiz, abi.dfldsiz
+        vm = vmmap_new(abi, m.space)
         p.p_vmspace = vm
         self._init_subsystems(p)
         if self.rr is not None and self.rr.replaying:

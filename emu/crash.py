@@ -265,7 +265,7 @@ def backtrace(s, l: Lwp, max_frames: int = 24) -> list[tuple[int, str]]:
     track += [n for n in names if n not in track]
     regs = dict(zip(track, m.regs_get(l, [ids[n] for n in track])))
     pcn, spn, fpn = names
-    vm = s.kernel.proc.p_vmspace
+    vm = l.l_proc.p_vmspace
     ws = abi.word_size
     ra_on_stack = abi.name in _RA_ON_STACK
 
@@ -342,7 +342,7 @@ def waits_on(s, l: Lwp) -> tuple[str, list[int]]:
     """What l waits for, in words, and the lids it waits for (wait-for edges)."""
     from syscalls.lwp import LSSUSPENDED, LSZOMB
     from syscalls.table import name_of
-    p = s.kernel.proc
+    p = l.l_proc
     if l.l_stat == LSZOMB:
         return "zombie: exited, not yet collected by _lwp_wait", []
     if l.l_stat == LSSUSPENDED:
@@ -370,6 +370,12 @@ def waits_on(s, l: Lwp) -> tuple[str, list[int]]:
         t = p.lwp_find(tgt)
         return (f"in {call}: waits for {_lwp_label(t) if t else f'lid {tgt}'} to be "
                 "suspended", [tgt] if tgt else [])
+    if l.l_wmesg == "wait":
+        kids = ", ".join(f"pid {c.p_pid} ({c.p_comm.decode(errors='replace')})"
+                         for c in p.p_children) or "none"
+        return f"in {call}: waits for a child to change state (children: {kids})", []
+    if l.l_wmesg == "ppwait":
+        return f"in {call}: waits for its vfork child to exec or exit", []
     return f"sleeping on {l.l_wmesg or l.l_wchan!r} in {call}", []
 
 
@@ -427,9 +433,21 @@ def recent_syscalls(l: Lwp) -> list[str]:
 
 
 def wait_for_report(s) -> list[str]:
-    """The lines of the wait-for report: one summary line per LWP, wait-for
-    cycles and chains, then per LWP its last system calls and backtrace."""
-    p = s.kernel.proc
+    """The lines of the wait-for report, for every live process of the guest
+    (the first one first): one summary line per LWP, wait-for cycles and
+    chains, then per LWP its last system calls and backtrace."""
+    from syscalls.lwp import SZOMB
+    k = s.kernel
+    procs = [k.proc] + sorted((p for p in k.allproc.values()
+                               if p is not k.proc and p.p_stat != SZOMB),
+                              key=lambda p: p.p_pid)
+    lines: list[str] = []
+    for p in procs:
+        lines += _proc_wait_report(s, p)
+    return lines
+
+
+def _proc_wait_report(s, p) -> list[str]:
     lwps = sorted(p.p_lwps.values(), key=lambda x: x.l_lid)
     sym = Symbols.of(s)
     lines = [f"Wait-for report, pid {p.p_pid} ({len(lwps)} LWPs):"]

@@ -39,6 +39,7 @@ from syscalls.lwp import LSONPROC, LW_USERRET, Lwp
 
 from . import native
 from .regs import RegBatch
+from .space import Space, vmmap_new
 
 _INSN_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
@@ -67,13 +68,8 @@ class Machine:
     def __init__(self, abi: Abi, ncpu: int = 4, deterministic: bool = False, seed: int = 0,
                  root: str = "/") -> None:
         self.abi = abi
-        self.uc = Uc(abi.uc_arch, abi.uc_mode)
-        self.uch = self.uc._uch
-        abi.init_engine(self.uc)
         self.deterministic = deterministic
         self.native = native.load()
-        self._hook_installed = False
-        self._pyblock_hook = None
         self.loaded: Lwp | None = None          # whose registers the engine holds
         self.curlwp: Lwp | None = None          # the LWP executing this turn
         self.in_hook = False
@@ -93,47 +89,63 @@ class Machine:
         # whose T bit the address given to uc_emu_start must carry).
         self._pc = RegBatch((abi.pc_reg,) + ((abi.insn_state_reg,)
                                              if abi.insn_state_reg is not None else ()))
+        self._native_trap = False
+        self._space_pool: list[Space] = []      # engines of ended address spaces
+        nat = self.native
+        if nat is not None:
+            self._trap_cb = _TRAP_CB(self._on_trap_native)
+            nin = len(abi.syscall_in_regs)
+            self._nin = nin
+            self._nvals = nin + abi.trap_fetch_insn    # + the appended instruction word
+            self._native_trap = True
+            if abi.trap_kind == "intr":
+                self._intr_other_cb = _INTR_OTHER_CB(self._on_interrupt_other)
+        elif abi.trap_kind == "intr":
+            self._sys_cb = _INTR_CB(self._on_intr_raw)
+        else:
+            self._sys_cb = _INSN_SYSCALL_CB(self._on_syscall_raw)
+        self._claim_native()
+        if nat is not None:
+            nat.lib.nb_set_stop(ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
+            nat.preempt.value = 0
+            nat.armed.value = 0
+            nat.budget.value = 0
+            nat.blocks.value = 0
+            if not deterministic:
+                nat.lib.nb_start_ticker(TICK_NS)
+        self.space = self.vmspace_new()
+        self.uc = self.space.uc
+        self.uch = self.space.uch
         self.kernel = Kernel(abi, self, ncpu=ncpu, deterministic=deterministic, seed=seed,
                              root=root)
-        uc = self.uc
-        # The syscall trap: with the native library, C reads the trap registers
-        # and writes the return values around a no-argument Python callback;
-        # otherwise a raw ctypes hook (without the binding's wrappers, ~0.5 us).
-        self._native_trap = False
+
+    # -- engines: one per address space (emu/space.py) -------------------------------
+    def vmspace_new(self) -> Space:
+        """A pmap for a new address space: an engine from the pool, or a new one
+        with the trap, fault and (deterministic mode) preemption hooks."""
+        if self._space_pool:
+            sp = self._space_pool.pop()
+            sp.users = 1
+            sp.uc.ctl_flush_tb()          # nothing of the last image may be re-run
+            return sp
+        abi = self.abi
+        uc = Uc(abi.uc_arch, abi.uc_mode)
+        abi.init_engine(uc)
+        sp = Space(uc)
         h = ctypes.c_size_t()
         nat = self.native
         intr_trap = abi.trap_kind == "intr"
         if nat is not None:
-            self._trap_cb = _TRAP_CB(self._on_trap_native)
-            nin, nout = len(abi.syscall_in_regs), len(abi.syscall_out_regs)
-            for i, r in enumerate(abi.syscall_in_regs):
-                nat.in_ids[i] = r
-            for i, r in enumerate(abi.syscall_out_regs):
-                nat.out_ids[i] = r
-            nat.lib.nb_set_trap(ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p),
-                                ctypes.cast(uclib.uc_reg_write_batch, ctypes.c_void_p),
-                                ctypes.cast(self._trap_cb, ctypes.c_void_p), nin, nout)
-            self._nin = nin
-            self._nvals = nin + abi.trap_fetch_insn    # + the appended instruction word
-            self._native_trap = True
-            fn = nat.syscall_hook
-            if intr_trap:
-                self._intr_other_cb = _INTR_OTHER_CB(self._on_interrupt_other)
-                self._set_native_intr()
-                fn = nat.intr_hook
-        elif intr_trap:
-            self._sys_cb = _INTR_CB(self._on_intr_raw)
-            fn = ctypes.cast(self._sys_cb, ctypes.c_void_p)
+            fn = nat.intr_hook if intr_trap else nat.syscall_hook
         else:
-            self._sys_cb = _INSN_SYSCALL_CB(self._on_syscall_raw)
             fn = ctypes.cast(self._sys_cb, ctypes.c_void_p)
         if intr_trap:
             # Architectures whose system call is an exception (aarch64 `svc`): one
             # UC_HOOK_INTR serves system calls and, for other numbers, faults.
-            err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_INTR, fn, None,
+            err = uclib.uc_hook_add(sp.uch, ctypes.byref(h), UC_HOOK_INTR, fn, None,
                                     ctypes.c_uint64(1), ctypes.c_uint64(0))
         else:
-            err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_INSN, fn, None,
+            err = uclib.uc_hook_add(sp.uch, ctypes.byref(h), UC_HOOK_INSN, fn, None,
                                     ctypes.c_uint64(1), ctypes.c_uint64(0),
                                     ctypes.c_int(abi.uc_hook_syscall_insn))
         if err:
@@ -143,26 +155,80 @@ class Machine:
                     | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT, self._on_bad_access)
         if not intr_trap:
             uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
-        if self.native is not None:
-            self.native.lib.nb_set_stop(ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
-            self.native.preempt.value = 0
-            self.native.armed.value = 0
-            self.native.budget.value = 0
-            self.native.blocks.value = 0
-            if not deterministic:
-                self.native.lib.nb_start_ticker(TICK_NS)
-        if deterministic:
-            self._install_block_hook()
+        if self.deterministic:
+            self._install_block_hook(sp)
+        return sp
 
-    # -- pmap (uvm_map drives these) -------------------------------------------
-    def pmap_enter(self, va: int, size: int, prot: int, host_addr: int) -> None:
-        self.uc.mem_map_ptr(va, size, prot & 7, host_addr)
+    def vmspace_free(self, sp: Space) -> None:
+        """An address space ended (exit, exec): its mappings are gone (uvm_map
+        removed them); the engine goes back to the pool -- the live one once
+        another engine takes over (_switch_space)."""
+        sp.users -= 1
+        if sp.users == 0 and sp is not self.space:
+            self._space_pool.append(sp)
 
-    def pmap_remove(self, va: int, size: int) -> None:
-        self.uc.mem_unmap(va, size)
+    def exec_check(self, host_path: str) -> object | int:
+        """exec's check of an image (guest/'s loader): the parsed ELF, or
+        ENOEXEC (not an ELF program of this machine), ENOENT, EACCES."""
+        from guest.elf import ElfError
+        from guest.exec_elf import read_program
+        from syscalls.errno import Errno
+        try:
+            img, abi = read_program(host_path)
+        except ElfError as e:
+            return Errno.ENOENT if e.code == 127 else Errno.ENOEXEC
+        if abi.name != self.abi.name:
+            return Errno.ENOEXEC
+        return img
 
-    def pmap_protect(self, va: int, size: int, prot: int) -> None:
-        self.uc.mem_protect(va, size, prot & 7)
+    def exec_image(self, l: Lwp, img: object, argv: list[bytes], envp: list[bytes],
+                   execname: bytes) -> None:
+        """Replace l's process image (run-loop context, l loaded): the old
+        address space goes (a vfork parent keeps the one it shares), a new one
+        holds the program, and l starts at its entry."""
+        from guest.exec_elf import exec_image, host_ids
+        p = l.l_proc
+        old = p.p_vmspace
+        sp = old.pmap
+        if sp.users > 1:                     # a vfork child leaves its parent's space
+            sp.users -= 1
+            if self.loaded is l and l.l_md is not None:
+                uclib.uc_context_save(self.uch, l.l_md.context)
+            self.loaded = None
+            sp = self.vmspace_new()
+        else:
+            old.release_all()
+            sp.uc.ctl_flush_tb()             # nothing of the old image may be re-run
+        vm = vmmap_new(self.abi, sp)
+        p.p_vmspace = vm
+        uid, gid = host_ids()
+        res = exec_image(vm, img, self.abi, argv, envp, execname, uid, gid)
+        p.p_psstrp = res.ps_strings
+        self._ctx_pc.pop(id(l), None)
+        self._pending_pc = None
+        if self.loaded is l:
+            self.loaded = None
+        self.start_lwp0(l, res.regs)
+
+    def _switch_space(self, sp: Space) -> None:
+        """Make sp's engine the live one: the loaded LWP (of another address
+        space) is saved into its context first, so at most one LWP system-wide
+        has live registers."""
+        if sp is self.space:
+            return
+        cur = self.loaded
+        if cur is not None and cur.l_md is not None:
+            uclib.uc_context_save(self.uch, cur.l_md.context)
+        self.loaded = None
+        if self.space.users == 0:            # an ended address space's engine
+            self._space_pool.append(self.space)
+        self.space = sp
+        self.uc = sp.uc
+        self.uch = sp.uch
+
+    @property
+    def _hook_installed(self) -> bool:
+        return self.space.hook_installed
 
     # -- registers (Platform) ----------------------------------------------------
     def _batch(self, ids: Sequence[int]) -> RegBatch:
@@ -255,8 +321,16 @@ class Machine:
             self._out.write_ctx(l.l_md, vals)
 
     def context_fork(self, parent: Lwp, child: Lwp) -> None:
+        """child gets parent's registers (the trap's): on parent's engine for a
+        new LWP, on the child process's engine for fork (a context of that
+        engine, filled with the live CPU state of this one)."""
         assert parent is self.loaded
-        child.l_md = self.uc.context_save()
+        sp = child.l_proc.p_vmspace.pmap
+        if sp is self.space:
+            child.l_md = self.uc.context_save()
+        else:
+            child.l_md = sp.uc.context_save()
+            uclib.uc_context_save(self.uch, child.l_md.context)
         # Unless the ucontext sets them, the child resumes after the trap.
         pc = self.uc.reg_read(self.abi.pc_reg)
         if self.in_hook:
@@ -275,16 +349,17 @@ class Machine:
             return
         if l.l_md is None:
             return
-        scratch = getattr(self, "_scratch_ctx", None)
+        sp = l.l_proc.p_vmspace.pmap          # l's engine (not loaded: see _switch_space)
+        scratch = sp.scratch_ctx
         if scratch is None:
-            scratch = self._scratch_ctx = self.uc.context_save()
-        uclib.uc_context_save(self.uch, scratch.context)
-        uclib.uc_context_restore(self.uch, l.l_md.context)
+            scratch = sp.scratch_ctx = sp.uc.context_save()
+        uclib.uc_context_save(sp.uch, scratch.context)
+        uclib.uc_context_restore(sp.uch, l.l_md.context)
         try:
-            fn(self.uc)
+            fn(sp.uc)
         finally:
-            uclib.uc_context_save(self.uch, l.l_md.context)
-            uclib.uc_context_restore(self.uch, scratch.context)
+            uclib.uc_context_save(sp.uch, l.l_md.context)
+            uclib.uc_context_restore(sp.uch, scratch.context)
 
     def context_free(self, l: Lwp) -> None:
         self._ctx_pc.pop(id(l), None)
@@ -365,13 +440,14 @@ class Machine:
     # -- the block hook (preemption) ----------------------------------------------
     _pyblocks = 0
 
-    def _install_block_hook(self) -> None:
-        if self._hook_installed:
+    def _install_block_hook(self, sp: Space | None = None) -> None:
+        sp = sp or self.space
+        if sp.hook_installed:
             return
-        self._hook_installed = True
+        sp.hook_installed = True
         if self.native is not None:
             h = ctypes.c_size_t()
-            err = uclib.uc_hook_add(self.uch, ctypes.byref(h), UC_HOOK_BLOCK,
+            err = uclib.uc_hook_add(sp.uch, ctypes.byref(h), UC_HOOK_BLOCK,
                                     self.native.block_hook, None, ctypes.c_uint64(1),
                                     ctypes.c_uint64(0))
             if err:
@@ -379,9 +455,9 @@ class Machine:
         else:
             print("nbemu: warning: no C compiler for the native block hook; "
                   "preemption uses a slow Python hook", file=sys.stderr)
-            self._pyblock_hook = self.uc.hook_add(UC_HOOK_BLOCK, self._py_block)
+            sp.pyblock_hook = sp.uc.hook_add(UC_HOOK_BLOCK, self._py_block)
         # Blocks translated before the hook existed do not call it.
-        self.uc.ctl_flush_tb()
+        sp.uc.ctl_flush_tb()
 
     def _py_block(self, uc, addr, size, user) -> None:
         self._pyblocks += 1
@@ -437,6 +513,9 @@ class Machine:
     def _load(self, l: Lwp) -> None:
         if self.loaded is l:
             return
+        sp = l.l_proc.p_vmspace.pmap
+        if sp is not self.space:
+            self._switch_space(sp)
         # uc_context_save/restore directly: the binding's wrappers add ~1 us each.
         if self.loaded is not None and self.loaded.l_md is not None:
             uclib.uc_context_save(self.uch, self.loaded.l_md.context)
@@ -449,6 +528,10 @@ class Machine:
                 self._apply_pending_pc()
 
     def start_lwp0(self, l: Lwp, regs: dict[int, int]) -> None:
+        """Registers of a process's first LWP (boot and exec)."""
+        self._switch_space(l.l_proc.p_vmspace.pmap)
+        if self.loaded is not None and self.loaded is not l and self.loaded.l_md is not None:
+            uclib.uc_context_save(self.uch, self.loaded.l_md.context)
         for rid, v in regs.items():
             self.uc.reg_write(rid, v)
         l.l_md = self.uc.context_save()
@@ -502,11 +585,11 @@ class Machine:
                     raise InternalError(l, l.l_sysvals or [], e) from e
                 if self._pending_pc is not None:
                     self._apply_pending_pc()
-                if l.l_stat != LSONPROC or p.p_exiting:
+                if l.l_stat != LSONPROC or l.l_proc.p_exiting:
                     continue
             elif l.l_flag & LW_USERRET:
                 k.userret(l)
-                if l.l_stat != LSONPROC or p.p_exiting:
+                if l.l_stat != LSONPROC or l.l_proc.p_exiting:
                     continue
             self._run_slice(ci, l)
 

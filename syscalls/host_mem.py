@@ -48,3 +48,33 @@ class HostChunk:
 read_host = ctypes.string_at
 memmove = ctypes.memmove
 memset = ctypes.memset
+
+
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+HOST_PAGE = _mmap.PAGESIZE
+
+
+def resident_runs(addr: int, size: int) -> list[tuple[int, int]]:
+    """(offset, length) runs of [addr, addr+size) that the host has pages for.
+    A page never touched reads as zero and need not be copied (fork copies only
+    these: a Go program's 512 MB reservations cost nothing)."""
+    npages = (size + HOST_PAGE - 1) // HOST_PAGE
+    vec = (ctypes.c_ubyte * npages)()
+    if _libc.mincore(addr, npages * HOST_PAGE, vec) != 0:
+        return [(0, size)]                # cannot tell: copy everything
+    runs: list[tuple[int, int]] = []
+    raw = bytes(vec)
+    i = 0
+    while i < npages:
+        if not raw[i] & 1:
+            j = raw.find(b"\x01", i)      # mincore's vector: bit 0 = resident
+            if j < 0:
+                break
+            i = j
+            continue
+        j = i
+        while j < npages and raw[j] & 1:
+            j += 1
+        runs.append((i * HOST_PAGE, min(size, j * HOST_PAGE) - i * HOST_PAGE))
+        i = j
+    return runs

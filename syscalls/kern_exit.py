@@ -1,17 +1,37 @@
-"""Process exit (NetBSD's kern_exit.c), for the single emulated process."""
+"""Process exit and wait (NetBSD's kern_exit.c): exit1, the zombie, SIGCHLD
+to the parent, and wait4/__wait450/wait6 collecting it.
+
+exit1() ends every LWP of the process, closes its descriptors (a pipe's last
+writer gone is EOF for the reader), frees its address space (the engine goes
+back to emu/'s pool) and leaves a zombie holding the exit status and the
+rusage, until the parent collects it. Children of the exiting process are
+reparented to the guest's init (k.proc, the first process; nbemu ends with it,
+so its own exit frees nothing: the crash report may still read its memory).
+The parent gets SIGCHLD (CLD_EXITED / CLD_KILLED) and its waiters are woken;
+a parent that ignores SIGCHLD or set SA_NOCLDWAIT never sees the zombie.
+"""
 from __future__ import annotations
 
+from typing import Generator
+
 from .errno import Errno
-from .lwp import LSONPROC, LSRUN, LSSLEEP, Lwp
+from .lwp import LSONPROC, LSRUN, LSSLEEP, PS_CONTINUED, SSTOP, SZOMB, Lwp, Proc
 from .table import syscall
+
+# Ksiginfo codes for SIGCHLD (sys/siginfo.h)
+CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
+SIGCHLD = 20
+_WCONTINUED = 0xFFFF
+_WSTOPPED = 0o177
+
+
+def wait_chan(p: Proc) -> tuple:
+    """The channel a parent's wait sleeps on (p_waitcv of the parent)."""
+    return ("p_waitcv", p.p_pid)
 
 
 def exit1(l: Lwp, status: int, signo: int) -> None:
-    """End the process: exit status `status`, or killed by `signo` if non-zero.
-
-    Every LWP leaves its CPU, run queue or sleep queue; the run loop sees
-    p_exiting and stops.
-    """
+    """End the process: exit status `status`, or killed by `signo` if non-zero."""
     p = l.l_proc
     k = p.k
     if p.p_exiting:
@@ -31,7 +51,74 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
         elif l2.l_stat == LSSLEEP and l2.l_sleepq is not None:
             l2.l_sleepq.remove(l2)
             k.callout.stop(l2.l_timeout)
+    for t in p.p_itimers.values():
+        if getattr(t, "callout", None) is not None:
+            k.callout.stop(t.callout)
     k.platform.request_stop()
+    if p is k.proc:
+        return                              # nbemu ends with its first process
+    from .kern_descrip import fd_free
+    from .kern_resource import rusage_self
+    p.p_ru = rusage_self(p)
+    fd_free(p)
+    for l2 in list(p.p_lwps.values()):
+        k.platform.context_free(l2)
+        if l2.l_uarea is not None:
+            l2.l_uarea.free()
+            l2.l_uarea = None
+    vm = p.p_vmspace
+    if vm is not None:
+        pmap = vm.pmap
+        if pmap.users <= 1:
+            vm.release_all()
+        k.platform.vmspace_free(pmap)
+    vfork_done(p)
+    init = k.proc
+    for c in list(p.p_children):
+        from .kern_proc import proc_reparent
+        proc_reparent(c, init if init is not None and not init.p_exiting else None)
+        if c.p_stat == SZOMB and init is not None:
+            from .kern_sleepq import sleepq_wake
+            sleepq_wake(k, wait_chan(init))
+    p.p_stat = SZOMB
+    child_notify(p, CLD_KILLED if signo else CLD_EXITED)
+
+
+def vfork_done(p: Proc) -> None:
+    """A vfork child execs or exits: its parent runs again."""
+    if p.p_vforkwaiting:
+        from .kern_fork import vfork_chan
+        from .kern_sleepq import sleepq_wake
+        p.p_vforkwaiting = False
+        sleepq_wake(p.k, vfork_chan(p))
+
+
+def child_notify(p: Proc, code: int) -> None:
+    """Tell p's parent that p exited, stopped or continued: SIGCHLD (unless
+    SA_NOCLDSTOP for stops and continues) and a wakeup of its waiters. A zombie
+    whose parent does not want zombies (SIG_IGN or SA_NOCLDWAIT) is freed."""
+    from .kern_sig import SA_NOCLDSTOP, SA_NOCLDWAIT, SIG_IGN, Ksiginfo, kpsignal2
+    from .kern_sleepq import sleepq_wake
+    parent = p.p_pptr
+    k = p.k
+    if parent is None or parent.p_exiting:
+        if code in (CLD_EXITED, CLD_KILLED):
+            from .kern_proc import proc_free
+            proc_free(k, p)
+        return
+    act = parent.p_sigacts.get(SIGCHLD)
+    handler, flags = (act[0], act[2]) if act else (0, 0)
+    exited = code in (CLD_EXITED, CLD_KILLED, CLD_DUMPED)
+    if exited and (handler == SIG_IGN or flags & SA_NOCLDWAIT):
+        from .kern_proc import proc_free
+        proc_free(k, p)
+    elif exited or not flags & SA_NOCLDSTOP:
+        from .kern_prot import proc_cred
+        ksi = Ksiginfo(SIGCHLD, code, p.p_pid, proc_cred(p).cr_uid)
+        ksi.value = p.p_xsig if code in (CLD_KILLED, CLD_DUMPED) else (
+            p.p_xstat or 0) if exited else p.p_xstopsig
+        kpsignal2(parent, ksi)
+    sleepq_wake(k, wait_chan(parent))
 
 
 @syscall(1, "exit")
@@ -40,31 +127,166 @@ def sys_exit(l: Lwp, a, retval: list[int]) -> int:
     return 0
 
 
-# -- wait4 (kern_exit.c do_sys_wait / do_sys_waitid) -------------------------------
+# -- wait (kern_exit.c do_sys_wait / do_sys_waitid) -----------------------------------
 WNOHANG, WSTOPPED, WALTSIG, WALLSIG = 0x1, 0x2, 0x4, 0x8
+WUNTRACED = WSTOPPED
 WCONTINUED, WEXITED, WTRAPPED = 0x10, 0x20, 0x40
 WNOWAIT, WNOZOMBIE = 0x10000, 0x20000
 WSELECTOPTS = WEXITED | WSTOPPED | WCONTINUED | WTRAPPED
 WALLOPTS = WNOHANG | WALTSIG | WALLSIG | WNOWAIT | WNOZOMBIE | WSELECTOPTS
 
+# idtype_t (sys/idtype.h)
+P_MYID, P_ALL, P_PID, P_PPID, P_PGID, P_SID = -1, 0, 1, 2, 3, 4
 
-def do_sys_wait(l: Lwp, pid: int, options: int) -> int:
-    """do_sys_wait() -> do_sys_waitid(): unknown options are EINVAL; then
-    find_stopped_child() finds no child at all -- nbemu's process never
-    forks -- which is ECHILD whatever the pid and WNOHANG say."""
-    options |= WEXITED | WTRAPPED
-    if options & ~WALLOPTS:
+
+def _matches(c: Proc, idtype: int, id_: int) -> bool:
+    from .kern_prot import proc_pgid, proc_session
+    if idtype == P_ALL:
+        return True
+    if idtype == P_PID:
+        return c.p_pid == id_
+    if idtype == P_PGID:
+        return proc_pgid(c) == id_
+    if idtype == P_SID:
+        return proc_session(c).s_sid == id_
+    if idtype == P_PPID:
+        return c.p_ppid == id_
+    return False
+
+
+def wait_status(c: Proc) -> int:
+    """The status word wait() reports for zombie c (W_EXITCODE)."""
+    return ((c.p_xstat or 0) & 0xFF) << 8 if not c.p_xsig else c.p_xsig & 0x7F
+
+
+def do_sys_waitid(l: Lwp, idtype: int, id_: int, options: int, out: dict
+                  ) -> Generator[str, int, int]:
+    """Find a child whose state matches options, sleeping (interruptibly)
+    until one changes unless WNOHANG. out gets pid, status, the child and the
+    code; pid 0 with WNOHANG when nothing is ready."""
+    p = l.l_proc
+    k = p.k
+    out["pid"] = 0
+    if options & ~WALLOPTS or not options & WSELECTOPTS:
         return Errno.EINVAL
-    return Errno.ECHILD
+    from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
+    while True:
+        kids = [c for c in p.p_children if _matches(c, idtype, id_)]
+        if not kids:
+            return Errno.ECHILD
+        for c in kids:
+            if c.p_stat == SZOMB and options & WEXITED:
+                out.update(pid=c.p_pid, status=wait_status(c), child=c,
+                           code=CLD_KILLED if c.p_xsig else CLD_EXITED)
+                if not options & WNOWAIT:
+                    from .kern_proc import proc_free
+                    proc_free(k, c)
+                return 0
+            if c.p_stat == SSTOP and options & WSTOPPED and c.p_nstopchild:
+                out.update(pid=c.p_pid, status=(c.p_xstopsig << 8) | _WSTOPPED, child=c,
+                           code=CLD_STOPPED)
+                if not options & WNOWAIT:
+                    c.p_nstopchild = 0
+                return 0
+            if c.p_sflag & PS_CONTINUED and options & WCONTINUED:
+                out.update(pid=c.p_pid, status=_WCONTINUED, child=c, code=CLD_CONTINUED)
+                if not options & WNOWAIT:
+                    c.p_sflag &= ~PS_CONTINUED
+                return 0
+        if options & WNOHANG:
+            return 0
+        sleepq_enqueue(k, l, wait_chan(p), "wait", sleep_syncobj, True)
+        error = yield from sleepq_block(k, l, None)
+        if error:
+            return error
+
+
+def _wait4_args(pid: int) -> tuple[int, int]:
+    """wait4's pid argument as (idtype, id), as do_sys_wait converts it."""
+    if pid == -1:
+        return P_ALL, 0
+    if pid < -1:
+        return P_PGID, -pid
+    if pid == 0:
+        return P_PGID, -1          # the caller's own group (resolved below)
+    return P_PID, pid
+
+
+def do_sys_wait(l: Lwp, pid: int, status_va: int, options: int, ru_va: int,
+                retval: list[int], with_rusage: bool = True) -> Generator[str, int, int]:
+    from .kern_prot import proc_pgid
+    pid = pid - (1 << 32) if pid >= 1 << 31 else pid
+    idtype, id_ = _wait4_args(pid)
+    if idtype == P_PGID and id_ == -1:
+        id_ = proc_pgid(l.l_proc)
+    out: dict = {}
+    error = yield from do_sys_waitid(l, idtype, id_, options | WEXITED | WTRAPPED, out)
+    retval[0] = out.get("pid", 0)
+    if error or not retval[0]:
+        return error
+    vm = l.l_proc.p_vmspace
+    if status_va:
+        error = vm.copyout((out["status"] & 0xFFFFFFFF).to_bytes(4, "little"), status_va)
+        if error:
+            return error
+    if ru_va and with_rusage:
+        c = out["child"]
+        from .cstruct import RUSAGE
+        ru = c.p_ru if c.p_ru is not None else bytes(RUSAGE.on(l.l_proc.k.abi).size)
+        error = vm.copyout(ru, ru_va)
+    return error
 
 
 @syscall(449, "__wait450")
-def sys___wait450(l: Lwp, a, retval: list[int]) -> int:
-    retval[0] = 0                       # the pid found: none (status untouched)
-    return do_sys_wait(l, a.pid, a.options)
+def sys___wait450(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
+    return do_sys_wait(l, a.pid, a.status, a.options, a.rusage, retval)
 
 
 @syscall(7, "compat_50_wait4")
-def compat_50_sys_wait4(l: Lwp, a, retval: list[int]) -> int:
-    retval[0] = 0
-    return do_sys_wait(l, a.pid, a.options)
+def compat_50_sys_wait4(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
+    # struct rusage50 (timeval50) is not written: compat callers get the status.
+    return do_sys_wait(l, a.pid, a.status, a.options, a.rusage, retval, with_rusage=False)
+
+
+@syscall(481, "wait6")
+def sys_wait6(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
+    """wait6(idtype, id, status, options, wru, info): waitid's selection, with
+    the child's rusage (wru: the child's own, then its children's: none) and a
+    SIGCHLD siginfo (si_status: the exit status or the signal)."""
+    idtype = a.idtype - (1 << 32) if a.idtype >= 1 << 31 else a.idtype
+    if idtype == P_MYID:
+        idtype, id_ = P_PID, l.l_proc.p_pid
+    else:
+        id_ = a.id
+    out: dict = {}
+    error = yield from do_sys_waitid(l, idtype, id_, a.options, out)
+    retval[0] = out.get("pid", 0)
+    if error or not retval[0]:
+        return error
+    p = l.l_proc
+    k = p.k
+    vm = p.p_vmspace
+    c = out["child"]
+    if a.status:
+        error = vm.copyout((out["status"] & 0xFFFFFFFF).to_bytes(4, "little"), a.status)
+        if error:
+            return error
+    if a.wru:
+        from .cstruct import RUSAGE
+        size = RUSAGE.on(k.abi).size
+        ru = c.p_ru if c.p_ru is not None else bytes(size)
+        error = vm.copyout(ru + bytes(size), a.wru)
+        if error:
+            return error
+    if a.info:
+        from .kern_prot import proc_cred
+        from .kern_sig import Ksiginfo
+        code = out["code"]
+        value = (c.p_xsig if code == CLD_KILLED else (c.p_xstat or 0)
+                 if code == CLD_EXITED else c.p_xstopsig if code == CLD_STOPPED else SIGCONT)
+        ksi = Ksiginfo(SIGCHLD, code, c.p_pid, proc_cred(c).cr_uid, value)
+        error = vm.copyout(k.abi.pack_siginfo(ksi)[:k.abi.ksiginfo_size], a.info)
+    return error
+
+
+SIGCONT = 19

@@ -78,19 +78,19 @@ def prot_init(p: Proc, uid: int | None = None, gid: int | None = None) -> None:
 
 
 def proc_cred(p: Proc) -> Cred:
-    if getattr(p, "p_cred", None) is None:
+    if p.p_cred is None:
         prot_init(p)
     return p.p_cred
 
 
 def proc_pgid(p: Proc) -> int:
-    if getattr(p, "p_pgid", None) is None:
+    if p.p_pgid is None:
         prot_init(p)
     return p.p_pgid
 
 
 def proc_session(p: Proc) -> Session:
-    if getattr(p, "p_session", None) is None:
+    if p.p_session is None:
         prot_init(p)
     return p.p_session
 

@@ -29,15 +29,12 @@ VM_MIN_ADDRESS = 0
 
 
 def _raslist(p: Proc) -> list[tuple[int, int]]:
-    lst = p.__dict__.get("p_raslist")
-    if lst is None:
-        lst = p.p_raslist = []  # type: ignore[attr-defined]
-    return lst
+    return p.p_raslist
 
 
 def ras_lookup(p: Proc, addr: int) -> int:
     """The start of the sequence addr is strictly inside, or -1."""
-    for start, end in p.__dict__.get("p_raslist") or ():
+    for start, end in p.p_raslist:
         if start < addr < end:
             return start
     return -1

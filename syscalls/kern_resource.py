@@ -155,7 +155,7 @@ def sys_setrlimit(l: Lwp, a, retval: list[int]) -> int:
 # -- priorities ------------------------------------------------------------------
 
 def _nice(p: Proc) -> int:
-    return getattr(p, "p_nice", NZERO)
+    return p.p_nice
 
 
 def _prio_match(l: Lwp, which: int, who: int) -> bool | None:
@@ -207,7 +207,7 @@ def _timeval(ns: int) -> tuple[int, int]:
 def rusage_self(p: Proc) -> bytes:
     """struct rusage for RUSAGE_SELF."""
     k = p.k
-    total = max(0, k.clock.monotonic_ns() - getattr(p, "p_start_ns", 10**9))
+    total = max(0, k.clock.monotonic_ns() - p.p_start_ns)
     sys_ns = min(total, k.clock.syscalls * SYSCALL_NS)
     vm = p.p_vmspace
     rss_kb = 0

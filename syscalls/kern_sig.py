@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING
 
 from .errno import Errno, KernErrno
 from .kern_exit import exit1
-from .lwp import LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB, Lwp, LwpFlag, Proc
+from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB, PS_CONTINUED,
+                  PS_STOPPING, SACTIVE, SSTOP, Lwp, LwpFlag, Proc)
 from .signals import NSIG, SIGPROP, SIGRTMIN, Sig, SigProp, signame
 
 if TYPE_CHECKING:
@@ -78,12 +79,6 @@ SI_ASYNCIO = -3
 SI_MESGQ = -4
 SI_LWP = -5
 SI_NOINFO = 32767
-
-# struct proc p_stat / p_sflag (sys/proc.h)
-SACTIVE = 2
-SSTOP = 4
-PS_CONTINUED = 0x40000000
-PS_STOPPING = 0x80000000
 
 # __SIGTRAMP_SIGINFO_VERSION (sys/signal.h): trampolines that take a siginfo frame
 SIGTRAMP_SIGINFO_VERSION_MIN = 2
@@ -206,17 +201,11 @@ def lsigpend(l: Lwp) -> Sigpend:
 
 
 def psigpend(p: Proc) -> Sigpend:
-    sp = p.__dict__.get("p_sigpend")
-    if sp is None:
-        sp = p.p_sigpend = Sigpend()  # type: ignore[attr-defined]
-    return sp
+    return p.p_sigpend
 
 
 def sigwaiters(p: Proc) -> list[Lwp]:
-    w = p.__dict__.get("p_sigwaiters")
-    if w is None:
-        w = p.p_sigwaiters = []  # type: ignore[attr-defined]
-    return w
+    return p.p_sigwaiters
 
 
 # -- dispositions ---------------------------------------------------------------------
@@ -478,7 +467,7 @@ def proc_stop(p: Proc, sig: int) -> None:
     their next userret (proc_stop)."""
     k = p.k
     p.p_sflag = (p.p_sflag | PS_STOPPING) & ~PS_CONTINUED
-    p.p_xstopsig = sig  # type: ignore[attr-defined]
+    p.p_xstopsig = sig
     for t in list(p.p_lwps.values()):
         if t.l_stat == LSSLEEP and t.l_flag & LW_SINTR:
             t.set_stat(LSSTOP)
@@ -500,7 +489,10 @@ def proc_stop_check(p: Proc) -> None:
     p.p_stat = SSTOP
     t = _any_live(p)
     if t is not None:
-        p.k.event("proc_stop", t, sig=getattr(p, "p_xstopsig", 0))
+        p.k.event("proc_stop", t, sig=p.p_xstopsig)
+    p.p_nstopchild = 1                 # (wait: reported once, as p_waited)
+    from .kern_exit import CLD_STOPPED, child_notify
+    child_notify(p, CLD_STOPPED)
 
 
 def sigswitch(l: Lwp) -> None:
@@ -510,7 +502,7 @@ def sigswitch(l: Lwp) -> None:
     k.cpu_release(l)
     p.p_nrlwps -= 1
     l.set_stat(LSSTOP)
-    k.event("stop", l, sig=getattr(p, "p_xstopsig", 0))
+    k.event("stop", l, sig=p.p_xstopsig)
     proc_stop_check(p)
 
 
@@ -519,7 +511,7 @@ def sleep_stop(l: Lwp) -> None:
     p = l.l_proc
     l.set_stat(LSSTOP)
     p.p_nrlwps -= 1
-    p.k.event("stop", l, sig=getattr(p, "p_xstopsig", 0))
+    p.k.event("stop", l, sig=p.p_xstopsig)
     proc_stop_check(p)
 
 
@@ -528,8 +520,12 @@ def proc_unstop(p: Proc) -> None:
     has not ended meanwhile."""
     from .kern_sleepq import lwp_park_syncobj, sleepq_remove
     k = p.k
+    was_stopped = p.p_stat == SSTOP
     p.p_stat = SACTIVE
     p.p_sflag = (p.p_sflag & ~PS_STOPPING) | PS_CONTINUED
+    if was_stopped:
+        from .kern_exit import CLD_CONTINUED, child_notify
+        child_notify(p, CLD_CONTINUED)
     for t in list(p.p_lwps.values()):
         if t.l_stat == LSSTOP:
             p.p_nrlwps += 1
@@ -588,7 +584,7 @@ def issignal(l: Lwp) -> Ksiginfo | None:
 
 def _renotify(p: Proc, l: Lwp) -> None:
     """Process signals l masks: let an LWP that does not mask them know."""
-    psp = p.__dict__.get("p_sigpend")
+    psp = p.p_sigpend
     if psp is None or not psp.set:
         return
     pend = psp.set

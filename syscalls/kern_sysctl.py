@@ -404,7 +404,7 @@ def _proc_args(req: SysctlReq, name: list, node: SysctlNode) -> int:
             return Errno.ESRCH
         if typ == KERN_PROC_CWD:
             return _copy_sized(req, _cstr(p.p_cwd))
-        path = getattr(p, "p_path", None)
+        path = p.p_path
         if path is None:
             return Errno.ENOENT
         return _copy_sized(req, _cstr(path))
@@ -416,7 +416,7 @@ def _proc_args(req: SysctlReq, name: list, node: SysctlNode) -> int:
     if not req.oldp:
         req.oldlen = 4 if counted else ARG_MAX
         return 0
-    psstr = getattr(p, "p_psstrp", 0)
+    psstr = p.p_psstrp
     vm = p.p_vmspace
     lay = PS_STRINGS.on(p.k.abi)
     ps = vm.copyin(psstr, lay.size) if psstr else Errno.EFAULT

@@ -168,10 +168,7 @@ _ITIMER_SIG = {ITIMER_REAL: 14, ITIMER_VIRTUAL: 26, ITIMER_PROF: 27, ITIMER_MONO
 
 
 def _itimers(p) -> dict:
-    t = p.__dict__.get("p_itimers")
-    if t is None:
-        t = p.p_itimers = {}
-    return t
+    return p.p_itimers
 
 
 def _itimerfix(sec: int, usec: int) -> tuple[int, int] | None:

@@ -41,6 +41,11 @@ class Platform(Protocol):
     def restart_syscall(self, l: Lwp) -> None: ...
     def syscall_return(self, l: Lwp, vals: Sequence[int]) -> None: ...
     def blocks_executed(self) -> int: ...
+    def vmspace_new(self) -> Any: ...          # a pmap (engine) for a new address space
+    def vmspace_free(self, pmap: Any) -> None: ...
+    def exec_check(self, host_path: str) -> Any: ...   # guest/'s loader: an image or an errno
+    def exec_image(self, l: Lwp, img: Any, argv: list[bytes], envp: list[bytes],
+                   execname: bytes) -> None: ...
 
 
 class Kernel:
@@ -59,7 +64,10 @@ class Kernel:
         self.callout = CalloutQueue()
         self.clock = Clock(deterministic, platform.blocks_executed)
         self.root = root
-        self.proc: Proc | None = None
+        self.proc: Proc | None = None            # the first process: nbemu ends with it
+        self.allproc: dict[int, Proc] = {}       # every process, zombies included (kern_proc)
+        self.lastpid = 0
+        self.trapvals: list[int] = []            # registers of the trap being served (fork)
         self.warn = env_warn or (lambda msg: print(f"nbemu: {msg}", file=sys.stderr))
         self._enosys_warned: set[int] = set()
         self.strace: Callable[[Lwp, int, tuple, int, list[int]], None] | None = None
@@ -144,7 +152,7 @@ class Kernel:
             if l is not None:
                 if self.sched_log is not None:
                     self.sched_log.append((ci.ci_index, l.l_lid))
-                if l.l_proc.__dict__.get("p_raslist"):
+                if l.l_proc.p_raslist:
                     from .kern_ras import ras_switch_in     # cpu_switchto's RAS check
                     ras_switch_in(self, l)
         return l
@@ -244,6 +252,7 @@ class Kernel:
             ent = SYSENT.get(code)
         self.nsyscalls += 1
         self.clock.syscalls += 1
+        self.trapvals = vals
         l.l_syshist.append(code)     # last system calls, for reports (~20 ns)
         handler = ent.handler if ent is not None else None
         retval = [0, vals[abi.rv1_index]]

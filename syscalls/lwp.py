@@ -128,12 +128,48 @@ class Lwp:
         return f"<lwp {self.l_proc.p_pid}.{self.l_lid} {self.l_stat.name}>"
 
 
+# p_stat and p_sflag bits (sys/proc.h)
+SIDL, SACTIVE, SDYING, SSTOP, SZOMB, SDEAD = 1, 2, 3, 4, 5, 6
+PS_CONTINUED = 0x40000000
+PS_STOPPING = 0x80000000
+
+
 class Proc:
-    """struct proc, reduced to what nbemu models."""
+    """struct proc, reduced to what nbemu models. Every field is declared here,
+    grouped as sys/proc.h groups them, so that fork (kern_fork.py) can say what
+    a child inherits field by field; subsystems never add fields on the fly."""
+
+    __slots__ = (
+        "k", "p_pid", "p_ppid", "p_pptr", "p_children", "p_stat", "p_sflag", "p_exiting",
+        "p_xstat", "p_xsig", "p_ru", "p_start_ns", "p_vforkwaiting",
+        # LWPs
+        "p_lwps", "p_nlwpid", "p_nlwps", "p_nzlwps", "p_nrlwps", "p_ndlwps", "p_nlwpwait",
+        "p_nstopchild", "p_lwpctl_pages", "p_lwpctl_free",
+        # image and resources
+        "p_vmspace", "p_fd", "p_cwd", "p_comm", "p_path", "p_psstrp", "p_emul", "p_limits",
+        "p_nice", "p_cmask", "p_raslist", "p_itimers",
+        # credentials, process group, session (kern_prot.py)
+        "p_cred", "p_pgid", "p_session", "p_sugid",
+        # signals (kern_sig.py)
+        "p_sigacts", "p_sigignore", "p_sigpend", "p_sigwaiters", "p_xstopsig",
+        "__weakref__",
+    )
 
     def __init__(self, pid: int, ppid: int) -> None:
+        from .kern_sig import Sigpend      # (kern_sig imports this module)
+        self.k: Any = None                  # the kernel this process lives in
         self.p_pid = pid
         self.p_ppid = ppid
+        self.p_pptr: Proc | None = None     # parent (None: outside the guest, "init")
+        self.p_children: list[Proc] = []
+        self.p_stat = SACTIVE
+        self.p_sflag = 0
+        self.p_exiting = False
+        self.p_xstat: int | None = None     # exit status, once decided
+        self.p_xsig = 0                     # killing signal, if any
+        self.p_ru: Any = None               # rusage of the exited process (wait4)
+        self.p_start_ns = 0                 # kernel clock at fork/boot
+        self.p_vforkwaiting = False         # a vfork parent sleeps until exec/exit
         self.p_lwps: dict[int, Lwp] = {}
         self.p_nlwpid = 1                   # next LWP id to try
         self.p_nlwps = 0                    # LWPs that exist (zombies included)
@@ -142,21 +178,29 @@ class Proc:
         self.p_ndlwps = 0                   # detached
         self.p_nlwpwait = 0                 # LWPs sleeping in _lwp_wait
         self.p_nstopchild = 0
-        self.p_sflag = 0
-        self.p_exiting = False
-        self.p_xstat: int | None = None     # exit status, once decided
-        self.p_xsig = 0                     # killing signal, if any
+        self.p_lwpctl_pages: list[int] = []
+        self.p_lwpctl_free: list[int] = []
         self.p_vmspace: Any = None
         self.p_fd: Any = None
         self.p_cwd = "/"
         self.p_comm = b""
+        self.p_path: str | None = None      # kern.proc_args.-1.KERN_PROC_PATHNAME
+        self.p_psstrp = 0                   # guest address of ps_strings
+        self.p_emul = "netbsd"
+        self.p_limits: dict[int, list[int]] = {}
+        self.p_nice = 20                    # NZERO
+        self.p_cmask = 0o022                # CMASK (umask)
+        self.p_raslist: list[tuple[int, int]] = []
+        self.p_itimers: dict = {}
+        self.p_cred: Any = None
+        self.p_pgid: int | None = None
+        self.p_session: Any = None
+        self.p_sugid = False
         self.p_sigacts: dict[int, tuple] = {}
         self.p_sigignore = 0
-        self.p_limits: dict[int, list[int]] = {}
-        self.p_lwpctl_pages: list[int] = []
-        self.p_lwpctl_free: list[int] = []
-        self.p_emul = "netbsd"
-        self.p_stat = 0
+        self.p_sigpend = Sigpend()
+        self.p_sigwaiters: list[Lwp] = []
+        self.p_xstopsig = 0
 
     def lwp_find(self, lid: int) -> Lwp | None:
         """proc_find_lwp(): the LWP with this id, zombies included."""

@@ -126,7 +126,7 @@ def sigprocmask1(l: Lwp, how: int, nss: tuple | None) -> int:
 def _hand_over(l: Lwp, newly_blocked: int) -> None:
     """Process signals l was told about but now blocks go to another LWP."""
     p = l.l_proc
-    psp = p.__dict__.get("p_sigpend")
+    psp = p.p_sigpend
     if psp is None or not psp.set & newly_blocked:
         return
     pend = psp.set & newly_blocked
@@ -290,28 +290,41 @@ def sys___sigaltstack14(l: Lwp, a, retval: list[int]) -> int:
 
 
 # -- sending ----------------------------------------------------------------------------
-def _own_target(l: Lwp, pid: int) -> int:
-    """kill1()'s choice of processes, in a world of one: 0 if pid names this
-    process (itself, its process group), else ESRCH."""
+def _kill_targets(l: Lwp, pid: int) -> list | int:
+    """kill1()'s choice of processes (zombies take no signal but are found):
+    pid > 0 that process; 0 the caller's process group; -1 every process but
+    the caller; < -1 process group -pid. ESRCH when none is found."""
     from .kern_prot import proc_pgid
+    from .lwp import SZOMB
     p = l.l_proc
+    k = p.k
     if pid > 0:
-        return 0 if pid == p.p_pid else Errno.ESRCH
-    if pid == 0:
-        return 0
+        t = k.allproc.get(pid)
+        if t is None:
+            return Errno.ESRCH
+        return [t] if t.p_stat != SZOMB else []
     if pid == -1:
-        return Errno.ESRCH       # broadcast: every process but the caller
-    return 0 if -pid == proc_pgid(p) else Errno.ESRCH
+        found = [t for t in k.allproc.values() if t is not p]
+    else:
+        pgid = proc_pgid(p) if pid == 0 else -pid
+        found = [t for t in k.allproc.values() if proc_pgid(t) == pgid]
+    if not found:
+        return Errno.ESRCH
+    return [t for t in found if t.p_stat != SZOMB]
 
 
 def kill1(l: Lwp, pid: int, ksi: Ksiginfo) -> int:
+    """Every process of the guest belongs to one user, so kauth's signal rule
+    (same real or effective uid) always allows it."""
     if ksi.signo < 0 or ksi.signo >= NSIG:
         return Errno.EINVAL
-    error = _own_target(l, pid)
-    if error:
-        return error
+    pid = pid - (1 << 32) if pid >= 1 << 31 else pid
+    targets = _kill_targets(l, pid)
+    if isinstance(targets, int):
+        return targets
     if ksi.signo:
-        kpsignal2(l.l_proc, ksi)
+        for t in targets:
+            kpsignal2(t, ksi)
     return 0
 
 

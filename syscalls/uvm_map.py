@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errno import Errno
-from .host_mem import HostChunk, memmove, memset, read_host
+from .host_mem import HostChunk, memmove, memset, read_host, resident_runs
 
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
 PROT_ALL = 7
@@ -44,6 +44,7 @@ class MapEntry:
     chunk: HostChunk
     off: int               # offset of `start` inside chunk
     name: str = ""         # what mapped it: "text", "stack", "anon", a file name
+    inherit: int = 1       # MAP_INHERIT_COPY; MAP_INHERIT_SHARE for MAP_SHARED (fork)
 
     @property
     def host(self) -> int:
@@ -97,7 +98,8 @@ class VmMap:
             return
         e = self._entries[i]
         if e.start < va < e.end:
-            tail = MapEntry(va, e.end, e.prot, e.maxprot, e.chunk, e.off + (va - e.start), e.name)
+            tail = MapEntry(va, e.end, e.prot, e.maxprot, e.chunk, e.off + (va - e.start), e.name,
+                            e.inherit)
             e.end = va
             self._starts.insert(i + 1, va)
             self._entries.insert(i + 1, tail)
@@ -114,11 +116,11 @@ class VmMap:
 
     # -- operations ------------------------------------------------------------
     def map_anon(self, start: int, size: int, prot: int, maxprot: int = PROT_ALL,
-                 name: str = "anon") -> MapEntry:
+                 name: str = "anon", inherit: int = 1) -> MapEntry:
         """Map fresh zero pages at [start, start+size); the range must be free."""
         size = self._round(size)
         chunk = HostChunk(size)
-        e = MapEntry(start, start + size, prot, maxprot, chunk, 0, name)
+        e = MapEntry(start, start + size, prot, maxprot, chunk, 0, name, inherit)
         self._insert(e)
         self._last = None
         self.pmap.pmap_enter(start, size, prot, chunk.addr)
@@ -135,7 +137,7 @@ class VmMap:
             e.chunk.refs -= 1
             if e.chunk.refs == 0:
                 e.chunk.release()
-            else:
+            elif e.inherit != MAP_INHERIT_SHARE:   # (shared pages: another process's too)
                 e.chunk.discard(e.off, e.end - e.start)
         del self._starts[i:j]
         del self._entries[i:j]
@@ -287,5 +289,45 @@ class VmMap:
             memset(e.chunk.addr + e.off + (va + pos - e.start), 0, k)
             pos += k
 
+    def set_inherit(self, start: int, end: int, inherit: int) -> None:
+        """uvm_map_inherit (minherit(2)); the range must be covered."""
+        i, j = self._range(start, end)
+        for e in self._entries[i:j]:
+            e.inherit = inherit
+
     def release_all(self) -> None:
         self.unmap(self.min_addr, self.max_addr)
+
+
+# minherit(2) values (sys/mman.h)
+MAP_INHERIT_SHARE, MAP_INHERIT_COPY, MAP_INHERIT_NONE = 0, 1, 2
+_VM_FIELDS = ("vm_daddr", "vm_dsize", "vm_minsaddr", "vm_maxsaddr", "usrstack", "maxssiz",
+              "dsiz_limit")
+
+
+def uvmspace_fork(vm1: VmMap, pmap: Pmap) -> VmMap:
+    """uvmspace_fork(): the child's address space. Shared entries (MAP_SHARED,
+    MAP_INHERIT_SHARE) reference the same host pages; copied ones get pages of
+    their own holding what the parent's hold (only pages the host has: an
+    untouched page reads as zero in both); MAP_INHERIT_NONE ones are left out."""
+    vm2 = VmMap(pmap, vm1.page, vm1.min_addr, vm1.max_addr)
+    for f in _VM_FIELDS:
+        if hasattr(vm1, f):
+            setattr(vm2, f, getattr(vm1, f))
+    for e in vm1._entries:
+        size = e.end - e.start
+        if e.inherit == MAP_INHERIT_NONE:
+            continue
+        if e.inherit == MAP_INHERIT_SHARE:
+            e2 = MapEntry(e.start, e.end, e.prot, e.maxprot, e.chunk, e.off, e.name, e.inherit)
+        else:
+            chunk = HostChunk(size)
+            src = e.chunk.addr + e.off
+            for off, n in resident_runs(src, size):
+                memmove(chunk.addr + off, src + off, n)
+            e2 = MapEntry(e.start, e.end, e.prot, e.maxprot, chunk, 0, e.name, e.inherit)
+        vm2._starts.append(e2.start)
+        vm2._entries.append(e2)
+        e2.chunk.refs += 1
+        pmap.pmap_enter(e2.start, size, e2.prot, e2.chunk.addr + e2.off)
+    return vm2

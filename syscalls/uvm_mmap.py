@@ -80,7 +80,8 @@ def sys_mmap(l: Lwp, a, retval: list[int]) -> int:
             vm.protect(addr, addr + size, prot)
         else:
             vm.unmap(addr, addr + size)
-            vm.map_anon(addr, size, prot, maxprot, "anon" if fp is None else fp.name)
+            vm.map_anon(addr, size, prot, maxprot, "anon" if fp is None else fp.name,
+                        0 if flags & MAP_SHARED else 1)
     else:
         found = vm.findspace(addr, size, align, topdown=True)
         if found is None:
@@ -88,7 +89,9 @@ def sys_mmap(l: Lwp, a, retval: list[int]) -> int:
             if found is None:
                 return Errno.ENOMEM
         addr = found
-        vm.map_anon(addr, size, prot, maxprot, "anon" if fp is None else fp.name)
+        # MAP_SHARED pages stay shared with a forked child (MAP_INHERIT_SHARE).
+        vm.map_anon(addr, size, prot, maxprot, "anon" if fp is None else fp.name,
+                    0 if flags & MAP_SHARED else 1)
     if fp is not None:
         data = fp.pread(size, pos - pageoff)
         if isinstance(data, int):
@@ -160,7 +163,11 @@ def sys_minherit(l: Lwp, a, retval: list[int]) -> int:
         return r
     if a.inherit < 0 or a.inherit > 4:
         return Errno.EINVAL
-    return 0 if vm.covered(*r) else Errno.EINVAL
+    if not vm.covered(*r):
+        return Errno.EINVAL
+    if a.inherit <= 2:              # SHARE, COPY, NONE (DONATE_COPY, ZERO: kept as copy)
+        vm.set_inherit(*r, a.inherit)
+    return 0
 
 
 @syscall(17, "break")

@@ -74,7 +74,7 @@ def vtype_of(mode: int) -> int:
 
 def cmask_of(p: Proc) -> int:
     """The process's umask (NetBSD keeps it in cwdinfo; Proc has no field yet)."""
-    return getattr(p, "p_cmask", CMASK)
+    return p.p_cmask
 
 
 def _host(fn: Callable, *args: Any, **kw: Any) -> tuple[int, Any]:
@@ -987,7 +987,7 @@ def sys_truncate(l: Lwp, a, retval: list[int]) -> int:
 def sys_umask(l: Lwp, a, retval: list[int]) -> int:
     p = l.l_proc
     retval[0] = cmask_of(p)
-    p.p_cmask = a.newmask & ALLPERMS  # type: ignore[attr-defined]
+    p.p_cmask = a.newmask & ALLPERMS
     return 0
 
 

@@ -1,0 +1,128 @@
+"""Processes in one kernel: fork, vfork, wait4, execve (ELF and "#!"), exit
+statuses, pipes and shared memory across processes, signals to children,
+close-on-exec and execve's errnos (fixtures/c/proc_fork.c), on every port, at
+1 and 4 vCPUs and under --deterministic (where the run repeats exactly)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fixtures.build import build_c
+from tests.guest import ARCHES, run_nbemu
+
+
+def _args(tmp_path: Path, arch: str) -> list[str]:
+    """proc_fork's arguments: itself, exit42, a directory, a file without x bit,
+    an executable file that is no program, a "#!" script naming exit42."""
+    self, exit42 = build_c("proc_fork", arch), build_c("exit42", arch)
+    noexec = tmp_path / "noexec"
+    noexec.write_text("x")
+    noexec.chmod(0o644)
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"\0garbage" * 16)
+    garbage.chmod(0o755)
+    script = tmp_path / "script"
+    script.write_text(f"#!{exit42}\n")
+    script.chmod(0o755)
+    return [str(self), str(exit42), str(tmp_path), str(noexec), str(garbage), str(script)]
+
+
+def _check(r) -> None:
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "FAIL" not in r.stdout
+    assert r.stdout.rstrip().endswith("PASS")
+    assert "echo: [a b] [c] ppid-known=1" in r.stdout
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_proc_fork(arch: str, tmp_path: Path) -> None:
+    args = _args(tmp_path, arch)
+    _check(run_nbemu(args[0], *args))
+
+
+@pytest.mark.parametrize("ncpu", ["1", "2"])
+def test_proc_fork_ncpu(ncpu: str, tmp_path: Path) -> None:
+    args = _args(tmp_path, "x86_64")
+    _check(run_nbemu(args[0], *args, opts=("--ncpu", ncpu)))
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_proc_fork_deterministic_repeats(arch: str, tmp_path: Path) -> None:
+    args = _args(tmp_path, arch)
+    opts = ("--deterministic", "--seed", "5", "--ncpu", "4", "--sched-hash")
+    r1 = run_nbemu(args[0], *args, opts=opts)
+    r2 = run_nbemu(args[0], *args, opts=opts)
+    _check(r1)
+    hashes = [line for line in (r1.stderr + r2.stderr).splitlines() if "schedule" in line]
+    assert len(hashes) == 2 and hashes[0] == hashes[1], hashes
+    assert r1.stdout == r2.stdout
+
+
+def test_strace_names_each_process(tmp_path: Path) -> None:
+    """--strace lines carry pid/lid: the children's calls appear under their pids."""
+    args = _args(tmp_path, "x86_64")
+    trace = tmp_path / "trace"
+    r = run_nbemu(args[0], *args, opts=(f"--strace={trace}",))
+    _check(r)
+    pids = {line.split("/", 1)[0] for line in trace.read_text().splitlines() if "/" in line}
+    assert "100" in pids and len(pids) > 10, sorted(pids)[:20]
+    text = trace.read_text()
+    assert " fork(" in text and " execve(" in text and "__wait450(" in text
+
+
+def test_fork_bomb_ends_in_eagain(tmp_path: Path) -> None:
+    """RLIMIT_NPROC caps the process count: fork gives EAGAIN, nothing breaks."""
+    prog = build_c("proc_limits")
+    r = run_nbemu(prog, opts=("--ncpu", "2"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS"), r.stdout[-2000:]
+
+
+def test_deadlock_report_covers_every_process() -> None:
+    r = run_nbemu(build_c("proc_deadlock"))
+    assert r.returncode == 125, r.stderr[-2000:]
+    assert "Wait-for report, pid 100" in r.stderr
+    assert "Wait-for report, pid 101" in r.stderr
+    assert "waits for a child to change state (children: pid 101 (proc_deadlock))" in r.stderr
+
+
+OSEXEC_OUTPUT = (
+    "pipeline: HELLO, PIPELINE\n"
+    "exit code: 3\n"
+    "child says: ready\n"
+    "killed: true true\n"
+    "child says: ready\n"
+    "child says: got terminated\n"
+    "handled signal, exit code: 7\n"
+    "own process group: true\n"
+    "missing program: true\n"
+)
+
+
+def test_go_osexec_native_answer() -> None:
+    """The known answer is what the linux/amd64 build prints natively."""
+    import subprocess
+
+    from fixtures.build import build_go
+    r = subprocess.run([str(build_go("osexec", "linux", "amd64"))], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == OSEXEC_OUTPUT
+
+
+@pytest.mark.parametrize("goarch,opts", [
+    ("amd64", ("--ncpu", "4")), ("amd64", ("--ncpu", "1")),
+    ("amd64", ("--deterministic", "--seed", "2")),
+    ("arm64", ("--ncpu", "4")), ("arm64", ("--deterministic", "--seed", "2")),
+    ("386", ("--ncpu", "2")), ("arm", ("--ncpu", "2")),
+])
+def test_go_osexec(goarch: str, opts: tuple[str, ...]) -> None:
+    """Go's os/exec between NetBSD Go processes: pipelines, exit codes, Kill,
+    a handled signal, Setpgid, a missing program."""
+    from fixtures.build import build_go
+    r = run_nbemu(build_go("osexec", "netbsd", goarch), opts=opts)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    assert r.stdout == OSEXEC_OUTPUT
+    assert "unimplemented" not in r.stderr, r.stderr

@@ -176,6 +176,8 @@ def execve1(l: Lwp, start: list[bytes], path: bytes, argv_va: int, envp_va: int
     yield "exec"
     exit_lwps(l)
     k.platform.exec_image(l, img, argv, envp, execname)
+    from .kern_prot import PK_EXEC
+    p.p_flag |= PK_EXEC
     p.p_comm = os.path.basename(execname).split(b"\0")[0][:16]
     p.p_path = os.fsdecode(host)
     fd_closeexec(p)

@@ -10,16 +10,16 @@ Model
   privileged request: set*id to an id the process does not already hold,
   setgroups and __setlogin fail with EPERM — even when the host runs nbemu as
   root (uid 0 in the guest is then a name, not a privilege).
-- Process group and session: the process is the leader of its own process
-  group (pgid = pid, as a job-control shell starts a job) in a session led by
-  its parent (sid = ppid).  So setsid() is EPERM (already a group leader), and
-  setpgid() can only name the process itself.  No other processes exist.
+- Process group and session: the first process is the leader of its own
+  process group (pgid = pid, as a job-control shell starts a job) in a session
+  led by its parent outside the guest (sid = ppid). Children inherit both
+  (fork shares the Session object); setpgid/setsid follow proc_enterpgrp.
 - The session's login name (s_login) is the host user's name.
 - PK_SUGID (issetugid) is set once credentials change, as proc_crmod_leave does.
 
 :func:`prot_init` sets all of this up; accessors create it on first use, so
-the exec path need not call it.  A future fork must copy p_cred, p_pgid,
-p_session and p_sugid to the child.
+the exec path need not call it.  fork copies p_cred, p_pgid, p_session and
+p_sugid to the child (kern_fork.py).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from .errno import Errno
 from .lwp import Lwp, Proc
 from .table import syscall
 
+PK_EXEC = 0x00004000             # p_flag: the process has exec'd (sys/proc.h)
 NOID = 0xFFFFFFFF                 # (uid_t)-1 / (gid_t)-1: "leave unchanged"
 NGROUPS_MAX = 16                  # sys/syslimits.h
 MAXLOGNAME = 16                   # sys/param.h: LOGIN_NAME_MAX - 1 (s_login size)
@@ -244,31 +245,40 @@ def sys_getpgrp(l: Lwp, a, retval: list[int]) -> int:
     return 0
 
 
+def _target(l: Lwp, pid: int) -> Proc | int:
+    """pid 0: the caller; else a live process of the guest (ESRCH)."""
+    if pid == 0:
+        return l.l_proc
+    from .kern_proc import pfind
+    t = pfind(l.l_proc.k, pid)
+    return Errno.ESRCH if t is None else t
+
+
 @syscall(207, "getpgid")
 def sys_getpgid(l: Lwp, a, retval: list[int]) -> int:
-    p = l.l_proc
-    if a.pid not in (0, p.p_pid):
-        return Errno.ESRCH
-    retval[0] = proc_pgid(p)
+    t = _target(l, a.pid)
+    if isinstance(t, int):
+        return t
+    retval[0] = proc_pgid(t)
     return 0
 
 
 @syscall(286, "getsid")
 def sys_getsid(l: Lwp, a, retval: list[int]) -> int:
-    p = l.l_proc
-    if a.pid not in (0, p.p_pid):
-        return Errno.ESRCH
-    retval[0] = proc_session(p).s_sid
+    t = _target(l, a.pid)
+    if isinstance(t, int):
+        return t
+    retval[0] = proc_session(t).s_sid
     return 0
 
 
 @syscall(147, "setsid")
 def sys_setsid(l: Lwp, a, retval: list[int]) -> int:
-    """proc_enterpgrp(p, pid, pid, mksess): a process-group leader cannot
-    start a session."""
+    """proc_enterpgrp(p, pid, pid, mksess): a process-group leader -- or a
+    process whose pid names an existing group -- cannot start a session."""
     p = l.l_proc
     retval[0] = p.p_pid
-    if proc_pgid(p) == p.p_pid:
+    if proc_pgid(p) == p.p_pid or any(proc_pgid(q) == p.p_pid for q in p.k.allproc.values()):
         return Errno.EPERM
     p.p_session = Session(p.p_pid, proc_session(p).s_login)
     p.p_pgid = p.p_pid
@@ -277,23 +287,33 @@ def sys_setsid(l: Lwp, a, retval: list[int]) -> int:
 
 @syscall(82, "setpgid")
 def sys_setpgid(l: Lwp, a, retval: list[int]) -> int:
-    """proc_enterpgrp(p, pid, pgid, false) with the only process group known
-    to exist being the caller's own."""
+    """proc_enterpgrp(curp, pid, pgid, false) (sys_setpgid's rules): the
+    target is the caller or one of its children that has not exec'd (EACCES)
+    and is in its session (EPERM); a session leader cannot move (EPERM); the
+    group joined must be the target's own or exist in the session (EPERM)."""
     p = l.l_proc
-    if a.pgid < 0:
+    pgid = a.pgid - (1 << 32) if a.pgid >= 1 << 31 else a.pgid
+    if pgid < 0:
         return Errno.EINVAL
-    targ = a.pid or p.p_pid
-    pgid = a.pgid or targ
-    if targ != p.p_pid:
-        return Errno.ESRCH            # not the caller nor one of its children
-    cur = proc_pgid(p)
-    if proc_session(p).s_sid == p.p_pid:   # a session leader stays where it is
-        return 0 if pgid == cur else Errno.EPERM
-    if pgid == cur:
-        return 0
-    if pgid != p.p_pid:                # no such group in this session
+    if a.pid == 0 or a.pid == p.p_pid:
+        targ = p
+    else:
+        from .kern_proc import pfind
+        targ = pfind(p.k, a.pid)
+        if targ is None or targ.p_pptr is not p:
+            return Errno.ESRCH
+        if proc_session(targ) is not proc_session(p):
+            return Errno.EPERM
+        if targ.p_flag & PK_EXEC:
+            return Errno.EACCES
+    pgid = pgid or targ.p_pid
+    sess = proc_session(targ)
+    if sess.s_sid == targ.p_pid:          # a session leader stays where it is
+        return 0 if pgid == proc_pgid(targ) else Errno.EPERM
+    if pgid != targ.p_pid and not any(
+            proc_pgid(q) == pgid and proc_session(q) is sess for q in p.k.allproc.values()):
         return Errno.EPERM
-    p.p_pgid = pgid
+    targ.p_pgid = pgid
     return 0
 
 

@@ -140,7 +140,8 @@ class Proc:
     a child inherits field by field; subsystems never add fields on the fly."""
 
     __slots__ = (
-        "k", "p_pid", "p_ppid", "p_pptr", "p_children", "p_stat", "p_sflag", "p_exiting",
+        "k", "p_pid", "p_ppid", "p_pptr", "p_children", "p_stat", "p_flag", "p_sflag",
+        "p_exiting",
         "p_xstat", "p_xsig", "p_ru", "p_start_ns", "p_vforkwaiting",
         # LWPs
         "p_lwps", "p_nlwpid", "p_nlwps", "p_nzlwps", "p_nrlwps", "p_ndlwps", "p_nlwpwait",
@@ -163,6 +164,7 @@ class Proc:
         self.p_pptr: Proc | None = None     # parent (None: outside the guest, "init")
         self.p_children: list[Proc] = []
         self.p_stat = SACTIVE
+        self.p_flag = 0                     # PK_* (PK_EXEC: it has exec'd)
         self.p_sflag = 0
         self.p_exiting = False
         self.p_xstat: int | None = None     # exit status, once decided

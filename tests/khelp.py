@@ -13,6 +13,7 @@ import syscalls  # noqa: F401  (registers every handler)
 from guest.arch.amd64 import ABI
 from syscalls.kern_lwp import lwp_create, lwp_start
 from syscalls.kernel import Kernel
+from syscalls.kern_proc import proc_enter
 from syscalls.lwp import LSONPROC, Lwp, Proc
 from syscalls.table import SYSENT
 from syscalls.uvm_map import NullPmap, VmMap
@@ -54,7 +55,7 @@ def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/",
     """A kernel with one process and its first LWP on CPU 0 (amd64 unless `abi`)."""
     k = Kernel(abi, FakePlatform(), ncpu=ncpu, deterministic=deterministic, root=root)
     p = Proc(100, 1)
-    p.k = k
+    proc_enter(k, p, None)
     k.proc = p
     vm = VmMap(NullPmap(), abi.page_size, 0x1000, abi.vm_maxuser_address)
     vm.usrstack, vm.maxssiz = abi.usrstack, abi.maxssiz

@@ -126,3 +126,13 @@ def test_go_osexec(goarch: str, opts: tuple[str, ...]) -> None:
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     assert r.stdout == OSEXEC_OUTPUT
     assert "unimplemented" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_proc_pgrp(arch: str) -> None:
+    """setpgid/getpgid/setsid/getsid across processes, EACCES after exec,
+    kill(-pgid), SIGCHLD discarded while ignored by default, orphans reparented."""
+    prog = build_c("proc_pgrp", arch)
+    r = run_nbemu(prog, str(prog))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout

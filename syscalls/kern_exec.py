@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import stat as host_stat
+import struct
 from typing import Generator
 
 from .errno import Errno, KernErrno
@@ -211,3 +212,170 @@ def sys_fexecve(l: Lwp, a, retval: list[int]) -> Generator[str, int, int] | int:
     if comps is None:
         return Errno.EACCES
     return execve1(l, [], b"/" + b"/".join(comps), a.argp, a.envp)
+
+
+# -- posix_spawn (kern_exec.c do_posix_spawn / spawn_return) ---------------------------
+POSIX_SPAWN_RESETIDS, POSIX_SPAWN_SETPGROUP = 0x01, 0x02
+POSIX_SPAWN_SETSIGDEF, POSIX_SPAWN_SETSIGMASK = 0x10, 0x20
+FAE_OPEN, FAE_DUP2, FAE_CLOSE, FAE_CHDIR, FAE_FCHDIR = range(5)
+SPAWNATTR_SIZE = 48          # struct posix_spawnattr: the same on every port
+RLIMIT_NOFILE = 8
+SYS_posix_spawn = 474
+
+
+def _copyin_attr(l: Lwp, va: int) -> tuple | int | None:
+    """(flags, pgroup, sigdefault mask, sigmask words) of a posix_spawnattr."""
+    if not va:
+        return None
+    raw = l.l_proc.p_vmspace.copyin(va, SPAWNATTR_SIZE)
+    if isinstance(raw, int):
+        return raw
+    flags, pgroup = struct.unpack_from("<hxxi", raw, 0)
+    sigdef = struct.unpack_from("<4I", raw, 16)
+    sigmask = struct.unpack_from("<4I", raw, 32)
+    return flags, pgroup, sigdef, sigmask
+
+
+def _copyin_actions(l: Lwp, va: int) -> list[tuple] | int:
+    """posix_spawn_fa_alloc: the file actions, at most 2 * RLIMIT_NOFILE of them
+    (EINVAL beyond). Each is (action, fildes, path va / newfildes, oflag, mode)."""
+    if not va:
+        return []
+    p = l.l_proc
+    vm = p.p_vmspace
+    ws = p.k.abi.word_size
+    hdr = vm.copyin(va, 8 + ws)
+    if isinstance(hdr, int):
+        return hdr
+    _size, n = struct.unpack_from("<II", hdr, 0)
+    fae = int.from_bytes(hdr[8:8 + ws], "little")
+    from .kern_descrip import fd_limit
+    if n > 2 * fd_limit(p):
+        return Errno.EINVAL
+    esize = 16 + ws                # action, fildes, then {path, oflag, mode}
+    raw = vm.copyin(fae, n * esize) if n else b""
+    if isinstance(raw, int):
+        return raw
+    out = []
+    for i in range(n):
+        e = raw[i * esize:(i + 1) * esize]
+        action, fildes = struct.unpack_from("<Ii", e, 0)
+        ptr = int.from_bytes(e[8:8 + ws], "little")
+        oflag, mode = struct.unpack_from("<iI", e, 8 + ws)
+        if action == FAE_DUP2:
+            ptr = struct.unpack_from("<i", e, 8)[0]
+        elif action > FAE_FCHDIR:
+            return Errno.EINVAL
+        out.append((action, fildes, ptr, oflag, mode))
+    return out
+
+
+def _spawn_actions(l: Lwp, attr: tuple | None, actions: list[tuple]) -> int:
+    """The child's side, before exec: attributes, then the file actions in order."""
+    from types import SimpleNamespace as Args
+
+    from .kern_descrip import dodup, fd_close
+    from .vfs_syscalls import do_open, sys_chdir, sys_fchdir
+    p = l.l_proc
+    if attr is not None:
+        flags, pgroup, sigdef, sigmask = attr
+        if flags & POSIX_SPAWN_SETPGROUP:
+            p.p_pgid = pgroup or p.p_pid
+        if flags & POSIX_SPAWN_SETSIGMASK:
+            l.l_sigmask = sigmask
+        if flags & POSIX_SPAWN_SETSIGDEF:
+            from .kern_sig import mask_of
+            m = mask_of(sigdef)
+            p.p_sigacts = {s: act for s, act in p.p_sigacts.items() if not m >> (s - 1) & 1}
+    rv = [0, 0]
+    for action, fildes, arg, oflag, mode in actions:
+        if action == FAE_OPEN:
+            error = do_open(l, -100, arg, oflag, mode, rv)     # AT_FDCWD
+            if not error and rv[0] != fildes:
+                newfd = rv[0]
+                error = dodup(l, newfd, fildes, 0, rv)
+                fd_close(p, newfd)
+        elif action == FAE_DUP2:
+            if fildes == arg:                  # POSIX: clears FD_CLOEXEC only
+                from .kern_descrip import fd_set_exclose
+                error = 0 if fd_getfile(p, fildes) is not None else Errno.EBADF
+                if not error:
+                    fd_set_exclose(p, fildes, False)
+            else:
+                error = dodup(l, fildes, arg, 0, rv)
+        elif action == FAE_CLOSE:
+            error = Errno.EBADF if fd_getfile(p, fildes) is None else 0
+            if not error:
+                fd_close(p, fildes)
+        elif action == FAE_CHDIR:
+            error = sys_chdir(l, Args(path=arg), rv)
+        else:
+            error = sys_fchdir(l, Args(fd=fildes), rv)
+        if error:
+            return error
+    return 0
+
+
+def spawn_return(l: Lwp, attr: tuple | None, actions: list[tuple], path: bytes,
+                 argv_va: int, envp_va: int, state: dict) -> Generator[str, int, int]:
+    """The spawned child's first kernel work (it runs before any user code):
+    attributes and file actions, then exec. A failure goes to the waiting
+    parent, and the child exits 127 as POSIX asks."""
+    yield "spawn"                              # (primed: resumed by the run loop)
+    error = _spawn_actions(l, attr, actions)
+    if not error:
+        error = yield from execve1(l, split_guest(l.l_proc.p_cwd), path, argv_va, envp_va)
+        if error == KernErrno.EJUSTRETURN:
+            return error
+    state["error"] = error
+    from .kern_exit import exit1
+    exit1(l, 127, 0)
+    return int(KernErrno.EJUSTRETURN)
+
+
+@syscall(474, "posix_spawn")
+def sys_posix_spawn(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
+    """As NetBSD's sys_posix_spawn: errors come back as the call's value (the
+    call itself succeeds), the pid is written only on success."""
+    from .kern_fork import FORK_PPWAIT, FORK_SHAREVM, fork1, vfork_chan
+    from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
+    p = l.l_proc
+    k = p.k
+    retval[0] = 0
+    actions = _copyin_actions(l, a.file_actions)
+    attr = _copyin_attr(l, a.attrp)
+    path = p.p_vmspace.copyinstr(a.path, MAXPATHLEN)
+    for v in (actions, attr, path):
+        if isinstance(v, int):
+            retval[0] = v
+            return 0
+    # execve_loadvm's checks happen in the parent: no child for a bad program.
+    ni = namei(k, split_guest(p.p_cwd), path, True)
+    error = ni if isinstance(ni, int) else 0 if ni.ni_exists else Errno.ENOENT
+    if not error:
+        error = _check_file(ni.ni_host)
+    if error:
+        retval[0] = error
+        return 0
+    rv = [0, 0]
+    l2 = fork1(l, FORK_PPWAIT | FORK_SHAREVM, rv)
+    if isinstance(l2, int):
+        retval[0] = l2
+        return 0
+    state: dict = {"error": 0}
+    # The program was looked up here, in the parent, before any chdir action.
+    gen = spawn_return(l2, attr, actions, ni.ni_guest, a.argv, a.envp,  # type: ignore[union-attr]
+                       state)
+    next(gen)
+    l2.l_kstack, l2.l_syscode, l2.l_sysargs = gen, SYS_posix_spawn, a
+    l2.l_sysvals, l2.l_retval = list(k.trapvals), [0, 0]
+    p2 = l2.l_proc
+    while p2.p_vforkwaiting:
+        sleepq_enqueue(k, l, vfork_chan(p2), "pspawn", sleep_syncobj, False)
+        yield from sleepq_block(k, l, None)
+    if state["error"]:
+        retval[0] = state["error"]
+        return 0
+    if a.pid:
+        retval[0] = p.p_vmspace.copyout(rv[0].to_bytes(4, "little"), a.pid)
+    return 0

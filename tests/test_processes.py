@@ -136,3 +136,13 @@ def test_proc_pgrp(arch: str) -> None:
     r = run_nbemu(prog, str(prog))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_posix_spawn(arch: str, tmp_path: Path) -> None:
+    """posix_spawn with open/dup2/close/chdir actions and pgroup/sigmask
+    attributes; errors returned as the call's value, the failed child exits 127."""
+    prog = build_c("proc_spawn", arch)
+    r = run_nbemu(prog, str(prog), str(tmp_path / "out"), str(tmp_path))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout

@@ -174,7 +174,10 @@ class Session:
         import time
         k = self.kernel
         sw = " ".join(f"{ci.ci_index}:{ci.ci_nswitch}" for ci in k.cpus)
-        print(f"nbemu: stats: {k.nlwps_created} LWPs created (at most {k.nlwps_max} alive), "
+        procs = (f"{k.nprocs_created} processes (at most {k.nprocs_max} alive), "
+                 if k.nprocs_created > 1 else "")
+        print(f"nbemu: stats: {procs}{k.nlwps_created} LWPs created (at most {k.nlwps_max} "
+              f"alive), "
               f"{k.nsyscalls} system calls, switches per vCPU {sw}, "
               f"{time.perf_counter() - self._t0:.2f} s", file=sys.stderr)
 

@@ -22,7 +22,7 @@ from .kern_lwp import lwp_create, lwp_start
 from .kern_proc import MAXPROC, RLIMIT_NPROC, nprocs_of_uid, proc_alloc_pid, proc_enter
 from .kern_prot import proc_cred, proc_pgid, proc_session
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
-from .lwp import Lwp, Proc
+from .lwp import SZOMB, Lwp, Proc
 from .table import syscall
 from .uvm_map import uvmspace_fork
 
@@ -50,6 +50,8 @@ def fork1(l1: Lwp, flags: int, retval: list[int]) -> Lwp | int:
         return Errno.EAGAIN
     p2 = Proc(pid, p1.p_pid)
     proc_enter(k, p2, p1)
+    k.nprocs_created += 1
+    k.nprocs_max = max(k.nprocs_max, sum(1 for q in k.allproc.values() if q.p_stat != SZOMB))
     p2.p_start_ns = k.clock.monotonic_ns()
     p2.p_comm, p2.p_path, p2.p_psstrp, p2.p_emul = p1.p_comm, p1.p_path, p1.p_psstrp, p1.p_emul
     p2.p_cwd = p1.p_cwd

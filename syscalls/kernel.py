@@ -67,6 +67,8 @@ class Kernel:
         self.proc: Proc | None = None            # the first process: nbemu ends with it
         self.allproc: dict[int, Proc] = {}       # every process, zombies included (kern_proc)
         self.lastpid = 0
+        self.nprocs_created = 1                  # --stats: the first process and every fork
+        self.nprocs_max = 1
         self.trapvals: list[int] = []            # registers of the trap being served (fork)
         self.warn = env_warn or (lambda msg: print(f"nbemu: {msg}", file=sys.stderr))
         self._enosys_warned: set[int] = set()

@@ -146,3 +146,21 @@ def test_posix_spawn(arch: str, tmp_path: Path) -> None:
     r = run_nbemu(prog, str(prog), str(tmp_path / "out"), str(tmp_path))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+def test_record_replay_across_processes(tmp_path: Path) -> None:
+    """A fast-mode run of many processes replays exactly from its log."""
+    args = _args(tmp_path, "x86_64")
+    log = tmp_path / "run.log"
+    r1 = run_nbemu(args[0], *args, opts=("--record", str(log)))
+    _check(r1)
+    r2 = run_nbemu(args[0], *args, opts=("--replay", str(log)))
+    _check(r2)
+    assert r1.stdout == r2.stdout
+
+
+def test_stats_count_processes(tmp_path: Path) -> None:
+    prog = build_c("proc_pgrp")
+    r = run_nbemu(prog, str(prog), opts=("--stats",))
+    assert r.returncode == 0, r.stderr
+    assert "nbemu: stats: 9 processes (at most " in r.stderr, r.stderr[-500:]

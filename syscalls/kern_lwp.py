@@ -72,7 +72,7 @@ def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
         count = p.p_nlwps                      # the other LWPs, with the new one
         if count >= MAXLWP or (nthr is not None and count > nthr):
             return Errno.EAGAIN
-    arena: UareaArena = k.config.setdefault("uarea_arena", UareaArena())
+    arena = k.uarea_arena
     if not arena.alloc():
         return Errno.ENOMEM
     lid = alloc_lid(k, p)

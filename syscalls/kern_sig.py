@@ -34,7 +34,7 @@ Overview, as in kern_sig.c (NetBSD 10):
   caught and not masked; otherwise it is unmasked, reset to SIG_DFL and
   posted, which kills the process (128+N, with nbemu's crash report).
 
-Per-LWP state lives in attributes created on first use (l_sigpend,
+Per-LWP state lives in fields of struct lwp (syscalls/lwp.py: l_sigpend,
 l_sigwaited, l_sigwaitset, l_sigrestore, l_sigoldmask) and per-process state in
 p_sigpend, p_sigwaiters, p_stat (SSTOP) and p_sflag (PS_STOPPING).
 """
@@ -194,10 +194,7 @@ class Sigpend:
 
 
 def lsigpend(l: Lwp) -> Sigpend:
-    sp = l.__dict__.get("l_sigpend")
-    if sp is None:
-        sp = l.l_sigpend = Sigpend()  # type: ignore[attr-defined]
-    return sp
+    return l.l_sigpend
 
 
 def psigpend(p: Proc) -> Sigpend:
@@ -235,9 +232,7 @@ def sig_clear_everywhere(p: Proc, mask: int) -> None:
     """Forget pending signals of mask on the process and every LWP."""
     psigpend(p).clear(mask)
     for t in p.p_lwps.values():
-        sp = t.__dict__.get("l_sigpend")
-        if sp is not None:
-            sp.clear(mask)
+        t.l_sigpend.clear(mask)
 
 
 def masked(l: Lwp, sig: int) -> bool:
@@ -321,13 +316,13 @@ def sigunwait(p: Proc, ksi: Ksiginfo) -> bool:
     for t in waiters:
         if ksi.lid and t.l_lid != ksi.lid:
             continue
-        if t.l_sigwaitset & bit(sig):  # type: ignore[attr-defined]
+        if t.l_sigwaitset & bit(sig):
             found = t
             break
     if found is None:
         return False
-    found.l_sigwaited[0] = ksi  # type: ignore[attr-defined]
-    found.l_sigwaited = None  # type: ignore[attr-defined]
+    found.l_sigwaited[0] = ksi
+    found.l_sigwaited = None
     waiters.remove(found)
     if found.l_stat == LSSLEEP and found.l_wchan == sigwait_chan(found):
         from .kern_sleepq import sleepq_remove
@@ -599,9 +594,9 @@ def _renotify(p: Proc, l: Lwp) -> None:
 
 def postsig(l: Lwp, ksi: Ksiginfo) -> None:
     """Take a caught signal: build its frame (postsig + sendsig)."""
-    if l.__dict__.get("l_sigrestore"):
-        returnmask = l.l_sigoldmask  # type: ignore[attr-defined]
-        l.l_sigrestore = False  # type: ignore[attr-defined]
+    if l.l_sigrestore:
+        returnmask = l.l_sigoldmask
+        l.l_sigrestore = False
     else:
         returnmask = l.l_sigmask
     l.l_proc.k.event("sigdeliver", l, sig=ksi.signo, code=ksi.code)

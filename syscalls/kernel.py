@@ -87,6 +87,12 @@ class Kernel:
         self.nlwps_created = 0
         self.nlwps_max = 0
         self.config: dict[str, Any] = {}
+        # Subsystem state, declared here (made by the subsystem's first call):
+        # uipc_sem.KsemState, sys_mqueue.MqState; the bounded u-area arena.
+        self.ksem_state: Any = None
+        self.mqueue_state: Any = None
+        from .kern_lwp import UareaArena
+        self.uarea_arena = UareaArena()
 
     # -- events ----------------------------------------------------------------
     def event(self, kind: str, l: Lwp, **data: Any) -> None:

@@ -76,11 +76,36 @@ MAXCOMLEN = 16
 
 
 class Lwp:
-    """One LWP. Its user context lives in l_md (a saved register file owned by
-    emu/) while it is off-CPU; l_kstack holds the kernel continuation of a
-    system call that blocked (a generator, resumed with the wakeup's error)."""
+    """One LWP (struct lwp). Its user context lives in l_md (a saved register
+    file owned by emu/) while it is off-CPU; l_kstack holds the kernel
+    continuation of a system call that blocked (a generator, resumed with the
+    wakeup's error). Every field is declared here, grouped as sys/lwp.h groups
+    them; subsystems never add fields on the fly."""
+
+    __slots__ = (
+        "l_proc", "l_lid", "l_stat", "l_flag", "l_prflag", "l_cpu", "l_priority",
+        # scheduling (sys_sched.py)
+        "l_class", "l_schedprio", "l_affinity", "l_protectdepth", "l_protectprio",
+        "l_pctr", "l_ticks", "l_stime_ns",
+        # sleep state (kern_sleepq.py)
+        "l_wchan", "l_wmesg", "l_sleepq", "l_syncobj", "l_sleeperr", "l_timeout",
+        "l_park_hint",
+        # the system call being served / blocked
+        "l_kstack", "l_sysvals", "l_syscode", "l_sysargs", "l_retval",
+        # user context, TLS, lwpctl, u-area
+        "l_md", "l_private", "l_name", "l_lwpctl", "l_uarea",
+        # signals (kern_sig.py)
+        "l_sigmask", "l_sigstk", "l_sigpend", "l_sigrestore", "l_sigoldmask",
+        "l_sigwaited", "l_sigwaitset",
+        # _lwp_wait
+        "l_waiter", "l_waitingfor",
+        # reports
+        "l_created_by", "l_recent", "l_syshist",
+        "__weakref__",
+    )
 
     def __init__(self, proc: "Proc", lid: int) -> None:
+        from .kern_sig import Sigpend      # (kern_sig imports this module)
         self.l_proc = proc
         self.l_lid = lid
         self.l_stat: LwpStat = LSIDL
@@ -88,6 +113,16 @@ class Lwp:
         self.l_prflag = 0
         self.l_cpu: CpuInfo | None = None
         self.l_priority = 0
+        # scheduling class and priority (_sched_setparam), affinity (a CPU-index
+        # bit mask or None), _sched_protect's depth and priority
+        self.l_class = 0                    # SCHED_OTHER
+        self.l_schedprio = -1               # -1: the class default (sys_sched.l_schedprio)
+        self.l_affinity: int | None = None
+        self.l_protectdepth = 0
+        self.l_protectprio = -1
+        self.l_pctr = 0                     # preemptions (lc_pctr)
+        self.l_ticks = 0                    # ticks used of the current quantum
+        self.l_stime_ns = 0
         # sleep state (kern_sleepq.c)
         self.l_wchan: Any = None
         self.l_wmesg = ""
@@ -100,21 +135,26 @@ class Lwp:
         self.l_kstack: Generator | None = None
         self.l_sysvals: list[int] | None = None   # registers at trap (for the return)
         self.l_syscode = -1
-        self.l_sysargs: tuple = ()
+        self.l_sysargs: Any = ()
+        self.l_retval: list[int] = [0, 0]
         # user context and TLS
         self.l_md: Any = None
         self.l_private = 0
-        self.l_sigmask = (0, 0, 0, 0)
-        self.l_sigstk = (0, 0, 4)          # ss_sp, ss_size, ss_flags (SS_DISABLE)
         self.l_name: bytes | None = None
         self.l_lwpctl = 0                   # guest address of this LWP's lwpctl_t, or 0
+        self.l_uarea: Any = None
+        # signals: mask, stack, pending set; the mask to restore after
+        # sigsuspend/pselect (l_sigrestore); sigtimedwait's result holder and set
+        self.l_sigmask = (0, 0, 0, 0)
+        self.l_sigstk = (0, 0, 4)          # ss_sp, ss_size, ss_flags (SS_DISABLE)
+        self.l_sigpend = Sigpend()
+        self.l_sigrestore = False
+        self.l_sigoldmask = (0, 0, 0, 0)
+        self.l_sigwaited: list | None = None
+        self.l_sigwaitset = 0
         self.l_waiter = 0                   # lid of the LWP waiting for us in _lwp_wait
         self.l_waitingfor = 0
-        self.l_pctr = 0                     # preemptions (lc_pctr)
-        self.l_ticks = 0                    # ticks used of the current quantum
-        self.l_stime_ns = 0
         self.l_created_by = 0
-        self.l_uarea: Any = None
         self.l_recent: list[str] = []       # last system calls (crash/deadlock reports)
         self.l_syshist: deque[int] = deque(maxlen=8)   # codes of the last system calls
 

@@ -132,10 +132,9 @@ class MqState:
 
 
 def _state(k) -> MqState:
-    st = k.__dict__.get("mqueue_state")
-    if st is None:
-        st = k.mqueue_state = MqState()
-    return st
+    if k.mqueue_state is None:
+        k.mqueue_state = MqState()
+    return k.mqueue_state
 
 
 def _wchan_send(mq: Mqueue) -> tuple:

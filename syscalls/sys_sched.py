@@ -55,11 +55,11 @@ SCHED_PARAM = struct.Struct("<i")              # struct sched_param { int sched_
 
 # -- per-LWP state, with NetBSD's defaults -----------------------------------------
 def l_class(l: Lwp) -> int:
-    return l.__dict__.get("l_class", SCHED_OTHER)
+    return l.l_class
 
 
 def l_schedprio(l: Lwp) -> int:
-    return l.__dict__.get("l_schedprio", PRI_DEFAULT_OTHER)
+    return l.l_schedprio if l.l_schedprio >= 0 else PRI_DEFAULT_OTHER
 
 
 def kc_bitsize(abi) -> int:
@@ -141,8 +141,8 @@ def do_sched_setparam(l: Lwp, pid: int, lid: int, policy: int, pri: int) -> int:
         if not _may_setparam(p, t, lpolicy, kpri):
             error = Errno.EPERM
             break
-        t.l_class = lpolicy  # type: ignore[attr-defined]
-        t.l_schedprio = kpri  # type: ignore[attr-defined]
+        t.l_class = lpolicy
+        t.l_schedprio = kpri
     return Errno.ESRCH if lcnt == 0 else error
 
 
@@ -212,7 +212,7 @@ def sys__sched_setaffinity(l: Lwp, a, retval: list[int]) -> int:
             continue
         if t.l_stat == LSZOMB:
             continue
-        t.l_affinity = kset or None  # type: ignore[attr-defined]
+        t.l_affinity = kset or None
         lcnt += 1
     return Errno.ESRCH if lcnt == 0 else 0
 
@@ -225,7 +225,7 @@ def sys__sched_getaffinity(l: Lwp, a, retval: list[int]) -> int:
     t = lwp_find2(l, a.pid, a.lid)
     if t is None:
         return Errno.ESRCH
-    aff = t.__dict__.get("l_affinity") or 0
+    aff = t.l_affinity or 0
     if not a.size:
         return 0
     return l.l_proc.p_vmspace.copyout(aff.to_bytes(kc_bitsize(l.l_proc.k.abi), "little")
@@ -242,8 +242,8 @@ def sys__sched_protect(l: Lwp, a, retval: list[int]) -> int:
     (ENOENT when none is held). The ceiling does not change the run queues
     (see the module comment), so no permission is needed to take it."""
     pri = a.priority
-    depth = l.__dict__.get("l_protectdepth", 0)
-    cur = l.__dict__.get("l_protectprio", -1)
+    depth = l.l_protectdepth
+    cur = l.l_protectprio
     if pri == -2:
         if cur == -1:
             return Errno.ENOENT
@@ -253,12 +253,12 @@ def sys__sched_protect(l: Lwp, a, retval: list[int]) -> int:
         if depth == 0:
             return Errno.EINVAL
         depth -= 1
-        l.l_protectdepth = depth  # type: ignore[attr-defined]
+        l.l_protectdepth = depth
         if depth == 0:
-            l.l_protectprio = -1  # type: ignore[attr-defined]
+            l.l_protectprio = -1
         return 0
     if not SCHED_PRI_MIN <= pri <= SCHED_PRI_MAX:
         return Errno.EINVAL
-    l.l_protectprio = max(cur, PRI_USER_RT + pri)  # type: ignore[attr-defined]
-    l.l_protectdepth = depth + 1  # type: ignore[attr-defined]
+    l.l_protectprio = max(cur, PRI_USER_RT + pri)
+    l.l_protectdepth = depth + 1
     return 0

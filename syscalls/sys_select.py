@@ -218,8 +218,8 @@ def _copyin_sigmask(l: Lwp, va: int) -> tuple[int, int, int, int] | int:
 
 def sigsuspendsetup(l: Lwp, mask: tuple[int, int, int, int]) -> None:
     from .kern_sig import CANTMASK, LW_PENDSIG, mask_of, sigispending, words_of
-    l.l_sigoldmask = l.l_sigmask  # type: ignore[attr-defined]
-    l.l_sigrestore = True  # type: ignore[attr-defined]
+    l.l_sigoldmask = l.l_sigmask
+    l.l_sigrestore = True
     l.l_sigmask = words_of(mask_of(mask) & ~CANTMASK)
     if sigispending(l):
         l.l_flag |= LW_PENDSIG
@@ -227,12 +227,12 @@ def sigsuspendsetup(l: Lwp, mask: tuple[int, int, int, int]) -> None:
 
 def sigsuspendteardown(l: Lwp) -> None:
     from .kern_sig import LW_PENDSIG, sigispending
-    if l.__dict__.get("l_sigrestore"):
+    if l.l_sigrestore:
         if sigispending(l):
             l.l_flag |= LW_PENDSIG
         else:
-            l.l_sigrestore = False  # type: ignore[attr-defined]
-            l.l_sigmask = l.l_sigoldmask  # type: ignore[attr-defined]
+            l.l_sigrestore = False
+            l.l_sigmask = l.l_sigoldmask
 
 
 # -- select ------------------------------------------------------------------------------------

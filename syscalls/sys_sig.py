@@ -174,8 +174,8 @@ def sys___sigsuspend14(l: Lwp, a, retval: list[int]) -> Generator:
             return data
         # The handler's frame gets the mask from before sigsuspend (postsig
         # uses l_sigoldmask while l_sigrestore is set).
-        l.l_sigoldmask = l.l_sigmask  # type: ignore[attr-defined]
-        l.l_sigrestore = True  # type: ignore[attr-defined]
+        l.l_sigoldmask = l.l_sigmask
+        l.l_sigrestore = True
         l.l_sigmask = words_of(mask_of(_sigset(data)) & ~CANTMASK)
         if sigispending(l):
             l.l_flag |= LW_PENDSIG
@@ -185,9 +185,9 @@ def sys___sigsuspend14(l: Lwp, a, retval: list[int]) -> Generator:
         if error:
             break
     # sigsuspendteardown(): no handler will restore the old mask; do it here.
-    if l.__dict__.get("l_sigrestore") and not sigispending(l):
-        l.l_sigrestore = False  # type: ignore[attr-defined]
-        l.l_sigmask = l.l_sigoldmask  # type: ignore[attr-defined]
+    if l.l_sigrestore and not sigispending(l):
+        l.l_sigrestore = False
+        l.l_sigmask = l.l_sigoldmask
     return Errno.EINTR               # always EINTR, never a restart
 
 
@@ -222,8 +222,8 @@ def sigtimedwait1(l: Lwp, setp: int, infop: int, tsp: int, layout: str
         if poll:
             return Errno.EAGAIN
         holder: list = [None]
-        l.l_sigwaited = holder  # type: ignore[attr-defined]
-        l.l_sigwaitset = waitset  # type: ignore[attr-defined]
+        l.l_sigwaited = holder
+        l.l_sigwaitset = waitset
         waiters = sigwaiters(p)
         waiters.append(l)
         sleepq_enqueue(k, l, sigwait_chan(l), "sigwait", sleep_syncobj, True)
@@ -231,7 +231,7 @@ def sigtimedwait1(l: Lwp, setp: int, infop: int, tsp: int, layout: str
         if holder[0] is not None:
             ksi = holder[0]
         else:
-            l.l_sigwaited = None  # type: ignore[attr-defined]
+            l.l_sigwaited = None
             if l in waiters:
                 waiters.remove(l)
             if error == Errno.EWOULDBLOCK:

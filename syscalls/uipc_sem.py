@@ -83,10 +83,9 @@ class KsemState:
 
 
 def _state(k) -> KsemState:
-    st = k.__dict__.get("ksem_state")
-    if st is None:
-        st = k.ksem_state = KsemState()
-    return st
+    if k.ksem_state is None:
+        k.ksem_state = KsemState()
+    return k.ksem_state
 
 
 class KsemFile(File):

@@ -363,7 +363,7 @@ def test_wait_collects_a_zombie_and_frees_it() -> None:
     p = l.l_proc
     a = running(k, l)
     lid = a.l_lid
-    arena = k.config["uarea_arena"]
+    arena = k.uarea_arena
     used = arena.used
     lwp_exit(a)
     assert a.l_stat == LSZOMB and p.p_nzlwps == 1

@@ -55,7 +55,7 @@ try:
 finally:
     os.dup2(saved, 1)
 out.seek(0)
-arena = k.config.get("uarea_arena")
+arena = k.uarea_arena
 state = {
     "status": status,
     "stdout": out.read().decode(errors="replace"),

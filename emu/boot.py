@@ -13,6 +13,7 @@ from syscalls.kern_lwp import lwp_create, lwp_start
 from syscalls.lwp import Lwp, Proc
 from syscalls.signals import signame
 from syscalls.kern_proc import proc_enter
+from syscalls.kern_tc import MONOTONIC_AT_BOOT_NS
 
 from .machine import DeadlockError, InternalError, Machine
 from .space import vmmap_new
@@ -74,7 +75,7 @@ class Session:
         p = Proc(opts.pid, 1)
         proc_enter(k, p, None)               # the guest's first process ("init" to nbemu)
         p.p_comm = os.path.basename(path).encode()[:16]
-        p.p_start_ns = k.clock.monotonic_ns()
+        p.p_start_ns = MONOTONIC_AT_BOOT_NS     # (no clock reading: record/replay logs)
         k.proc = p
         vm = vmmap_new(abi, m.space)
         p.p_vmspace = vm

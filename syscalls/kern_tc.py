@@ -18,6 +18,7 @@ VIRTUAL_EPOCH_NS = 1_767_225_600 * 10**9   # 2026-01-01T00:00:00Z: realtime orig
 # timers are rounded up to (itimerfix, itimespecfix, kevent timers, poll timeouts).
 HZ = 100
 TICK_NS = 10**9 // HZ
+MONOTONIC_AT_BOOT_NS = 10**9     # CLOCK_MONOTONIC when the guest starts (its uptime origin)
 TICK_US = TICK_NS // 1000
 
 
@@ -36,8 +37,9 @@ class Clock:
 
     def monotonic_ns(self) -> int:
         if self.virtual:
-            return 10**9 + self._blocks() * BLOCK_NS + self.syscalls * SYSCALL_NS + self._skew
-        return time.monotonic_ns() - self._mono0 + 10**9
+            return (MONOTONIC_AT_BOOT_NS + self._blocks() * BLOCK_NS
+                    + self.syscalls * SYSCALL_NS + self._skew)
+        return time.monotonic_ns() - self._mono0 + MONOTONIC_AT_BOOT_NS
 
     def realtime_ns(self) -> int:
         if self.virtual:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.build import build_c
+from fixtures.expected import GO_OUTPUT
 from tests.guest import ARCHES, run_nbemu
 
 
@@ -88,17 +89,7 @@ def test_deadlock_report_covers_every_process() -> None:
     assert "waits for a child to change state (children: pid 101 (proc_deadlock))" in r.stderr
 
 
-OSEXEC_OUTPUT = (
-    "pipeline: HELLO, PIPELINE\n"
-    "exit code: 3\n"
-    "child says: ready\n"
-    "killed: true true\n"
-    "child says: ready\n"
-    "child says: got terminated\n"
-    "handled signal, exit code: 7\n"
-    "own process group: true\n"
-    "missing program: true\n"
-)
+OSEXEC_OUTPUT = GO_OUTPUT["osexec"]
 
 
 def test_go_osexec_native_answer() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,28 @@ from fixtures.build import build_c
 from tests.guest import ARCHES, REPO
 
 
-def _run_fed(prog: Path, mode: str, data: bytes, delay: float,
+def _run_fed(prog: Path, mode: str, data: bytes, cue: bytes | None,
              opts: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """Run the fixture with a pipe as stdin that receives `data` after `delay` s."""
+    """Run the fixture with a pipe as stdin that receives `data` once the guest
+    printed the line `cue` on stderr (a handshake: "ticked" / "alarm"), or at
+    once without a cue. No host timing: on a loaded machine the cue just comes
+    later (a guest that never gives it fails after the 120 s safety limit)."""
     p = subprocess.Popen([sys.executable, "-m", "emu.cli", *opts, str(prog), mode], cwd=REPO,
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cued = threading.Event()
+    errs: list[bytes] = []
+
+    def read_err() -> None:
+        assert p.stderr is not None
+        for line in p.stderr:
+            errs.append(line)
+            if cue is not None and line.strip() == cue:
+                cued.set()
+        cued.set()                         # (the guest ended: let the feeder go)
 
     def feed() -> None:
-        time.sleep(delay)
+        if cue is not None:
+            cued.wait(timeout=120)
         try:
             assert p.stdin is not None
             p.stdin.write(data)
@@ -34,33 +47,32 @@ def _run_fed(prog: Path, mode: str, data: bytes, delay: float,
     t.start()
     # Not communicate(): it would close stdin before the late write.
     assert p.stdout is not None and p.stderr is not None
-    errs: list[bytes] = []
-    te = threading.Thread(target=lambda: errs.append(p.stderr.read()))   # type: ignore[union-attr]
+    te = threading.Thread(target=read_err)
     te.start()
     out = p.stdout.read()
     p.wait(timeout=120)
     t.join()
     te.join()
-    err = errs[0] if errs else b""
+    err = b"".join(errs)
     return subprocess.CompletedProcess(p.args, p.returncode, out.decode(), err.decode())
 
 
 @pytest.mark.parametrize("arch", ARCHES)
 def test_other_lwps_run_while_one_reads(arch: str) -> None:
-    r = _run_fed(build_c("stdin_wait", arch), "read", b"hello\n", 0.5)
+    r = _run_fed(build_c("stdin_wait", arch), "read", b"hello\n", b"ticked")
     assert r.returncode == 0, r.stderr
     assert "data: hello" in r.stdout and "ticks while blocked: yes" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("arch", ARCHES)
 def test_signal_interrupts_a_blocked_read(arch: str) -> None:
-    r = _run_fed(build_c("stdin_wait", arch), "intr", b"late\n", 1.5)
+    r = _run_fed(build_c("stdin_wait", arch), "intr", b"late\n", b"alarm")
     assert r.returncode == 0, r.stderr
     assert "read: EINTR (alarms 1)" in r.stdout, r.stdout
 
 
 def test_sa_restart_restarts_a_blocked_read() -> None:
-    r = _run_fed(build_c("stdin_wait"), "restart", b"late\n", 0.8)
+    r = _run_fed(build_c("stdin_wait"), "restart", b"late\n", b"alarm")
     assert r.returncode == 0, r.stderr
     assert "restarted: late" in r.stdout and "(alarms 1)" in r.stdout, r.stdout
 
@@ -70,7 +82,7 @@ def test_blocked_read_records_and_replays(tmp_path: Path) -> None:
     output without a writer (its stdin is closed at once)."""
     log = tmp_path / "read.log"
     prog = build_c("stdin_wait")
-    r1 = _run_fed(prog, "read", b"recorded\n", 0.4, opts=("--record", str(log)))
+    r1 = _run_fed(prog, "read", b"recorded\n", b"ticked", opts=("--record", str(log)))
     assert r1.returncode == 0 and "data: recorded" in r1.stdout, r1.stderr
     r2 = subprocess.run([sys.executable, "-m", "emu.cli", "--replay", str(log), str(prog), "read"],
                         cwd=REPO, capture_output=True, text=True, timeout=120,

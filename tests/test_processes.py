@@ -155,3 +155,15 @@ def test_stats_count_processes(tmp_path: Path) -> None:
     r = run_nbemu(prog, str(prog), opts=("--stats",))
     assert r.returncode == 0, r.stderr
     assert "nbemu: stats: 9 processes (at most " in r.stderr, r.stderr[-500:]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_exec_multi_lwp_enoexec_e2big_epipe(arch: str) -> None:
+    """exec from a two-LWP process; a program of another port is ENOEXEC; argv
+    beyond ARG_MAX is E2BIG; EPIPE once the last reader (a child) exited."""
+    other = "aarch64" if arch != "aarch64" else "x86_64"
+    prog = build_c("proc_exec2", arch)
+    r = run_nbemu(prog, str(prog), str(build_c("exit42", other)))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "exec'd alone: 1" in r.stdout
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout

@@ -46,7 +46,8 @@ class UareaArena:
 
 
 def alloc_lid(k: "Kernel", p: Proc) -> int:
-    """proc_alloc_lwpid(): the PID for the first LWP, then free ids after it."""
+    """proc_alloc_lwpid(): the PID for the first LWP, then free ids after it
+    that no process uses as its pid (LWP ids and pids share one space)."""
     if p.p_pid not in p.p_lwps and not p.p_lwps:
         return p.p_pid
     lid = p.p_nlwpid
@@ -54,7 +55,7 @@ def alloc_lid(k: "Kernel", p: Proc) -> int:
         lid += 1
         if lid >= PID_MAX:
             lid = 2
-        if lid not in p.p_lwps and lid != p.p_pid:
+        if lid not in p.p_lwps and lid != p.p_pid and lid not in k.allproc:
             p.p_nlwpid = lid
             return lid
     return -1

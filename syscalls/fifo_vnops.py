@@ -190,10 +190,7 @@ def _finish(l: Lwp, error: int, hfd: int, key: tuple, rd: bool, wr: bool, flags:
     if error:
         os.close(hfd)
         return error
-    try:
-        os.set_blocking(hfd, True)           # reads/writes wait through HostFile's polls
-    except OSError:
-        pass
+    # The host descriptor stays O_NONBLOCK: HostFile._fifo_read/_fifo_write wait.
     fp = HostFile(hfd, flags & FMASK, name, owns_fd=True, guest_path=comps)
     fp.fifo_hold = FifoHold(p.k, key, rd, wr)
     fd_affix(p, fp, fd, cloexec)

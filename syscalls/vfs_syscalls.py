@@ -30,7 +30,7 @@ from typing import Any, Callable, Generator
 from .cstruct import TIMESPEC, TIMEVAL, set_retval_off
 from .errno import Errno, from_host
 from .hostinput import HOSTPOLL_NS, host_input
-from .kern_sleepq import kpause
+from .kern_sleepq import kpause, sleepq_wake
 from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FMASK,
                            FNONBLOCK, FREAD, FWRITE, F_GETPATH, F_SETFL, FFLAGS, NbStat,
                            O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_DSYNC, O_EXCL,
@@ -269,6 +269,8 @@ class HostFile(File):
         n = uio.writable(min(uio.resid, CHUNK))
         if n == 0:
             return Errno.EFAULT
+        if self.fifo_hold is not None:
+            return self._fifo_read(l, uio, n)
         if self.f_flag & FNONBLOCK:
             if not self._ready(False):
                 return Errno.EAGAIN
@@ -292,9 +294,53 @@ class HostFile(File):
         error, data = host_input("read", lambda: _host(os.read, self.hostfd, n))
         return error or uio.copyout(data)
 
-    def fo_write(self, l: Lwp, uio) -> int:
+    # A FIFO opened by the guest keeps O_NONBLOCK on its (private) host descriptor,
+    # so the host answers as NetBSD's fifo does: data, 0 when no writer is left
+    # (even one that never came), EAGAIN when writers may still write. EAGAIN is
+    # the LWP's to wait on: it sleeps on the FIFO's channel (woken by I/O of this
+    # kernel's other LWPs on the FIFO) or HOSTPOLL_NS (another process's).
+    def _fifo_read(self, l: Lwp, uio, n: int) -> Generator[str, int, int]:
+        k = l.l_proc.k
+        while True:
+            error, data = host_input("read", lambda: _host(os.read, self.hostfd, n))
+            if error != Errno.EAGAIN or self.f_flag & FNONBLOCK:
+                break
+            error = yield from kpause(k, l, "fiforead", True, HOSTPOLL_NS,
+                                      wchan=self.fifo_hold.key)
+            if error != Errno.EWOULDBLOCK and error:
+                return error
+        if error:
+            return error
+        if data:
+            sleepq_wake(k, self.fifo_hold.key)     # a writer may wait for room
+        return uio.copyout(data)
+
+    def _fifo_write(self, l: Lwp, uio) -> Generator[str, int, int]:
+        k = l.l_proc.k
+        while uio.resid:
+            data, error = uio.copyin(min(uio.resid, CHUNK))
+            if not data:
+                return error
+            error, n = _host(os.write, self.hostfd, data)
+            if error == Errno.EAGAIN:
+                if self.f_flag & FNONBLOCK:
+                    return error
+                error = yield from kpause(k, l, "fifowrite", True, HOSTPOLL_NS,
+                                          wchan=self.fifo_hold.key)
+                if error != Errno.EWOULDBLOCK and error:
+                    return error
+                continue
+            if error:
+                return error
+            uio.advance(n)
+            sleepq_wake(k, self.fifo_hold.key)     # a reader may wait for data
+        return 0
+
+    def fo_write(self, l: Lwp, uio) -> int | Generator[str, int, int]:
         if self.v_type == VBAD:
             return Errno.EBADF
+        if self.fifo_hold is not None:
+            return self._fifo_write(l, uio)
         fd = self.hostfd
         off = uio.offset
         if self.v_type == VREG and uio.readable(uio.resid) < uio.resid:

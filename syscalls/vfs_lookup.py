@@ -195,13 +195,31 @@ def cwdfree(p: Any) -> None:
         p.p_cwdi = None
 
 
+def vnode_path(k: Any, vp: Vnode) -> bytes | int:
+    """The guest path of a held directory: its last known path when that still
+    names it (the usual case, one lookup), else found by getcwd_path."""
+    known = guest_path(vp.v_comps)
+    nd = namei(k, rootvnode(k), known, False)
+    if not isinstance(nd, int):
+        with nd:
+            if nd.ni_st is not None:
+                try:
+                    st = os.fstat(vp.v_fd)
+                except OSError as e:
+                    return from_host(e.errno or Errno.EIO)
+                if (nd.ni_st.st_dev, nd.ni_st.st_ino) == (st.st_dev, st.st_ino):
+                    return known
+    return getcwd_path(k, vp.v_fd)
+
+
 def getcwd_path(k: Any, fd: int) -> bytes | int:
     """The guest path of the directory held on fd, found as NetBSD's getcwd_common
     does without a name cache: go up by "..", find each directory's name in its
     parent by inode, until the root. ENOENT when the directory was removed or is
     not under the root (never a host path)."""
     names: list[bytes] = []
-    root_id = rootvnode(k).v_id
+    root = rootvnode(k)
+    root_id = root.v_id
     cur = os.dup(fd)
     try:
         for _ in range(MAXPATHLEN // 2):
@@ -432,9 +450,10 @@ def start_dir(l: Any, dirfd: int, path: bytes) -> Vnode | tuple[int, list[bytes]
         return Errno.EBADF
     if fp.f_type != DTYPE_VNODE:
         return Errno.EINVAL
-    if not getattr(fp, "is_dir", False) or getattr(fp, "hostfd", -1) < 0:
-        return Errno.ENOTDIR
-    return fp.hostfd, list(getattr(fp, "f_guest", None) or [])
+    comps = getattr(fp, "f_guest", None)
+    if comps is None or not getattr(fp, "is_dir", False) or getattr(fp, "hostfd", -1) < 0:
+        return Errno.ENOTDIR     # (None: a host directory given as stdin: not the guest's)
+    return fp.hostfd, list(comps)
 
 
 def namei_at(l: Any, dirfd: int, path_va: int, follow: bool) -> Nameidata | int:

@@ -40,7 +40,7 @@ from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FM
 from .lwp import Lwp, Proc
 from .table import syscall
 from .vfs_lookup import (AT_FDCWD, MAXPATHLEN, O_PATH, Nameidata, Vnode, cwd_set, cwd_vnode,
-                         getcwd_path, guest_path, is_root, namei, namei_at, proc_fd, split_guest,
+                         guest_path, is_root, vnode_path, namei, namei_at, proc_fd, split_guest,
                          start_dir)
 
 # vnode types (sys/vnode.h, enum vtype)
@@ -773,7 +773,7 @@ def sys___getcwd(l: Lwp, a, retval: list[int]) -> int:
     elif length < 2:
         return Errno.ERANGE
     p = l.l_proc
-    path = getcwd_path(p.k, cwd_vnode(p).v_fd)
+    path = vnode_path(p.k, cwd_vnode(p))
     if isinstance(path, int):
         return path
     path += b"\0"
@@ -813,9 +813,9 @@ def sys_fchdir(l: Lwp, a, retval: list[int]) -> int:
     fp = fd_getvnode(l.l_proc, a.fd)
     if isinstance(fp, int):
         return fp
-    if not fp.is_dir or fp.hostfd < 0:
-        return Errno.ENOTDIR
-    return _set_cwd(l.l_proc, fp.hostfd, fp.f_guest or [])
+    if not fp.is_dir or fp.hostfd < 0 or fp.f_guest is None:
+        return Errno.ENOTDIR                     # f_guest None: a host directory as stdin
+    return _set_cwd(l.l_proc, fp.hostfd, fp.f_guest)
 
 
 # -- symbolic links ---------------------------------------------------------------------------

@@ -67,7 +67,16 @@ def world(tmp_path):
     sock.bind(str(out / "sock"))
     sock.listen(64)
     sock.setblocking(False)
+    dsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dsock.bind(str(out / "dsock"))
+    dsock.setblocking(False)
     yield tmp_path, root, out
+    try:
+        leaked = dsock.recv(64)
+    except BlockingIOError:
+        leaked = None
+    dsock.close()
+    assert leaked is None, "a guest datagram reached the host socket"
     sock_ok = True
     try:
         sock.accept()

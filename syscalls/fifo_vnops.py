@@ -18,7 +18,7 @@ silent writer holds the FIFO open), a reader to a waiting writer as soon as it
 opens (the non-blocking O_WRONLY open then succeeds).
 
 Record/replay: the host's answers (data ready, a write open possible) go
-through host_input ("ready", "fifo").
+through host_input("ready").
 """
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def _try_write(try_open: Any) -> tuple[int, int]:
         if not error:
             got.append(hfd)
         return error
-    error = host_input("fifo", fn)
+    error = host_input("ready", fn)            # (the log knows no "fifo" kind)
     if not error and not got:                # replaying: open it for real now
         error, hfd = try_open()
         return error, hfd

@@ -79,3 +79,18 @@ def test_sigint_ends_a_waiting_open(tmp_path) -> None:
             p.kill()
     assert p.returncode == 130, (out, err)
     assert "open returned" not in out
+
+
+@pytest.mark.parametrize("mode", ["pair", "intr"])
+def test_fifo_record_replay(tmp_path, mode: str) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    log = tmp_path / "fifo.log"
+    prog = build_c("fifo_open")
+    r = run_nbemu(prog, mode, opts=("--record", str(log), "--root", str(root)), timeout=120)
+    _check(r)
+    for f in root.iterdir():                     # the replay makes its FIFOs again
+        f.unlink()
+    r2 = run_nbemu(prog, mode, opts=("--replay", str(log), "--root", str(root)), timeout=120)
+    _check(r2)
+    assert r2.stdout == r.stdout

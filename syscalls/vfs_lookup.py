@@ -292,10 +292,6 @@ class Nameidata:
     def is_link(self) -> bool:
         return self.ni_st is not None and host_stat.S_ISLNK(self.ni_st.st_mode)
 
-    def at(self) -> dict[str, Any]:
-        """Keywords for a host call on (ni_dvp, ni_name)."""
-        return {"dir_fd": self.ni_dvp}
-
     def take_vp(self) -> int:
         """Hand ni_vp to the caller (who will close it)."""
         vp = self.ni_vp

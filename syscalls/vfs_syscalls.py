@@ -15,7 +15,9 @@ borrows) one host descriptor. Its offset is the host descriptor's offset, so
 descriptors that share the File (dup, fork) share it as NetBSD's do. Guest
 O_NONBLOCK is never set on the host descriptor: for the non-seekable ones it
 is emulated with a zero-timeout select() before the host call, so the host's
-terminal is never left non-blocking.
+terminal is never left non-blocking. The exception is a FIFO the guest opened
+(fifo_vnops.py): its private host descriptor stays O_NONBLOCK and the LWP
+sleeps on EAGAIN.
 """
 from __future__ import annotations
 

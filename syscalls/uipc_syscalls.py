@@ -44,7 +44,7 @@ from .kern_sleepq import kpause
 from .lwp import Lwp
 from .sys_generic import ERESTART, Uio, copyin_iovec, sigpipe_hook
 from .table import syscall
-from .vfs_lookup import namei, root_host, start_dir
+from .vfs_lookup import AT_FDCWD, namei_path, proc_fd, root_host
 from .vfs_syscalls import VSOCK, HostFile
 
 # -- sys/socket.h, netinet/in.h, netinet/tcp.h, netinet6/in6.h (NetBSD values) -----------
@@ -173,21 +173,62 @@ def sockaddr_to_host(l: Lwp, family: int, sa: bytes, bind: bool) -> Any:
         path = sa[2:].split(b"\0", 1)[0]
         if not path:
             return Errno.ENOENT if not bind else Errno.EINVAL
-        k = l.l_proc.k
-        start = start_dir(l, -100, path)
-        if isinstance(start, int):
-            return start
-        nd = namei(k, start, path, follow=not bind)
-        if isinstance(nd, int):
-            return nd
-        if bind and nd.ni_exists:
-            return Errno.EADDRINUSE
-        if not bind and not nd.ni_exists:
-            return Errno.ENOENT
-        if len(nd.ni_host) >= 108:           # Linux's sun_path
-            return Errno.ENAMETOOLONG
-        return nd.ni_host
+        return _local_addr(l, path, bind)
     return Errno.EAFNOSUPPORT
+
+
+class LocalAddr(str):
+    """An AF_LOCAL host address that names what namei holds open, so that the
+    host cannot be redirected by a symlink or a renamed directory: bind makes
+    /proc/self/fd/<held directory>/<name>; connect/sendto reach
+    /proc/self/fd/<held socket file> (Linux socket calls take no dirfd). The
+    descriptors stay open until release()."""
+    nd: Any
+    guest: bytes
+
+    def release(self) -> None:
+        self.nd.close()
+
+
+def release_addr(addr: Any) -> None:
+    if isinstance(addr, LocalAddr):
+        addr.release()
+
+
+def _unp_names(k: Any) -> dict[str, bytes]:
+    """Host names of sockets this kernel bound -> their guest paths."""
+    names = getattr(k, "_unp_names", None)
+    if names is None:
+        names = k._unp_names = {}
+    return names
+
+
+def _local_addr(l: Lwp, path: bytes, bind: bool) -> LocalAddr | int:
+    nd = namei_path(l, AT_FDCWD, path, follow=not bind)
+    if isinstance(nd, int):
+        return nd
+    if bind:
+        if nd.ni_exists or nd.ni_dvp is None:
+            nd.close()
+            return Errno.EADDRINUSE
+        host = f"{proc_fd(nd.ni_dvp)}/{os.fsdecode(nd.ni_name)}"
+    else:
+        if not nd.ni_exists:
+            nd.close()
+            return Errno.ENOENT
+        if nd.ni_st is None or (nd.ni_st.st_mode & 0o170000) != S_IFSOCK:
+            nd.close()
+            return Errno.ENOTSOCK             # unp_connect: not a VSOCK
+        host = proc_fd(nd.ni_vp)             # type: ignore[arg-type]
+    if len(os.fsencode(host)) >= 108:        # Linux's sun_path
+        nd.close()
+        return Errno.ENAMETOOLONG
+    addr = LocalAddr(host)
+    addr.nd = nd
+    addr.guest = nd.ni_guest
+    if bind:
+        _unp_names(l.l_proc.k)[host] = nd.ni_guest
+    return addr
 
 
 def sockaddr_from_host(k: Any, family: int, addr: Any) -> bytes:
@@ -203,8 +244,11 @@ def sockaddr_from_host(k: Any, family: int, addr: Any) -> bytes:
     # AF_LOCAL: the host path seen from the guest root; unnamed: NetBSD's sun_noname
     path = os.fsencode(addr) if addr else b""
     if path:
+        guest = _unp_names(k).get(os.fsdecode(path))    # bound here, through a held dir
         root = root_host(k)
-        if root and path.startswith(root + b"/"):
+        if guest is not None:
+            path = guest
+        elif root and path.startswith(root + b"/"):
             path = path[len(root):]
         path = path[:SUN_PATH - 1]
         return bytes((min(2 + len(path) + 1, SOCKADDR_UN_LEN), AF_LOCAL)) + path + b"\0"
@@ -528,16 +572,19 @@ def sys_bind(l: Lwp, a, retval: list[int]) -> int:
     addr = _sockaddr_arg(l, so, a.name, a.namelen, True)
     if isinstance(addr, int):
         return addr
-    error = so.call("bind", addr)[0]
-    if not error and so.so_family == AF_LOCAL and _replaying():
-        # The recorded bind made a socket file; a replay makes the same one (with a
-        # throwaway host socket) so that later lookups, connect and unlink see the
-        # file tree the recorded run saw.
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.bind(addr)
-        except OSError:
-            pass
+    try:
+        error = so.call("bind", addr)[0]
+        if not error and so.so_family == AF_LOCAL and _replaying():
+            # The recorded bind made a socket file; a replay makes the same one (with
+            # a throwaway host socket) so that later lookups, connect and unlink see
+            # the file tree the recorded run saw.
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.bind(addr)
+            except OSError:
+                pass
+    finally:
+        release_addr(addr)
     return error
 
 
@@ -566,8 +613,10 @@ def sys_connect(l: Lwp, a, retval: list[int]) -> Generator:
     if isinstance(addr, int):
         return addr
     if so.so_listening:
+        release_addr(addr)
         return Errno.EOPNOTSUPP
     error, res = so.call("connect_ex", addr)
+    release_addr(addr)
     if error:
         return error
     error = from_host(res) if res else 0
@@ -813,7 +862,10 @@ def _send(l: Lwp, so: SocketFile, iov: list[tuple[int, int]], flags: int, to_va:
             return to
     uio = Uio(l.l_proc.p_vmspace, iov)
     cnt = uio.resid
-    error = yield from so.send(l, uio, flags, to)
+    try:
+        error = yield from so.send(l, uio, flags, to)
+    finally:
+        release_addr(to)
     if error:
         if uio.resid != cnt and error in (Errno.EINTR, Errno.EWOULDBLOCK, ERESTART):
             error = 0

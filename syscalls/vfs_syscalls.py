@@ -2,7 +2,10 @@
 of vfs_vnops.c for files backed by host descriptors (HostFile).
 
 Every path goes through vfs_lookup.namei, which keeps the guest inside its
-root (k.root); the host sees only the resolved host path. Guest constants
+root (k.root) by construction: host calls then act on what namei holds open,
+(ni_dvp, ni_name) without following a link, or the object's own descriptor
+(ni_vp, or /proc/self/fd/N for calls that take a path) -- never a host path
+string the host would walk again. Guest constants
 (O_*, AT_*, struct stat, struct dirent, termios) are NetBSD's and are
 translated here, at the one boundary with the host; a host OSError becomes
 a NetBSD errno through from_host().
@@ -12,7 +15,9 @@ borrows) one host descriptor. Its offset is the host descriptor's offset, so
 descriptors that share the File (dup, fork) share it as NetBSD's do. Guest
 O_NONBLOCK is never set on the host descriptor: for the non-seekable ones it
 is emulated with a zero-timeout select() before the host call, so the host's
-terminal is never left non-blocking.
+terminal is never left non-blocking. The exception is a FIFO the guest opened
+(fifo_vnops.py): its private host descriptor stays O_NONBLOCK and the LWP
+sleeps on EAGAIN.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from typing import Any, Callable, Generator
 from .cstruct import TIMESPEC, TIMEVAL, set_retval_off
 from .errno import Errno, from_host
 from .hostinput import HOSTPOLL_NS, host_input
-from .kern_sleepq import kpause
+from .kern_sleepq import kpause, sleepq_wake
 from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FMASK,
                            FNONBLOCK, FREAD, FWRITE, F_GETPATH, F_SETFL, FFLAGS, NbStat,
                            O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_DSYNC, O_EXCL,
@@ -36,8 +41,9 @@ from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FM
                            stat_from_host)
 from .lwp import Lwp, Proc
 from .table import syscall
-from .vfs_lookup import (AT_FDCWD, MAXPATHLEN, Nameidata, guest_path, host_path, namei,
-                         namei_at, split_guest, start_dir)
+from .vfs_lookup import (AT_FDCWD, MAXPATHLEN, O_PATH, Nameidata, Vnode, cwd_set, cwd_vnode,
+                         guest_path, is_root, vnode_path, namei, namei_at, proc_fd, split_guest,
+                         start_dir)
 
 # vnode types (sys/vnode.h, enum vtype)
 VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO, VBAD = range(9)
@@ -265,6 +271,8 @@ class HostFile(File):
         n = uio.writable(min(uio.resid, CHUNK))
         if n == 0:
             return Errno.EFAULT
+        if self.fifo_hold is not None:
+            return self._fifo_read(l, uio, n)
         if self.f_flag & FNONBLOCK:
             if not self._ready(False):
                 return Errno.EAGAIN
@@ -288,9 +296,53 @@ class HostFile(File):
         error, data = host_input("read", lambda: _host(os.read, self.hostfd, n))
         return error or uio.copyout(data)
 
-    def fo_write(self, l: Lwp, uio) -> int:
+    # A FIFO opened by the guest keeps O_NONBLOCK on its (private) host descriptor,
+    # so the host answers as NetBSD's fifo does: data, 0 when no writer is left
+    # (even one that never came), EAGAIN when writers may still write. EAGAIN is
+    # the LWP's to wait on: it sleeps on the FIFO's channel (woken by I/O of this
+    # kernel's other LWPs on the FIFO) or HOSTPOLL_NS (another process's).
+    def _fifo_read(self, l: Lwp, uio, n: int) -> Generator[str, int, int]:
+        k = l.l_proc.k
+        while True:
+            error, data = host_input("read", lambda: _host(os.read, self.hostfd, n))
+            if error != Errno.EAGAIN or self.f_flag & FNONBLOCK:
+                break
+            error = yield from kpause(k, l, "fiforead", True, HOSTPOLL_NS,
+                                      wchan=self.fifo_hold.key)
+            if error != Errno.EWOULDBLOCK and error:
+                return error
+        if error:
+            return error
+        if data:
+            sleepq_wake(k, self.fifo_hold.key)     # a writer may wait for room
+        return uio.copyout(data)
+
+    def _fifo_write(self, l: Lwp, uio) -> Generator[str, int, int]:
+        k = l.l_proc.k
+        while uio.resid:
+            data, error = uio.copyin(min(uio.resid, CHUNK))
+            if not data:
+                return error
+            error, n = _host(os.write, self.hostfd, data)
+            if error == Errno.EAGAIN:
+                if self.f_flag & FNONBLOCK:
+                    return error
+                error = yield from kpause(k, l, "fifowrite", True, HOSTPOLL_NS,
+                                          wchan=self.fifo_hold.key)
+                if error != Errno.EWOULDBLOCK and error:
+                    return error
+                continue
+            if error:
+                return error
+            uio.advance(n)
+            sleepq_wake(k, self.fifo_hold.key)     # a reader may wait for data
+        return 0
+
+    def fo_write(self, l: Lwp, uio) -> int | Generator[str, int, int]:
         if self.v_type == VBAD:
             return Errno.EBADF
+        if self.fifo_hold is not None:
+            return self._fifo_write(l, uio)
         fd = self.hostfd
         off = uio.offset
         if self.v_type == VREG and uio.readable(uio.resid) < uio.resid:
@@ -441,7 +493,11 @@ class HostFile(File):
         from .kern_event import vnode_kqfilter
         return vnode_kqfilter(self, kn)
 
+    fifo_hold: Any = None                     # fifo_vnops.FifoHold of an open FIFO
+
     def fo_close(self) -> int:
+        if self.fifo_hold is not None:
+            self.fifo_hold.drop()
         if self.owns_fd:
             try:
                 os.close(self.hostfd)
@@ -480,8 +536,8 @@ class HostFile(File):
         try:
             st = os.fstat(self.hostfd)
             entries = [(st.st_ino, IFTODT(st.st_mode), b".")]
-            comps = self.f_guest or []
-            pst = os.stat(host_path(k, comps[:-1])) if comps else st   # ".." of the root is itself
+            # ".." of the root is itself; elsewhere the held directory's parent
+            pst = st if is_root(k, self.hostfd) else os.stat("..", dir_fd=self.hostfd)
             entries.append((pst.st_ino, IFTODT(pst.st_mode), b".."))
             with os.scandir(self.hostfd) as it:        # CPython reads a dup and rewinds
                 for e in it:
@@ -521,6 +577,7 @@ def _lookup(l: Lwp, dirfd: int, path_va: int, follow: bool, must_exist: bool = T
     if isinstance(nd, int):
         return nd
     if must_exist and not nd.ni_exists:
+        nd.close()
         return Errno.ENOENT
     return nd
 
@@ -540,7 +597,8 @@ def _now_ns(l: Lwp) -> int:
 
 
 # -- open ---------------------------------------------------------------------------------
-def do_open(l: Lwp, dirfd: int, path_va: int, oflags: int, mode: int, retval: list[int]) -> int:
+def do_open(l: Lwp, dirfd: int, path_va: int, oflags: int, mode: int, retval: list[int]
+            ) -> int | Generator[str, int, int]:
     p = l.l_proc
     k = p.k
     flags = FFLAGS(oflags)
@@ -559,41 +617,52 @@ def do_open(l: Lwp, dirfd: int, path_va: int, oflags: int, mode: int, retval: li
     nd = namei(k, start, path, follow)
     if isinstance(nd, int):
         return nd
-    hflags = (oflags & O_ACCMODE) | os.O_CLOEXEC | os.O_NOCTTY | os.O_NOFOLLOW
-    if oflags & O_APPEND:
-        hflags |= os.O_APPEND
-    if oflags & O_SYNC:
-        hflags |= os.O_SYNC
-    if oflags & (O_DSYNC | O_RSYNC):
-        hflags |= os.O_DSYNC
-    if oflags & O_NONBLOCK:
-        hflags |= os.O_NONBLOCK                  # FIFO open semantics; cleared below
-    created = False
-    if not nd.ni_exists:
-        if not oflags & O_CREAT:
-            return Errno.ENOENT
-        if nd.ni_trailing_slash:
-            return Errno.EISDIR
-        hflags |= os.O_CREAT | os.O_EXCL
-        created = True
-    else:
-        m = nd.ni_st.st_mode  # type: ignore[union-attr]
-        if oflags & O_CREAT and oflags & O_EXCL:
-            return Errno.EEXIST
-        if host_stat.S_ISLNK(m):
-            return Errno.EFTYPE                  # O_NOFOLLOW on a symbolic link
-        if host_stat.S_ISSOCK(m):
-            return Errno.EOPNOTSUPP
-        if oflags & O_DIRECTORY and not host_stat.S_ISDIR(m):
-            return Errno.ENOTDIR
-        if oflags & O_REGULAR and not host_stat.S_ISREG(m):
-            return Errno.EFTYPE
-        if host_stat.S_ISDIR(m) and (flags & FWRITE or oflags & O_TRUNC):
-            return Errno.EISDIR
-        if oflags & O_TRUNC:
-            hflags |= os.O_TRUNC
-    cmode = mode & ALLPERMS & ~cmask_of(p)
-    error, hfd = _host(os.open, nd.ni_host, hflags, cmode)
+    with nd:
+        hflags = (oflags & O_ACCMODE) | os.O_CLOEXEC | os.O_NOCTTY
+        if oflags & O_APPEND:
+            hflags |= os.O_APPEND
+        if oflags & O_SYNC:
+            hflags |= os.O_SYNC
+        if oflags & (O_DSYNC | O_RSYNC):
+            hflags |= os.O_DSYNC
+        if oflags & O_NONBLOCK:
+            hflags |= os.O_NONBLOCK              # device open semantics; cleared below
+        cmode = mode & ALLPERMS & ~cmask_of(p)
+        created = False
+        if not nd.ni_exists:
+            if not oflags & O_CREAT:
+                return Errno.ENOENT
+            if nd.ni_trailing_slash:
+                return Errno.EISDIR
+            # a new name in the held directory; O_NOFOLLOW|O_EXCL: never through a link
+            error, hfd = _host(os.open, nd.ni_name,
+                               hflags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, cmode,
+                               dir_fd=nd.ni_dvp)
+            created = True
+        else:
+            m = nd.ni_st.st_mode  # type: ignore[union-attr]
+            if oflags & O_CREAT and oflags & O_EXCL:
+                return Errno.EEXIST
+            if host_stat.S_ISLNK(m):
+                return Errno.EFTYPE              # O_NOFOLLOW on a symbolic link
+            if host_stat.S_ISSOCK(m):
+                return Errno.EOPNOTSUPP
+            if oflags & O_DIRECTORY and not host_stat.S_ISDIR(m):
+                return Errno.ENOTDIR
+            if oflags & O_REGULAR and not host_stat.S_ISREG(m):
+                return Errno.EFTYPE
+            if host_stat.S_ISDIR(m) and (flags & FWRITE or oflags & O_TRUNC):
+                return Errno.EISDIR
+            if oflags & O_TRUNC:
+                hflags |= os.O_TRUNC
+            if host_stat.S_ISFIFO(m):
+                from .fifo_vnops import fifo_open
+                return fifo_open(l, nd.take_vp(), nd.ni_st, hflags, flags,
+                                 os.fsdecode(nd.ni_guest), nd.ni_comps,
+                                 bool(oflags & O_CLOEXEC), retval)
+            # re-open the very object namei holds (not a path the host walks)
+            error, hfd = _host(os.open, nd.ni_proc, hflags)
+        guest, comps = nd.ni_guest, nd.ni_comps
     if error:
         return error
     if created:
@@ -601,9 +670,9 @@ def do_open(l: Lwp, dirfd: int, path_va: int, oflags: int, mode: int, retval: li
     if oflags & O_NONBLOCK:
         _host(os.set_blocking, hfd, True)
     cls = HostFile
-    if k.deterministic and nd.ni_guest in RANDOM_DEVICES:
+    if k.deterministic and guest in RANDOM_DEVICES:
         cls = SeededRandomFile
-    fp = cls(hfd, flags & FMASK, os.fsdecode(nd.ni_guest), owns_fd=True, guest_path=nd.ni_comps)
+    fp = cls(hfd, flags & FMASK, os.fsdecode(guest), owns_fd=True, guest_path=comps)
     fd_affix(p, fp, fd, bool(oflags & O_CLOEXEC))
     retval[0] = fd
     return 0
@@ -624,6 +693,7 @@ def _stat_path(l: Lwp, dirfd: int, path_va: int, follow: bool, ub: int) -> int:
     nd = _lookup(l, dirfd, path_va, follow)
     if isinstance(nd, int):
         return nd
+    nd.close()                                   # ni_st is the held object's fstat
     return l.l_proc.p_vmspace.copyout(stat_from_host(nd.ni_st).pack(l.l_proc.k.abi), ub)  # type: ignore[arg-type]
 
 
@@ -668,12 +738,17 @@ def _access(l: Lwp, dirfd: int, path_va: int, amode: int, follow: bool) -> int:
     nd = _lookup(l, dirfd, path_va, follow)
     if isinstance(nd, int):
         return nd
-    if amode:
-        error, ok = _host(os.access, nd.ni_host, amode, follow_symlinks=follow)
-        if error:
-            return error
-        if not ok:
-            return Errno.EACCES
+    with nd:
+        if amode:
+            if nd.is_link:                       # AT_SYMLINK_NOFOLLOW on a link
+                error, ok = _host(os.access, nd.ni_name, amode, dir_fd=nd.ni_dvp,
+                                  follow_symlinks=False)
+            else:
+                error, ok = _host(os.access, nd.ni_proc, amode)
+            if error:
+                return error
+            if not ok:
+                return Errno.EACCES
     return 0
 
 
@@ -699,7 +774,11 @@ def sys___getcwd(l: Lwp, a, retval: list[int]) -> int:
         length = MAXPATHLEN * 4
     elif length < 2:
         return Errno.ERANGE
-    path = os.fsencode(l.l_proc.p_cwd) + b"\0"
+    p = l.l_proc
+    path = vnode_path(p.k, cwd_vnode(p))
+    if isinstance(path, int):
+        return path
+    path += b"\0"
     if len(path) > length:
         return Errno.ERANGE
     error = l.l_proc.p_vmspace.copyout(path, a.bufp)
@@ -709,10 +788,14 @@ def sys___getcwd(l: Lwp, a, retval: list[int]) -> int:
     return 0
 
 
-def _set_cwd(p: Proc, comps: list[bytes], host: bytes) -> int:
-    if not os.access(host, os.X_OK):
+def _set_cwd(p: Proc, fd: int, comps: list[bytes]) -> int:
+    """The directory on fd becomes the cwd, held by a descriptor of its own."""
+    if not os.access(proc_fd(fd), os.X_OK):
         return Errno.EACCES
-    p.p_cwd = os.fsdecode(guest_path(comps))
+    error, hold = _host(os.open, proc_fd(fd), O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if error:
+        return error
+    cwd_set(p, Vnode(hold, list(comps)))
     return 0
 
 
@@ -721,9 +804,10 @@ def sys_chdir(l: Lwp, a, retval: list[int]) -> int:
     nd = _lookup(l, AT_FDCWD, a.path, True)
     if isinstance(nd, int):
         return nd
-    if not host_stat.S_ISDIR(nd.ni_st.st_mode):  # type: ignore[union-attr]
-        return Errno.ENOTDIR
-    return _set_cwd(l.l_proc, nd.ni_comps, nd.ni_host)
+    with nd:
+        if not host_stat.S_ISDIR(nd.ni_st.st_mode):  # type: ignore[union-attr]
+            return Errno.ENOTDIR
+        return _set_cwd(l.l_proc, nd.ni_vp, nd.ni_comps)  # type: ignore[arg-type]
 
 
 @syscall(13, "fchdir")
@@ -731,9 +815,9 @@ def sys_fchdir(l: Lwp, a, retval: list[int]) -> int:
     fp = fd_getvnode(l.l_proc, a.fd)
     if isinstance(fp, int):
         return fp
-    if not fp.is_dir or fp.f_guest is None:
-        return Errno.ENOTDIR
-    return _set_cwd(l.l_proc, fp.f_guest, host_path(l.l_proc.k, fp.f_guest))
+    if not fp.is_dir or fp.hostfd < 0 or fp.f_guest is None:
+        return Errno.ENOTDIR                     # f_guest None: a host directory as stdin
+    return _set_cwd(l.l_proc, fp.hostfd, fp.f_guest)
 
 
 # -- symbolic links ---------------------------------------------------------------------------
@@ -741,9 +825,10 @@ def _readlink(l: Lwp, dirfd: int, path_va: int, buf: int, count: int, retval: li
     nd = _lookup(l, dirfd, path_va, False)
     if isinstance(nd, int):
         return nd
-    if not host_stat.S_ISLNK(nd.ni_st.st_mode):  # type: ignore[union-attr]
-        return Errno.EINVAL
-    error, target = _host(os.readlink, nd.ni_host)
+    with nd:
+        if not nd.is_link:
+            return Errno.EINVAL
+        error, target = _host(os.readlink, b"", dir_fd=nd.ni_vp)    # the held link itself
     if error:
         return error
     n = min(count, len(target))
@@ -771,9 +856,10 @@ def _symlink(l: Lwp, target_va: int, dirfd: int, link_va: int) -> int:
     nd = _lookup(l, dirfd, link_va, False, must_exist=False)
     if isinstance(nd, int):
         return nd
-    if nd.ni_exists:
-        return Errno.EEXIST
-    return _host_err(os.symlink, target, nd.ni_host)
+    with nd:
+        if nd.ni_exists:
+            return Errno.EEXIST
+        return _host_err(os.symlink, target, nd.ni_name, dir_fd=nd.ni_dvp)
 
 
 @syscall(57, "symlink")
@@ -790,14 +876,17 @@ def _link(l: Lwp, fd1: int, name1: int, fd2: int, name2: int, follow: bool) -> i
     src = _lookup(l, fd1, name1, follow)
     if isinstance(src, int):
         return src
-    if host_stat.S_ISDIR(src.ni_st.st_mode):  # type: ignore[union-attr]
-        return Errno.EPERM
-    dst = _lookup(l, fd2, name2, False, must_exist=False)
-    if isinstance(dst, int):
-        return dst
-    if dst.ni_exists:
-        return Errno.EEXIST
-    return _host_err(os.link, src.ni_host, dst.ni_host, follow_symlinks=False)
+    with src:
+        if host_stat.S_ISDIR(src.ni_st.st_mode) or src.ni_dvp is None:  # type: ignore[union-attr]
+            return Errno.EPERM
+        dst = _lookup(l, fd2, name2, False, must_exist=False)
+        if isinstance(dst, int):
+            return dst
+        with dst:
+            if dst.ni_exists:
+                return Errno.EEXIST
+            return _host_err(os.link, src.ni_name, dst.ni_name, src_dir_fd=src.ni_dvp,
+                             dst_dir_fd=dst.ni_dvp, follow_symlinks=False)
 
 
 @syscall(9, "link")
@@ -817,24 +906,26 @@ def _unlink(l: Lwp, dirfd: int, path_va: int) -> int:
     nd = _lookup(l, dirfd, path_va, False)
     if isinstance(nd, int):
         return nd
-    if host_stat.S_ISDIR(nd.ni_st.st_mode):  # type: ignore[union-attr]
-        return Errno.EPERM                   # ufs/tmpfs: unlink of a directory
-    return _host_err(os.unlink, nd.ni_host)
+    with nd:
+        if host_stat.S_ISDIR(nd.ni_st.st_mode) or nd.ni_dvp is None:  # type: ignore[union-attr]
+            return Errno.EPERM                   # ufs/tmpfs: unlink of a directory
+        return _host_err(os.unlink, nd.ni_name, dir_fd=nd.ni_dvp)
 
 
 def _rmdir(l: Lwp, dirfd: int, path_va: int) -> int:
     nd = _lookup(l, dirfd, path_va, False)
     if isinstance(nd, int):
         return nd
-    if nd.ni_lastname == b".":
-        return Errno.EINVAL
-    if nd.ni_lastname == b"..":
-        return Errno.ENOTEMPTY
-    if not host_stat.S_ISDIR(nd.ni_st.st_mode):  # type: ignore[union-attr]
-        return Errno.ENOTDIR
-    if nd.is_root:
-        return Errno.EBUSY
-    return _host_err(os.rmdir, nd.ni_host)
+    with nd:
+        if nd.ni_lastname == b".":
+            return Errno.EINVAL
+        if nd.ni_lastname == b"..":
+            return Errno.ENOTEMPTY
+        if not host_stat.S_ISDIR(nd.ni_st.st_mode):  # type: ignore[union-attr]
+            return Errno.ENOTDIR
+        if nd.is_root or nd.ni_dvp is None:
+            return Errno.EBUSY
+        return _host_err(os.rmdir, nd.ni_name, dir_fd=nd.ni_dvp)
 
 
 @syscall(10, "unlink")
@@ -856,18 +947,32 @@ def sys_unlinkat(l: Lwp, a, retval: list[int]) -> int:
     return _unlink(l, a.fd, a.path)
 
 
-def _mknode(l: Lwp, dirfd: int, path_va: int, mode: int, make: Callable[[bytes, int], None]
+def _mknode(l: Lwp, dirfd: int, path_va: int, mode: int, make: Callable[..., None]
             ) -> int:
     nd = _lookup(l, dirfd, path_va, False, must_exist=False)
     if isinstance(nd, int):
         return nd
-    if nd.ni_exists:
-        return Errno.EEXIST
-    error = _host_err(make, nd.ni_host, mode)
-    if error:
-        return error
-    _host(os.chmod, nd.ni_host, mode)        # the guest's umask, not the host's
+    with nd:
+        if nd.ni_exists:
+            return Errno.EEXIST
+        error = _host_err(make, nd.ni_name, mode, dir_fd=nd.ni_dvp)
+        if error:
+            return error
+        _chmod_new(nd.ni_dvp, nd.ni_name, mode)   # type: ignore[arg-type]
     return 0
+
+
+def _chmod_new(dvp: int, name: bytes, mode: int) -> None:
+    """Give a node just made in dvp the guest's mode (the guest's umask, not the
+    host's), on the node itself: never through a link put in its place."""
+    error, fd = _host(os.open, name, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dvp)
+    if error:
+        return
+    try:
+        if not host_stat.S_ISLNK(os.fstat(fd).st_mode):
+            _host(os.chmod, proc_fd(fd), mode)
+    finally:
+        os.close(fd)
 
 
 @syscall(136, "mkdir")
@@ -894,14 +999,17 @@ def _rename(l: Lwp, fromfd: int, from_va: int, tofd: int, to_va: int) -> int:
     src = _lookup(l, fromfd, from_va, False)
     if isinstance(src, int):
         return src
-    if src.ni_lastname in (b".", b"..") or src.is_root:
-        return Errno.EINVAL
-    dst = _lookup(l, tofd, to_va, False, must_exist=False)
-    if isinstance(dst, int):
-        return dst
-    if dst.ni_lastname in (b".", b"..") or dst.is_root:
-        return Errno.EINVAL
-    return _host_err(os.rename, src.ni_host, dst.ni_host)
+    with src:
+        if src.ni_lastname in (b".", b"..") or src.is_root or src.ni_dvp is None:
+            return Errno.EINVAL
+        dst = _lookup(l, tofd, to_va, False, must_exist=False)
+        if isinstance(dst, int):
+            return dst
+        with dst:
+            if dst.ni_lastname in (b".", b"..") or dst.is_root or dst.ni_dvp is None:
+                return Errno.EINVAL
+            return _host_err(os.rename, src.ni_name, dst.ni_name, src_dir_fd=src.ni_dvp,
+                             dst_dir_fd=dst.ni_dvp)
 
 
 @syscall(128, "rename")
@@ -978,9 +1086,10 @@ def sys_truncate(l: Lwp, a, retval: list[int]) -> int:
     nd = _lookup(l, AT_FDCWD, a.path, True)
     if isinstance(nd, int):
         return nd
-    if host_stat.S_ISDIR(nd.ni_st.st_mode):  # type: ignore[union-attr]
-        return Errno.EISDIR
-    return _host_err(os.truncate, nd.ni_host, a.length)
+    with nd:
+        if host_stat.S_ISDIR(nd.ni_st.st_mode):  # type: ignore[union-attr]
+            return Errno.EISDIR
+        return _host_err(os.truncate, nd.ni_proc, a.length)
 
 
 @syscall(60, "umask")
@@ -995,9 +1104,10 @@ def _chmod_path(l: Lwp, dirfd: int, path_va: int, mode: int, follow: bool) -> in
     nd = _lookup(l, dirfd, path_va, follow)
     if isinstance(nd, int):
         return nd
-    if not follow and host_stat.S_ISLNK(nd.ni_st.st_mode):  # type: ignore[union-attr]
-        return 0                                 # Linux links have no mode of their own
-    return _host_err(os.chmod, nd.ni_host, mode & ALLPERMS)
+    with nd:
+        if nd.is_link:
+            return 0                             # Linux links have no mode of their own
+        return _host_err(os.chmod, nd.ni_proc, mode & ALLPERMS)
 
 
 @syscall(15, "chmod")
@@ -1033,7 +1143,11 @@ def _chown_path(l: Lwp, dirfd: int, path_va: int, uid: int, gid: int, follow: bo
     nd = _lookup(l, dirfd, path_va, follow)
     if isinstance(nd, int):
         return nd
-    return _host_err(os.chown, nd.ni_host, _id(uid), _id(gid), follow_symlinks=False)
+    with nd:
+        if nd.is_link:
+            return _host_err(os.chown, nd.ni_name, _id(uid), _id(gid), dir_fd=nd.ni_dvp,
+                             follow_symlinks=False)
+        return _host_err(os.chown, nd.ni_proc, _id(uid), _id(gid))
 
 
 @syscall(16, "chown")
@@ -1116,7 +1230,15 @@ def _utimes_path(l: Lwp, dirfd: int, path_va: int, tptr: int, timeval: bool, fol
     nd = _lookup(l, dirfd, path_va, follow)
     if isinstance(nd, int):
         return nd
-    return _utimes(nd.ni_host, times, follow)
+    with nd:
+        at, mt = times
+        st = nd.ni_st                            # the held object's (a link's: lstat)
+        ns = (st.st_atime_ns if at is None else at,   # type: ignore[union-attr]
+              st.st_mtime_ns if mt is None else mt)   # type: ignore[union-attr]
+        if nd.is_link:
+            return _host_err(os.utime, nd.ni_name, ns=ns, dir_fd=nd.ni_dvp,
+                             follow_symlinks=False)
+        return _host_err(os.utime, nd.ni_proc, ns=ns)
 
 
 def _utimes_fd(l: Lwp, fd: int, tptr: int, timeval: bool) -> int:
@@ -1218,11 +1340,8 @@ def _pathconf_path(l: Lwp, path_va: int, name: int, follow: bool, retval: list[i
     nd = _lookup(l, AT_FDCWD, path_va, follow)
     if isinstance(nd, int):
         return nd
+    nd.close()
     st = nd.ni_st
-    if follow or st is None:
-        error, st = _host(os.stat, nd.ni_host)
-        if error:
-            return error
     error, val = vop_pathconf(vtype_of(st.st_mode), name, st.st_blksize)
     if not error:
         retval[0] = val

@@ -24,7 +24,7 @@ from .errno import Errno, KernErrno
 from .kern_descrip import fd_closeexec, fd_getfile
 from .lwp import LSONPROC, LSRUN, LSSLEEP, LSZOMB, LPR_DETACHED, Lwp
 from .table import syscall
-from .vfs_lookup import MAXPATHLEN, namei, split_guest
+from .vfs_lookup import AT_FDCWD, MAXPATHLEN, namei_path
 
 ARG_MAX = 256 * 1024          # sys/syslimits.h
 MAXINTERP = MAXPATHLEN        # exec_script.c: the longest "#!" line it reads
@@ -126,46 +126,66 @@ def exit_lwps(l: Lwp) -> None:
             l2.l_uarea = None
 
 
-def execve1(l: Lwp, start: list[bytes], path: bytes, argv_va: int, envp_va: int
-            ) -> Generator[str, int, int]:
-    p = l.l_proc
-    k = p.k
-    ni = namei(k, start, path, True)
+def exec_lookup(l: Lwp, path: bytes) -> tuple[str, str] | int:
+    """namei + the checks of check_exec for a program or an interpreter: its
+    guest path and a host path naming exactly the object looked up (read at
+    once: the held descriptor is closed on return), or an errno."""
+    ni = namei_path(l, AT_FDCWD, path, True)
     if isinstance(ni, int):
         return ni
-    if not ni.ni_exists:
-        return Errno.ENOENT
-    host = ni.ni_host
-    error = _check_file(host)
-    if error:
-        return error
-    budget = [ARG_MAX]
-    argv = copyin_strings(l, argv_va, budget)
-    if isinstance(argv, int):
-        return argv
-    envp = copyin_strings(l, envp_va, budget)
-    if isinstance(envp, int):
-        return envp
-    script = _script_line(host)
-    if isinstance(script, int):
-        return script
-    execname = path
-    if script is not None:
-        interp, arg = script
-        ni2 = namei(k, split_guest(p.p_cwd), interp, True)
-        if isinstance(ni2, int):
-            return ni2
-        if not ni2.ni_exists:
+    with ni:
+        if not ni.ni_exists:
             return Errno.ENOENT
-        error = _check_file(ni2.ni_host)
+        error = _check_file(ni.ni_proc)
         if error:
             return error
-        if _script_line(ni2.ni_host) is not None:
-            return Errno.ENOEXEC          # an interpreter must be a binary
-        argv = [interp] + ([arg] if arg else []) + [path] + argv[1:]
-        host = ni2.ni_host
-        execname = interp
-    img = k.platform.exec_check(os.fsdecode(host))
+        return os.fsdecode(ni.ni_guest), ni.ni_proc
+
+
+def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int) -> Generator[str, int, int]:
+    p = l.l_proc
+    k = p.k
+    ni = namei_path(l, AT_FDCWD, path, True)
+    if isinstance(ni, int):
+        return ni
+    with ni:
+        if not ni.ni_exists:
+            return Errno.ENOENT
+        host = ni.ni_proc                       # the object itself, while ni is held
+        guest = os.fsdecode(ni.ni_guest)
+        error = _check_file(host)
+        if error:
+            return error
+        budget = [ARG_MAX]
+        argv = copyin_strings(l, argv_va, budget)
+        if isinstance(argv, int):
+            return argv
+        envp = copyin_strings(l, envp_va, budget)
+        if isinstance(envp, int):
+            return envp
+        script = _script_line(host)
+        if isinstance(script, int):
+            return script
+        execname = path
+        if script is None:
+            img = k.platform.exec_check(host)
+        else:
+            interp, arg = script
+            ni2 = namei_path(l, AT_FDCWD, interp, True)
+            if isinstance(ni2, int):
+                return ni2
+            with ni2:
+                if not ni2.ni_exists:
+                    return Errno.ENOENT
+                error = _check_file(ni2.ni_proc)
+                if error:
+                    return error
+                if _script_line(ni2.ni_proc) is not None:
+                    return Errno.ENOEXEC          # an interpreter must be a binary
+                argv = [interp] + ([arg] if arg else []) + [path] + argv[1:]
+                guest = os.fsdecode(ni2.ni_guest)
+                execname = interp
+                img = k.platform.exec_check(ni2.ni_proc)
     if isinstance(img, int):
         return img
     # -- the point of no return: continue outside the engine -------------------
@@ -180,7 +200,7 @@ def execve1(l: Lwp, start: list[bytes], path: bytes, argv_va: int, envp_va: int
     from .kern_prot import PK_EXEC
     p.p_flag |= PK_EXEC
     p.p_comm = os.path.basename(execname).split(b"\0")[0][:16]
-    p.p_path = os.fsdecode(host)
+    p.p_path = guest
     fd_closeexec(p)
     # Caught signals go back to the default action; ignored ones stay ignored.
     p.p_sigacts = {s: act for s, act in p.p_sigacts.items() if act[0] in (SIG_DFL, SIG_IGN)}
@@ -200,7 +220,7 @@ def sys_execve(l: Lwp, a, retval: list[int]) -> Generator[str, int, int] | int:
     path = l.l_proc.p_vmspace.copyinstr(a.path, MAXPATHLEN)
     if isinstance(path, int):
         return path
-    return execve1(l, split_guest(l.l_proc.p_cwd), path, a.argp, a.envp)
+    return execve1(l, path, a.argp, a.envp)
 
 
 @syscall(465, "fexecve")
@@ -211,7 +231,7 @@ def sys_fexecve(l: Lwp, a, retval: list[int]) -> Generator[str, int, int] | int:
     comps = getattr(fp, "f_guest", None)
     if comps is None:
         return Errno.EACCES
-    return execve1(l, [], b"/" + b"/".join(comps), a.argp, a.envp)
+    return execve1(l, b"/" + b"/".join(comps), a.argp, a.envp)
 
 
 # -- posix_spawn (kern_exec.c do_posix_spawn / spawn_return) ---------------------------
@@ -324,7 +344,7 @@ def spawn_return(l: Lwp, attr: tuple | None, actions: list[tuple], path: bytes,
     yield "spawn"                              # (primed: resumed by the run loop)
     error = _spawn_actions(l, attr, actions)
     if not error:
-        error = yield from execve1(l, split_guest(l.l_proc.p_cwd), path, argv_va, envp_va)
+        error = yield from execve1(l, path, argv_va, envp_va)
         if error == KernErrno.EJUSTRETURN:
             return error
     state["error"] = error
@@ -350,12 +370,9 @@ def sys_posix_spawn(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
             retval[0] = v
             return 0
     # execve_loadvm's checks happen in the parent: no child for a bad program.
-    ni = namei(k, split_guest(p.p_cwd), path, True)
-    error = ni if isinstance(ni, int) else 0 if ni.ni_exists else Errno.ENOENT
-    if not error:
-        error = _check_file(ni.ni_host)
-    if error:
-        retval[0] = error
+    found = exec_lookup(l, path)
+    if isinstance(found, int):
+        retval[0] = found
         return 0
     rv = [0, 0]
     l2 = fork1(l, FORK_PPWAIT | FORK_SHAREVM, rv)
@@ -364,8 +381,7 @@ def sys_posix_spawn(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
         return 0
     state: dict = {"error": 0}
     # The program was looked up here, in the parent, before any chdir action.
-    gen = spawn_return(l2, attr, actions, ni.ni_guest, a.argv, a.envp,  # type: ignore[union-attr]
-                       state)
+    gen = spawn_return(l2, attr, actions, os.fsencode(found[0]), a.argv, a.envp, state)
     next(gen)
     l2.l_kstack, l2.l_syscode, l2.l_sysargs = gen, SYS_posix_spawn, a
     l2.l_sysvals, l2.l_retval = list(k.trapvals), [0, 0]

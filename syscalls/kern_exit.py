@@ -61,6 +61,8 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     from .kern_resource import rusage_self
     p.p_ru = rusage_self(p)
     fd_free(p)
+    from .vfs_lookup import cwdfree
+    cwdfree(p)
     for l2 in list(p.p_lwps.values()):
         k.platform.context_free(l2)
         if l2.l_uarea is not None:

@@ -25,6 +25,7 @@ from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
 from .lwp import SZOMB, Lwp, Proc
 from .table import syscall
 from .uvm_map import uvmspace_fork
+from .vfs_lookup import cwdinit
 
 FORK_PPWAIT = 0x01           # vfork: the parent waits for exec/exit
 FORK_SHAREVM = 0x02
@@ -54,7 +55,7 @@ def fork1(l1: Lwp, flags: int, retval: list[int]) -> Lwp | int:
     k.nprocs_max = max(k.nprocs_max, sum(1 for q in k.allproc.values() if q.p_stat != SZOMB))
     p2.p_start_ns = k.clock.monotonic_ns()
     p2.p_comm, p2.p_path, p2.p_psstrp, p2.p_emul = p1.p_comm, p1.p_path, p1.p_psstrp, p1.p_emul
-    p2.p_cwd = p1.p_cwd
+    cwdinit(p1, p2)
     p2.p_limits = {r: list(v) for r, v in p1.p_limits.items()}
     p2.p_nice, p2.p_cmask = p1.p_nice, p1.p_cmask
     p2.p_raslist = list(p1.p_raslist)

@@ -151,7 +151,7 @@ def cwd_vnode(p: Any) -> Vnode:
     """The process's working directory, held. A p_cwd string set from outside
     (boot, the ATF launcher) is resolved from the root once (the root when it
     does not name a directory)."""
-    ci: Cwdinfo | None = getattr(p, "p_cwdi", None)
+    ci: Cwdinfo | None = p.p_cwdi
     if ci is not None and ci.cwdi_path == p.p_cwd:
         return ci.cwdi_cdir
     k = p.k
@@ -173,7 +173,7 @@ def cwd_vnode(p: Any) -> Vnode:
 def cwd_set(p: Any, vp: Vnode) -> None:
     """chdir/fchdir: vp (owned by the caller until now) becomes the cwd."""
     path = os.fsdecode(guest_path(vp.v_comps))
-    ci: Cwdinfo | None = getattr(p, "p_cwdi", None)
+    ci: Cwdinfo | None = p.p_cwdi
     if ci is not None:
         ci.cwdi_cdir.close()
     p.p_cwdi = Cwdinfo(vp, path)
@@ -189,7 +189,7 @@ def cwdinit(parent: Any, child: Any) -> None:
 
 def cwdfree(p: Any) -> None:
     """exit: release the working directory."""
-    ci: Cwdinfo | None = getattr(p, "p_cwdi", None)
+    ci: Cwdinfo | None = p.p_cwdi
     if ci is not None:
         ci.cwdi_cdir.close()
         p.p_cwdi = None

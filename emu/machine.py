@@ -71,6 +71,7 @@ class Machine:
         self.uch = self.uc._uch
         abi.init_engine(self.uc)
         self.deterministic = deterministic
+        self._never_pc = (1 << 8 * abi.word_size) - 1    # uc_emu_start's `until`
         self.native = native.load()
         self._hook_installed = False
         self._pyblock_hook = None
@@ -556,7 +557,9 @@ class Machine:
         try:
             # uc_emu_start directly: the binding's wrapper costs ~1 us per turn
             # and only re-raises exceptions of Python hooks, which ours never raise.
-            err = uclib.uc_emu_start(self.uch, pc, 0, 0, 0)
+            # until: an address no instruction can start at (all ones for the
+            # word size); 0 would stop a jump to 0 instead of faulting it.
+            err = uclib.uc_emu_start(self.uch, pc, self._never_pc, 0, 0)
             if err:
                 self.in_emu = False
                 self._guest_fault(l, UcError(err))

@@ -153,7 +153,7 @@ class Proc:
         self.p_sigacts: dict[int, tuple] = {}
         self.p_sigignore = 0
         self.p_limits: dict[int, list[int]] = {}
-        self.p_lwpctl_pages: list[int] = []
+        self.p_lwpctl_pages: dict[int, int] = {}   # lwpctl page va -> the kernel's view (host)
         self.p_lwpctl_free: list[int] = []
         self.p_emul = "netbsd"
         self.p_stat = 0

@@ -74,6 +74,7 @@ class Machine:
         self._never_pc = (1 << 8 * abi.word_size) - 1    # uc_emu_start's `until`
         self.native = native.load()
         self._hook_installed = False
+        self.hook_wanted = False                # install the block hook at the next turn
         self._pyblock_hook = None
         self.loaded: Lwp | None = None          # whose registers the engine holds
         self.curlwp: Lwp | None = None          # the LWP executing this turn
@@ -384,6 +385,17 @@ class Machine:
         # Blocks translated before the hook existed do not call it.
         self.uc.ctl_flush_tb()
 
+    def signal_caught(self, sig: int) -> None:
+        """sigaction installed a handler (sys_sig.sigaction1). A host signal must
+        be able to end a turn exactly (emu/hostsig.py arms the block hook), even
+        for a lone LWP spinning without system calls: install the hook at the
+        next turn (not inside this trap: flushing translated blocks there is
+        unsafe) and end this one."""
+        from .hostsig import FORWARDED
+        if not self._hook_installed and not self.hook_wanted and sig in FORWARDED.values():
+            self.hook_wanted = True
+            self.request_stop()
+
     def _py_block(self, uc, addr, size, user) -> None:
         self._pyblocks += 1
         if self._py_budget > 0:
@@ -516,6 +528,8 @@ class Machine:
         nat = self.native
         rr = self.rr
         cut = k.must_preempt_soon(ci)
+        if self.hook_wanted and not self._hook_installed:
+            self._install_block_hook()
         if self.deterministic:
             lo, hi = DET_SLICE_BLOCKS
             pol = k.sched_policy

@@ -52,3 +52,42 @@ def test_lwpctl_kernel_view_outlives_munmap() -> None:
     kview = l.l_proc.p_lwpctl_pages[page] + (lc - page)
     import ctypes
     assert struct.unpack("<ii", ctypes.string_at(kview, 8))[0] == ci.ci_index
+
+
+# -- item 7: a host signal reaches a guest spinning without system calls -----------------------
+def _spin_then_signal(arch: str, mode: str, sig: int) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+    from tests.guest import REPO
+    p = subprocess.Popen([sys.executable, "-m", "emu.cli", str(build_c("sigspin", arch)), mode],
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        line = p.stdout.readline()          # handshake: the guest runs (and spins next)
+        assert line == "ready\n", (line, p.stderr.read() if p.stderr else "")
+        p.send_signal(sig)                  # once: the first signal must do
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, out, err
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_first_signal_kills_a_spinning_guest(arch: str, sig: str) -> None:
+    import signal
+    n = getattr(signal, sig)
+    rc, out, err = _spin_then_signal(arch, "default", n)
+    assert rc == 128 + n, err
+    assert f"guest killed by signal {n} ({sig})" in err and "again" not in err, err
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_first_signal_runs_the_handler_of_a_spinning_guest(arch: str, sig: str) -> None:
+    import signal
+    n = getattr(signal, sig)
+    rc, out, err = _spin_then_signal(arch, "catch", n)
+    assert (rc, out) == (0, f"caught {n}\ncounters agree\n"), err

@@ -21,6 +21,7 @@ ET_EXEC, ET_DYN = 2, 3
 ELFOSABI_NETBSD = 2
 NT_NETBSD_IDENT = 1
 ELF_MAXPHNUM = 128          # exec_elf.c: more program headers is ENOEXEC
+ELF_MAXSHNUM = 32768        # exec_elf.c: more section headers is ENOEXEC
 ELF_MAXNOTESIZE = 1024      # exec_elf.c: larger PT_NOTE segments are not scanned
 MAXPATHLEN = 1024           # sys/param.h: PT_INTERP's limit
 
@@ -69,7 +70,7 @@ class ElfImage:
 def _read(data: Buffer, off: int, n: int, what: str) -> bytes:
     """elf_read_from(): n bytes at off, all of them, or ENOEXEC."""
     if off < 0 or n < 0 or off + n > len(data):
-        raise ElfError(f"{what} lie beyond the end of the file")
+        raise ElfError(f"{what} beyond the end of the file")
     return bytes(data[off:off + n])
 
 
@@ -81,19 +82,21 @@ def parse(data: Buffer) -> ElfImage:
         raise ElfError(f"bad ELF identification (class {ei_class}, data {ei_data})")
     is64 = ei_class == 2
     end = "<" if ei_data == 1 else ">"
-    hdr = end + ("HHIQQQIHHH" if is64 else "HHIIIIIHHH")
-    if len(data) < 16 + struct.calcsize(hdr) + 6:      # + e_shentsize, e_shnum, e_shstrndx
+    hdr = end + ("HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH")
+    if len(data) < 16 + struct.calcsize(hdr):
         raise ElfError("truncated ELF header")
     (e_type, e_machine, _v, e_entry, e_phoff, _sh, _fl, _eh, e_phentsize,
-     e_phnum) = struct.unpack_from(hdr, data, 16)
+     e_phnum, _she, e_shnum, _shs) = struct.unpack_from(hdr, data, 16)
     img = ElfImage(data, 64 if is64 else 32, ei_data == 1, data[7], e_type, e_machine,
                    e_entry, e_phoff, e_phentsize)
+    if e_shnum > ELF_MAXSHNUM:
+        raise ElfError(f"{e_shnum} section headers (NetBSD accepts at most {ELF_MAXSHNUM})")
     if e_phnum == 0 or e_phnum > ELF_MAXPHNUM:
         raise ElfError(f"{e_phnum} program headers (NetBSD accepts 1 to {ELF_MAXPHNUM})")
     # NetBSD reads e_phnum * sizeof(Elf_Phdr) at e_phoff, whatever e_phentsize says.
     phfmt = end + ("IIQQQQQQ" if is64 else "IIIIIIII")
     phsize = struct.calcsize(phfmt)
-    table = _read(data, e_phoff, e_phnum * phsize, "the program headers")
+    table = _read(data, e_phoff, e_phnum * phsize, "the program headers lie")
     for i in range(e_phnum):
         if is64:
             t, fl, o, va, _pa, fs, ms, al = struct.unpack_from(phfmt, table, i * phsize)
@@ -113,7 +116,7 @@ def _interp(data: Buffer, ph: Phdr) -> str:
     """exec_elf.c: 2 to MAXPATHLEN bytes, NUL-terminated exactly at the end."""
     if ph.p_filesz < 2 or ph.p_filesz > MAXPATHLEN:
         raise ElfError(f"bad interpreter name length {ph.p_filesz}")
-    raw = _read(data, ph.p_offset, ph.p_filesz, "the interpreter name")
+    raw = _read(data, ph.p_offset, ph.p_filesz, "the interpreter name lies")
     if raw.find(b"\0") != len(raw) - 1:
         raise ElfError("the interpreter name is not a NUL-terminated string")
     return raw[:-1].decode("latin-1")

@@ -86,7 +86,7 @@ class Session:
         argv = [(opts.argv0 or path).encode()] + [a.encode() for a in args]
         envp = [f"{kk}={vv}".encode() for kk, vv in env.items()]
         uid, gid = host_ids()
-        res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid)
+        res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid, root=opts.root)
         p.p_path = os.path.abspath(path)        # kern.proc_args.-1.KERN_PROC_PATHNAME
         p.p_cwd = cwd
         p.p_psstrp = res.ps_strings

@@ -10,10 +10,18 @@ How, and its limits:
   vCPU turn). No turn is cut short for it, so record/replay stays exact: the
   recorder logs each signal where it was posted and a replay posts it there.
 - Python runs its handlers only when the engine gives control back (a trap, a
-  turn's end). A guest spinning in user code with no system call and nothing
-  else runnable never does: a second SIGINT/SIGTERM/SIGHUP/SIGQUIT while the
-  first is still undelivered ends nbemu at once (a watchdog thread sees it
-  through signal.set_wakeup_fd), with one line, exit 128 + the host signal.
+  turn's end). So a watchdog thread (which sees every signal through
+  signal.set_wakeup_fd) ends the running turn: at its next block boundary
+  through the native block hook (nb_preempt, exact, as the ticker preempts),
+  which is installed whenever the guest catches a forwarded signal
+  (Machine.signal_caught) or has more than one LWP to run; without the hook
+  only when the signal will kill the process (default action, not blocked),
+  with an asynchronous uc_emu_stop: it may stop inside a block, but no guest
+  instruction runs after it. While a signal waits for its turn to end the
+  watchdog repeats this every 10 ms.
+- As a last resort, a second SIGINT/SIGTERM/SIGHUP/SIGQUIT while the first is
+  still undelivered ends nbemu at once, with one line, exit 128 + the host
+  signal.
 - Idle waits (every LWP asleep until a timeout) sleep on an Event the
   watchdog sets, so a signal to an idle guest is not held until the timeout.
 - A --replay takes its signals from the log: SIGINT & co. end the replay,
@@ -29,6 +37,8 @@ import threading
 import time
 from typing import Any
 
+from unicorn.unicorn_py3.unicorn import uclib
+
 from syscalls.signals import Sig
 
 # host signal -> NetBSD signal (Linux and NetBSD agree on 1, 2, 3, 15, 28; not on USR1/2)
@@ -39,6 +49,7 @@ FORWARDED: dict[int, int] = {
 }
 _FATAL = {signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM}
 FORCE_QUIT_AFTER_S = 0.25      # an undelivered fatal signal this old: the next one quits
+_RETRY_S = 0.01                # how often the watchdog ends a turn again for a queued signal
 
 
 class HostSignals:
@@ -53,6 +64,7 @@ class HostSignals:
         self.arrived = 0
         self.handled = 0
         self._first_unhandled_at = 0.0
+        self._unposted: list[int] = []    # seen by the watchdog, not yet by the handler
         self._old: dict[int, Any] = {}
         self._old_wakeup = -1
         self._r = self._w = -1
@@ -101,7 +113,10 @@ class HostSignals:
             return
         if signum in _FATAL:
             self.handled += 1
-        self.k.host_signal(FORWARDED[signum])
+        sig = FORWARDED[signum]
+        if sig in self._unposted:
+            self._unposted.remove(sig)
+        self.k.host_signal(sig)
 
     def sleep(self, seconds: float) -> None:
         """Clock.wait_until's host sleep, cut short by a signal."""
@@ -110,15 +125,26 @@ class HostSignals:
 
     # -- watchdog thread -----------------------------------------------------------------
     def _watch(self) -> None:
+        import select
         while True:
             try:
+                # A signal the main thread has not posted yet: end the turn again
+                # (it may have started just after the last try).
+                wait = _RETRY_S if self.k.hostsig_check or self._unposted else None
+                if not select.select([self._r], [], [], wait)[0]:
+                    if not self._closing:
+                        self._interrupt()
+                    continue
                 data = os.read(self._r, 64)
-            except OSError:
+            except (OSError, ValueError):
                 return
             if not data or self._closing:
                 return
             self.wake.set()
             for signum in data:
+                if signum in FORWARDED and not self.replay:
+                    self._unposted.append(FORWARDED[signum])
+                    self._interrupt()
                 if signum not in _FATAL:
                     continue
                 now = time.monotonic()
@@ -128,6 +154,35 @@ class HostSignals:
                     self._first_unhandled_at = now
                 elif now - self._first_unhandled_at >= FORCE_QUIT_AFTER_S:
                     self._force_quit(signum)
+
+    def _interrupt(self) -> None:
+        """Make the engine return (watchdog thread), so that the main thread's
+        handler queues the signals and the run loop posts them."""
+        if self.replay:
+            return          # a replay ends its turns where the log says, nowhere else
+        m = self.k.platform
+        nat = getattr(m, "native", None)
+        if nat is None or not getattr(m, "in_emu", False):
+            return          # between turns: the handler runs before the next one
+        if m._hook_installed:
+            nat.preempt.value = 1              # the block hook stops at the next block
+            return
+        sigs = self._unposted + self.k.host_sigs
+        if any(self._kills(m, s) for s in sigs):
+            uclib.uc_emu_stop(m.uch)
+
+    def _kills(self, m: Any, sig: int) -> bool:
+        """Whether sig ends the process as soon as it is posted: its default
+        action kills and the LWP on the engine does not block it."""
+        from syscalls.kern_sig import SIG_DFL, bit, mask_of
+        from syscalls.signals import SIGPROP, SigProp
+        p = self.k.proc
+        l = getattr(m, "curlwp", None)
+        if p is None or l is None:
+            return False
+        act = p.p_sigacts.get(sig)
+        return ((act is None or act[0] == SIG_DFL) and bool(SIGPROP[sig] & SigProp.SA_KILL)
+                and not mask_of(l.l_sigmask) & bit(sig))
 
     @staticmethod
     def _force_quit(signum: int) -> None:

@@ -69,7 +69,9 @@ class Machine:
                  root: str = "/") -> None:
         self.abi = abi
         self.deterministic = deterministic
+        self._never_pc = (1 << 8 * abi.word_size) - 1    # uc_emu_start's `until`
         self.native = native.load()
+        self.hook_wanted = False                # install the block hook at the next turn
         self.loaded: Lwp | None = None          # whose registers the engine holds
         self.curlwp: Lwp | None = None          # the LWP executing this turn
         self.in_hook = False
@@ -459,6 +461,17 @@ class Machine:
         # Blocks translated before the hook existed do not call it.
         sp.uc.ctl_flush_tb()
 
+    def signal_caught(self, sig: int) -> None:
+        """sigaction installed a handler (sys_sig.sigaction1). A host signal must
+        be able to end a turn exactly (emu/hostsig.py arms the block hook), even
+        for a lone LWP spinning without system calls: install the hook at the
+        next turn (not inside this trap: flushing translated blocks there is
+        unsafe) and end this one."""
+        from .hostsig import FORWARDED
+        if not self._hook_installed and not self.hook_wanted and sig in FORWARDED.values():
+            self.hook_wanted = True
+            self.request_stop()
+
     def _py_block(self, uc, addr, size, user) -> None:
         self._pyblocks += 1
         if self._py_budget > 0:
@@ -598,6 +611,8 @@ class Machine:
         nat = self.native
         rr = self.rr
         cut = k.must_preempt_soon(ci)
+        if self.hook_wanted and not self._hook_installed:
+            self._install_block_hook()
         if self.deterministic:
             lo, hi = DET_SLICE_BLOCKS
             pol = k.sched_policy
@@ -639,7 +654,9 @@ class Machine:
         try:
             # uc_emu_start directly: the binding's wrapper costs ~1 us per turn
             # and only re-raises exceptions of Python hooks, which ours never raise.
-            err = uclib.uc_emu_start(self.uch, pc, 0, 0, 0)
+            # until: an address no instruction can start at (all ones for the
+            # word size); 0 would stop a jump to 0 instead of faulting it.
+            err = uclib.uc_emu_start(self.uch, pc, self._never_pc, 0, 0)
             if err:
                 self.in_emu = False
                 self._guest_fault(l, UcError(err))

@@ -3,17 +3,29 @@
 NetBSD's toolchain and zig leave EI_OSABI at SYSV; Go sets it to NetBSD. The
 trustworthy mark is the `.note.netbsd.ident` note (name "NetBSD", type
 NT_NETBSD_IDENT = 1), found here through the PT_NOTE segments.
+
+parse() refuses, with ENOEXEC's exit status 126 and one line, what NetBSD's
+exec_elf.c refuses while reading the headers (elf_check_header, the reads of
+elf_read_from that must not come up short, the PT_INTERP checks). `data` is
+bytes or a read-only mmap of the file: nothing here reads past its end.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Union
 
 PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_PHDR, PT_TLS = 1, 2, 3, 4, 6, 7
 PF_X, PF_W, PF_R = 1, 2, 4
 ET_EXEC, ET_DYN = 2, 3
 ELFOSABI_NETBSD = 2
 NT_NETBSD_IDENT = 1
+ELF_MAXPHNUM = 128          # exec_elf.c: more program headers is ENOEXEC
+ELF_MAXSHNUM = 32768        # exec_elf.c: more section headers is ENOEXEC
+ELF_MAXNOTESIZE = 1024      # exec_elf.c: larger PT_NOTE segments are not scanned
+MAXPATHLEN = 1024           # sys/param.h: PT_INTERP's limit
+
+Buffer = Union[bytes, bytearray, memoryview, "mmap.mmap"]  # noqa: F821
 
 
 class ElfError(Exception):
@@ -37,7 +49,7 @@ class Phdr:
 
 @dataclass
 class ElfImage:
-    data: bytes
+    data: Buffer
     elf_class: int          # 32 or 64
     little: bool
     osabi: int
@@ -55,7 +67,14 @@ class ElfImage:
         return self.netbsd_version is not None or self.osabi == ELFOSABI_NETBSD
 
 
-def parse(data: bytes) -> ElfImage:
+def _read(data: Buffer, off: int, n: int, what: str) -> bytes:
+    """elf_read_from(): n bytes at off, all of them, or ENOEXEC."""
+    if off < 0 or n < 0 or off + n > len(data):
+        raise ElfError(f"{what} beyond the end of the file")
+    return bytes(data[off:off + n])
+
+
+def parse(data: Buffer) -> ElfImage:
     if len(data) < 16 or data[:4] != b"\x7fELF":
         raise ElfError("not an ELF file")
     ei_class, ei_data = data[4], data[5]
@@ -63,34 +82,44 @@ def parse(data: bytes) -> ElfImage:
         raise ElfError(f"bad ELF identification (class {ei_class}, data {ei_data})")
     is64 = ei_class == 2
     end = "<" if ei_data == 1 else ">"
-    try:
-        if is64:
-            (e_type, e_machine, _v, e_entry, e_phoff, _sh, _fl, _eh, e_phentsize,
-             e_phnum) = struct.unpack_from(end + "HHIQQQIHHH", data, 16)
-        else:
-            (e_type, e_machine, _v, e_entry, e_phoff, _sh, _fl, _eh, e_phentsize,
-             e_phnum) = struct.unpack_from(end + "HHIIIIIHHH", data, 16)
-    except struct.error:
-        raise ElfError("truncated ELF header") from None
+    hdr = end + ("HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH")
+    if len(data) < 16 + struct.calcsize(hdr):
+        raise ElfError("truncated ELF header")
+    (e_type, e_machine, _v, e_entry, e_phoff, _sh, _fl, _eh, e_phentsize,
+     e_phnum, _she, e_shnum, _shs) = struct.unpack_from(hdr, data, 16)
     img = ElfImage(data, 64 if is64 else 32, ei_data == 1, data[7], e_type, e_machine,
                    e_entry, e_phoff, e_phentsize)
+    if e_shnum > ELF_MAXSHNUM:
+        raise ElfError(f"{e_shnum} section headers (NetBSD accepts at most {ELF_MAXSHNUM})")
+    if e_phnum == 0 or e_phnum > ELF_MAXPHNUM:
+        raise ElfError(f"{e_phnum} program headers (NetBSD accepts 1 to {ELF_MAXPHNUM})")
+    # NetBSD reads e_phnum * sizeof(Elf_Phdr) at e_phoff, whatever e_phentsize says.
+    phfmt = end + ("IIQQQQQQ" if is64 else "IIIIIIII")
+    phsize = struct.calcsize(phfmt)
+    table = _read(data, e_phoff, e_phnum * phsize, "the program headers lie")
     for i in range(e_phnum):
-        off = e_phoff + i * e_phentsize
-        try:
-            if is64:
-                t, fl, o, va, _pa, fs, ms, al = struct.unpack_from(end + "IIQQQQQQ", data, off)
-            else:
-                t, o, va, _pa, fs, ms, fl, al = struct.unpack_from(end + "IIIIIIII", data, off)
-        except struct.error:
-            raise ElfError("truncated program headers") from None
+        if is64:
+            t, fl, o, va, _pa, fs, ms, al = struct.unpack_from(phfmt, table, i * phsize)
+        else:
+            t, o, va, _pa, fs, ms, fl, al = struct.unpack_from(phfmt, table, i * phsize)
         img.phdrs.append(Phdr(t, fl, o, va, fs, ms, al))
     for ph in img.phdrs:
-        if ph.p_type == PT_NOTE:
-            _scan_notes(img, data[ph.p_offset:ph.p_offset + ph.p_filesz], end)
-        elif ph.p_type == PT_INTERP:
-            img.interp = data[ph.p_offset:ph.p_offset + ph.p_filesz].rstrip(b"\0").decode(
-                "latin-1")
+        if ph.p_type == PT_NOTE and ph.p_filesz <= ELF_MAXNOTESIZE \
+                and ph.p_offset + ph.p_filesz <= len(data):
+            _scan_notes(img, bytes(data[ph.p_offset:ph.p_offset + ph.p_filesz]), end)
+        elif ph.p_type == PT_INTERP and img.interp is None:
+            img.interp = _interp(data, ph)
     return img
+
+
+def _interp(data: Buffer, ph: Phdr) -> str:
+    """exec_elf.c: 2 to MAXPATHLEN bytes, NUL-terminated exactly at the end."""
+    if ph.p_filesz < 2 or ph.p_filesz > MAXPATHLEN:
+        raise ElfError(f"bad interpreter name length {ph.p_filesz}")
+    raw = _read(data, ph.p_offset, ph.p_filesz, "the interpreter name lies")
+    if raw.find(b"\0") != len(raw) - 1:
+        raise ElfError("the interpreter name is not a NUL-terminated string")
+    return raw[:-1].decode("latin-1")
 
 
 def _scan_notes(img: ElfImage, notes: bytes, end: str) -> None:

@@ -206,7 +206,7 @@ def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int) -> Generator[str, i
     p.p_sigacts = {s: act for s, act in p.p_sigacts.items() if act[0] in (SIG_DFL, SIG_IGN)}
     l.l_sigstk = (0, 0, SS_DISABLE)
     p.p_raslist = []
-    p.p_lwpctl_pages, p.p_lwpctl_free = [], []
+    p.p_lwpctl_pages, p.p_lwpctl_free = {}, []
     l.l_lwpctl = 0
     l.l_private = 0
     from .kern_exit import vfork_done

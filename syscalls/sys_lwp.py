@@ -11,6 +11,7 @@ from typing import Generator
 
 from .cstruct import TIMESPEC
 from .errno import Errno, KernErrno
+from .host_mem import memmove
 from .kern_lwp import lwp_continue, lwp_create, lwp_exit, lwp_free, lwp_start, lwp_wait
 from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interruptible, sleepq_block,
                           sleepq_enqueue, sleepq_remove, sleepq_wake)
@@ -456,7 +457,14 @@ LWPCTL_SIZE = 8        # lwpctl_t: int lc_curcpu; int lc_pctr
 
 
 def lwpctl_write(l: Lwp, cpu: int) -> None:
-    l.l_proc.p_vmspace.write_force(l.l_lwpctl, struct.pack("<ii", cpu, l.l_pctr & 0x7FFFFFFF))
+    """Update l's lwpctl_t through the kernel's view of its page: the process
+    may have unmapped or replaced its own view (NetBSD keeps the page mapped
+    in the kernel; the process then just stops seeing the updates)."""
+    p = l.l_proc
+    va = l.l_lwpctl
+    page = va & ~(p.k.abi.page_size - 1)
+    memmove(p.p_lwpctl_pages[page] + (va - page), struct.pack("<ii", cpu, l.l_pctr & 0x7FFFFFFF),
+            LWPCTL_SIZE)
 
 
 def lwpctl_exit(l: Lwp) -> None:
@@ -477,9 +485,10 @@ def sys__lwp_ctl(l: Lwp, a, retval: list[int]) -> int:
     if not l.l_lwpctl:
         if not p.p_lwpctl_free:
             from .uvm_mmap import map_kernel_page
-            va = map_kernel_page(p, "lwpctl")
-            if isinstance(va, int) and va < 0:
+            kp = map_kernel_page(p, "lwpctl")
+            if kp is None:
                 return Errno.ENOMEM
+            va, p.p_lwpctl_pages[kp[0]] = kp
             p.p_lwpctl_free.extend(range(va + p.k.abi.page_size - LWPCTL_SIZE, va - 1, -LWPCTL_SIZE))
         l.l_lwpctl = p.p_lwpctl_free.pop()
     ci = l.l_cpu

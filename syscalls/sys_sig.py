@@ -68,6 +68,10 @@ def sigaction1(l: Lwp, sig: int, new: tuple | None, tramp: int, vers: int) -> in
     else:
         m |= bit(sig)
     p.p_sigacts[sig] = (handler, words_of(m), flags, tramp, vers)
+    if handler not in (SIG_DFL, SIG_IGN):
+        caught = getattr(p.k.platform, "signal_caught", None)
+        if caught is not None:                            # emu/machine.py: host signals
+            caught(sig)
     if handler == SIG_IGN or (handler == SIG_DFL and prop & SigProp.SA_IGNORE):
         sig_clear_everywhere(p, bit(sig))                 # never to be seen again
     return 0

@@ -74,6 +74,12 @@ class VmMap:
                 return e
         return None
 
+    def next_start(self, va: int) -> int:
+        """Start of the first entry above va (the end of the free range at va):
+        one bisection, not a page-by-page walk."""
+        i = bisect.bisect_right(self._starts, va)
+        return self._starts[i] if i < len(self._starts) else self.max_addr
+
     def entries(self) -> list[MapEntry]:
         return list(self._entries)
 

@@ -212,14 +212,18 @@ def sys_munlockall(l: Lwp, a, retval: list[int]) -> int:
     return 0
 
 
-def map_kernel_page(p: Proc, what: str) -> int:
-    """Map one user-RW page the kernel owns (lwpctl blocks), topdown."""
+def map_kernel_page(p: Proc, what: str) -> tuple[int, int] | None:
+    """Map one user-RW page the kernel owns (lwpctl blocks), topdown: (user va,
+    host address of the kernel's view), or None when no space is left. As
+    NetBSD's lwpctl pages, the page stays mapped in the kernel (its host memory
+    keeps a reference) when the process unmaps its view."""
     vm = p.p_vmspace
     va = vm.findspace(_default_addr(vm, vm.page), vm.page, vm.page, topdown=True)
     if va is None:
-        return -1
-    vm.map_anon(va, vm.page, PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE, what)
-    return va
+        return None
+    e = vm.map_anon(va, vm.page, PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE, what)
+    e.chunk.refs += 1                 # the kernel's mapping
+    return va, e.chunk.addr
 
 
 # -- msync (uvm_mmap.c sys___msync13) ---------------------------------------------

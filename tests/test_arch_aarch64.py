@@ -484,6 +484,7 @@ def test_elf32_aarch64_is_refused_clearly(tmp_path: Path) -> None:
     phdr = struct.pack("<IIIIIIII", 4, 52 + 32, 0, 0, len(note), len(note), 4, 4)
     f = tmp_path / "a32"
     f.write_bytes(ehdr + phdr + note)
+    f.chmod(0o755)
     r = run_nbemu(f)
     assert r.returncode == 126
     assert "aarch64" in r.stderr and "32-bit" in r.stderr, r.stderr

@@ -34,6 +34,7 @@ def test_missing_file() -> None:
 def test_not_elf(tmp_path: Path) -> None:
     f = tmp_path / "script"
     f.write_text("#!/bin/sh\necho hi\n")
+    f.chmod(0o755)
     r = nbemu(str(f))
     assert r.returncode == 126
     assert "not an ELF" in _one_line(r)
@@ -78,6 +79,7 @@ def test_unsupported_arch_message(tmp_path: Path) -> None:
     phdr = struct.pack("<IIIIIIII", 4, 52 + 32, 0, 0, len(note), len(note), 4, 4)
     f = tmp_path / "mipsprog"
     f.write_bytes(ehdr + phdr + note)
+    f.chmod(0o755)
     r = nbemu(str(f))
     assert r.returncode == 126
     line = _one_line(r)
@@ -111,19 +113,22 @@ _NOTE = __import__("struct").pack("<III", 7, 4, 1) + b"NetBSD\0\0" + \
     __import__("struct").pack("<I", 1001000000)
 
 
-def test_dynamic_netbsd_elf_is_refused_clearly(tmp_path: Path) -> None:
+def test_dynamic_netbsd_elf_without_its_interpreter(tmp_path: Path) -> None:
+    # execve's ENOENT for a missing PT_INTERP: exit 127 as for a missing program.
     f = tmp_path / "dyn"
-    f.write_bytes(_elf64_with([(4, _NOTE), (3, b"/usr/libexec/ld.elf_so\0")]))
-    r = nbemu(str(f))
-    assert r.returncode == 126
+    f.write_bytes(_elf64_with([(4, _NOTE), (1, bytes(16)), (3, b"/usr/libexec/ld.elf_so\0")]))
+    f.chmod(0o755)
+    r = nbemu("--root", str(tmp_path), str(f))
+    assert r.returncode == 127
     line = _one_line(r)
-    assert "dynamically linked" in line and "ld.elf_so" in line
+    assert "ld.elf_so" in line and "No such file" in line
 
 
 def test_class_contradicting_machine(tmp_path: Path) -> None:
     # A 64-bit ELF that claims to be i386 (EM_386 = 3) is refused with a reason.
     f = tmp_path / "odd"
     f.write_bytes(_elf64_with([(4, _NOTE)], machine=3))
+    f.chmod(0o755)
     r = nbemu(str(f))
     assert r.returncode == 126
     _one_line(r)
@@ -132,6 +137,7 @@ def test_class_contradicting_machine(tmp_path: Path) -> None:
 def test_truncated_elf(tmp_path: Path) -> None:
     f = tmp_path / "trunc"
     f.write_bytes(_elf64_with([(4, _NOTE)])[:40])
+    f.chmod(0o755)
     r = nbemu(str(f))
     assert r.returncode == 126
     assert "truncated" in _one_line(r)

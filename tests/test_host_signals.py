@@ -57,10 +57,20 @@ def test_default_action_kills_with_128_plus_n() -> None:
     assert "guest killed by signal 15 (SIGTERM)" in err
 
 
-def test_second_sigint_ends_a_spinning_guest() -> None:
-    """No system call, one LWP: Python never runs its handler; the watchdog
-    quits on the second SIGINT."""
+def test_first_sigint_ends_a_spinning_guest() -> None:
+    """No system call, one LWP: the watchdog ends the turn, the default action
+    kills the guest (tests/test_reliability.py: every port, SIGTERM, handlers)."""
     p = _start(build_c("hostsig"), "spin")
+    p.send_signal(signal.SIGINT)
+    rc, out, err = _finish(p)
+    assert rc == 128 + signal.SIGINT
+    assert "guest killed by signal 2 (SIGINT)" in err and "again" not in err, err
+
+
+def test_second_sigint_ends_a_guest_that_blocks_it() -> None:
+    """SIGINT blocked, one LWP spinning without system calls: the signal stays
+    pending; the watchdog quits on the second SIGINT."""
+    p = _start(build_c("sigspin"), "masked")
     time.sleep(0.3)
     p.send_signal(signal.SIGINT)
     time.sleep(0.6)

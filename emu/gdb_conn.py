@@ -79,7 +79,7 @@ class Listener:
         if spec.startswith("unix:"):
             path = spec[5:]
             if not path:
-                raise ValueError("-g unix: needs a path")
+                raise ValueError("unix: needs a path")
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -88,10 +88,11 @@ class Listener:
             s.bind(path)
             self.unix_path = path
             self.where = path
+            self.gdb_target = f"| socat - UNIX-CONNECT:{path}"   # gdb 13 has no unix:
         else:
             host, _, port_s = spec.rpartition(":")
             if not port_s.isdigit() or int(port_s) > 65535:
-                raise ValueError(f"-g {spec}: expected PORT, HOST:PORT or unix:PATH")
+                raise ValueError("expected PORT (0-65535), HOST:PORT or unix:PATH")
             host = host.strip("[]") or "127.0.0.1"
             fam = socket.AF_INET6 if ":" in host else socket.AF_INET
             s = socket.socket(fam, socket.SOCK_STREAM)
@@ -99,6 +100,7 @@ class Listener:
             s.bind((host, int(port_s)))
             self.port = s.getsockname()[1]
             self.where = f"port {self.port}"
+            self.gdb_target = f"{spec.rpartition(':')[0]}:{self.port}"
         s.listen(1)
         self.sock = s
 

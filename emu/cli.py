@@ -66,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def check_program(path: str, who: str = "nbemu") -> int | None:
+    """None if nbemu can run PATH; else print one line as plain nbemu does and
+    return its exit status (127 not found, 126 not a runnable NetBSD program).
+    Subcommands call this before they start any run."""
+    from guest.elf import ElfError
+    from guest.exec_elf import read_program
+    try:
+        read_program(path)
+    except ElfError as e:
+        print(f"{who}: {e}", file=sys.stderr)
+        return e.code
+    return None
+
+
 # Subcommands: `nbemu NAME ...` runs emu/<module>.main(args) (tools built on the emulator).
 SUBCOMMANDS = {"atf": "emu.atf.cli", "timeline": "emu.timeline_cli", "explore": "emu.explore"}
 

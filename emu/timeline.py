@@ -34,6 +34,31 @@ CAT_STATE = "state"
 CAT_CPU = "cpu"
 
 
+# Start trampolines that take the real start function in a register: Go's
+# runtime.lwp_tramp (its newosproc's lwp_mcontext_init puts fn in R12 on amd64,
+# ESI on i386, X2 on arm64, R2 on arm).
+_TRAMPOLINES = {"runtime.lwp_tramp"}
+
+
+def _func(sym: str | None) -> str | None:
+    """A function's name from "name+0x10", without Go's ABI-wrapper suffix."""
+    if not sym:
+        return None
+    nm = sym.split("+", 1)[0]
+    return nm[:-5] if nm.endswith(".abi0") else nm
+
+
+def _reg(arch_mod: str, name: str):
+    def get() -> int:
+        import importlib
+        return getattr(importlib.import_module(f"unicorn.{arch_mod}_const"), name)
+    return get
+
+
+_TRAMP_FN_REG = {"amd64": _reg("x86", "UC_X86_REG_R12"), "i386": _reg("x86", "UC_X86_REG_ESI"),
+                 "aarch64": _reg("arm64", "UC_ARM64_REG_X2"), "earmv7hf": _reg("arm", "UC_ARM_REG_R2")}
+
+
 class Timeline:
     """Turns kernel events into trace events as they come (open intervals per LWP
     and per vCPU are closed at the next state change, or at the end)."""
@@ -49,6 +74,7 @@ class Timeline:
         self.state: dict[int, tuple] = {}        # lid -> (name, t0, args) of the open slice
         self.oncpu: dict[int, tuple] = {}        # cpu -> (lid, t0)
         self.names: dict[int, str] = {}
+        self.starts: dict[int, str] = {}         # lid -> the function it started in
         self.pending_by: dict[int, int] = {}     # lid -> unparker, until its wakeup
         self.flows = 0
         self.t_last = 0
@@ -92,7 +118,30 @@ class Timeline:
 
     def _label(self, lid: int) -> str:
         nm = self.names.get(lid, "-")
-        return f"lid {lid}" + (f" {nm}" if nm and nm != "-" else "")
+        if nm and nm != "-":
+            return f"lid {lid} {nm}"
+        start = self.starts.get(lid)
+        return f"lid {lid} ({start})" if start else f"lid {lid}"
+
+    def _note_start(self, l: Lwp) -> None:
+        """Remember the function an LWP starts in (its PC when it first runs), to
+        label LWPs that never call _lwp_setname: Go names none of its Ms."""
+        if l.l_lid in self.starts or l.l_lid == self.pid:
+            return
+        self.starts[l.l_lid] = ""
+        try:
+            m = self.s.machine
+            pc = m.regs_get(l, [m.abi.pc_reg])[0]
+            from .crash import Symbols
+            syms = Symbols.of(self.s)
+            nm = _func(syms.name(pc))
+            fn_reg = _TRAMP_FN_REG.get(m.abi.name)
+            if nm in _TRAMPOLINES and fn_reg is not None:
+                nm = _func(syms.name(m.regs_get(l, [fn_reg()])[0])) or nm
+        except Exception:          # (no context or no symbols: only the label is lost)
+            return
+        if nm:
+            self.starts[l.l_lid] = nm
 
     def _instant(self, lid: int, t: int, name: str, args: dict | None = None) -> None:
         ev = {"ph": "i", "s": "t", "cat": "lwp", "name": name, "pid": self.pid, "tid": lid,
@@ -110,6 +159,7 @@ class Timeline:
         if lid not in self.names:
             self.names[lid] = lwp_name(l)
         if kind == "run":
+            self._note_start(l)
             cpu = data.get("cpu")
             prev = self.oncpu.get(cpu)
             if prev is not None and prev[0] != lid:       # (never seen: it left first)

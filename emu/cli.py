@@ -140,15 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isdir(ns.root):
         print(f"nbemu: --root {ns.root}: not a directory", file=sys.stderr)
         return 2
-    env = dict(os.environ)
-    for kv in ns.setenv:
-        if "=" not in kv:
-            print(f"nbemu: -E {kv}: expected VAR=VALUE", file=sys.stderr)
-            return 2
-        k, v = kv.split("=", 1)
-        env[k] = v
-    for k in ns.unsetenv:
-        env.pop(k, None)
+    from .guest_env import EnvError, guest_env
+    try:
+        env, _ = guest_env(ns.setenv, ns.unsetenv, ns.root)
+    except EnvError as e:
+        print(f"nbemu: {e}", file=sys.stderr)
+        return 2
     from .boot import Options, run_program
     replay = None
     if ns.replay is not None or ns.record is not None:

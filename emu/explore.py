@@ -156,14 +156,11 @@ def options_from_argv(argv: list[str]):
             i += 1
         i += 1
     ns = cli._parser().parse_args(argv)
-    env = dict(os.environ)
-    for kv in ns.setenv:
-        if "=" not in kv:
-            raise SystemExit(f"nbemu explore: -E {kv}: expected VAR=VALUE")
-        kk, vv = kv.split("=", 1)
-        env[kk] = vv
-    for kk in ns.unsetenv:
-        env.pop(kk, None)
+    from .guest_env import EnvError, guest_env
+    try:
+        env, _ = guest_env(ns.setenv, ns.unsetenv, ns.root)
+    except EnvError as e:
+        raise SystemExit(f"nbemu explore: {e}") from None
     strace = None
     if ns.strace is not None:
         strace = sys.stderr if ns.strace == "-" else open(ns.strace, "w")

@@ -75,6 +75,7 @@ class Timeline:
         self.oncpu: dict[int, tuple] = {}        # cpu -> (lid, t0)
         self.names: dict[int, str] = {}
         self.starts: dict[int, str] = {}         # lid -> the function it started in
+        self.start_regs: dict[int, tuple] = {}   # lid -> (pc, trampoline's fn register)
         self.pending_by: dict[int, int] = {}     # lid -> unparker, until its wakeup
         self.flows = 0
         self.t_last = 0
@@ -124,24 +125,32 @@ class Timeline:
         return f"lid {lid} ({start})" if start else f"lid {lid}"
 
     def _note_start(self, l: Lwp) -> None:
-        """Remember the function an LWP starts in (its PC when it first runs), to
-        label LWPs that never call _lwp_setname: Go names none of its Ms."""
-        if l.l_lid in self.starts or l.l_lid == self.pid:
+        """Remember where an LWP starts (its PC when it first runs, and the register
+        a start trampoline passes the real function in), to label LWPs that never
+        call _lwp_setname: Go names none of its Ms. Only raw values now: symbols
+        are loaded at the end (loading them mid-run would stall a host-clock run)."""
+        if l.l_lid in self.start_regs or l.l_lid == self.pid:
             return
-        self.starts[l.l_lid] = ""
         try:
             m = self.s.machine
-            pc = m.regs_get(l, [m.abi.pc_reg])[0]
-            from .crash import Symbols
-            syms = Symbols.of(self.s)
-            nm = _func(syms.name(pc))
             fn_reg = _TRAMP_FN_REG.get(m.abi.name)
-            if nm in _TRAMPOLINES and fn_reg is not None:
-                nm = _func(syms.name(m.regs_get(l, [fn_reg()])[0])) or nm
-        except Exception:          # (no context or no symbols: only the label is lost)
-            return
-        if nm:
-            self.starts[l.l_lid] = nm
+            ids = [m.abi.pc_reg] + ([fn_reg()] if fn_reg is not None else [])
+            self.start_regs[l.l_lid] = tuple(m.regs_get(l, ids))
+        except Exception:          # (no saved context: only the label is lost)
+            self.start_regs[l.l_lid] = ()
+
+    def _name_starts(self) -> None:
+        """lid -> the function it started in (seen through Go's lwp_tramp)."""
+        from .crash import Symbols
+        syms = Symbols.of(self.s)
+        for lid, regs in self.start_regs.items():
+            if lid in self.starts or not regs:
+                continue
+            nm = _func(syms.name(regs[0]))
+            if nm in _TRAMPOLINES and len(regs) > 1:
+                nm = _func(syms.name(regs[1])) or nm
+            if nm:
+                self.starts[lid] = nm
 
     def _instant(self, lid: int, t: int, name: str, args: dict | None = None) -> None:
         ev = {"ph": "i", "s": "t", "cat": "lwp", "name": name, "pid": self.pid, "tid": lid,
@@ -268,6 +277,7 @@ class Timeline:
                          "args": {"name": f"cpu{cpu}"}})
             meta.append({"ph": "M", "name": "thread_sort_index", "pid": self.cpu_pid,
                          "tid": cpu, "args": {"sort_index": cpu}})
+        self._name_starts()
         for lid in sorted(self.names):
             meta.append({"ph": "M", "name": "thread_name", "pid": self.pid, "tid": lid,
                          "args": {"name": self._label(lid)}})
@@ -275,6 +285,9 @@ class Timeline:
                          "args": {"sort_index": lid}})
         for e in self.events:
             a = e.get("args")
+            if e.get("cat") == CAT_CPU and a and e["name"] == f"lid {a.get('lid')}" \
+                    and a.get("lid") in self.starts:
+                e["name"] = self._label(a["lid"])      # unnamed then: where it started
             if e["ph"] == "X" and a and isinstance(a.get("hint"), int):
                 label = self._sym(a["hint"]) if a["hint"] else "NULL"
                 a["hint"] = label

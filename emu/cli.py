@@ -2,6 +2,7 @@
 
     nbemu [--ncpu N] [--deterministic] [--seed S] [--root DIR] [--strace[=FILE]]
           [-E VAR=VALUE]... [-U VAR]... [-0 ARGV0] PROGRAM [ARGS...]
+    nbemu atf|explore|timeline ...        (tools built on the emulator)
 """
 from __future__ import annotations
 
@@ -15,14 +16,32 @@ VERSION = "0.1.0"
 _TAKES_VALUE = {"--ncpu", "--seed", "--root", "-E", "-U", "-0", "-g", "--record", "--replay"}
 
 
+USAGE = """nbemu [options] PROGRAM [ARGS...]
+       nbemu atf [options] PATH[:CASE]...          run ATF test programs
+       nbemu explore [options] PROGRAM [ARGS...]   run it under many schedules
+       nbemu timeline FILE [--png OUT]             summarise / draw a --timeline"""
+
+EPILOG = """\
+subcommands (each has its own --help):
+  atf        run NetBSD ATF test programs or Kyuafile trees, Kyua-like results,
+             JUnit/HTML reports; --kyua-suite writes a suite for the real Kyua
+  explore    run PROGRAM under many deterministic schedules (PCT or random) and
+             report the first failing one with the command that replays it
+  timeline   summarise a --timeline FILE, or draw it as a PNG (--png OUT)
+
+exit status: the guest's; 128+N when a signal N killed it; 125 the guest
+deadlocked (every LWP blocked forever); 124 a --replay diverged from its log;
+126/127 PROGRAM cannot be run / was not found; 70 nbemu itself failed; 2 usage.
+See README.md (and docs/DESIGN.md) for more."""
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="nbemu",
-        description="Run an unmodified NetBSD/amd64 program on Linux (statically linked ELF).",
-        epilog="The guest's exit status is nbemu's; a guest killed by signal N exits 128+N. "
-               "Exit 125: the guest deadlocked (every LWP blocked forever). "
-               "Exit 124: a --replay diverged from its log. "
-               "Exit 126/127: the program cannot be run / was not found.")
+        prog="nbemu", usage=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run an unmodified, statically linked NetBSD program on Linux: "
+                    "NetBSD/amd64, NetBSD/aarch64,\nNetBSD/i386 or NetBSD/earmv7hf "
+                    "(32-bit ARM, hard float); NetBSD 10.1's system calls.",
+        epilog=EPILOG)
     ap.add_argument("--ncpu", type=int, default=4, metavar="N",
                     help="number of emulated CPUs (default 4; hw.ncpu)")
     ap.add_argument("--deterministic", action="store_true",
@@ -61,9 +80,25 @@ def _parser() -> argparse.ArgumentParser:
                          "and the environment come from LOG. Exit 124: the run diverged "
                          "from LOG; exit 2: LOG refused")
     ap.add_argument("--version", action="version", version=f"nbemu {VERSION}")
-    ap.add_argument("program", metavar="PROGRAM")
-    ap.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    ap.add_argument("program", metavar="PROGRAM", nargs="?",
+                    help="a statically linked NetBSD ELF program")
+    ap.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                    help="its arguments (optional)")
     return ap
+
+
+def check_program(path: str, who: str = "nbemu") -> int | None:
+    """None if nbemu can run PATH; else print one line as plain nbemu does and
+    return its exit status (127 not found, 126 not a runnable NetBSD program).
+    Subcommands call this before they start any run."""
+    from guest.elf import ElfError
+    from guest.exec_elf import read_program
+    try:
+        read_program(path)
+    except ElfError as e:
+        print(f"{who}: {e}", file=sys.stderr)
+        return e.code
+    return None
 
 
 # Subcommands: `nbemu NAME ...` runs emu/<module>.main(args) (tools built on the emulator).
@@ -89,21 +124,28 @@ def main(argv: list[str] | None = None) -> int:
             i += 1
         i += 1
     ns = ap.parse_args(argv)
+    if ns.program is None:
+        ap.print_usage(sys.stderr)
+        print("nbemu: PROGRAM is missing (nbemu --help for more)", file=sys.stderr)
+        return 2
+    if ns.gdb is not None:
+        from .gdb_conn import check_spec
+        why = check_spec(ns.gdb)
+        if why is not None:
+            print(f"nbemu: -g {ns.gdb}: {why}", file=sys.stderr)
+            return 2
     if ns.ncpu < 1 or ns.ncpu > 256:
         print("nbemu: --ncpu must be between 1 and 256", file=sys.stderr)
         return 2
     if not os.path.isdir(ns.root):
         print(f"nbemu: --root {ns.root}: not a directory", file=sys.stderr)
         return 2
-    env = dict(os.environ)
-    for kv in ns.setenv:
-        if "=" not in kv:
-            print(f"nbemu: -E {kv}: expected VAR=VALUE", file=sys.stderr)
-            return 2
-        k, v = kv.split("=", 1)
-        env[k] = v
-    for k in ns.unsetenv:
-        env.pop(k, None)
+    from .guest_env import EnvError, guest_env
+    try:
+        env, _ = guest_env(ns.setenv, ns.unsetenv, ns.root)
+    except EnvError as e:
+        print(f"nbemu: {e}", file=sys.stderr)
+        return 2
     from .boot import Options, run_program
     replay = None
     if ns.replay is not None or ns.record is not None:

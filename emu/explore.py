@@ -156,14 +156,11 @@ def options_from_argv(argv: list[str]):
             i += 1
         i += 1
     ns = cli._parser().parse_args(argv)
-    env = dict(os.environ)
-    for kv in ns.setenv:
-        if "=" not in kv:
-            raise SystemExit(f"nbemu explore: -E {kv}: expected VAR=VALUE")
-        kk, vv = kv.split("=", 1)
-        env[kk] = vv
-    for kk in ns.unsetenv:
-        env.pop(kk, None)
+    from .guest_env import EnvError, guest_env
+    try:
+        env, _ = guest_env(ns.setenv, ns.unsetenv, ns.root)
+    except EnvError as e:
+        raise SystemExit(f"nbemu explore: {e}") from None
     strace = None
     if ns.strace is not None:
         strace = sys.stderr if ns.strace == "-" else open(ns.strace, "w")
@@ -346,12 +343,14 @@ def failure(r: Result, ref: Result | None) -> str | None:
 
 
 def explore(plan: Plan, runs: int, seed: int, timeout: float, jobs: int,
-            log=print) -> tuple[Result | None, str | None, list[Result], Plan]:
+            log=print, on_result=None) -> tuple[Result | None, str | None, list[Result], Plan]:
     """Runs seeds seed .. seed+runs-1, run 0 first and alone: the reference (and,
     for PCT without --steps, the measure of K under nbemu's ordinary schedule).
     Returns (the failing result or None, why, all results in seed order, the plan
-    that replays the failing run)."""
+    that replays the failing run). on_result(result, runs done, runs) is called
+    as each run finishes."""
     results: list[Result] = []
+    note = on_result or (lambda r, done, total: None)
     from . import boot, crash, trace  # noqa: F401  (imported once here, not in every run)
     with tempfile.TemporaryDirectory(prefix="nbemu-explore-") as tmp:
         def start(p: Plan, sd: int) -> tuple:
@@ -371,6 +370,7 @@ def explore(plan: Plan, runs: int, seed: int, timeout: float, jobs: int,
         log(f"nbemu explore: strategy {plan.strategy}"
             + (f" (depth {plan.depth}, {plan.steps} steps)" if plan.strategy == "pct" else "")
             + f", seeds {seed}..{seed + runs - 1}: {shlex.join(plan.program_argv)}")
+        note(ref, 1, runs)
         why = failure(ref, None)
         if why is not None:
             return ref, why, results, ref_plan
@@ -384,6 +384,7 @@ def explore(plan: Plan, runs: int, seed: int, timeout: float, jobs: int,
             pid, paths, sd, t0 = pending.pop(0)
             r = _collect(pid, paths, sd, t0 + timeout, t0)
             results.append(r)
+            note(r, len(results), runs)
             why = failure(r, ref)
             if why is not None:
                 for p in pending:                 # the later runs are not needed
@@ -394,6 +395,40 @@ def explore(plan: Plan, runs: int, seed: int, timeout: float, jobs: int,
                     os.waitpid(p[0], 0)
                 return r, why, results, plan
     return None, None, results, plan
+
+
+class Progress:
+    """What the user sees while runs go on: with -v, one line per run as it
+    finishes; on a terminal, a progress line under them (rewritten in place)."""
+
+    def __init__(self, out: Any, verbose: bool) -> None:
+        self.out = out
+        self.verbose = verbose
+        self.tty = out.isatty()
+        self.t0 = time.monotonic()
+        self.shown = False
+
+    def clear(self) -> None:
+        if self.shown:
+            self.out.write("\r\033[K")
+            self.out.flush()
+            self.shown = False
+
+    def log(self, msg: str) -> None:
+        self.clear()
+        print(msg, file=self.out, flush=True)
+
+    def result(self, r: Result, done: int, total: int) -> None:
+        if self.verbose:
+            st = "hang" if r.status is None else f"exit {r.status}"
+            self.log(f"  seed {r.seed}: {st}, {r.steps} steps, schedule {r.schedule}, "
+                     f"{r.seconds:.2f} s")
+        if self.tty:
+            self.clear()
+            self.out.write(f"nbemu explore: run {done} of {total} (seed {r.seed}), "
+                           f"{time.monotonic() - self.t0:.1f} s")
+            self.out.flush()
+            self.shown = True
 
 
 # -- command line -------------------------------------------------------------------------------
@@ -467,9 +502,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nbemu explore: {bad} is explore's to choose (use explore's --seed)",
                   file=sys.stderr)
             return 2
-    if not os.path.exists(program_argv[0]):
-        print(f"nbemu explore: {program_argv[0]}: No such file or directory", file=sys.stderr)
-        return 127
+    from .cli import check_program
+    bad_program = check_program(program_argv[0], "nbemu explore")
+    if bad_program is not None:
+        return bad_program
     if ns.runs < 1 or ns.depth < 1 or ns.jobs < 1:
         print("nbemu explore: --runs, --depth and --jobs must be at least 1", file=sys.stderr)
         return 2
@@ -484,14 +520,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nbemu explore: replayed seed {ns.replay} ({plan.strategy}): exit "
               f"{info['status']}, schedule {info['schedule']}", file=sys.stderr)
         return info["status"]
-    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    progress = Progress(sys.stderr, ns.verbose)
+    log = progress.log
     t0 = time.monotonic()
-    bad, why, results, used = explore(plan, ns.runs, ns.seed, ns.timeout, ns.jobs, log)
-    if ns.verbose:
-        for r in results:
-            st = "hang" if r.status is None else f"exit {r.status}"
-            log(f"  seed {r.seed}: {st}, {r.steps} steps, schedule {r.schedule}, "
-                f"{r.seconds:.2f} s")
+    bad, why, results, used = explore(plan, ns.runs, ns.seed, ns.timeout, ns.jobs, log,
+                                      on_result=progress.result)
+    progress.clear()
     schedules = {r.schedule for r in results if r.schedule}
     dt = time.monotonic() - t0
     if bad is None:

@@ -69,6 +69,16 @@ def frame(payload: bytes) -> bytes:
     return b"$" + body + b"#" + b"%02x" % checksum(body)
 
 
+def check_spec(spec: str) -> str | None:
+    """Why `-g SPEC` is malformed (one phrase), or None."""
+    if spec.startswith("unix:"):
+        return None if spec[5:] else "unix: needs a path"
+    port_s = spec.rpartition(":")[2]
+    if not port_s.isdigit() or int(port_s) > 65535:
+        return "expected PORT (0-65535), HOST:PORT or unix:PATH"
+    return None
+
+
 class Listener:
     """`-g PORT` (TCP, 127.0.0.1; PORT 0 picks a free one), `-g HOST:PORT`, or
     `-g unix:/path` (a Unix socket, created anew)."""
@@ -76,10 +86,11 @@ class Listener:
     def __init__(self, spec: str) -> None:
         self.spec = spec
         self.unix_path: str | None = None
+        why = check_spec(spec)
+        if why is not None:
+            raise ValueError(why)
         if spec.startswith("unix:"):
             path = spec[5:]
-            if not path:
-                raise ValueError("-g unix: needs a path")
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -88,10 +99,9 @@ class Listener:
             s.bind(path)
             self.unix_path = path
             self.where = path
+            self.gdb_target = f"| socat - UNIX-CONNECT:{path}"   # gdb 13 has no unix:
         else:
             host, _, port_s = spec.rpartition(":")
-            if not port_s.isdigit() or int(port_s) > 65535:
-                raise ValueError(f"-g {spec}: expected PORT, HOST:PORT or unix:PATH")
             host = host.strip("[]") or "127.0.0.1"
             fam = socket.AF_INET6 if ":" in host else socket.AF_INET
             s = socket.socket(fam, socket.SOCK_STREAM)
@@ -99,6 +109,7 @@ class Listener:
             s.bind((host, int(port_s)))
             self.port = s.getsockname()[1]
             self.where = f"port {self.port}"
+            self.gdb_target = f"{spec.rpartition(':')[0]}:{self.port}"
         s.listen(1)
         self.sock = s
 

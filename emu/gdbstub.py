@@ -2,15 +2,18 @@
 `-g HOST:PORT`, or `-g unix:/path`.
 
     nbemu -g 1234 ./prog &          # waits for gdb before the first instruction
-    gdb -ex 'set osabi none' ./prog -ex 'target remote :1234'
+    gdb-multiarch -ex 'target remote :1234'
 
 `-g PORT` listens on 127.0.0.1 only (qemu-user listens on every interface);
-`-g 0` picks a free port and prints it ("nbemu: waiting for gdb on port N").
-Debian's gdb and gdb-multiarch know no NetBSD OS ABI: without `set osabi none`
-they reject the target description ("Architecture rejected target-supplied
-description"). gdb 13 cannot open a Unix socket itself: relay it, e.g.
-`target remote | socat - UNIX-CONNECT:/path`. Without a `file` command gdb
-fetches the program's path from the stub (qXfer:exec-file). Architectures:
+`-g 0` picks a free port and prints it ("nbemu: waiting for gdb on port N",
+with the gdb command to use). Debian's gdb and gdb-multiarch know no NetBSD OS
+ABI: a file they sniff as NetBSD's makes them reject the target description
+and cut pointers to 32 bits. So gdb, given no file, fetches the program's path
+(qXfer:exec-file) and reads the program through the stub (vFile, in
+emu/gdb_hostio.py) with its NetBSD markers hidden, and the target description
+says `<osabi>none</osabi>`. A local file needs `-iex 'set osabi none'` before
+it. gdb 13 cannot open a Unix socket itself: relay it, e.g.
+`target remote | socat - UNIX-CONNECT:/path`. Architectures:
 amd64 (guest/arch/amd64_gdb.xml), aarch64, earmv7hf and i386 (built in
 emu/gdb_regs.py; need gdb-multiarch).
 
@@ -83,6 +86,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from syscalls.lwp import LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB, Lwp
 
 from .gdb_conn import PACKET_SIZE, Conn, Listener
+from .gdb_hostio import HostIO
 from .gdb_regs import RegFile
 
 if TYPE_CHECKING:
@@ -184,12 +188,18 @@ class GdbStub:
         self._swbreak = False
         self._thread_list: list[int] = []
         self._threads_xml = b""
+        # The OS ABI gdb should use when the file says nothing (emu/gdb_hostio.py
+        # hides the program's NetBSD markers, which Debian's gdb cannot handle).
+        self._tdesc = _with_osabi(self.regs.xml, "none")
+        self.hostio = HostIO(session.path)
         m.debugger = self
         m._install_block_hook()      # so that Ctrl-C can stop code that makes no syscall
         session._finishers.append(self._finish)
         first = min(self.proc.p_lwps.values(), key=lambda x: x.l_lid)
         self._set_event(Stop("start", first, SIGTRAP))
-        print(f"nbemu: waiting for gdb on {self.listener.where}", file=sys.stderr, flush=True)
+        print(f"nbemu: waiting for gdb on {self.listener.where} "
+              f"(gdb-multiarch -ex 'target remote {self.listener.gdb_target}')",
+              file=sys.stderr, flush=True)
 
     # ====================================================================
     # Hooks called by Machine.run (the emulator's thread)
@@ -574,7 +584,7 @@ class GdbStub:
         if obj == "features":
             if annex != "target.xml":
                 return "E00"
-            data = self.regs.xml
+            data = self._tdesc
         elif obj == "exec-file":
             # gdb's `target remote` without a `file`: it loads the program from here
             data = os.path.abspath(self.session.path).encode()
@@ -832,6 +842,9 @@ class GdbStub:
             return _GONE
         if text == "vMustReplyEmpty":
             return ""
+        if text.startswith("vFile:"):
+            reply = self.hostio.handle(text[6:])
+            return _Raw(reply) if isinstance(reply, bytes) else reply
         return ""
 
     def _resume(self, acts: list[tuple[str, int, int | None]]) -> Any:
@@ -959,6 +972,17 @@ class _ProtoError(Exception):
         self.reply = reply
 
 
+def _with_osabi(xml: bytes, osabi: str) -> bytes:
+    """The target description with an <osabi> element after <architecture>."""
+    if b"<osabi>" in xml:
+        return xml
+    end = xml.find(b"</architecture>")
+    if end < 0:
+        return xml
+    end += len(b"</architecture>")
+    return xml[:end] + f"\n  <osabi>{osabi}</osabi>".encode() + xml[end:]
+
+
 class _Raw(bytes):
     """A binary reply (sent as is, escaped by the framing)."""
 
@@ -1004,5 +1028,6 @@ def attach(session: "Session", spec: str) -> GdbStub:
     try:
         return GdbStub(session, spec)
     except (OSError, ValueError) as e:
-        print(f"nbemu: -g {spec}: {e}", file=sys.stderr)
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        print(f"nbemu: -g {spec}: {why}", file=sys.stderr)
         raise SystemExit(2) from None

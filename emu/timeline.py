@@ -34,6 +34,31 @@ CAT_STATE = "state"
 CAT_CPU = "cpu"
 
 
+# Start trampolines that take the real start function in a register: Go's
+# runtime.lwp_tramp (its newosproc's lwp_mcontext_init puts fn in R12 on amd64,
+# ESI on i386, X2 on arm64, R2 on arm).
+_TRAMPOLINES = {"runtime.lwp_tramp"}
+
+
+def _func(sym: str | None) -> str | None:
+    """A function's name from "name+0x10", without Go's ABI-wrapper suffix."""
+    if not sym:
+        return None
+    nm = sym.split("+", 1)[0]
+    return nm[:-5] if nm.endswith(".abi0") else nm
+
+
+def _reg(arch_mod: str, name: str):
+    def get() -> int:
+        import importlib
+        return getattr(importlib.import_module(f"unicorn.{arch_mod}_const"), name)
+    return get
+
+
+_TRAMP_FN_REG = {"amd64": _reg("x86", "UC_X86_REG_R12"), "i386": _reg("x86", "UC_X86_REG_ESI"),
+                 "aarch64": _reg("arm64", "UC_ARM64_REG_X2"), "earmv7hf": _reg("arm", "UC_ARM_REG_R2")}
+
+
 class Timeline:
     """Turns kernel events into trace events as they come (open intervals per LWP
     and per vCPU are closed at the next state change, or at the end)."""
@@ -49,6 +74,8 @@ class Timeline:
         self.state: dict[int, tuple] = {}        # lid -> (name, t0, args) of the open slice
         self.oncpu: dict[int, tuple] = {}        # cpu -> (lid, t0)
         self.names: dict[int, str] = {}
+        self.starts: dict[int, str] = {}         # lid -> the function it started in
+        self.start_regs: dict[int, tuple] = {}   # lid -> (pc, trampoline's fn register)
         self.pending_by: dict[int, int] = {}     # lid -> unparker, until its wakeup
         self.flows = 0
         self.t_last = 0
@@ -92,7 +119,38 @@ class Timeline:
 
     def _label(self, lid: int) -> str:
         nm = self.names.get(lid, "-")
-        return f"lid {lid}" + (f" {nm}" if nm and nm != "-" else "")
+        if nm and nm != "-":
+            return f"lid {lid} {nm}"
+        start = self.starts.get(lid)
+        return f"lid {lid} ({start})" if start else f"lid {lid}"
+
+    def _note_start(self, l: Lwp) -> None:
+        """Remember where an LWP starts (its PC when it first runs, and the register
+        a start trampoline passes the real function in), to label LWPs that never
+        call _lwp_setname: Go names none of its Ms. Only raw values now: symbols
+        are loaded at the end (loading them mid-run would stall a host-clock run)."""
+        if l.l_lid in self.start_regs or l.l_lid == self.pid:
+            return
+        try:
+            m = self.s.machine
+            fn_reg = _TRAMP_FN_REG.get(m.abi.name)
+            ids = [m.abi.pc_reg] + ([fn_reg()] if fn_reg is not None else [])
+            self.start_regs[l.l_lid] = tuple(m.regs_get(l, ids))
+        except Exception:          # (no saved context: only the label is lost)
+            self.start_regs[l.l_lid] = ()
+
+    def _name_starts(self) -> None:
+        """lid -> the function it started in (seen through Go's lwp_tramp)."""
+        from .crash import Symbols
+        syms = Symbols.of(self.s)
+        for lid, regs in self.start_regs.items():
+            if lid in self.starts or not regs:
+                continue
+            nm = _func(syms.name(regs[0]))
+            if nm in _TRAMPOLINES and len(regs) > 1:
+                nm = _func(syms.name(regs[1])) or nm
+            if nm:
+                self.starts[lid] = nm
 
     def _instant(self, lid: int, t: int, name: str, args: dict | None = None) -> None:
         ev = {"ph": "i", "s": "t", "cat": "lwp", "name": name, "pid": self.pid, "tid": lid,
@@ -110,6 +168,7 @@ class Timeline:
         if lid not in self.names:
             self.names[lid] = lwp_name(l)
         if kind == "run":
+            self._note_start(l)
             cpu = data.get("cpu")
             prev = self.oncpu.get(cpu)
             if prev is not None and prev[0] != lid:       # (never seen: it left first)
@@ -218,6 +277,7 @@ class Timeline:
                          "args": {"name": f"cpu{cpu}"}})
             meta.append({"ph": "M", "name": "thread_sort_index", "pid": self.cpu_pid,
                          "tid": cpu, "args": {"sort_index": cpu}})
+        self._name_starts()
         for lid in sorted(self.names):
             meta.append({"ph": "M", "name": "thread_name", "pid": self.pid, "tid": lid,
                          "args": {"name": self._label(lid)}})
@@ -225,6 +285,9 @@ class Timeline:
                          "args": {"sort_index": lid}})
         for e in self.events:
             a = e.get("args")
+            if e.get("cat") == CAT_CPU and a and e["name"] == f"lid {a.get('lid')}" \
+                    and a.get("lid") in self.starts:
+                e["name"] = self._label(a["lid"])      # unnamed then: where it started
             if e["ph"] == "X" and a and isinstance(a.get("hint"), int):
                 label = self._sym(a["hint"]) if a["hint"] else "NULL"
                 a["hint"] = label

@@ -3,8 +3,11 @@
 Without --png, prints a summary: per LWP the time spent running, runnable,
 parked, sleeping and suspended and the wakeups it received; per vCPU how busy
 it was. With --png, renders a static picture (for reports and issues): one row
-per vCPU and per LWP, coloured by state, wakeup arrows as vertical lines from
-waker to wakee, ticks for instant events, a time axis and a legend.
+per vCPU and per LWP, wakeup arrows as lines from waker to wakee, ticks for
+instant events, a time axis and a legend. LWP rows are coloured by state (the
+state colours are used nowhere else); vCPU rows are coloured by the LWP that
+ran, each LWP's colour being the swatch beside its row's name (the key), and
+wide enough bars carry the lid.
 
 The PNG is drawn here, with zlib and struct only (no plotting dependency): an
 RGB buffer, a 5x7 bitmap font for labels, and a minimal PNG encoder; `read_png`
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import struct
 import sys
 import zlib
@@ -33,8 +37,10 @@ STATE_COLOURS = {
 }
 FLOW = (60, 60, 60)
 SIGNAL = (214, 39, 40)
-PALETTE = [(44, 160, 44), (31, 119, 180), (255, 127, 14), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (214, 39, 40)]
+# LWP colours (vCPU rows and the key beside LWP names): none of the state colours.
+LWP_PALETTE = [(23, 190, 207), (227, 119, 194), (188, 189, 34), (57, 59, 121),
+               (127, 127, 127), (0, 128, 128), (250, 128, 114), (107, 174, 214),
+               (99, 121, 57), (206, 109, 189), (82, 84, 163), (255, 127, 14)]
 
 
 def state_colour(name: str) -> tuple[int, int, int]:
@@ -66,7 +72,23 @@ _FONT = {
     "(": (2, 4, 8, 8, 8, 4, 2), ")": (8, 4, 2, 2, 2, 4, 8), "<": (2, 4, 8, 16, 8, 4, 2),
     ">": (8, 4, 2, 1, 2, 4, 8), "+": (0, 4, 4, 31, 4, 4, 0), "/": (0, 1, 2, 4, 8, 16, 0),
     "#": (10, 10, 31, 10, 31, 10, 10), "=": (0, 0, 31, 0, 31, 0, 0),
-    "?": (14, 17, 1, 2, 4, 0, 4),
+    "?": (14, 17, 1, 2, 4, 0, 4), "%": (24, 25, 2, 4, 8, 19, 3),
+    ",": (0, 0, 0, 0, 12, 4, 8), "'": (4, 4, 8, 0, 0, 0, 0), "*": (0, 4, 21, 14, 21, 4, 0),
+    "[": (14, 8, 8, 8, 8, 8, 14), "]": (14, 2, 2, 2, 2, 2, 14), "@": (14, 17, 23, 21, 23, 16, 14),
+    # lowercase
+    "a": (0, 0, 14, 1, 15, 17, 15), "b": (16, 16, 22, 25, 17, 17, 30),
+    "c": (0, 0, 14, 16, 16, 17, 14), "d": (1, 1, 13, 19, 17, 17, 15),
+    "e": (0, 0, 14, 17, 31, 16, 14), "f": (6, 9, 8, 28, 8, 8, 8),
+    "g": (0, 0, 15, 17, 15, 1, 14), "h": (16, 16, 22, 25, 17, 17, 17),
+    "i": (4, 0, 12, 4, 4, 4, 14), "j": (2, 0, 6, 2, 2, 18, 12),
+    "k": (16, 16, 18, 20, 24, 20, 18), "l": (12, 4, 4, 4, 4, 4, 14),
+    "m": (0, 0, 26, 21, 21, 17, 17), "n": (0, 0, 22, 25, 17, 17, 17),
+    "o": (0, 0, 14, 17, 17, 17, 14), "p": (0, 0, 30, 17, 30, 16, 16),
+    "q": (0, 0, 13, 19, 15, 1, 1), "r": (0, 0, 22, 25, 16, 16, 16),
+    "s": (0, 0, 14, 16, 14, 1, 30), "t": (8, 8, 28, 8, 8, 9, 6),
+    "u": (0, 0, 17, 17, 17, 19, 13), "v": (0, 0, 17, 17, 17, 10, 4),
+    "w": (0, 0, 17, 17, 21, 21, 10), "x": (0, 0, 17, 10, 4, 10, 17),
+    "y": (0, 0, 17, 17, 15, 1, 14), "z": (0, 0, 31, 2, 4, 8, 31),
 }
 GLYPH_W = 6          # 5 pixels and a space
 GLYPH_H = 7
@@ -78,6 +100,8 @@ class Canvas:
     def __init__(self, w: int, h: int, bg: tuple[int, int, int] = WHITE) -> None:
         self.w, self.h = w, h
         self.px = bytearray(bytes(bg) * (w * h))
+        self.rows: dict = {}           # render(): track -> its row's (top, bottom)
+        self.plot_left = 0
 
     def rect(self, x0: int, y0: int, x1: int, y1: int, c: tuple[int, int, int]) -> None:
         """Fill [x0, x1) x [y0, y1), clipped."""
@@ -113,7 +137,7 @@ class Canvas:
 
     def text(self, x: int, y: int, s: str, c: tuple[int, int, int] = BLACK) -> None:
         for i, ch in enumerate(s):
-            g = _FONT.get(ch.upper(), _FONT["?"])
+            g = _FONT.get(ch) or _FONT.get(ch.upper(), _FONT["?"])
             for r, bits in enumerate(g):
                 for b in range(5):
                     if bits & (16 >> b):
@@ -244,10 +268,25 @@ ROW_GAP = 4
 TOP = 24
 
 
+SWATCH = 10          # the LWP's colour beside its name
+
+
+def lwp_colours(tr: Trace) -> dict[int, tuple[int, int, int]]:
+    """Each LWP's colour, in the order of the LWP rows (so few LWPs never share one)."""
+    vcpu_pid = tr.other.get("vcpu_pid")
+    lids = [k[1] for k in tr.tracks if k[0] != vcpu_pid]
+    return {lid: LWP_PALETTE[i % len(LWP_PALETTE)] for i, lid in enumerate(lids)}
+
+
+def _ink_on(c: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white text, whichever reads on colour c."""
+    return BLACK if 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 140 else WHITE
+
+
 def render(tr: Trace, width: int = 1200) -> Canvas:
     """Draw the trace: one row per track, coloured slices, flows, instants, legend."""
     labels = [tr.label(k)[:28] for k in tr.tracks]
-    left = 8 + GLYPH_W * max((len(s) for s in labels), default=4) + 8
+    left = 8 + SWATCH + 4 + GLYPH_W * max((len(s) for s in labels), default=4) + 8
     width = max(width, left + 200)
     plot_w = width - left - 16
     nrows = len(tr.tracks)
@@ -262,8 +301,10 @@ def render(tr: Trace, width: int = 1200) -> Canvas:
         ys.append(y)
         y += ROW_H + ROW_GAP
     axis_y = y + 4
-    height = axis_y + 16 + 24
+    height = axis_y + 16 + 40
     c = Canvas(width, height)
+    c.rows = {k: (ys[i], ys[i] + ROW_H) for i, k in enumerate(tr.tracks)}   # (for tests)
+    c.plot_left = left
     span = (tr.t1 - tr.t0) or 1.0
 
     def x_of(ts: float) -> int:
@@ -275,19 +316,26 @@ def render(tr: Trace, width: int = 1200) -> Canvas:
     c.text(8, 8, title)
     row_of = {k: i for i, k in enumerate(tr.tracks)}
     vcpu_pid = tr.other.get("vcpu_pid")
+    colour_of = lwp_colours(tr)
     for i, k in enumerate(tr.tracks):
         yy = ys[i]
         c.rect(left, yy + ROW_H // 2, left + plot_w, yy + ROW_H // 2 + 1, GRID)
-        c.text(8, yy + (ROW_H - GLYPH_H) // 2, labels[i])
+        ty = yy + (ROW_H - GLYPH_H) // 2
+        if k[0] != vcpu_pid:                    # the key: this LWP's colour on vCPU rows
+            c.rect(8, ty, 8 + SWATCH, ty + GLYPH_H, colour_of.get(k[1], GRID))
+        c.text(8 + SWATCH + 4, ty, labels[i])
         for s in tr.slices.get(k, ()):
             x0 = x_of(s["ts"])
             x1 = max(x0 + 1, x_of(s["ts"] + s.get("dur", 0)))
             if k[0] == vcpu_pid:
                 lid = s.get("args", {}).get("lid", 0)
-                col = PALETTE[lid % len(PALETTE)]
+                col = colour_of.get(lid, LWP_PALETTE[lid % len(LWP_PALETTE)])
+                c.rect(x0, yy + 2, x1, yy + ROW_H - 2, col)
+                tag = str(lid)
+                if x1 - x0 >= GLYPH_W * len(tag) + 4:     # wide enough: name the LWP
+                    c.text(x0 + 2, ty, tag, _ink_on(col))
             else:
-                col = state_colour(s["name"])
-            c.rect(x0, yy + 2, x1, yy + ROW_H - 2, col)
+                c.rect(x0, yy + 2, x1, yy + ROW_H - 2, state_colour(s["name"]))
     for fl in tr.flows.values():
         s, f = fl.get("s"), fl.get("f")
         if not s or not f:
@@ -312,14 +360,18 @@ def render(tr: Trace, width: int = 1200) -> Canvas:
         ts = tr.t0 + span * j / 5
         x = x_of(ts)
         c.rect(x, axis_y, x + 1, axis_y + 4, BLACK)
-        lab = f"{(ts - tr.t0) / 1000:.3f}ms"
+        lab = f"{(ts - tr.t0) / 1000:.3f} ms"
         c.text(min(x, width - GLYPH_W * len(lab) - 2), axis_y + 6, lab)
-    # legend
+    # legend: what the colours of each kind of row mean
     lx, ly = 8, axis_y + 22
+    c.text(lx, ly, "lwp rows:")
+    lx += GLYPH_W * 10
     for name, col in list(STATE_COLOURS.items()) + [("wakeup", FLOW)]:
         c.rect(lx, ly, lx + 10, ly + 7, col)
         c.text(lx + 14, ly, name)
         lx += 14 + GLYPH_W * len(name) + 12
+    c.text(8, ly + 14, "vcpu rows: the lwp that ran (its lid on the bar), in the colour "
+                       "beside its name")
     return c
 
 
@@ -372,8 +424,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nbemu timeline: wrote {ns.png} ({c.w}x{c.h}, {len(tr.tracks)} tracks)",
               file=sys.stderr)
         return 0
-    for line in summary(tr):
-        print(line)
+    try:
+        for line in summary(tr):
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:                    # (| head): the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -95,3 +95,29 @@ def test_kyua_agrees_with_nbemu_atf(tmp_path: Path) -> None:
               ("atf_bad", "passed_but_exit_1"), ("atf_crash", "segv"), ("atf_basic", "xfail")]:
         assert theirs[k][1] == mine[k][1], k
     assert theirs[("atf_crash", "timeout")][1] == "Test case body timed out"
+
+
+def test_printed_kyua_commands_work_from_any_directory(tmp_path: Path) -> None:
+    """Issue 15, item 2: `kyua report` as documented failed outside the suite's
+    directory. Run exactly what `nbemu atf --kyua-suite` prints, from elsewhere."""
+    import shlex
+    suite = tmp_path / "suite"
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", "--kyua-suite", str(suite),
+                        str(build_atf("atf_threads"))],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    cmds = {ln.split(":", 1)[0]: shlex.split(ln.split(":", 1)[1])
+            for ln in r.stdout.splitlines() if ln.split(":", 1)[0] != "Kyua suite written"}
+    assert set(cmds) == {"run it with", "report with", "JUnit XML with"}, r.stdout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = dict(os.environ, HOME=str(tmp_path / "home"))      # Kyua's store is under HOME
+    done = {}
+    for what in ("run it with", "report with", "JUnit XML with"):
+        argv = [KYUA if w == "kyua" else w for w in cmds[what]]
+        done[what] = subprocess.run(argv, cwd=elsewhere, env=env, capture_output=True,
+                                    text=True, timeout=300)
+        assert done[what].returncode == 0, (what, done[what].stdout, done[what].stderr)
+    assert "3/3 passed" in done["run it with"].stdout
+    assert "3 total" in done["report with"].stdout, done["report with"].stdout
+    assert len(kyua_results(elsewhere / "report.xml")) == 3

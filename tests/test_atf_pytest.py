@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def plugin_installed() -> bool:
-    return any(ep.name == "nbemu_atf"
+    return any(ep.name == "emu.atf.pytest_plugin"
                for ep in importlib.metadata.entry_points(group="pytest11"))
 
 
@@ -28,10 +28,12 @@ def test_entry_point_declared() -> None:
         import tomllib                            # Python >= 3.11
     except ImportError:                           # 3.10: the plain text must do
         section = text.split("[project.entry-points.pytest11]", 1)[1].split("\n[", 1)[0]
-        assert 'nbemu_atf = "emu.atf.pytest_plugin"' in section
+        assert '"emu.atf.pytest_plugin" = "emu.atf.pytest_plugin"' in section
         return
     meta = tomllib.loads(text)
-    assert meta["project"]["entry-points"]["pytest11"]["nbemu_atf"] == "emu.atf.pytest_plugin"
+    # named as the module: `-p emu.atf.pytest_plugin` is then a no-op when installed
+    assert meta["project"]["entry-points"]["pytest11"] == {
+        "emu.atf.pytest_plugin": "emu.atf.pytest_plugin"}
 
 
 def outcomes(junit: Path) -> dict[str, tuple[str, str]]:
@@ -91,3 +93,33 @@ def test_pytest_collects_and_reports_atf_cases(tmp_path: Path, xdist: bool) -> N
     for case in ("create_wait", "park_pingpong", "detached"):
         assert by_case[case][0] == "passed"
     assert "4 failed, 7 passed, 2 skipped, 3 xfailed" in r.stdout
+
+
+def test_node_ids_round_trip_and_p_works_when_installed(tmp_path: Path) -> None:
+    """Issue 15, item 7: the ids in pytest's summary, run from another directory,
+    are taken back by pytest; `-p emu.atf.pytest_plugin` does not clash with the
+    installed entry point."""
+    import re
+    eco = tmp_path / "eco"
+    eco.mkdir()
+    shutil.copy(build_atf("atf_basic"), eco / "atf_basic")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+
+    def pytest_(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf",
+               "-p", "emu.atf.pytest_plugin", *args]
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=600)
+
+    r = pytest_("--nbemu-atf", str(eco / "atf_basic"))
+    assert r.returncode == 1 and "already registered" not in r.stderr, r.stdout + r.stderr
+    ids = re.findall(r"^FAILED (\S+) - ", r.stdout, re.M)
+    assert "../eco/atf_basic::fail" in ids and len(ids) == 3, r.stdout
+    again = pytest_(*ids)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert sorted(re.findall(r"^FAILED (\S+) - ", again.stdout, re.M)) == sorted(ids)
+    assert "3 failed in" in again.stdout, again.stdout
+    one = pytest_("../eco/atf_basic::pass")
+    assert one.returncode == 0 and "1 passed" in one.stdout, one.stdout + one.stderr

@@ -229,3 +229,29 @@ def test_byte_order_contradicting_machine(tmp_path: Path) -> None:
     assert r.returncode == 126
     line = _one_line(r)
     assert "big-endian" in line and "earmv7hf" in line, line
+
+
+def test_help_names_the_subcommands_and_every_architecture() -> None:
+    """Issue 15, item 8: --help is where a new user looks first."""
+    from guest.arch import supported_names
+    r = nbemu("--help")
+    assert r.returncode == 0
+    for sub in ("atf", "explore", "timeline"):
+        assert f"nbemu {sub} " in r.stdout and f"\n  {sub} " in r.stdout, r.stdout
+    for name in supported_names():
+        assert f"NetBSD/{name}" in r.stdout, (name, r.stdout)
+
+
+def test_bare_nbemu_says_program_is_missing_args_optional() -> None:
+    r = nbemu()
+    assert r.returncode == 2
+    assert "nbemu [options] PROGRAM [ARGS...]" in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "nbemu: PROGRAM is missing (nbemu --help for more)"
+    assert "required" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_gdb_port_is_one_line_saying_it_once() -> None:
+    r = nbemu("-g", "99999", str(build_c("hello_c")))
+    assert r.returncode == 2
+    line = _one_line(r)
+    assert line == "nbemu: -g 99999: expected PORT (0-65535), HOST:PORT or unix:PATH", line

@@ -142,3 +142,50 @@ def test_replay_takes_nbemu_options(tmp_path) -> None:
     assert r.returncode in (0, 1), r.stderr
     assert "replayed seed 2 (pct)" in r.stderr
     assert out.exists() and '"traceEvents"' in out.read_text()
+
+
+def test_a_program_nbemu_cannot_run_gets_plain_nbemus_answer(tmp_path) -> None:
+    """Issue 15, item 5: not a traceback and an 'internal error' run: one line, 126."""
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    for prog in (sys.executable, str(script)):
+        r = _nbemu("explore", "--runs", "3", prog)
+        plain = _nbemu(prog)
+        assert r.returncode == plain.returncode == 126, (r.stderr, plain.stderr)
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr == plain.stderr.replace("nbemu:", "nbemu explore:", 1)
+        assert "replay" not in r.stderr
+
+
+def test_verbose_prints_each_run_as_it_finishes_and_a_tty_gets_progress() -> None:
+    """Issue 15, item 4: -v lines come before the summary; on a terminal a progress
+    line (rewritten in place) shows which run is going."""
+    import pty
+    prog = str(build_c("lwp_basic"))
+    r = _nbemu("explore", "--runs", "4", "-v", prog)
+    lines = r.stderr.splitlines()
+    seeds = [i for i, ln in enumerate(lines) if re.match(r"  seed \d+: exit 0, ", ln)]
+    assert len(seeds) == 4 and seeds[-1] < len(lines) - 1, r.stderr
+    assert lines[0].startswith("nbemu explore: strategy pct") and seeds[0] == 1, r.stderr
+    assert "no failure in 4 runs" in lines[-1] and "\r" not in r.stderr
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "emu.cli", "explore", "--runs", "3", prog],
+                         cwd=REPO, env=dict(ENV, PYTHONPATH=str(REPO)),
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    tty_out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:                       # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        tty_out += chunk
+    assert p.wait(timeout=300) == 0
+    os.close(master)
+    text = tty_out.decode()
+    for n in (1, 2, 3):
+        assert f"nbemu explore: run {n} of 3 (seed {n})" in text, text
+    assert "\r\x1b[K" in text and "no failure in 3 runs" in text, text

@@ -219,3 +219,58 @@ def test_deadlocked_run_is_written(tmp_path: Path, arch: str) -> None:
     assert any("<lock_a>" in n for n in last.values()) and any("<lock_b>" in n for n in last.values())
     assert all(sl[-1]["ts"] + sl[-1]["dur"] == end for key, sl in f["tracks"].items()
                if key[0] == f["pid"])
+
+
+def _row_colours(c: Canvas, top: int, bottom: int, x0: int, x1: int) -> set:
+    return {bytes(c.px[(y * c.w + x) * 3:(y * c.w + x) * 3 + 3])
+            for y in range(top, bottom) for x in range(x0, x1)}
+
+
+@pytest.mark.parametrize("prog", ["go:tokenring", "c:lwp_park"])
+def test_png_vcpu_rows_by_lwp_with_a_key_states_on_lwp_rows(tmp_path: Path, prog: str) -> None:
+    """Issue 15, item 6: vCPU rows took PALETTE[lid % 10], which reused the state
+    colours (a running LWP's bar read as STOPPED) and had no key."""
+    from emu.timeline_cli import (BLACK, FLOW, GRID, LWP_PALETTE, SIGNAL, STATE_COLOURS,
+                                  WHITE, Trace, lwp_colours, render)
+    kind, name = prog.split(":")
+    path = build_go(name) if kind == "go" else build_c(name)
+    doc = _record(tmp_path, path, "--deterministic", "--ncpu", "2")
+    tr = Trace(doc)
+    c = render(tr, 1000)
+    states = {bytes(v) for v in STATE_COLOURS.values()}
+    lwp_col = {lid: bytes(v) for lid, v in lwp_colours(tr).items()}
+    assert len(set(lwp_col.values())) == len(lwp_col)          # few LWPs: one colour each
+    assert not states & {bytes(v) for v in LWP_PALETTE}
+    plain = {bytes(v) for v in (WHITE, BLACK, GRID, FLOW, SIGNAL)}
+    vcpu_pid = doc["otherData"]["vcpu_pid"]
+    ran: set = set()
+    for k, (top, bottom) in c.rows.items():
+        cols = _row_colours(c, top, bottom, c.plot_left, c.w)
+        if k[0] == vcpu_pid:
+            assert not cols & states, (k, cols & states)
+            assert cols <= plain | set(lwp_col.values()), k
+            ran |= cols & set(lwp_col.values())
+        else:
+            assert cols <= plain | states, (k, cols - plain - states)
+            # the key: the LWP's colour beside its name
+            assert bytes(c.px[((top + 8) * c.w + 10) * 3:((top + 8) * c.w + 10) * 3 + 3]) \
+                == lwp_col[k[1]], k
+    assert len(ran) >= 2                   # the vCPU rows show several LWPs, told apart
+
+
+def test_png_text_is_lowercase() -> None:
+    a, b = Canvas(12, 8), Canvas(12, 8)
+    a.text(0, 0, "ms")
+    b.text(0, 0, "MS")
+    assert a.px != b.px
+
+
+def test_unnamed_lwps_are_labelled_by_their_start_function(tmp_path: Path) -> None:
+    """Go names none of its Ms: their tracks say where they started (Go's
+    lwp_tramp seen through to the function it calls)."""
+    doc = _record(tmp_path, build_go("tokenring"), "--deterministic")
+    pid = doc["otherData"]["guest_pid"]
+    names = {e["tid"]: e["args"]["name"] for e in doc["traceEvents"]
+             if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == pid}
+    others = [n for lid, n in names.items() if lid != pid]
+    assert others and all(n.endswith("(runtime.netbsdMstart)") for n in others), names

@@ -101,6 +101,20 @@ def split_paths(paths: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     return out, globs
 
 
+def kyua_commands(suite_dir: str, kyuafile: str) -> list[str]:
+    """What to run after --kyua-suite. Kyua files results under the suite's
+    directory name, and `kyua report` without --results-file looks for those of
+    the current directory ("No previous results file found for test suite ...");
+    --results-file=DIR names the latest results of the suite in DIR, from anywhere."""
+    import shlex
+    d = shlex.quote(os.path.abspath(suite_dir))
+    conf = shlex.quote(os.path.join(os.path.abspath(suite_dir), "kyua.conf"))
+    return [f"Kyua suite written: {kyuafile}",
+            f"run it with:    kyua --config={conf} test --kyuafile={shlex.quote(kyuafile)}",
+            f"report with:    kyua report --results-file={d}",
+            f"JUnit XML with: kyua report-junit --results-file={d} --output=report.xml"]
+
+
 class Progress:
     """Case lines on stdout; on a terminal, a progress bar on stderr under them."""
 
@@ -162,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             print(f"nbemu atf: {e}", file=sys.stderr)
             return 2
-        print(f"Kyua suite written: {kf}")
-        print(f"run it with: kyua --config={os.path.join(ns.kyua_suite, 'kyua.conf')} test "
-              f"--kyuafile={kf}")
+        for line in kyua_commands(ns.kyua_suite, kf):
+            print(line)
         return 0
 
     from .runner import Config, Runner, kill_all

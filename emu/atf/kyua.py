@@ -21,7 +21,8 @@
 Run it with::
 
     kyua --config=DIR/kyua.conf test --kyuafile=DIR/Kyuafile
-    kyua report-junit --output=report.xml
+    kyua report --results-file=DIR           # from any directory
+    kyua report-junit --results-file=DIR --output=report.xml
 
 Kyua versions whose ATF list parser rejects ``is.exclusive`` (Debian bookworm's) are
 detected by a probe; the wrappers then drop that property from ``-l`` (it only orders

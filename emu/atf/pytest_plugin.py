@@ -5,7 +5,11 @@
 
 PATH is a test program or a directory with a Kyuafile/Atffile tree (``PATH:GLOB``
 selects cases), as for ``nbemu atf``.  Each case becomes an item named
-``<program>::<case>`` (e.g. ``sub/t_foo::test_bar``): passed -> passed; failed and
+``<program path>::<case>`` (e.g. ``tests/sub/t_foo::test_bar``, the path relative
+to pytest's rootdir as for any test file), an id pytest takes back:
+``pytest tests/sub/t_foo::test_bar`` runs that case again (a NetBSD test program
+named on the command line is collected as one, even without ``--nbemu-atf``).
+Outcomes: passed -> passed; failed and
 broken -> failure with the ATF reason (and the case's output); skipped -> skip;
 ``expected_*`` -> xfail.  The ATF status goes into the item's user properties
 (``atf.result``, ``atf.reason``: pytest's JUnit XML shows them).  With pytest-xdist
@@ -15,8 +19,10 @@ programs once and keeps one nbemu fork server.
 When ``--nbemu-atf`` is given without other paths, only the ATF cases are
 collected (not the ``testpaths`` of the invoking project).
 
-Registered as the ``nbemu_atf`` entry point of the ``pytest11`` group (pyproject),
-or load it with ``-p emu.atf.pytest_plugin``.  Without ``--nbemu-atf`` it does
+Registered as the ``emu.atf.pytest_plugin`` entry point of the ``pytest11`` group
+(pyproject): the same name as ``-p emu.atf.pytest_plugin``, which a checkout without
+nbemu installed needs and which is then harmless when nbemu is installed (pytest
+registers a plugin once per name); ``-p no:emu.atf.pytest_plugin`` turns it off.  Without ``--nbemu-atf`` it does
 nothing and imports nothing heavy.
 """
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -40,9 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "nbemu_atf: an ATF test case run under nbemu")
     if not config.getoption("nbemu_atf"):
         return
-    config.addinivalue_line("markers", "nbemu_atf: an ATF test case run under nbemu")
     # Only ATF cases unless the user named other paths too.
     if getattr(config, "args_source", None) != pytest.Config.ArgsSource.ARGS:
         config.args = []
@@ -77,13 +84,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config._nbemu_atf_runner = None
 
 
-class AtfProgram(pytest.Collector):
-    """One ATF test program (listed with -l under nbemu)."""
+class AtfProgram(pytest.File):
+    """One ATF test program (listed with -l under nbemu): a file node, so that its
+    node id is its path, as for any test file."""
 
-    def __init__(self, *, entry, globs: list[str], **kw) -> None:
+    def __init__(self, *, entry=None, globs: list[str] | None = None, **kw) -> None:
         super().__init__(**kw)
+        if entry is None:                       # named on pytest's command line
+            from .suite import Entry
+            entry = Entry(str(self.path), self.path.name, "")
         self.entry = entry
-        self.globs = globs
+        self.globs = globs or []
 
     def collect(self):
         prog = _runner(self.config).list_program(self.entry)
@@ -142,6 +153,41 @@ class AtfCase(pytest.Item):
         return self.program.entry.path, 0, f"{self.program.entry.name}:{self.name}"
 
 
+def _is_netbsd_program(path: Path) -> bool:
+    """A NetBSD ELF (the ident note or OS/ABI), read cheaply: only files named on the
+    command line are looked at."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    if head != b"\x7fELF":
+        return False
+    from guest.elf import ElfError
+    from guest.exec_elf import read_program
+    try:
+        read_program(str(path))
+    except ElfError as e:
+        return "not supported" in str(e)         # NetBSD, but another architecture
+    return True
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    """`pytest PROGRAM::CASE`: the ids this plugin prints, taken back."""
+    if file_path not in parent.session._initialpaths:
+        return None
+    if not os.access(file_path, os.X_OK) or not _is_netbsd_program(file_path):
+        return None
+    return AtfProgram.from_parent(parent, path=file_path)
+
+
+def _program_nodeid(config: pytest.Config, path: str) -> str:
+    """The program's path relative to the rootdir (with `..` when outside it), so that
+    pytest's summary lines name a path that exists, relative to the current directory."""
+    rel = os.path.relpath(os.path.abspath(path), config.rootpath)
+    return rel.replace(os.sep, "/")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
@@ -154,7 +200,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for p in plain:
         pats = globs.get(os.path.abspath(p), [])
         for entry in discover(p):
-            col = AtfProgram.from_parent(session, name=entry.name, nodeid=entry.name,
+            col = AtfProgram.from_parent(session, path=Path(os.path.abspath(entry.path)),
+                                         nodeid=_program_nodeid(config, entry.path),
                                          entry=entry, globs=pats)
             try:
                 items.extend(col.collect())

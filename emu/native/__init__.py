@@ -19,14 +19,20 @@ _SRC = Path(__file__).with_name("nbhook.c")
 
 
 def cache_dir() -> Path:
-    """Where nbemu caches what it builds: $NBEMU_CACHE, else the checkout's .cache/."""
+    """Where nbemu caches what it builds: $NBEMU_CACHE; else, run from a checkout,
+    its .cache/ (shared with the fixture builds); else, installed, the user's
+    cache directory ($XDG_CACHE_HOME/nbemu, by default ~/.cache/nbemu) — never
+    inside site-packages."""
     env = os.environ.get("NBEMU_CACHE")
     if env:
         return Path(env)
     repo = Path(__file__).resolve().parents[2]
-    if os.access(repo, os.W_OK):
+    if (repo / "pyproject.toml").is_file() and (repo / "emu" / "native").is_dir() \
+            and os.access(repo, os.W_OK):
         return repo / ".cache"
-    return Path.home() / ".cache" / "nbemu"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # (XDG: absolute only)
+    return base / "nbemu"
 
 
 class NativeHook:

@@ -5,7 +5,8 @@ Open it in https://ui.perfetto.dev or chrome://tracing, or render it with
 
 - process "vCPUs" (pid VCPU_PID): one track (tid = CPU index) per vCPU, with a
   slice "lid N name" for every stretch an LWP ran on it;
-- process "<program> (pid P)": one track per LWP (tid = lid), named after the
+- process "<program> (pid P)", one per guest process (fork, exec: the name is
+  the last program it ran): one track per LWP (tid = lid), named after the
   LWP (_lwp_setname), with consecutive, non-overlapping slices for its states:
   "running" (args: cpu), "runnable" (queued on a CPU), "parked <hint>" or
   "sleep <wmesg>" (args: wchan, hint with its ELF symbol), "suspended",
@@ -27,6 +28,7 @@ from syscalls.lwp import Lwp
 
 from .trace import EWOULDBLOCK, lwp_name, waker_of, wchan_label
 
+Key = tuple[int, int]      # an LWP: (pid, lid)
 VCPU_PID = 1               # the vCPU "process" (the guest's pid must differ: see _pids)
 MAX_EVENTS = 2_000_000     # beyond this the recorder stops (the file says so)
 
@@ -71,18 +73,20 @@ class Timeline:
         self.pid = p.p_pid
         self.cpu_pid = VCPU_PID if p.p_pid != VCPU_PID else VCPU_PID + 1
         self.events: list[dict] = []
-        self.state: dict[int, tuple] = {}        # lid -> (name, t0, args) of the open slice
-        self.oncpu: dict[int, tuple] = {}        # cpu -> (lid, t0)
-        self.names: dict[int, str] = {}
-        self.starts: dict[int, str] = {}         # lid -> the function it started in
-        self.start_regs: dict[int, tuple] = {}   # lid -> (pc, trampoline's fn register)
-        self.pending_by: dict[int, int] = {}     # lid -> unparker, until its wakeup
+        # LWPs are keyed (pid, lid): LWP ids repeat across processes.
+        self.state: dict[Key, tuple] = {}        # LWP -> (name, t0, args) of the open slice
+        self.oncpu: dict[int, tuple] = {}        # cpu -> (LWP, t0)
+        self.names: dict[Key, str] = {}
+        self.comms: dict[int, str] = {p.p_pid: p.p_comm.decode("latin-1")}   # pid -> program
+        self.starts: dict[Key, str] = {}         # LWP -> the function it started in
+        self.start_regs: dict[Key, tuple] = {}   # LWP -> (pc, trampoline's fn register)
+        self.pending_by: dict[Key, Key] = {}     # LWP -> unparker, until its wakeup
         self.flows = 0
         self.t_last = 0
         self.truncated = False
         self._syms = None
         for l in p.p_lwps.values():
-            self.names[l.l_lid] = lwp_name(l)
+            self.names[(p.p_pid, l.l_lid)] = lwp_name(l)
 
     # -- helpers ----------------------------------------------------------------
     def _us(self, t: int) -> float:
@@ -100,44 +104,50 @@ class Timeline:
             return
         self.events.append(ev)
 
-    def _close(self, lid: int, t: int) -> None:
-        st = self.state.pop(lid, None)
+    def _close(self, key: Key, t: int) -> None:
+        st = self.state.pop(key, None)
         if st is not None:
             name, t0, args = st
-            self._emit({"ph": "X", "cat": CAT_STATE, "name": name, "pid": self.pid, "tid": lid,
+            self._emit({"ph": "X", "cat": CAT_STATE, "name": name, "pid": key[0], "tid": key[1],
                         "ts": self._us(t0), "dur": self._us(t) - self._us(t0), "args": args})
-        for cpu, (clid, t0) in list(self.oncpu.items()):
-            if clid == lid:
+        for cpu, (ckey, t0) in list(self.oncpu.items()):
+            if ckey == key:
                 del self.oncpu[cpu]
-                self._emit({"ph": "X", "cat": CAT_CPU, "name": self._label(lid),
+                self._emit({"ph": "X", "cat": CAT_CPU, "name": self._label(key),
                             "pid": self.cpu_pid, "tid": cpu, "ts": self._us(t0),
-                            "dur": self._us(t) - self._us(t0), "args": {"lid": lid}})
+                            "dur": self._us(t) - self._us(t0),
+                            "args": {"lid": key[1], "pid": key[0]}})
 
-    def _open(self, lid: int, t: int, name: str, args: dict) -> None:
-        self._close(lid, t)
-        self.state[lid] = (name, t, args)
+    def _open(self, key: Key, t: int, name: str, args: dict) -> None:
+        self._close(key, t)
+        self.state[key] = (name, t, args)
 
-    def _label(self, lid: int) -> str:
-        nm = self.names.get(lid, "-")
+    def _bare(self, key: Key) -> str:
+        """"lid N" for the first process's LWPs, "pid P lid N" for the others'."""
+        return f"lid {key[1]}" if key[0] == self.pid else f"pid {key[0]} lid {key[1]}"
+
+    def _label(self, key: Key) -> str:
+        nm = self.names.get(key, "-")
         if nm and nm != "-":
-            return f"lid {lid} {nm}"
-        start = self.starts.get(lid)
-        return f"lid {lid} ({start})" if start else f"lid {lid}"
+            return f"{self._bare(key)} {nm}"
+        start = self.starts.get(key)
+        return f"{self._bare(key)} ({start})" if start else self._bare(key)
 
     def _note_start(self, l: Lwp) -> None:
         """Remember where an LWP starts (its PC when it first runs, and the register
         a start trampoline passes the real function in), to label LWPs that never
         call _lwp_setname: Go names none of its Ms. Only raw values now: symbols
         are loaded at the end (loading them mid-run would stall a host-clock run)."""
-        if l.l_lid in self.start_regs or l.l_lid == self.pid:
+        key = (l.l_proc.p_pid, l.l_lid)
+        if key in self.start_regs or l.l_lid == l.l_proc.p_pid:
             return
         try:
             m = self.s.machine
             fn_reg = _TRAMP_FN_REG.get(m.abi.name)
             ids = [m.abi.pc_reg] + ([fn_reg()] if fn_reg is not None else [])
-            self.start_regs[l.l_lid] = tuple(m.regs_get(l, ids))
+            self.start_regs[key] = tuple(m.regs_get(l, ids))
         except Exception:          # (no saved context: only the label is lost)
-            self.start_regs[l.l_lid] = ()
+            self.start_regs[key] = ()
 
     def _name_starts(self) -> None:
         """lid -> the function it started in (seen through Go's lwp_tramp)."""
@@ -152,8 +162,8 @@ class Timeline:
             if nm:
                 self.starts[lid] = nm
 
-    def _instant(self, lid: int, t: int, name: str, args: dict | None = None) -> None:
-        ev = {"ph": "i", "s": "t", "cat": "lwp", "name": name, "pid": self.pid, "tid": lid,
+    def _instant(self, key: Key, t: int, name: str, args: dict | None = None) -> None:
+        ev = {"ph": "i", "s": "t", "cat": "lwp", "name": name, "pid": key[0], "tid": key[1],
               "ts": self._us(t)}
         if args:
             ev["args"] = args
@@ -164,9 +174,10 @@ class Timeline:
         t = data["t"]
         if t > self.t_last:
             self.t_last = t
-        lid = l.l_lid
+        lid = (l.l_proc.p_pid, l.l_lid)            # the LWP's key (see __init__)
         if lid not in self.names:
             self.names[lid] = lwp_name(l)
+            self.comms[lid[0]] = l.l_proc.p_comm.decode("latin-1")
         if kind == "run":
             self._note_start(l)
             cpu = data.get("cpu")
@@ -197,20 +208,21 @@ class Timeline:
         elif kind == "unpark":
             by = data.get("by")
             if by is not None:
-                self.pending_by[lid] = by
+                self.pending_by[lid] = (lid[0], by)
         elif kind == "wakeup":
             by = self.pending_by.pop(lid, None)
             if by is None:
-                by = waker_of(self.s, kind, l, data)
+                waker = waker_of(self.s, kind, l, data)
+                by = (lid[0], waker) if waker is not None else None
             self._close(lid, t)
             err = data.get("error", 0)
             if by is not None and by != lid:
                 self.flows += 1
                 fid = self.flows
                 self._emit({"ph": "s", "cat": "wakeup", "name": "wakeup", "id": fid,
-                            "pid": self.pid, "tid": by, "ts": self._us(t)})
+                            "pid": by[0], "tid": by[1], "ts": self._us(t)})
                 self._emit({"ph": "f", "bp": "e", "cat": "wakeup", "name": "wakeup", "id": fid,
-                            "pid": self.pid, "tid": lid, "ts": self._us(t)})
+                            "pid": lid[0], "tid": lid[1], "ts": self._us(t)})
             elif err == EWOULDBLOCK:
                 self._instant(lid, t, "timeout")
         elif kind == "suspend":
@@ -248,6 +260,11 @@ class Timeline:
             from syscalls.signals import signame
             sig = data.get("sig", 13)
             self._instant(lid, t, signame(sig), {"sig": sig})
+        elif kind == "exec":
+            self.comms[lid[0]] = l.l_proc.p_comm.decode("latin-1")
+            self._instant(lid, t, "exec", {"path": data.get("path", "")})
+        elif kind == "fork":
+            self._instant(lid, t, "fork", {"child": data.get("child", 0)})
         elif kind == "proc_exit":
             self._instant(lid, t, "process exit", {"status": data.get("status", 0),
                                                    "signal": data.get("signo", 0)})
@@ -262,32 +279,34 @@ class Timeline:
             self._close(lid, t_end)
         for cpu, (lid, _t0) in list(self.oncpu.items()):
             self._close(lid, t_end)
-        p = self.k.proc
-        comm = p.p_comm.decode("latin-1")
         meta: list[dict] = [
             {"ph": "M", "name": "process_name", "pid": self.cpu_pid, "args": {"name": "vCPUs"}},
             {"ph": "M", "name": "process_sort_index", "pid": self.cpu_pid,
              "args": {"sort_index": 0}},
-            {"ph": "M", "name": "process_name", "pid": self.pid,
-             "args": {"name": f"{comm} (pid {self.pid})"}},
-            {"ph": "M", "name": "process_sort_index", "pid": self.pid, "args": {"sort_index": 1}},
         ]
+        pids = [self.pid] + sorted(pid for pid in self.comms if pid != self.pid)
+        for i, pid in enumerate(pids):
+            meta.append({"ph": "M", "name": "process_name", "pid": pid,
+                         "args": {"name": f"{self.comms.get(pid, '?')} (pid {pid})"}})
+            meta.append({"ph": "M", "name": "process_sort_index", "pid": pid,
+                         "args": {"sort_index": 1 + i}})
         for cpu in range(self.k.ncpu):
             meta.append({"ph": "M", "name": "thread_name", "pid": self.cpu_pid, "tid": cpu,
                          "args": {"name": f"cpu{cpu}"}})
             meta.append({"ph": "M", "name": "thread_sort_index", "pid": self.cpu_pid,
                          "tid": cpu, "args": {"sort_index": cpu}})
         self._name_starts()
-        for lid in sorted(self.names):
-            meta.append({"ph": "M", "name": "thread_name", "pid": self.pid, "tid": lid,
-                         "args": {"name": self._label(lid)}})
-            meta.append({"ph": "M", "name": "thread_sort_index", "pid": self.pid, "tid": lid,
-                         "args": {"sort_index": lid}})
+        for key in sorted(self.names):
+            meta.append({"ph": "M", "name": "thread_name", "pid": key[0], "tid": key[1],
+                         "args": {"name": self._label(key)}})
+            meta.append({"ph": "M", "name": "thread_sort_index", "pid": key[0], "tid": key[1],
+                         "args": {"sort_index": key[1]}})
         for e in self.events:
             a = e.get("args")
-            if e.get("cat") == CAT_CPU and a and e["name"] == f"lid {a.get('lid')}" \
-                    and a.get("lid") in self.starts:
-                e["name"] = self._label(a["lid"])      # unnamed then: where it started
+            if e.get("cat") == CAT_CPU and a:
+                key = (a.get("pid"), a.get("lid"))
+                if e["name"] == self._bare(key) and key in self.starts:
+                    e["name"] = self._label(key)      # unnamed then: where it started
             if e["ph"] == "X" and a and isinstance(a.get("hint"), int):
                 label = self._sym(a["hint"]) if a["hint"] else "NULL"
                 a["hint"] = label

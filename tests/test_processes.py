@@ -167,3 +167,23 @@ def test_exec_multi_lwp_enoexec_e2big_epipe(arch: str) -> None:
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "exec'd alone: 1" in r.stdout
     assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+def test_timeline_has_a_process_row_per_process(tmp_path: Path) -> None:
+    """--timeline: every guest process is a process of the trace (its LWPs
+    below it), fork and exec are instant events."""
+    import json
+    prog = build_c("proc_pgrp")
+    out = tmp_path / "tl.json"
+    r = run_nbemu(prog, str(prog), opts=("--timeline", str(out)))
+    assert r.returncode == 0, r.stderr
+    events = json.loads(out.read_text())["traceEvents"]
+    procs = {e["pid"]: e["args"]["name"] for e in events if e.get("name") == "process_name"}
+    assert procs[100] == "proc_pgrp (pid 100)"
+    assert {101, 102, 103} <= set(procs), procs
+    forks = [e for e in events if e.get("name") == "fork"]
+    assert len(forks) == 8 and all(e["pid"] in procs for e in forks)
+    execs = [e for e in events if e.get("name") == "exec"]
+    assert execs and execs[0]["pid"] != 100
+    tracks = {(e["pid"], e["tid"]) for e in events if e.get("ph") == "X" and e["pid"] in procs}
+    assert (101, 101) in tracks and (100, 100) in tracks

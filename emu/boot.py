@@ -101,6 +101,7 @@ class Session:
             k.sched_log = []
         self.image = img
         self.path = path
+        m.on_child_crash = self._child_crash
         self._finishers: list = []       # called with the exit status at the end of run()
         if opts.stats:
             self._finishers.append(self._print_stats)
@@ -170,6 +171,14 @@ class Session:
                   file=sys.stderr)
             return 128 + p.p_xsig
         return p.p_xstat or 0
+
+    def _child_crash(self, l, sig: int) -> None:
+        """A process other than the first died of a fault or a core-dumping
+        signal: its crash report now (its parent sees WIFSIGNALED and goes on)."""
+        from .crash import crash_report
+        crash_report(self, sys.stderr)
+        print(f"nbemu: pid {l.l_proc.p_pid} killed by signal {sig} ({signame(sig)})",
+              file=sys.stderr)
 
     def _print_stats(self, status: int) -> None:
         import time

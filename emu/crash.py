@@ -23,17 +23,17 @@ def _lwp_line(l: Lwp) -> str:
             + (f"  last: {recent}" if recent else ""))
 
 
-def lwp_table(s, out: TextIO) -> None:
-    p = s.kernel.proc
+def lwp_table(s, out: TextIO, p=None) -> None:
+    p = p or s.kernel.proc
     print(f"LWPs of pid {p.p_pid}:", file=out)
     for l in sorted(p.p_lwps.values(), key=lambda x: x.l_lid):
         print(_lwp_line(l), file=out)
 
 
-def disassemble(s, pc: int, n: int = 6) -> list[str]:
+def disassemble(s, pc: int, n: int = 6, vm=None) -> list[str]:
     import capstone
     abi = s.machine.abi
-    vm = s.kernel.proc.p_vmspace
+    vm = vm or s.kernel.proc.p_vmspace
     code = vm.copyin(pc, 16 * n)
     if isinstance(code, int):
         return [f"  {pc:#x}: <unreadable>"]
@@ -53,7 +53,9 @@ def crash_report(s, out: TextIO) -> None:
     m = s.machine
     f = m.last_fault
     l = m.last_fault_lwp
-    print(f"nbemu: crash: lid {l.l_lid}: {f.what}", file=out)
+    p = l.l_proc
+    who = f"lid {l.l_lid}" if p is s.kernel.proc else f"pid {p.p_pid} lid {l.l_lid}"
+    print(f"nbemu: crash: {who}: {f.what}", file=out)
     if l.l_md is not None or l is m.loaded:
         names = [n for n, _ in m.abi.report_regs]
         vals = m.regs_get(l, [r for _, r in m.abi.report_regs])
@@ -61,9 +63,9 @@ def crash_report(s, out: TextIO) -> None:
         for i in range(0, len(names), 4):
             print("  " + "  ".join(f"{n:>7}={regs[n]:#018x}" for n in names[i:i + 4]), file=out)
         pc = m.regs_get(l, (m.abi.pc_reg,))[0]
-        for line in disassemble(s, pc):
+        for line in disassemble(s, pc, vm=p.p_vmspace):
             print(line, file=out)
-    lwp_table(s, out)
+    lwp_table(s, out, p)
 
 
 def deadlock_report(s, out: TextIO) -> None:

@@ -84,6 +84,7 @@ class Machine:
         self.internal_error: InternalError | None = None
         self.debugger = None                    # emu/gdbstub.GdbStub when -g is given
         self.rr = None                          # emu/record.Recorder / Replayer (--record/--replay)
+        self.on_child_crash = None              # (lwp, sig): a process other than the first dies
         self._batches: dict[tuple[int, ...], RegBatch] = {}
         self._in = RegBatch(abi.syscall_in_regs)
         self._out = RegBatch(abi.syscall_out_regs)
@@ -728,6 +729,11 @@ class Machine:
         if cur is None or cur.sig != sig:
             self.last_fault = GuestFault(sig, 0, 0, f"{signame(sig)} (core dumped)")
             self.last_fault_lwp = l
+        if l.l_proc is not self.kernel.proc and self.on_child_crash is not None:
+            # Another process dies of it: report now, while its image and
+            # registers exist (exit1 frees them); its parent goes on.
+            self.on_child_crash(l, sig)
+            self.last_fault = None
 
     def _host_stop(self) -> None:
         """The guest process is stopped by a signal (SIGSTOP, SIGTSTP, ...): so

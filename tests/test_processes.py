@@ -187,3 +187,15 @@ def test_timeline_has_a_process_row_per_process(tmp_path: Path) -> None:
     assert execs and execs[0]["pid"] != 100
     tracks = {(e["pid"], e["tid"]) for e in events if e.get("ph") == "X" and e["pid"] in procs}
     assert (101, 101) in tracks and (100, 100) in tracks
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm"])
+def test_child_fault_gets_a_crash_report(arch: str) -> None:
+    """A child killed by a fault: its crash report (its registers, its code),
+    the parent sees WIFSIGNALED(SIGSEGV) and nbemu exits with the parent's status."""
+    r = run_nbemu(build_c("proc_crash", arch))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.rstrip().endswith("PASS")
+    assert "nbemu: crash: pid 101 lid 101: write of unmapped address 0x10" in r.stderr
+    assert "LWPs of pid 101:" in r.stderr
+    assert "nbemu: pid 101 killed by signal 11 (SIGSEGV)" in r.stderr

@@ -188,6 +188,7 @@ class File:
         self.f_count = 0          # descriptor slots referring to this file
         self.name = name          # for mmap entry names, traces and F_GETPATH
         self.f_owner = 0          # F_SETOWN / FIOSETOWN (recorded only)
+        self.f_lockk: Any = None  # the kernel holding this file's flock lock (FHASLOCK)
 
     def fo_read(self, l: Lwp, uio: "Uio") -> int | Generator:
         return Errno.EOPNOTSUPP
@@ -327,6 +328,9 @@ def closef(fp: File) -> int:
     fp.f_count -= 1
     assert fp.f_count >= 0, fp
     if fp.f_count == 0:
+        if fp.f_flag & FHASLOCK and fp.f_lockk is not None:
+            from .vfs_lockf import lf_release, vnode_key
+            lf_release(fp.f_lockk, vnode_key(fp), fp)    # the open file's flock lock
         return fp.fo_close()
     return 0
 
@@ -342,6 +346,9 @@ def fd_close(p: Proc, fd: int) -> int:
         knote_fdclose(p, fd)
     fdp.fd_ofiles[fd] = None
     fdp.fd_exclose[fd] = False
+    if fp.f_type == DTYPE_VNODE and p.k is not None and p.k.lockf_state is not None:
+        from .vfs_lockf import lf_release, vnode_key
+        lf_release(p.k, vnode_key(fp), p)     # any close drops the process's POSIX locks
     return closef(fp)
 
 
@@ -454,29 +461,62 @@ def compat_100_sys_dup3(l: Lwp, a, retval: list[int]) -> int:
     return dodup(l, a[0], a[1], a[2], retval)
 
 
-def _fcntl_lock(l: Lwp, fd: int, cmd: int, argp: int) -> int:
-    """F_GETLK / F_SETLK / F_SETLKW: validated as NetBSD does, then granted
-    (nbemu runs one process: no other lock holder can exist)."""
-    vm = l.l_proc.p_vmspace
-    lay = FLOCK.on(l.l_proc.k.abi)
+def _fcntl_lock(l: Lwp, fd: int, cmd: int, argp: int) -> int | Generator:
+    """F_GETLK / F_SETLK / F_SETLKW (do_fcntl_lock + lf_advlock): the range from
+    l_whence/l_start/l_len, locks owned by the process (vfs_lockf.py)."""
+    from .vfs_lockf import F_UNLCK as _UN, lf_getlock, lf_setlock, vnode_key
+    p = l.l_proc
+    vm = p.p_vmspace
+    lay = FLOCK.on(p.k.abi)
     data = vm.copyin(argp, lay.size)
     if isinstance(data, int):
         return data
-    start, length, pid, ltype, whence = lay.unpack(data)
-    fp = fd_getfile(l.l_proc, fd)
+    start, length, _pid, ltype, whence = lay.unpack(data)
+    fp = fd_getfile(p, fd)
     if fp is None:
         return Errno.EBADF
     if fp.f_type != DTYPE_VNODE:
         return Errno.EINVAL
     if cmd in (F_SETLK, F_SETLKW):
-        if ltype == F_RDLCK:
-            return 0 if fp.f_flag & FREAD else Errno.EBADF
-        if ltype == F_WRLCK:
-            return 0 if fp.f_flag & FWRITE else Errno.EBADF
-        return 0 if ltype == F_UNLCK else Errno.EINVAL
+        if ltype == F_RDLCK and not fp.f_flag & FREAD:
+            return Errno.EBADF
+        if ltype == F_WRLCK and not fp.f_flag & FWRITE:
+            return Errno.EBADF
     if ltype not in (F_RDLCK, F_WRLCK, F_UNLCK):
         return Errno.EINVAL
-    return vm.copyout(lay.pack(start, length, pid, F_UNLCK, whence), argp)
+    # lf_advlock's range: whence, then the sign of l_len; end -1 is "to EOF".
+    if whence == SEEK_CUR:
+        cur = fp.fo_seek(0, SEEK_CUR)
+        start += max(cur, 0)
+    elif whence == SEEK_END:
+        try:
+            start += os.fstat(fp.hostfd).st_size   # type: ignore[attr-defined]
+        except (OSError, AttributeError):
+            return Errno.EINVAL
+    elif whence != SEEK_SET:
+        return Errno.EINVAL
+    if start < 0:
+        return Errno.EINVAL
+    if length == 0:
+        end = -1
+    elif length > 0:
+        end = start + length - 1
+    else:
+        if start + length < 0:
+            return Errno.EINVAL
+        start, end = start + length, start - 1
+    key = vnode_key(fp)
+    if key is None:
+        return Errno.EINVAL
+    if cmd == F_GETLK:
+        blk = lf_getlock(p.k, key, p, ltype, start, end) if ltype != _UN else None
+        if blk is None:
+            out = lay.pack(start, length, _pid, F_UNLCK, whence)
+        else:
+            n = 0 if blk.lf_end == -1 else blk.lf_end - blk.lf_start + 1
+            out = lay.pack(blk.lf_start, n, blk.lf_pid, blk.lf_type, SEEK_SET)
+        return vm.copyout(out, argp)
+    return lf_setlock(l, key, p, ltype, start, end, cmd == F_SETLKW, False)
 
 
 @syscall(92, "fcntl")
@@ -581,21 +621,30 @@ def sys___fstat50(l: Lwp, a, retval: list[int]) -> int:
 
 
 @syscall(131, "flock")
-def sys_flock(l: Lwp, a, retval: list[int]) -> int:
-    """Advisory locks are granted at once (no other process can hold one)."""
+def sys_flock(l: Lwp, a, retval: list[int]) -> int | Generator:
+    """A whole-file lock owned by the open file (vfs_lockf.py): LOCK_SH/LOCK_EX
+    wait for other owners unless LOCK_NB (EWOULDBLOCK), LOCK_UN drops it."""
+    from .vfs_lockf import F_UNLCK as _UN, lf_setlock, vnode_key
     fp = fd_getfile(l.l_proc, a.fd)
     if fp is None:
         return Errno.EBADF
     if fp.f_type != DTYPE_VNODE:
         return Errno.EOPNOTSUPP
     how = a.how & ~LOCK_NB
+    key = vnode_key(fp)
     if how == LOCK_UN:
         fp.f_flag &= ~FHASLOCK
-        return 0
+        if key is None:
+            return 0
+        return lf_setlock(l, key, fp, _UN, 0, -1, False, True)
     if how not in (LOCK_EX, LOCK_SH):
         return Errno.EINVAL
+    if key is None:
+        return Errno.EOPNOTSUPP
     fp.f_flag |= FHASLOCK
-    return 0
+    fp.f_lockk = l.l_proc.k
+    return lf_setlock(l, key, fp, F_WRLCK if how == LOCK_EX else F_RDLCK, 0, -1,
+                      not a.how & LOCK_NB, True)
 
 
 @syscall(416, "__posix_fadvise50")

@@ -91,6 +91,7 @@ class Kernel:
         # uipc_sem.KsemState, sys_mqueue.MqState; the bounded u-area arena.
         self.ksem_state: Any = None
         self.mqueue_state: Any = None
+        self.lockf_state: Any = None             # vfs_lockf.LockfState (record locks)
         from .kern_lwp import UareaArena
         self.uarea_arena = UareaArena()
 

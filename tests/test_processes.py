@@ -199,3 +199,12 @@ def test_child_fault_gets_a_crash_report(arch: str) -> None:
     assert "nbemu: crash: pid 101 lid 101: write of unmapped address 0x10" in r.stderr
     assert "LWPs of pid 101:" in r.stderr
     assert "nbemu: pid 101 killed by signal 11 (SIGSEGV)" in r.stderr
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_record_locks_between_processes(arch: str, tmp_path: Path) -> None:
+    """fcntl locks (EAGAIN, F_GETLK's holder, F_SETLKW waits, close drops them,
+    EDEADLK for a cycle) and flock (per open file) between processes."""
+    r = run_nbemu(build_c("proc_lock", arch), str(tmp_path / "f"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout

@@ -1,0 +1,240 @@
+"""COMPAT_50: the time calls of programs built on NetBSD 5 (before time_t
+became 64-bit everywhere in 6.0), as sys/compat/common/kern_time_50.c,
+kern_select_50.c and kern_50.c serve them: the same work as the NetBSD 10
+call, with NetBSD 5's structures (compat/sys/time_types.h):
+
+  struct timeval50  { long tv_sec; long tv_usec; }
+  struct timespec50 { int32_t tv_sec; long tv_nsec; }
+  struct itimerval50, struct rusage50: built on timeval50.
+
+Values are narrowed as the C conversions narrow them (timespec_to_timespec50
+truncates tv_sec to 32 bits). The compat rows already served elsewhere:
+wait4 (kern_exit), __sigtimedwait (sys_sig), kevent (kern_event), _lwp_park
+(sys_lwp). A NetBSD 7-9 libc never makes these calls itself: its own compat
+symbols convert and call the __*50 numbers; static programs linked on
+NetBSD 5 do.
+"""
+from __future__ import annotations
+
+from typing import Generator
+
+from .cstruct import ITIMERVAL, ITIMERVAL50, RUSAGE, RUSAGE50, TIMESPEC50, TIMEVAL50
+from .errno import Errno, KernErrno
+from .kern_sleepq import kpause
+from .lwp import Lwp
+from .table import syscall
+
+ERESTART = int(KernErrno.ERESTART)
+CLOCK_MONOTONIC = 3
+ITIMER_PROF = 2                     # NetBSD 5 had no ITIMER_MONOTONIC
+RUSAGE_SELF, RUSAGE_CHILDREN = 0, -1
+
+
+def _long(v: int, word_size: int) -> int:
+    """(long)v on the port: wraps to 32 bits on ILP32."""
+    bits = 8 * word_size
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def _int32(v: int) -> int:
+    return _long(v, 4)
+
+
+def _timespec50(l: Lwp, ns: int) -> bytes:
+    """timespec_to_timespec50 of a nanosecond count."""
+    abi = l.l_proc.k.abi
+    return TIMESPEC50.on(abi).pack(_int32(ns // 10**9), ns % 10**9)
+
+
+def _copyin_timespec50(l: Lwp, va: int) -> tuple[int, int] | int:
+    lay = TIMESPEC50.on(l.l_proc.k.abi)
+    data = l.l_proc.p_vmspace.copyin(va, lay.size)
+    if isinstance(data, int):
+        return data
+    return lay.unpack(data)
+
+
+def _tv50(ws: int, sec: int, usec: int) -> tuple[int, int]:
+    return _long(sec, ws), _long(usec, ws)
+
+
+# -- clocks (kern_time_50.c) ---------------------------------------------------------------
+@syscall(116, "compat_50_gettimeofday")
+def compat_50_sys_gettimeofday(l: Lwp, a, retval: list[int]) -> int:
+    p = l.l_proc
+    vm = p.p_vmspace
+    if a.tp:
+        ns = p.k.clock.realtime_ns()
+        tv = TIMEVAL50.on(p.k.abi).pack(*_tv50(p.k.abi.word_size, ns // 10**9,
+                                               (ns % 10**9) // 1000))
+        error = vm.copyout(tv, a.tp)
+        if error:
+            return error
+    if a.tzp:                               # struct timezone: no kernel notion, zeros
+        return vm.copyout(bytes(8), a.tzp)
+    return 0
+
+
+@syscall(232, "compat_50_clock_gettime")
+def compat_50_sys_clock_gettime(l: Lwp, a, retval: list[int]) -> int:
+    from .sys_lwp import clock_gettime1
+    error, ns = clock_gettime1(l, a.clock_id)
+    if error:
+        return error
+    return l.l_proc.p_vmspace.copyout(_timespec50(l, ns), a.tp)
+
+
+@syscall(234, "compat_50_clock_getres")
+def compat_50_sys_clock_getres(l: Lwp, a, retval: list[int]) -> int:
+    from .kern_time import clock_ns
+    if clock_ns(l.l_proc.k, a.clock_id) is None:
+        return Errno.EINVAL
+    if not a.tp:
+        return 0
+    return l.l_proc.p_vmspace.copyout(_timespec50(l, 1), a.tp)
+
+
+@syscall(240, "compat_50_nanosleep")
+def compat_50_sys_nanosleep(l: Lwp, a, retval: list[int]) -> Generator:
+    """nanosleep1 on CLOCK_MONOTONIC; the time left goes out as a timespec50
+    when asked for, also after EINTR."""
+    k = l.l_proc.k
+    ts = _copyin_timespec50(l, a.rqtp)
+    if isinstance(ts, int):
+        return ts
+    sec, nsec = ts
+    if nsec < 0 or nsec >= 10**9 or sec < 0:
+        return Errno.EINVAL
+    ns = sec * 10**9 + nsec
+    start = k.clock.monotonic_ns()
+    error = (yield from kpause(k, l, "nanoslp", True, ns)) if ns > 0 else Errno.EWOULDBLOCK
+    if error == Errno.EWOULDBLOCK:
+        error = 0
+    if error == ERESTART:
+        error = Errno.EINTR                 # nanosleep is never restarted
+    if not a.rmtp or error not in (0, Errno.EINTR):
+        return error
+    left = max(0, ns - (k.clock.monotonic_ns() - start)) if error else 0
+    return l.l_proc.p_vmspace.copyout(_timespec50(l, left), a.rmtp) or error
+
+
+# -- interval timers ------------------------------------------------------------------------
+def _itimerval50(l: Lwp, which: int) -> bytes:
+    """dogetitimer, then itimerval_to_itimerval50."""
+    from .kern_time import _itimer_value, _itimers
+    p = l.l_proc
+    abi = p.k.abi
+    vals = ITIMERVAL.on(abi).unpack(_itimer_value(p.k, _itimers(p).get(which)))
+    return ITIMERVAL50.on(abi).pack(*(_long(v, abi.word_size) for v in vals))
+
+
+@syscall(86, "compat_50_getitimer")
+def compat_50_sys_getitimer(l: Lwp, a, retval: list[int]) -> int:
+    from .kern_time import ITIMER_MONOTONIC
+    if not 0 <= a.which <= ITIMER_MONOTONIC:      # dogetitimer's bound
+        return Errno.EINVAL
+    return l.l_proc.p_vmspace.copyout(_itimerval50(l, a.which), a.itv)
+
+
+@syscall(83, "compat_50_setitimer")
+def compat_50_sys_setitimer(l: Lwp, a, retval: list[int]) -> int:
+    """(u_int)which > ITIMER_PROF is EINVAL; the new value is copied in, the
+    old one out (compat getitimer), then dosetitimer checks and arms."""
+    from .kern_time import Itimer, _itimer_fire, _itimerfix, _itimers
+    p = l.l_proc
+    k = p.k
+    which = a.which
+    if not 0 <= which <= ITIMER_PROF:
+        return Errno.EINVAL
+    vm = p.p_vmspace
+    new = None
+    if a.itv:
+        lay = ITIMERVAL50.on(k.abi)
+        data = vm.copyin(a.itv, lay.size)
+        if isinstance(data, int):
+            return data
+        new = lay.unpack(data)
+    if a.oitv:
+        error = vm.copyout(_itimerval50(l, which), a.oitv)
+        if error:
+            return error
+    if new is None:
+        return 0
+    iv, val = _itimerfix(new[0], new[1]), _itimerfix(new[2], new[3])
+    if iv is None or val is None:
+        return Errno.EINVAL
+    timers = _itimers(p)
+    cur = timers.pop(which, None)
+    if cur is not None:
+        k.callout.stop(cur.callout)
+    value_ns = val[0] * 10**9 + val[1] * 1000
+    if value_ns:
+        it = Itimer(which, k.clock.monotonic_ns() + value_ns, iv[0] * 10**9 + iv[1] * 1000)
+        it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
+        timers[which] = it
+        k.platform.request_stop()           # cut the running slice in time for it
+    return 0
+
+
+# -- resources (kern_50.c / kern_time_50.c) -----------------------------------------------------
+@syscall(117, "compat_50_getrusage")
+def compat_50_sys_getrusage(l: Lwp, a, retval: list[int]) -> int:
+    from .kern_resource import rusage_self
+    p = l.l_proc
+    abi = p.k.abi
+    if a.who == RUSAGE_SELF:
+        vals = RUSAGE.on(abi).unpack(rusage_self(p))
+    elif a.who == RUSAGE_CHILDREN:
+        vals = RUSAGE.on(abi).unpack(bytes(RUSAGE.on(abi).size))     # no children
+    else:
+        return Errno.EINVAL
+    return p.p_vmspace.copyout(
+        RUSAGE50.on(abi).pack(*(_long(v, abi.word_size) for v in vals)), a.rusage)
+
+
+# -- select / pselect / pollts (kern_select_50.c) ------------------------------------------------
+@syscall(93, "compat_50_select")
+def compat_50_sys_select(l: Lwp, a, retval: list[int]) -> Generator:
+    from .sys_select import selcommon
+    ts = None
+    if a.tv:
+        lay = TIMEVAL50.on(l.l_proc.k.abi)
+        data = l.l_proc.p_vmspace.copyin(a.tv, lay.size)
+        if isinstance(data, int):
+            return data
+        sec, usec = lay.unpack(data)
+        ts = (sec, usec * 1000)
+    return (yield from selcommon(l, retval, a.nd, getattr(a, "in"), a.ou, a.ex, ts, None))
+
+
+def _ts50_mask(l: Lwp, tsp: int, maskp: int) -> tuple | int:
+    from .sys_select import _copyin_sigmask
+    ts = mask = None
+    if tsp:
+        ts = _copyin_timespec50(l, tsp)
+        if isinstance(ts, int):
+            return ts
+    if maskp:
+        mask = _copyin_sigmask(l, maskp)
+        if isinstance(mask, int):
+            return mask
+    return ts, mask
+
+
+@syscall(373, "compat_50_pselect")
+def compat_50_sys_pselect(l: Lwp, a, retval: list[int]) -> Generator:
+    from .sys_select import selcommon
+    got = _ts50_mask(l, a.ts, a.mask)
+    if isinstance(got, int):
+        return got
+    return (yield from selcommon(l, retval, a.nd, getattr(a, "in"), a.ou, a.ex, *got))
+
+
+@syscall(374, "compat_50_pollts")
+def compat_50_sys_pollts(l: Lwp, a, retval: list[int]) -> Generator:
+    from .sys_select import pollcommon
+    got = _ts50_mask(l, a.ts, a.mask)
+    if isinstance(got, int):
+        return got
+    return (yield from pollcommon(l, retval, a.fds, a.nfds, *got))

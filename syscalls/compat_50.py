@@ -238,3 +238,58 @@ def compat_50_sys_pollts(l: Lwp, a, retval: list[int]) -> Generator:
     if isinstance(got, int):
         return got
     return (yield from pollcommon(l, retval, a.fds, a.nfds, *got))
+
+
+# -- file times (vfs_syscalls_50.c) ----------------------------------------------------------------
+def _copyin_times50(l: Lwp, tptr: int) -> tuple[int, int] | int:
+    """Two timeval50s (access, modification) in nanoseconds; NULL: both now.
+    A microsecond count outside 0..999999 is EINVAL, as for __utimes50."""
+    p = l.l_proc
+    if not tptr:
+        now = p.k.clock.realtime_ns()
+        return now, now
+    lay = TIMEVAL50.on(p.k.abi)
+    data = p.p_vmspace.copyin(tptr, 2 * lay.size)
+    if isinstance(data, int):
+        return data
+    out = []
+    for i in range(2):
+        sec, usec = lay.unpack_from(data, i * lay.size)
+        if not 0 <= usec < 10**6:
+            return Errno.EINVAL
+        out.append(sec * 10**9 + usec * 1000)
+    return out[0], out[1]
+
+
+def _utimes50_path(l: Lwp, path_va: int, tptr: int, follow: bool) -> int:
+    from .vfs_syscalls import _lookup, _utimes
+    from .vfs_lookup import AT_FDCWD
+    times = _copyin_times50(l, tptr)
+    if isinstance(times, int):
+        return times
+    nd = _lookup(l, AT_FDCWD, path_va, follow)
+    if isinstance(nd, int):
+        return nd
+    return _utimes(nd.ni_host, times, follow)
+
+
+@syscall(138, "compat_50_utimes")
+def compat_50_sys_utimes(l: Lwp, a, retval: list[int]) -> int:
+    return _utimes50_path(l, a.path, a.tptr, True)
+
+
+@syscall(276, "compat_50_lutimes")
+def compat_50_sys_lutimes(l: Lwp, a, retval: list[int]) -> int:
+    return _utimes50_path(l, a.path, a.tptr, False)
+
+
+@syscall(206, "compat_50_futimes")
+def compat_50_sys_futimes(l: Lwp, a, retval: list[int]) -> int:
+    from .vfs_syscalls import _utimes, fd_getvnode
+    times = _copyin_times50(l, a.tptr)
+    if isinstance(times, int):
+        return times
+    fp = fd_getvnode(l.l_proc, a.fd)
+    if isinstance(fp, int):
+        return fp
+    return _utimes(fp.hostfd, times, True)

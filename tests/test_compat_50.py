@@ -192,3 +192,38 @@ def test_select_pselect_pollts(env) -> None:
     assert err(l, "compat_50_pollts", buf + 0x300, 1, BAD, 0) == Errno.EFAULT
     assert err(l, "compat_50_pollts", buf + 0x300, 1, buf + 0x100, BAD) == Errno.EFAULT
     assert err(l, "compat_50_pollts", BAD, 1, buf + 0x100, 0) == Errno.EFAULT
+
+
+def test_utimes_family(env, tmp_path) -> None:
+    import os
+    k, l, buf = env
+    vm = l.l_proc.p_vmspace
+    (tmp_path / "f").write_bytes(b"x")
+    os.symlink("f", tmp_path / "ln")
+    lay = TIMEVAL50.on(k.abi)
+    vm.copyout(b"/f\0", buf)
+    vm.copyout(b"/ln\0", buf + 0x10)
+    vm.copyout(lay.pack(1000, 5) + lay.pack(2000, 7), buf + 0x100)
+    ok(l, "compat_50_utimes", buf, buf + 0x100)
+    st = os.stat(tmp_path / "f")
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1000 * 10**9 + 5000, 2000 * 10**9 + 7000)
+    vm.copyout(lay.pack(3000, 0) + lay.pack(4000, 0), buf + 0x100)
+    ok(l, "compat_50_lutimes", buf + 0x10, buf + 0x100)            # the link itself
+    assert os.lstat(tmp_path / "ln").st_mtime_ns == 4000 * 10**9
+    assert os.stat(tmp_path / "f").st_mtime_ns == 2000 * 10**9 + 7000    # not followed
+    fd = ok(l, "open", buf, 2, 0)[0]
+    vm.copyout(lay.pack(5000, 0) + lay.pack(6000, 999_999), buf + 0x100)
+    ok(l, "compat_50_futimes", fd, buf + 0x100)
+    assert os.stat(tmp_path / "f").st_mtime_ns == 6000 * 10**9 + 999_999_000
+    ok(l, "compat_50_utimes", buf, 0)                                 # NULL: now
+    assert os.stat(tmp_path / "f").st_mtime_ns > 6000 * 10**9 + 999_999_000
+    vm.copyout(lay.pack(1, 10**6) + lay.pack(1, 0), buf + 0x100)
+    assert err(l, "compat_50_utimes", buf, buf + 0x100) == Errno.EINVAL
+    assert err(l, "compat_50_futimes", fd, buf + 0x100) == Errno.EINVAL
+    assert err(l, "compat_50_utimes", buf, BAD) == Errno.EFAULT
+    assert err(l, "compat_50_utimes", BAD, 0) == Errno.EFAULT
+    vm.copyout(b"/nope\0", buf + 0x20)
+    assert err(l, "compat_50_utimes", buf + 0x20, 0) == Errno.ENOENT
+    assert err(l, "compat_50_lutimes", buf + 0x20, 0) == Errno.ENOENT
+    assert err(l, "compat_50_futimes", 99, 0) == Errno.EBADF
+    assert err(l, "compat_50_futimes", fd, BAD) == Errno.EFAULT

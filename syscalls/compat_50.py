@@ -25,7 +25,6 @@ from .lwp import Lwp
 from .table import syscall
 
 ERESTART = int(KernErrno.ERESTART)
-CLOCK_MONOTONIC = 3
 ITIMER_PROF = 2                     # NetBSD 5 had no ITIMER_MONOTONIC
 RUSAGE_SELF, RUSAGE_CHILDREN = 0, -1
 

@@ -292,3 +292,26 @@ def compat_50_sys_futimes(l: Lwp, a, retval: list[int]) -> int:
     if isinstance(fp, int):
         return fp
     return _utimes(fp.hostfd, times, True)
+
+
+# -- message queues with an absolute timeout (sys_mqueue.c's compat_50 entries) -----------------
+def _abs_timeout50(l: Lwp, va: int) -> tuple[int, int] | None | int:
+    return _copyin_timespec50(l, va) if va else None
+
+
+@syscall(265, "compat_50_mq_timedsend")
+def compat_50_sys_mq_timedsend(l: Lwp, a, retval: list[int]) -> Generator:
+    from .sys_mqueue import mq_send1
+    ts = _abs_timeout50(l, a.abs_timeout)
+    if isinstance(ts, int):
+        return ts
+    return (yield from mq_send1(l, a.mqdes, a.msg_ptr, a.msg_len, a.msg_prio, ts))
+
+
+@syscall(266, "compat_50_mq_timedreceive")
+def compat_50_sys_mq_timedreceive(l: Lwp, a, retval: list[int]) -> Generator:
+    from .sys_mqueue import mq_recv1
+    ts = _abs_timeout50(l, a.abs_timeout)
+    if isinstance(ts, int):
+        return ts
+    return (yield from mq_recv1(l, a.mqdes, a.msg_ptr, a.msg_len, a.msg_prio, ts, retval))

@@ -265,3 +265,38 @@ def test_garbage_arguments_give_errnos(env) -> None:
                 continue          # these may sleep; their errnos are tested above
             e = err(l, name, *args)
             assert e == 0 or e in E._value2member_map_, (name, args, e)
+
+
+def test_mq_timed_calls_with_timespec50(env) -> None:
+    """compat_50_mq_timedsend / _timedreceive: the absolute timeout as a timespec50."""
+    from syscalls.cstruct import LONG
+    from tests.test_mqueue import put
+    k, l, buf = env
+    vm = l.l_proc.p_vmspace
+    lay = TIMESPEC50.on(k.abi)
+    vm.copyout(b"/q\0", buf + 0x800)
+    vm.copyout(b"".join(LONG.on(k.abi).pack(v) for v in (0, 1, 8, 0)), buf + 0x900)  # mq_attr
+    q = ok(l, "mq_open", buf + 0x800, 0x202, 0o600, buf + 0x900)[0]    # O_RDWR | O_CREAT
+    ts = buf + 0x400
+    args = (q, buf + 0x2000, 8, 0)
+    vm.copyout(lay.pack(0, 10**9), ts)
+    assert err(l, "compat_50_mq_timedreceive", *args, ts) == Errno.EINVAL   # it would wait
+    assert err(l, "compat_50_mq_timedreceive", *args, BAD) == Errno.EFAULT
+    vm.copyout(lay.pack(1, 0), ts)                                    # long past
+    assert err(l, "compat_50_mq_timedreceive", *args, ts) == Errno.ETIMEDOUT
+    now = k.clock.realtime_ns() + 50_000_000
+    vm.copyout(lay.pack(now // 10**9, now % 10**9), ts)
+    gen, _ = call(l, "compat_50_mq_timedreceive", *args, ts)
+    assert hasattr(gen, "send")
+    k.clock.wait_until(k.clock.monotonic_ns() + 60_000_000)
+    k.run_callouts()
+    assert _resume(k, l, gen) == Errno.ETIMEDOUT
+    put(l, buf + 0x1000, b"m")
+    sargs = (q, buf + 0x1000, 1, 2)
+    assert ok(l, "compat_50_mq_timedsend", *sargs, 0) == [0, 0]           # room: no wait
+    vm.copyout(lay.pack(0, -1), ts)
+    assert err(l, "compat_50_mq_timedsend", *sargs, ts) == Errno.EINVAL   # full: it would wait
+    assert err(l, "compat_50_mq_timedsend", *sargs, BAD) == Errno.EFAULT
+    e, rv = call(l, "compat_50_mq_timedreceive", q, buf + 0x2000, 8, buf + 0x3000, ts)
+    assert e == 0 and rv[0] == 1 and vm.copyin(buf + 0x2000, 1) == b"m"
+    assert struct.unpack("<I", vm.copyin(buf + 0x3000, 4))[0] == 2

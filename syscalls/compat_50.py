@@ -315,3 +315,49 @@ def compat_50_sys_mq_timedreceive(l: Lwp, a, retval: list[int]) -> Generator:
     if isinstance(ts, int):
         return ts
     return (yield from mq_recv1(l, a.mqdes, a.msg_ptr, a.msg_len, a.msg_prio, ts, retval))
+
+
+# -- struct stat30 (vfs_syscalls_50.c: cvtstat) ------------------------------------------------------
+def _stat30(l: Lwp, st) -> bytes:
+    """cvtstat: NetBSD 10's stat (an NbStat) in NetBSD 3-5's layout: device
+    numbers cut to 32 bits, times as timespec50s."""
+    from .cstruct import STAT30
+    ts: list[int] = []
+    for ns in (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_birthtime_ns):
+        ts += (_int32(ns // 10**9), ns % 10**9)
+    return STAT30.on(l.l_proc.k.abi).pack(
+        st.st_dev & 0xFFFFFFFF, st.st_mode, st.st_ino, st.st_nlink & 0xFFFFFFFF, st.st_uid,
+        st.st_gid, st.st_rdev & 0xFFFFFFFF, *ts, st.st_size, st.st_blocks, st.st_blksize,
+        st.st_flags, st.st_gen, 0, 0)
+
+
+def _stat30_path(l: Lwp, path_va: int, ub: int, follow: bool) -> int:
+    from .kern_descrip import stat_from_host
+    from .vfs_lookup import AT_FDCWD
+    from .vfs_syscalls import _lookup
+    nd = _lookup(l, AT_FDCWD, path_va, follow)
+    if isinstance(nd, int):
+        return nd
+    return l.l_proc.p_vmspace.copyout(_stat30(l, stat_from_host(nd.ni_st)), ub)
+
+
+@syscall(387, "compat_50___stat30")
+def compat_50_sys___stat30(l: Lwp, a, retval: list[int]) -> int:
+    return _stat30_path(l, a.path, a.ub, True)
+
+
+@syscall(389, "compat_50___lstat30")
+def compat_50_sys___lstat30(l: Lwp, a, retval: list[int]) -> int:
+    return _stat30_path(l, a.path, a.ub, False)
+
+
+@syscall(388, "compat_50___fstat30")
+def compat_50_sys___fstat30(l: Lwp, a, retval: list[int]) -> int:
+    from .kern_descrip import fd_getfile
+    fp = fd_getfile(l.l_proc, a.fd)
+    if fp is None:
+        return Errno.EBADF
+    st = fp.fo_stat(l)
+    if isinstance(st, int):
+        return st
+    return l.l_proc.p_vmspace.copyout(_stat30(l, st), a.sb)

@@ -140,6 +140,14 @@ STAT = CStruct("stat", [
     (TIMESPEC, "st_atim"), (TIMESPEC, "st_mtim"), (TIMESPEC, "st_ctim"), (TIMESPEC, "st_birthtim"),
     ("off_t", "st_size"), ("blkcnt_t", "st_blocks"), ("blksize_t", "st_blksize"),
     ("uint32", "st_flags"), ("uint32", "st_gen"), ("uint32", "st_spare", 2)])
+# compat_50: NetBSD 3-5's struct stat (compat/sys/stat.h): 32-bit device numbers, timespec50s.
+STAT30 = CStruct("stat30", [
+    ("uint32", "st_dev"), ("mode_t", "st_mode"), ("ino_t", "st_ino"), ("nlink_t", "st_nlink"),
+    ("uid_t", "st_uid"), ("gid_t", "st_gid"), ("uint32", "st_rdev"),
+    (TIMESPEC50, "st_atimespec"), (TIMESPEC50, "st_mtimespec"), (TIMESPEC50, "st_ctimespec"),
+    (TIMESPEC50, "st_birthtimespec"),
+    ("off_t", "st_size"), ("blkcnt_t", "st_blocks"), ("blksize_t", "st_blksize"),
+    ("uint32", "st_flags"), ("uint32", "st_gen"), ("uint32", "st_spare", 2)])
 FLOCK = CStruct("flock", [("off_t", "l_start"), ("off_t", "l_len"), ("pid_t", "l_pid"),
                           ("short", "l_type"), ("short", "l_whence")])
 IOVEC = CStruct("iovec", [("ptr", "iov_base"), ("size_t", "iov_len")])

@@ -241,7 +241,8 @@ COMPAT_CALLS = ["__statvfs190", "__fstatvfs190", "__getvfsstat90", "__fhstatvfs1
                 "compat_50_getitimer", "compat_50_setitimer", "compat_50_getrusage",
                 "compat_50_select", "compat_50_pselect", "compat_50_pollts", "compat_50_utimes",
                 "compat_50_lutimes", "compat_50_futimes", "compat_13_sigprocmask13",
-                "compat_13_sigpending13"]
+                "compat_13_sigpending13", "compat_50___stat30", "compat_50___lstat30",
+                "compat_50___fstat30"]
 
 
 def test_garbage_arguments_give_errnos(env) -> None:
@@ -300,3 +301,42 @@ def test_mq_timed_calls_with_timespec50(env) -> None:
     e, rv = call(l, "compat_50_mq_timedreceive", q, buf + 0x2000, 8, buf + 0x3000, ts)
     assert e == 0 and rv[0] == 1 and vm.copyin(buf + 0x2000, 1) == b"m"
     assert struct.unpack("<I", vm.copyin(buf + 0x3000, 4))[0] == 2
+
+
+def test_stat30_family(env, tmp_path) -> None:
+    """__stat30 / __lstat30 / __fstat30: NetBSD 10's stat in NetBSD 3-5's layout."""
+    import os
+    from syscalls.cstruct import STAT, STAT30
+    k, l, buf = env
+    vm = l.l_proc.p_vmspace
+    (tmp_path / "f").write_bytes(b"12345")
+    os.symlink("f", tmp_path / "ln")
+    os.utime(tmp_path / "f", ns=(1_000_000_123, 2_000_000_456))
+    vm.copyout(b"/f\0", buf)
+    vm.copyout(b"/ln\0", buf + 0x10)
+    ok(l, "compat_50___stat30", buf, buf + 0x100)
+    ok(l, "__stat50", buf, buf + 0x400)
+    old = _get(l, STAT30, buf + 0x100)
+    new = _get(l, STAT, buf + 0x400)
+    assert old[0] == new[0] & 0xFFFFFFFF and old[1:6] == new[1:6]        # dev .. gid
+    assert old[7:9] == (1, 123) and old[9:11] == (2, 456)                # atime, mtime
+    assert old[15] == 5 and old[15:] == new[15:]                         # size .. spare
+    assert STAT30.on(k.abi).size == (136 if k.abi.word_size == 8 else 100)   # zig-checked
+    ok(l, "compat_50___lstat30", buf + 0x10, buf + 0x100)
+    assert _get(l, STAT30, buf + 0x100)[1] & 0o170000 == 0o120000        # the link
+    ok(l, "compat_50___stat30", buf + 0x10, buf + 0x100)
+    assert _get(l, STAT30, buf + 0x100)[1] & 0o170000 == 0o100000        # followed
+    fd = ok(l, "open", buf, 0, 0)[0]
+    ok(l, "compat_50___fstat30", fd, buf + 0x200)
+    assert _get(l, STAT30, buf + 0x200)[:16] == _get(l, STAT30, buf + 0x100)[:16]
+    ok(l, "pipe2", buf + 0x300, 0)
+    rfd = struct.unpack("<i", vm.copyin(buf + 0x300, 4))[0]
+    ok(l, "compat_50___fstat30", rfd, buf + 0x200)
+    assert _get(l, STAT30, buf + 0x200)[1] & 0o170000 == 0o010000        # a FIFO
+    vm.copyout(b"/nope\0", buf + 0x20)
+    assert err(l, "compat_50___stat30", buf + 0x20, buf + 0x100) == Errno.ENOENT
+    assert err(l, "compat_50___lstat30", buf + 0x20, buf + 0x100) == Errno.ENOENT
+    assert err(l, "compat_50___stat30", BAD, buf + 0x100) == Errno.EFAULT
+    assert err(l, "compat_50___stat30", buf, BAD) == Errno.EFAULT
+    assert err(l, "compat_50___fstat30", 99, buf + 0x100) == Errno.EBADF
+    assert err(l, "compat_50___fstat30", fd, BAD) == Errno.EFAULT

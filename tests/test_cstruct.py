@@ -27,6 +27,7 @@ C_NAMES = {
     "LONG": "long", "FSID": "fsid_t", "STATVFS": "struct statvfs",
     "STATVFS90": "struct statvfs90", "TIMEVAL50": "struct timeval50",
     "ITIMERVAL50": "struct itimerval50", "RUSAGE50": "struct rusage50",
+    "STAT30": "struct stat30", "TIMESPEC50": "struct timespec50",
 }
 # Members whose C name differs (a union or macro in the header).
 C_MEMBER = {("SIGACTION", "sa_handler"): "_sa_u"}
@@ -61,6 +62,21 @@ struct statvfs90 {
 };
 struct timeval50 { long tv_sec; long tv_usec; };
 struct itimerval50 { struct timeval50 it_interval, it_value; };
+struct timespec50 { int32_t tv_sec; long tv_nsec; };
+struct stat30 {
+	uint32_t st_dev;
+	mode_t st_mode;
+	ino_t st_ino;
+	nlink_t st_nlink;
+	uid_t st_uid;
+	gid_t st_gid;
+	uint32_t st_rdev;
+	struct timespec50 st_atimespec, st_mtimespec, st_ctimespec, st_birthtimespec;
+	off_t st_size;
+	blkcnt_t st_blocks;
+	blksize_t st_blksize;
+	uint32_t st_flags, st_gen, st_spare[2];
+};
 struct rusage50 {
 	struct timeval50 ru_utime, ru_stime;
 	long ru_maxrss, ru_ixrss, ru_idrss, ru_isrss, ru_minflt, ru_majflt, ru_nswap,

@@ -1,11 +1,17 @@
-"""COMPAT_50: the time calls of programs built on NetBSD 5 (before time_t
-became 64-bit everywhere in 6.0), as sys/compat/common/kern_time_50.c,
-kern_select_50.c and kern_50.c serve them: the same work as the NetBSD 10
-call, with NetBSD 5's structures (compat/sys/time_types.h):
+"""COMPAT_50: the calls with time in them of programs built on NetBSD 5
+(before time_t became 64-bit everywhere in 6.0), as sys/compat/common/
+kern_time_50.c, kern_select_50.c, vfs_syscalls_50.c and sys_mqueue.c's
+compat entries serve them: the same work as the NetBSD 10 call, with NetBSD
+5's structures (compat/sys/time_types.h, resource.h, stat.h):
 
   struct timeval50  { long tv_sec; long tv_usec; }
   struct timespec50 { int32_t tv_sec; long tv_nsec; }
-  struct itimerval50, struct rusage50: built on timeval50.
+  struct itimerval50, struct rusage50: built on timeval50;
+  struct stat30: 32-bit device numbers and timespec50 times.
+
+Calls whose NetBSD 10 form nbemu does not serve either (settimeofday,
+adjtime, clock_settime, timer_*, ntp_gettime, aio_suspend, quotactl, the
+SysV IPC ctls) stay ENOSYS here too.
 
 Values are narrowed as the C conversions narrow them (timespec_to_timespec50
 truncates tv_sec to 32 bits). The compat rows already served elsewhere:

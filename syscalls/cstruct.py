@@ -32,6 +32,7 @@ _FIXED: dict[str, tuple[str, int]] = {
 _WIDE: dict[str, str] = {
     "int64": "q", "uint64": "Q", "time_t": "q", "off_t": "q", "dev_t": "Q", "ino_t": "Q",
     "blkcnt_t": "q", "rlim_t": "Q", "quad_t": "q", "u_quad_t": "Q",
+    "fsblkcnt_t": "Q", "fsfilcnt_t": "Q",
 }
 # long-sized (the word): long, size_t, pointers.
 _WORD: dict[str, bool] = {  # name -> signed
@@ -123,6 +124,12 @@ TIMEVAL = CStruct("timeval", [("time_t", "tv_sec"), ("suseconds_t", "tv_usec")])
 # compat_50: the timespec of NetBSD < 6 (32-bit time_t), still accepted by old kevent.
 TIMESPEC50 = CStruct("timespec50", [("int32", "tv_sec"), ("long", "tv_nsec")])
 ITIMERVAL = CStruct("itimerval", [(TIMEVAL, "it_interval"), (TIMEVAL, "it_value")])
+# compat_50 (compat/sys/time_types.h, resource.h): NetBSD 5's timeval kept both
+# members long; its itimerval and rusage are built on it.
+TIMEVAL50 = CStruct("timeval50", [("long", "tv_sec"), ("long", "tv_usec")])
+ITIMERVAL50 = CStruct("itimerval50", [(TIMEVAL50, "it_interval"), (TIMEVAL50, "it_value")])
+RUSAGE50 = CStruct("rusage50", [(TIMEVAL50, "ru_utime"), (TIMEVAL50, "ru_stime"),
+                                ("long", "ru_maxrss", 14)])
 RLIMIT = CStruct("rlimit", [("rlim_t", "rlim_cur"), ("rlim_t", "rlim_max")])
 RUSAGE = CStruct("rusage", [(TIMEVAL, "ru_utime"), (TIMEVAL, "ru_stime"), ("long", "ru_maxrss", 14)])
 
@@ -133,9 +140,40 @@ STAT = CStruct("stat", [
     (TIMESPEC, "st_atim"), (TIMESPEC, "st_mtim"), (TIMESPEC, "st_ctim"), (TIMESPEC, "st_birthtim"),
     ("off_t", "st_size"), ("blkcnt_t", "st_blocks"), ("blksize_t", "st_blksize"),
     ("uint32", "st_flags"), ("uint32", "st_gen"), ("uint32", "st_spare", 2)])
+# compat_50: NetBSD 3-5's struct stat (compat/sys/stat.h): 32-bit device numbers, timespec50s.
+STAT30 = CStruct("stat30", [
+    ("uint32", "st_dev"), ("mode_t", "st_mode"), ("ino_t", "st_ino"), ("nlink_t", "st_nlink"),
+    ("uid_t", "st_uid"), ("gid_t", "st_gid"), ("uint32", "st_rdev"),
+    (TIMESPEC50, "st_atimespec"), (TIMESPEC50, "st_mtimespec"), (TIMESPEC50, "st_ctimespec"),
+    (TIMESPEC50, "st_birthtimespec"),
+    ("off_t", "st_size"), ("blkcnt_t", "st_blocks"), ("blksize_t", "st_blksize"),
+    ("uint32", "st_flags"), ("uint32", "st_gen"), ("uint32", "st_spare", 2)])
 FLOCK = CStruct("flock", [("off_t", "l_start"), ("off_t", "l_len"), ("pid_t", "l_pid"),
                           ("short", "l_type"), ("short", "l_whence")])
 IOVEC = CStruct("iovec", [("ptr", "iov_base"), ("size_t", "iov_len")])
+
+# -- <sys/statvfs.h>, <sys/fstypes.h> (NetBSD 10: __statvfs190 and friends) ------------
+_VFS_NAMELEN, _VFS_MNAMELEN = 32, 1024
+FSID = CStruct("fsid_t", [("int32", "__fsid_val", 2)])
+_STATVFS_HEAD: list[Member] = [
+    ("u_long", "f_flag"), ("u_long", "f_bsize"), ("u_long", "f_frsize"), ("u_long", "f_iosize"),
+    ("fsblkcnt_t", "f_blocks"), ("fsblkcnt_t", "f_bfree"), ("fsblkcnt_t", "f_bavail"),
+    ("fsblkcnt_t", "f_bresvd"),
+    ("fsfilcnt_t", "f_files"), ("fsfilcnt_t", "f_ffree"), ("fsfilcnt_t", "f_favail"),
+    ("fsfilcnt_t", "f_fresvd"),
+    ("uint64", "f_syncreads"), ("uint64", "f_syncwrites"),
+    ("uint64", "f_asyncreads"), ("uint64", "f_asyncwrites"),
+    (FSID, "f_fsidx"), ("u_long", "f_fsid"), ("u_long", "f_namemax"), ("uid_t", "f_owner")]
+STATVFS = CStruct("statvfs", _STATVFS_HEAD + [
+    ("uint64", "f_spare", 4),
+    ("char[]", "f_fstypename", _VFS_NAMELEN), ("char[]", "f_mntonname", _VFS_MNAMELEN),
+    ("char[]", "f_mntfromname", _VFS_MNAMELEN), ("char[]", "f_mntfromlabel", _VFS_MNAMELEN)])
+# compat_90: NetBSD 9's struct statvfs (compat/sys/statvfs.h): 32-bit spares and no
+# f_mntfromlabel.
+STATVFS90 = CStruct("statvfs90", _STATVFS_HEAD + [
+    ("uint32", "f_spare", 4),
+    ("char[]", "f_fstypename", _VFS_NAMELEN), ("char[]", "f_mntonname", _VFS_MNAMELEN),
+    ("char[]", "f_mntfromname", _VFS_MNAMELEN)])
 
 # -- <sys/event.h> (NetBSD 10: ext[4]; the kevent100 compat form stops at udata) ------
 KEVENT = CStruct("kevent", [("uintptr_t", "ident"), ("uint32", "filter"), ("uint32", "flags"),

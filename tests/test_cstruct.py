@@ -24,7 +24,10 @@ C_NAMES = {
     "FLOCK": "struct flock", "IOVEC": "struct iovec", "KEVENT": "struct kevent",
     "SIGSET": "sigset_t", "SIGACTION": "struct sigaction", "STACK_T": "stack_t",
     "LOADAVG": "struct loadavg", "PS_STRINGS": "struct ps_strings", "SIZE_T": "size_t",
-    "LONG": "long",
+    "LONG": "long", "FSID": "fsid_t", "STATVFS": "struct statvfs",
+    "STATVFS90": "struct statvfs90", "TIMEVAL50": "struct timeval50",
+    "ITIMERVAL50": "struct itimerval50", "RUSAGE50": "struct rusage50",
+    "STAT30": "struct stat30", "TIMESPEC50": "struct timespec50",
 }
 # Members whose C name differs (a union or macro in the header).
 C_MEMBER = {("SIGACTION", "sa_handler"): "_sa_u"}
@@ -38,7 +41,47 @@ HEADERS = """#include <sys/types.h>
 #include <sys/event.h>
 #include <signal.h>
 #include <sys/exec.h>
+#include <sys/statvfs.h>
 #include <stddef.h>
+
+/* The compat structures are kernel-side (in sys/compat/sys, not installed): their
+ * declarations as NetBSD 9 (statvfs.h) and NetBSD 5 (time_types.h, resource.h) had
+ * them, so that the compiler lays them out on each port. */
+struct statvfs90 {
+	unsigned long f_flag, f_bsize, f_frsize, f_iosize;
+	fsblkcnt_t f_blocks, f_bfree, f_bavail, f_bresvd;
+	fsfilcnt_t f_files, f_ffree, f_favail, f_fresvd;
+	uint64_t f_syncreads, f_syncwrites, f_asyncreads, f_asyncwrites;
+	fsid_t f_fsidx;
+	unsigned long f_fsid, f_namemax;
+	uid_t f_owner;
+	uint32_t f_spare[4];
+	char f_fstypename[_VFS_NAMELEN];
+	char f_mntonname[_VFS_MNAMELEN];
+	char f_mntfromname[_VFS_MNAMELEN];
+};
+struct timeval50 { long tv_sec; long tv_usec; };
+struct itimerval50 { struct timeval50 it_interval, it_value; };
+struct timespec50 { int32_t tv_sec; long tv_nsec; };
+struct stat30 {
+	uint32_t st_dev;
+	mode_t st_mode;
+	ino_t st_ino;
+	nlink_t st_nlink;
+	uid_t st_uid;
+	gid_t st_gid;
+	uint32_t st_rdev;
+	struct timespec50 st_atimespec, st_mtimespec, st_ctimespec, st_birthtimespec;
+	off_t st_size;
+	blkcnt_t st_blocks;
+	blksize_t st_blksize;
+	uint32_t st_flags, st_gen, st_spare[2];
+};
+struct rusage50 {
+	struct timeval50 ru_utime, ru_stime;
+	long ru_maxrss, ru_ixrss, ru_idrss, ru_isrss, ru_minflt, ru_majflt, ru_nswap,
+	    ru_inblock, ru_oublock, ru_msgsnd, ru_msgrcv, ru_nsignals, ru_nvcsw, ru_nivcsw;
+};
 """
 
 

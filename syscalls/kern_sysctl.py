@@ -398,26 +398,35 @@ def _proc_args(req: SysctlReq, name: list, node: SysctlNode) -> int:
     if req.newp or len(name) != 2:
         return Errno.EINVAL
     pid, typ = name
-    p = req.l.l_proc
+    me = req.l.l_proc
+    # proc_find(pid): any live process of the guest (-1: the caller)
+    from .kern_proc import pfind
+    p = me if pid in (-1, me.p_pid) else pfind(me.k, pid)
     if typ in (KERN_PROC_PATHNAME, KERN_PROC_CWD):
-        if pid not in (-1, p.p_pid):
+        if p is None:
             return Errno.ESRCH
         if typ == KERN_PROC_CWD:
-            return _copy_sized(req, _cstr(p.p_cwd))
+            # From the held directory: the p_cwd string is stale after a rename.
+            from .vfs_lookup import cwd_vnode, vnode_path
+            cwd = vnode_path(p.k, cwd_vnode(p))
+            if isinstance(cwd, int):
+                return cwd
+            return _copy_sized(req, _cstr(cwd))
         path = p.p_path
         if path is None:
             return Errno.ENOENT
         return _copy_sized(req, _cstr(path))
     if typ not in (KERN_PROC_ARGV, KERN_PROC_NARGV, KERN_PROC_ENV, KERN_PROC_NENV):
         return Errno.EINVAL
-    if pid != p.p_pid:
+    if p is None:
         return Errno.EINVAL                     # proc_find(pid) failed
     counted = typ in (KERN_PROC_NARGV, KERN_PROC_NENV)
     if not req.oldp:
         req.oldlen = 4 if counted else ARG_MAX
         return 0
     psstr = p.p_psstrp
-    vm = p.p_vmspace
+    vm = p.p_vmspace                            # the target's memory, read
+    uvm = me.p_vmspace                          # the caller's, written
     lay = PS_STRINGS.on(p.k.abi)
     ps = vm.copyin(psstr, lay.size) if psstr else Errno.EFAULT
     if isinstance(ps, int):
@@ -427,7 +436,7 @@ def _proc_args(req: SysctlReq, name: list, node: SysctlNode) -> int:
     vec, count = (argv, nargv) if typ in (KERN_PROC_ARGV, KERN_PROC_NARGV) else (envv, nenv)
     if counted:
         req.oldlen = 4
-        return vm.copyout(struct.pack("<i", count), req.oldp)
+        return uvm.copyout(struct.pack("<i", count), req.oldp)
     out = b""
     for i in range(count):
         ptr = vm.copyin(vec + ws * i, ws)
@@ -441,7 +450,7 @@ def _proc_args(req: SysctlReq, name: list, node: SysctlNode) -> int:
             break
     out = out[:req.oldlen]
     req.oldlen = len(out)
-    return vm.copyout(out, req.oldp)
+    return uvm.copyout(out, req.oldp)
 
 
 # -- the tree operations ------------------------------------------------------------

@@ -122,6 +122,9 @@ def main() -> int:
     from bench.lwp_bench import rows as lwp_rows
     for r in lwp_rows(q):
         row(*r)
+    from bench.scale_bench import rows as scale_rows
+    for r in scale_rows(q):
+        row(*r)
     try:
         from emu.atf.bench import rows as atf_rows
         for r in atf_rows(q):

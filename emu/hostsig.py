@@ -130,7 +130,9 @@ class HostSignals:
             try:
                 # A signal the main thread has not posted yet: end the turn again
                 # (it may have started just after the last try).
-                wait = _RETRY_S if self.k.hostsig_check or self._unposted else None
+                # (A replay posts the logged signals itself: its turns are never cut.)
+                wait = None if self.replay or not (self.k.hostsig_check or self._unposted) \
+                    else _RETRY_S
                 if not select.select([self._r], [], [], wait)[0]:
                     if not self._closing:
                         self._interrupt()

@@ -60,6 +60,9 @@ class VmMap:
         self._starts: list[int] = []
         self._entries: list[MapEntry] = []
         self._last: MapEntry | None = None
+        # [_td_lo, top of the mmap area) is known to be fully mapped: topdown
+        # searches jump over it instead of walking every entry (issue 16 item 8).
+        self._td_lo: int | None = None
 
     # -- lookup ------------------------------------------------------------
     def lookup(self, va: int) -> MapEntry | None:
@@ -91,11 +94,25 @@ class VmMap:
         return (x + self.page - 1) & ~(self.page - 1)
 
     # -- structure -----------------------------------------------------------
+    def _td_top(self) -> int | None:
+        """Top of the topdown mmap area (VM_DEFAULT_ADDRESS_TOPDOWN's base)."""
+        top = getattr(self, "usrstack", None)
+        return None if top is None else top - self.maxssiz
+
     def _insert(self, e: MapEntry) -> None:
         i = bisect.bisect_left(self._starts, e.start)
         self._starts.insert(i, e.start)
         self._entries.insert(i, e)
         e.chunk.refs += 1
+        top = self._td_top()
+        if top is not None:
+            lo = top if self._td_lo is None else self._td_lo
+            if e.end == lo and e.start < lo:
+                lo = e.start
+                while i > 0 and self._entries[i - 1].end == lo:   # entries mapped earlier
+                    i -= 1
+                    lo = self._entries[i].start
+            self._td_lo = lo
 
     def _split_at(self, va: int) -> None:
         """Make va an entry boundary (if it falls inside an entry)."""
@@ -138,6 +155,9 @@ class VmMap:
         i, j = self._range(start, end)
         if i == j:
             return
+        top = self._td_top()
+        if self._td_lo is not None and top is not None and end > self._td_lo and start < top:
+            self._td_lo = min(max(end, self._td_lo), top)   # the hole is below end
         for e in self._entries[i:j]:
             self.pmap.pmap_remove(e.start, e.end - e.start)
             e.chunk.refs -= 1
@@ -194,6 +214,10 @@ class VmMap:
             return x & ~(align - 1)
         if topdown:
             cand = down(min(hint, self.max_addr - size))
+            top = self._td_top()
+            if self._td_lo is not None and top is not None and self._td_lo < cand + size \
+                    and cand < top:
+                cand = down(self._td_lo - size)         # [_td_lo, top) has no room
             i = bisect.bisect_left(self._starts, cand + size)
             while cand >= self.min_addr:
                 # the highest entry starting below cand+size

@@ -91,3 +91,26 @@ def test_first_signal_runs_the_handler_of_a_spinning_guest(arch: str, sig: str) 
     n = getattr(signal, sig)
     rc, out, err = _spin_then_signal(arch, "catch", n)
     assert (rc, out) == (0, f"caught {n}\ncounters agree\n"), err
+
+
+# -- item 8: topdown findspace skips the fully mapped top of the mmap area -----------------
+def test_topdown_findspace_fills_holes_and_skips_full_runs() -> None:
+    # The cursor that lets findspace jump over [_td_lo, top) must never hide a
+    # hole: after munmap the hole is found again, as a walk over every entry would.
+    from guest.arch.amd64 import ABI
+    from syscalls.uvm_map import NullPmap, VmMap
+    from syscalls.uvm_mmap import _default_addr
+    vm = VmMap(NullPmap(), 4096, 0x10000, ABI.vm_maxuser_address)
+    vm.usrstack, vm.maxssiz = ABI.usrstack, ABI.maxssiz
+    top = ABI.usrstack - ABI.maxssiz
+    got = []
+    for _ in range(200):
+        va = vm.findspace(_default_addr(vm, 4096), 4096, 4096, topdown=True)
+        vm.map_anon(va, 4096, 3)
+        got.append(va)
+    assert got == [top - 4096 * (i + 1) for i in range(200)]
+    assert vm._td_lo == got[-1]                      # the run is known to be full
+    vm.unmap(got[50], got[50] + 4096)                # a hole in the middle
+    assert vm.findspace(_default_addr(vm, 4096), 4096, 4096, topdown=True) == got[50]
+    big = vm.findspace(_default_addr(vm, 8192), 8192, 4096, topdown=True)
+    assert big == got[-1] - 8192                     # the hole is too small for 2 pages

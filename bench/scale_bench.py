@@ -1,0 +1,77 @@
+"""Scale rows for `make bench` (bench/run.py calls rows()): issue 16 item 8's
+slow paths, timed by the guest (CLOCK_MONOTONIC, printed by the fixture) and by
+the host (wall time of the whole nbemu process).
+
+- fixtures/c/bench_park8k.c: 8,192 LWPs created and parked, then released and
+  joined -- with one mapping for every stack, and with a mapping per LWP
+  (`own`, as a thread library does) at smaller sizes: there the cost per LWP
+  grows with the number of mappings (Unicorn rebuilds its memory view on every
+  map and unmap, at a cost proportional to its number of regions).
+- fixtures/c/bench_mmap.c: untouched anonymous mappings (1 page, 1 GiB).
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from fixtures.build import build_c  # noqa: E402
+
+
+def run(name: str, *args: str) -> tuple[float, dict[str, int]]:
+    """(wall seconds of the nbemu process, the fixture's "<what> <ms>" lines)."""
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "emu.cli", str(build_c(name)), *args], cwd=REPO,
+                       capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{name} {' '.join(args)}: exit {r.returncode}: {r.stderr[-200:]}")
+    return wall, {k: int(v) for k, v in re.findall(r"^(\w+) (\d+)$", r.stdout, re.M)}
+
+
+def rows(quick: bool) -> list[tuple[str, str, str, str]]:
+    out: list[tuple[str, str, str, str]] = []
+    n = 2048 if quick else 8192
+    wall, t = run("bench_park8k", str(n))
+    out.append((f"{n:,} LWPs created and parked (one stack mapping), then joined",
+                f"create {t['created'] / 1e3:.1f} s, release + join {t['joined'] / 1e3:.1f} s",
+                f"whole process {wall:.1f} s (issue 16: 155 s to create 8,192)", "linear"))
+    wall_x, t_x = run("bench_park8k", str(n), "exit")
+    out.append((f"{n:,} parked LWPs ended by exit()",
+                f"{max(wall_x - t_x['created'] / 1e3, 0):.1f} s after the last park",
+                "process wall time minus the guest-timed creation (issue 16: 88 s)", "linear"))
+    per = {}
+    for k in ((250, 500) if quick else (500, 1000)):
+        _, t = run("bench_park8k", str(k), "own")
+        per[k] = t["created"] / k
+    a, b = sorted(per)
+    out.append((f"LWPs with a stack mapping each: create, {a:,} vs {b:,}",
+                f"{per[a]:.2f} / {per[b]:.2f} ms per LWP",
+                f"**{per[b] / per[a]:.2f}x** per LWP for 2x LWPs (1x = linear); Unicorn's "
+                "per-region cost", "linear"))
+    per = {}
+    for k in ((500, 1000) if quick else (1000, 2000)):
+        _, t = run("bench_mmap", str(k), "1")
+        per[k] = t["mapped"] / k
+    a, b = sorted(per)
+    out.append((f"untouched 1-page mmaps, {a:,} vs {b:,}",
+                f"{per[a] * 1e3:.0f} / {per[b] * 1e3:.0f} us per mmap",
+                f"**{per[b] / per[a]:.2f}x** per mmap for 2x mmaps (1x = linear; 100k: "
+                "not reachable while Unicorn's cost grows with its regions)", "linear"))
+    k = 100 if quick else 300
+    wall, t = run("bench_mmap", str(k), "1024")
+    out.append((f"{k} untouched 1 GiB mmaps, then exit",
+                f"{k / (t['mapped'] / 1e3):.0f} mmaps/s",
+                f"whole process {wall:.1f} s (issue 16: ~80/s, exit 295 s)", ""))
+    return out
+
+
+if __name__ == "__main__":
+    for r in rows("--quick" in sys.argv):
+        print("| " + " | ".join(r) + " |", flush=True)

@@ -6,6 +6,9 @@ Each figure comes from the same run, side by side with its reference:
 - trivial system call (_lwp_self), park/unpark hop between two LWPs, LWP
   create+exit+wait: per-operation cost from two runs of different sizes, so that
   start-up cancels out.
+- real code, amd64 and aarch64: fixtures/c/bench_real.c (LZ77, quicksort, hash
+  table, pointer chasing) under nbemu vs its Linux build natively and under
+  qemu-user, and the NetBSD ELF on a bare Unicorn engine (bench/real.py).
 - esbuild: bundle time of the NetBSD builds under nbemu vs the Linux builds under
   qemu-user (bench/esbuild_bench.py).
 - Go fixtures: wall time under nbemu vs the linux/amd64 build under qemu-x86_64
@@ -109,6 +112,10 @@ def main() -> int:
     n_loop = 2_000_000 if q else 20_000_000
     from bench.cpu_loop import rows as loop_rows
     for r in loop_rows(n_loop, per_op, pairs=3 if q else 9, arches=tuple(ns.arch)):
+        row(*r)
+
+    from bench.real import ARCHES as REAL_ARCHES, rows as real_rows
+    for r in real_rows(q, tuple(a for a in REAL_ARCHES if a in ns.arch)):
         row(*r)
 
     sysc = per_op(build_c("bench_syscall"), 2_000 if q else 20_000, 20_000 if q else 200_000)

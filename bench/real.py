@@ -12,7 +12,7 @@ nbemu and the bare engine exclude Python's start-up (nbemu's ELF load is
 included); native and qemu-user are whole processes (their start-up is a few
 ms against seconds of work).
 
-    python -m bench.real [--quick] [--arch A]...      prints the rows
+    python -m bench.real [--quick] [--arch A]... [--engine DIR]   prints the rows
     python -m bench.real one [--deterministic] PROG ARGS...   one nbemu sample
 """
 from __future__ import annotations
@@ -89,25 +89,33 @@ def _nbemu_one(prog: str, args: list[str], deterministic: bool) -> None:
     print(f"{dt:.6f} {text}")
 
 
-def _timed_line(cmd: list[str]) -> tuple[float, str]:
+def _engine_env(engine: Path | None) -> dict[str, str] | None:
+    """Environment that makes the unicorn binding load the engine in `engine`."""
+    if engine is None:
+        return None
+    return {**os.environ, "LIBUNICORN_PATH": str(engine)}
+
+
+def _timed_line(cmd: list[str], engine: Path | None = None) -> tuple[float, str]:
     """Run a harness that prints "<seconds> <output>"."""
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_engine_env(engine))
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[-3:])}: exit {p.returncode}: {p.stderr.strip()[-300:]}")
     t, _, text = p.stdout.strip().partition(" ")
     return float(t), text
 
 
-def nbemu(prog: Path, args: list[str], deterministic: bool = False) -> tuple[float, str]:
+def nbemu(prog: Path, args: list[str], deterministic: bool = False,
+          engine: Path | None = None) -> tuple[float, str]:
     cmd = [sys.executable, "-m", "bench.real", "one"]
     if deterministic:
         cmd.append("--deterministic")
-    return _timed_line(cmd + [str(prog), *args])
+    return _timed_line(cmd + [str(prog), *args], engine)
 
 
-def bare(prog: Path, args: list[str]) -> tuple[float, str]:
+def bare(prog: Path, args: list[str], engine: Path | None = None) -> tuple[float, str]:
     """CPU seconds of emu_start on a bare engine (bench/bare_elf.py, fresh process)."""
-    return _timed_line([sys.executable, "-m", "bench.bare_elf", str(prog), *args])
+    return _timed_line([sys.executable, "-m", "bench.bare_elf", str(prog), *args], engine)
 
 
 def _best(fn, reps: int) -> tuple[float, str]:
@@ -118,7 +126,9 @@ def _best(fn, reps: int) -> tuple[float, str]:
 
 def rows(quick: bool = False, arches: tuple[str, ...] = ARCHES,
          workloads: tuple[str, ...] = WORKLOADS, reps: int = 2,
-         deterministic: bool = True) -> list[tuple[str, str, str, str]]:
+         deterministic: bool = True, engine: Path | None = None) -> list[tuple[str, str, str, str]]:
+    """Rows per architecture and workload; `engine`: a directory holding another
+    libunicorn.so.2 (bench/build_engine.py) for nbemu and the bare engine."""
     scale = "10" if quick else "100"
     reps = 1 if quick else reps
     host = HOST_ARCH.get(platform.machine())
@@ -135,12 +145,14 @@ def rows(quick: bool = False, arches: tuple[str, ...] = ARCHES,
         for w in workloads:
             args = [w, scale]
             what = f"real code `{w}` ({abi}), CPU s"
+            if engine is not None:
+                what += ", patched engine (bench/build_engine.py)"
             try:
-                t_nb, o_nb = _best(lambda: nbemu(nb_prog, args), reps)
+                t_nb, o_nb = _best(lambda: nbemu(nb_prog, args, engine=engine), reps)
                 t_det = o_det = None
                 if deterministic:
-                    t_det, o_det = _best(lambda: nbemu(nb_prog, args, True), reps)
-                t_bare, o_bare = _best(lambda: bare(nb_prog, args), reps)
+                    t_det, o_det = _best(lambda: nbemu(nb_prog, args, True, engine), reps)
+                t_bare, o_bare = _best(lambda: bare(nb_prog, args, engine), reps)
                 refs = [f"bare Unicorn {t_bare:.2f} s: **{t_nb / t_bare:.2f}x**"]
                 outs = {o_nb, o_bare} | ({o_det} if o_det else set())
                 if qemu:
@@ -180,9 +192,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--workload", action="append", choices=WORKLOADS)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--no-det", action="store_true")
+    ap.add_argument("--engine", type=Path, help="directory of another libunicorn.so.2")
     ns = ap.parse_args(argv)
     for r in rows(ns.quick, tuple(ns.arch or ARCHES), tuple(ns.workload or WORKLOADS),
-                  ns.reps, not ns.no_det):
+                  ns.reps, not ns.no_det, ns.engine):
         print("| " + " | ".join(r) + " |", flush=True)
     return 0
 

@@ -30,7 +30,7 @@ from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
                      UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_PROT,
                      UC_HOOK_MEM_FETCH_UNMAPPED, UC_HOOK_MEM_READ_PROT,
                      UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_PROT,
-                     UC_HOOK_MEM_WRITE_UNMAPPED, Uc, UcError)
+                     UC_HOOK_MEM_WRITE_UNMAPPED, UcError)
 from unicorn.unicorn_py3.unicorn import uclib
 
 from guest.arch.base import Abi
@@ -38,6 +38,7 @@ from syscalls.kernel import Kernel
 from syscalls.lwp import LSONPROC, LW_USERRET, Lwp
 
 from . import native
+from .engine import new_engine
 from .regs import RegBatch
 
 _INSN_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -67,9 +68,8 @@ class Machine:
     def __init__(self, abi: Abi, ncpu: int = 4, deterministic: bool = False, seed: int = 0,
                  root: str = "/") -> None:
         self.abi = abi
-        self.uc = Uc(abi.uc_arch, abi.uc_mode)
+        self.uc = new_engine(abi)               # emu/engine.py: engine set-up
         self.uch = self.uc._uch
-        abi.init_engine(self.uc)
         self.deterministic = deterministic
         self.native = native.load()
         self._hook_installed = False

@@ -3,7 +3,7 @@ with bench/unicorn-<version>-nbemu.patch applied, for measuring what the
 engine costs (bench/real.py --engine DIR). Nothing of it is committed: the
 sdist comes from PyPI, the build goes to .cache/engine/.
 
-The patch (three changes to Unicorn 2.1.4, ~60 lines):
+The patch (four changes to Unicorn 2.1.4, ~60 lines):
 - cputlb.c, tlb_set_page_with_attrs: TLB_NOTDIRTY (the write watch that lets
   self-modifying code invalidate its translations) only for pages of regions
   with UC_PROT_EXEC. Without a guest MMU every page is RWX in the TLB, so
@@ -16,6 +16,10 @@ The patch (three changes to Unicorn 2.1.4, ~60 lines):
   (one that may call uc_emu_stop on a successful access); cputlb.c's
   store_helper leaves the TB itself (cpu_loop_exit_restore) on an invalid
   write, as load_helper already does, instead of relying on that call.
+- cpu-defs.h: the soft-MMU TLB starts with 4096 entries instead of 256.
+  QEMU resizes it only when it is flushed, which Unicorn rarely does, so it
+  stayed at 256 direct-mapped entries: the LZ77 window, its hash heads and
+  chains (~110 pages) already conflict there (aarch64 lz: 2.0 s -> 0.7 s).
 
     python -m bench.build_engine        prints the directory of libunicorn.so.2
     LIBUNICORN_PATH=DIR nbemu ...        runs nbemu on it
@@ -35,14 +39,29 @@ CACHE = REPO / ".cache" / "engine"
 ARCHES = "x86;arm;aarch64"          # nbemu's four ports
 
 
-def build(version: str | None = None, arches: str = ARCHES) -> Path:
+def _out(version: str | None, arches: str) -> tuple[str, Path, Path]:
     import unicorn
     version = version or unicorn.__version__
     patch = REPO / "bench" / f"unicorn-{version}-nbemu.patch"
     if not patch.is_file():
         raise SystemExit(f"no patch for unicorn {version}: {patch}")
     key = hashlib.sha256(patch.read_bytes() + arches.encode()).hexdigest()[:12]
-    out = CACHE / f"unicorn-{version}-nbemu-{key}"
+    return version, patch, CACHE / f"unicorn-{version}-nbemu-{key}"
+
+
+def cached(version: str | None = None, arches: str = ARCHES) -> Path | None:
+    """The directory of the prototype engine when it is built already (make bench
+    adds its rows then; building it takes tens of minutes, so bench never does)."""
+    try:
+        out = _out(version, arches)[2]
+    except SystemExit:
+        return None
+    return out if (out / "libunicorn.so.2").is_file() else None
+
+
+def build(version: str | None = None, arches: str = ARCHES) -> Path:
+    version, patch, out = _out(version, arches)
+    key = out.name.rsplit("-", 1)[1]
     if (out / "libunicorn.so.2").is_file():
         return out
     CACHE.mkdir(parents=True, exist_ok=True)

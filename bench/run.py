@@ -114,9 +114,15 @@ def main() -> int:
     for r in loop_rows(n_loop, per_op, pairs=3 if q else 9, arches=tuple(ns.arch)):
         row(*r)
 
-    from bench.real import ARCHES as REAL_ARCHES, rows as real_rows
-    for r in real_rows(q, tuple(a for a in REAL_ARCHES if a in ns.arch)):
+    from bench.real import ARCHES as REAL_ARCHES, NOTES as REAL_NOTES, rows as real_rows
+    real_arches = tuple(a for a in REAL_ARCHES if a in ns.arch)
+    for r in real_rows(q, real_arches):
         row(*r)
+    from bench.build_engine import cached as patched_engine
+    engine = patched_engine()
+    if engine is not None:      # python -m bench.build_engine built the prototype
+        for r in real_rows(q, real_arches, engine=engine):
+            row(*r)
 
     sysc = per_op(build_c("bench_syscall"), 2_000 if q else 20_000, 20_000 if q else 200_000)
     row("trivial system call (_lwp_self)", f"{sysc * 1e6:.2f} us", "", "<= 3 us")
@@ -171,7 +177,8 @@ def main() -> int:
              "Where a goal is missed (park/unpark hop): a hop is two system calls plus one "
              "switch, and the Python kernel's work on them (sleep queue, run queue, "
              "generator resume) dominates; switching LWPs inside the trap instead of "
-             "leaving and re-entering the engine was tried and measured no faster."]
+             "leaving and re-entering the engine was tried and measured no faster.",
+             "", REAL_NOTES]
     Path(ns.out).write_text("\n".join(head + rows + notes) + "\n")
     print(f"wrote {ns.out}")
     return 0

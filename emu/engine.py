@@ -29,12 +29,12 @@ bench_real at scale 30, amd64):
   (hash: 0.38-0.42 s CPU with or without).
 The block hook is already installed only while it is needed (machine.py).
 
-What lifts the floor is the engine itself: tools/unicorn_patch/ holds a patch
-of Unicorn 2.1.4 (TLB_NOTDIRTY only on executable regions, as upstream's PR
-2337 + 2414; no check_exit_request after loads and stores unless a memory hook
-that sees successful accesses is installed, the store helper leaving the TB
-itself on an invalid access as the load helper already does) and the script
-that builds it; the measured effect is in BENCHMARKS.md.
+What lifts the floor is the engine itself: bench/unicorn-2.1.4-nbemu.patch
+(TLB_NOTDIRTY only on executable regions, as upstream's PR 2337 + 2414; no
+check_exit_request after loads and stores unless a memory hook that sees
+successful accesses is installed, the store helper leaving the TB itself on an
+invalid access as the load helper already does), built by bench/build_engine.py
+and loaded through LIBUNICORN_PATH; its measured effect is in BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ def new_engine(abi: Abi) -> Uc:
 
 
 def engine_version() -> str:
-    """The Unicorn library in use (a patched build says so, see tools/unicorn_patch)."""
+    """The Unicorn library in use, and where it was loaded from when
+    LIBUNICORN_PATH points at another build (bench/build_engine.py)."""
+    import os
     import unicorn
-    return unicorn.__version__
+    where = os.environ.get("LIBUNICORN_PATH")
+    return unicorn.__version__ + (f" ({where})" if where else "")

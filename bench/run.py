@@ -6,6 +6,9 @@ Each figure comes from the same run, side by side with its reference:
 - trivial system call (_lwp_self), park/unpark hop between two LWPs, LWP
   create+exit+wait: per-operation cost from two runs of different sizes, so that
   start-up cancels out.
+- real code, amd64 and aarch64: fixtures/c/bench_real.c (LZ77, quicksort, hash
+  table, pointer chasing) under nbemu vs its Linux build natively and under
+  qemu-user, and the NetBSD ELF on a bare Unicorn engine (bench/real.py).
 - esbuild: bundle time of the NetBSD builds under nbemu vs the Linux builds under
   qemu-user (bench/esbuild_bench.py).
 - Go fixtures: wall time under nbemu vs the linux/amd64 build under qemu-x86_64
@@ -111,6 +114,16 @@ def main() -> int:
     for r in loop_rows(n_loop, per_op, pairs=3 if q else 9, arches=tuple(ns.arch)):
         row(*r)
 
+    from bench.real import ARCHES as REAL_ARCHES, NOTES as REAL_NOTES, rows as real_rows
+    real_arches = tuple(a for a in REAL_ARCHES if a in ns.arch)
+    for r in real_rows(q, real_arches):
+        row(*r)
+    from bench.build_engine import cached as patched_engine
+    engine = patched_engine()
+    if engine is not None:      # python -m bench.build_engine built the prototype
+        for r in real_rows(q, real_arches, engine=engine):
+            row(*r)
+
     sysc = per_op(build_c("bench_syscall"), 2_000 if q else 20_000, 20_000 if q else 200_000)
     row("trivial system call (_lwp_self)", f"{sysc * 1e6:.2f} us", "", "<= 3 us")
     pp = per_op(build_c("bench_pingpong"), 500 if q else 2_000, 5_000 if q else 20_000)
@@ -167,7 +180,8 @@ def main() -> int:
              "Where a goal is missed (park/unpark hop): a hop is two system calls plus one "
              "switch, and the Python kernel's work on them (sleep queue, run queue, "
              "generator resume) dominates; switching LWPs inside the trap instead of "
-             "leaving and re-entering the engine was tried and measured no faster."]
+             "leaving and re-entering the engine was tried and measured no faster.",
+             "", REAL_NOTES]
     Path(ns.out).write_text("\n".join(head + rows + notes) + "\n")
     print(f"wrote {ns.out}")
     return 0

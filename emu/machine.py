@@ -30,7 +30,7 @@ from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
                      UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_PROT,
                      UC_HOOK_MEM_FETCH_UNMAPPED, UC_HOOK_MEM_READ_PROT,
                      UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_PROT,
-                     UC_HOOK_MEM_WRITE_UNMAPPED, Uc, UcError)
+                     UC_HOOK_MEM_WRITE_UNMAPPED, UcError)
 from unicorn.unicorn_py3.unicorn import uclib
 
 from guest.arch.base import Abi
@@ -38,6 +38,7 @@ from syscalls.kernel import Kernel
 from syscalls.lwp import LSONPROC, LW_USERRET, Lwp
 
 from . import native
+from .engine import new_engine
 from .regs import RegBatch
 from .space import Space, vmmap_new
 
@@ -132,8 +133,7 @@ class Machine:
             sp.uc.ctl_flush_tb()          # nothing of the last image may be re-run
             return sp
         abi = self.abi
-        uc = Uc(abi.uc_arch, abi.uc_mode)
-        abi.init_engine(uc)
+        uc = new_engine(abi)                    # emu/engine.py: engine set-up
         sp = Space(uc)
         h = ctypes.c_size_t()
         nat = self.native

@@ -249,7 +249,7 @@ change, the ticker no change; the block hook is already installed only while nee
 The 'patched engine' rows run the same code on Unicorn 2.1.4 with \
 bench/unicorn-2.1.4-nbemu.patch (TLB_NOTDIRTY only on executable regions, as upstream \
 PR 2337 + 2414; check_exit_request after loads/stores only when a memory hook exists; \
-a 4096-entry TLB), built by `python -m bench.build_engine` and loaded with \
+a TLB of at least 4096 entries), built by `python -m bench.build_engine` and loaded with \
 LIBUNICORN_PATH: that is what lifts the floor. After it, the aarch64 profile of `lz` \
 was TLB refills (load_helper, tlb_set_page, phys_page_find) before the TLB change and \
 the per-block check_exit_request at each block start (3.6 %)."""

@@ -6,6 +6,8 @@ Each figure comes from the same run, side by side with its reference:
 - trivial system call (_lwp_self), park/unpark hop between two LWPs, LWP
   create+exit+wait: per-operation cost from two runs of different sizes, so that
   start-up cancels out.
+- processes: fork+exit+wait, fork+execve+wait, a two-process pipe (bench/proc_bench.py),
+  next to the same source built for Linux under qemu-x86_64 and natively.
 - real code, amd64 and aarch64: fixtures/c/bench_real.c (LZ77, quicksort, hash
   table, pointer chasing) under nbemu vs its Linux build natively and under
   qemu-user, and the NetBSD ELF on a bare Unicorn engine (bench/real.py).
@@ -137,6 +139,9 @@ def main() -> int:
         row(*r)
     from bench.scale_bench import rows as scale_rows
     for r in scale_rows(q):
+        row(*r)
+    from bench.proc_bench import rows as proc_rows
+    for r in proc_rows():
         row(*r)
     try:
         from emu.atf.bench import rows as atf_rows

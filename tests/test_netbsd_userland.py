@@ -19,7 +19,8 @@ PROGS = Path(__file__).resolve().parents[1] / "fixtures" / "netbsd" / "progs"
 def sysroot() -> Path:
     try:
         nu.netbsd_src()
-    except nu.NetBSDSourceMissing as e:
+        nu.check_host_tools()
+    except (nu.NetBSDSourceMissing, nu.NetBSDToolMissing) as e:
         pytest.skip(str(e).splitlines()[0])
     return nu.build_userland("amd64")
 
@@ -86,3 +87,9 @@ def test_static_pthreads_deterministic(sysroot: Path, seed: int) -> None:
         assert r.stdout.splitlines() == PTHREAD_OUT
         outs.add(tuple(x for x in r.stderr.splitlines() if "sched" in x))
     assert len(outs) == 1
+
+
+def test_missing_host_tool_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nu.shutil, "which", lambda name: None if name == "rpcgen" else name)
+    with pytest.raises(nu.NetBSDToolMissing, match=r"host tools rpcgen .*install_tools\.sh"):
+        nu.check_host_tools()

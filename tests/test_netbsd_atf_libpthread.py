@@ -1,0 +1,144 @@
+"""NetBSD's own tests/lib/libpthread ATF programs, built unmodified and statically linked
+against NetBSD's libc/libpthread/libatf-c (fixtures.netbsd_userland), run with
+``nbemu atf``.  Every case that passes today is asserted to pass; the known failures
+are strict xfails with their diagnosed cause (EXPECTED_FAIL).
+
+Skips with the reason when ../shared/netbsd-src is not there."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from fixtures import netbsd_userland as nu
+from tests.guest import REPO
+
+# program -> its test cases (tests/lib/libpthread of NetBSD-current 2015-10).
+CASES: dict[str, list[str]] = {
+    "t_barrier": ["barrier"],
+    "t_cond": ["signal_delay_wait", "signal_before_unlock", "signal_before_unlock_static_init",
+               "signal_wait_race", "cond_timedwait_race", "broadcast", "bogus_timedwaits",
+               "destroy_after_cancel"],
+    "t_condwait": ["cond_wait_real", "cond_wait_mono"],
+    "t_detach": ["pthread_detach"],
+    "t_equal": ["pthread_equal"],
+    "t_fork": ["fork"],
+    "t_fpu": ["fpu"],
+    "t_join": ["pthread_join"],
+    "t_kill": ["simple"],
+    "t_mutex": ["mutex1", "mutex2", "mutex3", "mutex4"],
+    "t_name": ["name"],
+    "t_once": ["once1", "once2", "once3"],
+    "t_preempt": ["preempt1"],
+    "t_rwlock": ["rwlock1", "rwlock_static"],
+    "t_siglongjmp": ["siglongjmp1"],
+    "t_sigmask": ["upcalls_not_started", "before_threads", "respected_while_running",
+                  "incorrect_mask_bug"],
+    "t_sigsuspend": ["sigsuspend"],
+    "t_sleep": ["sleep1"],
+    "t_swapcontext": ["swapcontext1"],
+}
+# Programs of the Makefile's TESTS_C that cannot be built from the source subset.
+NOT_BUILT = {"t_sem": "needs librt (sem_init & co. live in lib/librt, not in the subset)"}
+
+# Known failures, with the diagnosed cause.
+EXPECTED_FAIL: dict[str, str] = {
+    "t_fork:fork": "nbemu has no fork(2) yet (README: no fork/exec): fork() returns -1",
+}
+# Cases whose outcome depends on an interleaving that real NetBSD allows too: run only
+# where the result is fixed (one vCPU, or the named deterministic seeds).
+RACY: dict[str, str] = {
+    "t_detach:pthread_detach": (
+        "the test's own race: func() returns at once, so on >1 CPU the thread may be a "
+        "zombie before pthread_detach(), which then reaps it, and pthread_join() gives "
+        "ESRCH instead of the EINVAL the test wants (libpthread's pthread.c of 2016)"),
+}
+# Long cases (tens of seconds under emulation) run in one configuration only.
+SLOW = {"t_mutex:mutex2", "t_mutex:mutex3", "t_cond:cond_timedwait_race"}
+
+
+@pytest.fixture(scope="module")
+def progs() -> dict[str, Path]:
+    try:
+        nu.netbsd_src()
+        nu.check_host_tools()
+    except (nu.NetBSDSourceMissing, nu.NetBSDToolMissing) as e:
+        pytest.skip(str(e).splitlines()[0])
+    from fixtures.netbsd.atf_progs import build_test_programs
+
+    built = build_test_programs("tests/lib/libpthread")
+    for name, reason in NOT_BUILT.items():
+        assert built[name].path is None and "lib" in built[name].reason
+    missing = {n: p.reason for n, p in built.items() if p.path is None and n not in NOT_BUILT}
+    assert not missing, missing
+    assert set(CASES) == {n for n, p in built.items() if p.path is not None}
+    return {n: p.path for n, p in built.items() if p.path is not None}
+
+
+def run_atf(progs: dict[str, Path], cases: list[str], opts: tuple[str, ...],
+            tmp_path: Path) -> dict[str, str]:
+    """Run program:case selections with ``nbemu atf``; return {prog:case: verdict}."""
+    junit = tmp_path / "report.xml"
+    args = [f"{progs[c.split(':')[0]]}:{c.split(':')[1]}" for c in cases]
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", "-j", "2", "--timeout", "300",
+                        "--junit", str(junit), *opts, *args], cwd=REPO,
+                       capture_output=True, text=True, timeout=1800)
+    assert "Traceback" not in r.stderr, r.stderr
+    verdicts: dict[str, str] = {}
+    for tc in ET.parse(junit).getroot().iter("testcase"):
+        prog = tc.get("classname", "").rsplit(".", 1)[-1].rsplit("/", 1)[-1]
+        name = f"{prog}:{tc.get('name')}"
+        if tc.find("failure") is not None:
+            verdicts[name] = "failed: " + tc.find("failure").get("message", "")
+        elif tc.find("error") is not None:
+            verdicts[name] = "broken: " + tc.find("error").get("message", "")
+        elif tc.find("skipped") is not None:
+            verdicts[name] = "skipped: " + tc.find("skipped").get("message", "")
+        else:
+            prop = tc.find("properties/property[@name='atf.result']")
+            verdicts[name] = prop.get("value", "passed") if prop is not None else "passed"
+    return verdicts
+
+
+def _all(exclude: set[str]) -> list[str]:
+    return [f"{p}:{c}" for p, cs in CASES.items() for c in cs if f"{p}:{c}" not in exclude]
+
+
+def _check(verdicts: dict[str, str], wanted: list[str]) -> None:
+    assert set(verdicts) == set(wanted), set(wanted) ^ set(verdicts)
+    unexpected = {c: v for c, v in verdicts.items()
+                  if (v != "passed") != (c in EXPECTED_FAIL)}
+    assert not unexpected, unexpected
+
+
+@pytest.mark.parametrize("ncpu", [1, 4])
+def test_libpthread_atf(progs: dict[str, Path], ncpu: int, tmp_path: Path) -> None:
+    """Every case but the slow ones; the racy ones only on one vCPU."""
+    wanted = _all(SLOW | (set(RACY) if ncpu > 1 else set()))
+    _check(run_atf(progs, wanted, ("--ncpu", str(ncpu)), tmp_path), wanted)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_libpthread_atf_deterministic(progs: dict[str, Path], seed: int,
+                                      tmp_path: Path) -> None:
+    wanted = _all(SLOW)
+    _check(run_atf(progs, wanted, ("--deterministic", "--seed", str(seed)), tmp_path), wanted)
+
+
+def test_libpthread_atf_slow_cases(progs: dict[str, Path], tmp_path: Path) -> None:
+    """mutex2/mutex3 (many contended lock hand-offs) and cond_timedwait_race (64 threads x
+    10,000 timed waits already expired: ~2 million system calls), once, on one vCPU."""
+    wanted = sorted(SLOW)
+    _check(run_atf(progs, wanted, ("--ncpu", "1"), tmp_path), wanted)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED_FAIL))
+def test_known_failures(progs: dict[str, Path], case: str, tmp_path: Path) -> None:
+    """Each known failure still fails, for its diagnosed cause (a strict xfail)."""
+    v = run_atf(progs, [case], (), tmp_path)[case]
+    if v != "passed":
+        pytest.xfail(EXPECTED_FAIL[case] + f" [{v}]")
+    pytest.fail(f"{case} passes now: drop it from EXPECTED_FAIL")

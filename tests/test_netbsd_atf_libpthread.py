@@ -1,7 +1,7 @@
 """NetBSD's own tests/lib/libpthread ATF programs, built unmodified and statically linked
 against NetBSD's libc/libpthread/libatf-c (fixtures.netbsd_userland), run with
 ``nbemu atf``.  Every case that passes today is asserted to pass; the known failures
-are strict xfails with their diagnosed cause (EXPECTED_FAIL).
+would be strict xfails with their diagnosed cause (EXPECTED_FAIL: none today).
 
 Skips with the reason when ../shared/netbsd-src is not there."""
 from __future__ import annotations
@@ -44,10 +44,9 @@ CASES: dict[str, list[str]] = {
 # Programs of the Makefile's TESTS_C that cannot be built from the source subset.
 NOT_BUILT = {"t_sem": "needs librt (sem_init & co. live in lib/librt, not in the subset)"}
 
-# Known failures, with the diagnosed cause.
-EXPECTED_FAIL: dict[str, str] = {
-    "t_fork:fork": "nbemu has no fork(2) yet (README: no fork/exec): fork() returns -1",
-}
+# Known failures, with the diagnosed cause: none since fork(2) exists (t_fork:fork
+# passes: the child's pthread state after fork, the parent's wait).
+EXPECTED_FAIL: dict[str, str] = {}
 # Cases whose outcome depends on an interleaving that real NetBSD allows too: run only
 # where the result is fixed (one vCPU, or the named deterministic seeds).
 RACY: dict[str, str] = {
@@ -133,12 +132,3 @@ def test_libpthread_atf_slow_cases(progs: dict[str, Path], tmp_path: Path) -> No
     10,000 timed waits already expired: ~2 million system calls), once, on one vCPU."""
     wanted = sorted(SLOW)
     _check(run_atf(progs, wanted, ("--ncpu", "1"), tmp_path), wanted)
-
-
-@pytest.mark.parametrize("case", sorted(EXPECTED_FAIL))
-def test_known_failures(progs: dict[str, Path], case: str, tmp_path: Path) -> None:
-    """Each known failure still fails, for its diagnosed cause (a strict xfail)."""
-    v = run_atf(progs, [case], (), tmp_path)[case]
-    if v != "passed":
-        pytest.xfail(EXPECTED_FAIL[case] + f" [{v}]")
-    pytest.fail(f"{case} passes now: drop it from EXPECTED_FAIL")

@@ -9,7 +9,7 @@ that broke a confinement rule).  Figures go to the `## Fuzzing` section of
 BENCHMARKS.md; the rest of the file is kept as it is.
 
     python -m bench.fuzz_run [--calls 1000000] [--per-run 50000] [--jobs 2]
-                             [--arch x86_64] [--deterministic] [--out BENCHMARKS.md]
+                             [--arch x86_64,aarch64,...] [--deterministic] [--out BENCHMARKS.md]
 """
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def section(runs: list[Run], ncalls: int, wall: float, jobs: int) -> str:
     problems = [r for r in runs if r.problem]
     crashes = [r for r in problems if r.problem.startswith("kernel crash")]
     hangs = [r for r in problems if "hang" in r.problem]
-    modes = sorted({("deterministic" if r.deterministic else "fast") + f" {r.arch}"
+    modes = sorted({f"{r.arch} " + ("deterministic" if r.deterministic else "fast")
                     for r in runs})
     lines = [
         SECTION, "",
@@ -180,24 +180,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-run", type=int, default=50_000, help="calls per nbemu process")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1, help="first seed")
-    ap.add_argument("--arch", default="x86_64")
+    ap.add_argument("--arch", default="x86_64",
+                    help="comma-separated C architectures, taken in turn")
     ap.add_argument("--deterministic", action="store_true",
                     help="every run --deterministic (default: alternate with fast mode)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run")
     ap.add_argument("--out", default="BENCHMARKS.md")
     ns = ap.parse_args(argv)
     nruns = max(1, -(-ns.calls // ns.per_run))
-    build_c("sysfuzz_all", ns.arch)
+    archs = ns.arch.split(",")
+    for arch in archs:
+        build_c("sysfuzz_all", arch)
     t0 = time.monotonic()
     with ThreadPoolExecutor(ns.jobs) as pool:
-        futs = [pool.submit(fuzz_once, ns.seed + i, ns.per_run, ns.arch,
-                            ns.deterministic or i % 2 == 1, ns.timeout)
+        # Every architecture in turn; fast mode and --deterministic alternate per round.
+        futs = [pool.submit(fuzz_once, ns.seed + i, ns.per_run, archs[i % len(archs)],
+                            ns.deterministic or (i // len(archs)) % 2 == 1, ns.timeout)
                 for i in range(nruns)]
         runs = []
         for f in futs:
             r = f.result()
             runs.append(r)
-            print(f"seed {r.seed}: {r.executed:,} calls in {r.seconds:.0f} s"
+            print(f"seed {r.seed} ({r.arch}): {r.executed:,} calls in {r.seconds:.0f} s"
                   + (f" -- {r.problem}" if r.problem else ""), flush=True)
     text = section(runs, ns.per_run, time.monotonic() - t0, ns.jobs)
     write_section(Path(ns.out), text)

@@ -9,7 +9,7 @@ that broke a confinement rule).  Figures go to the `## Fuzzing` section of
 BENCHMARKS.md; the rest of the file is kept as it is.
 
     python -m bench.fuzz_run [--calls 1000000] [--per-run 50000] [--jobs 2]
-                             [--arch x86_64,aarch64,...] [--deterministic] [--out BENCHMARKS.md]
+                             [--arch x86_64,aarch64,...] [--lwps 1,2,4] [--deterministic] [--out BENCHMARKS.md]
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class Run:
     seed: int
     arch: str
     deterministic: bool
+    lwps: int = 1
     rc: int | None = None
     calls: int = 0
     executed: int = 0
@@ -50,7 +51,8 @@ class Run:
 
     def command(self, ncalls: int) -> str:
         det = " --deterministic --seed %d" % self.seed if self.deterministic else ""
-        return f"nbemu --root SCRATCH{det} sysfuzz_all({self.arch}) {self.seed} {ncalls}"
+        return (f"nbemu --root SCRATCH{det} sysfuzz_all({self.arch}) {self.seed} {ncalls} "
+                f"{self.lwps}")
 
 
 _SUMMARY = re.compile(r"^SYSFUZZ seed=\S+ calls=(\d+) executed=(\d+) skipped=(\d+) "
@@ -70,10 +72,13 @@ def parse(run: Run, out: str, err: str) -> None:
         elif parts[:1] == ["CALLED"]:
             run.called.update(int(x) for x in parts[1:])
     hang = re.search(r"^HANG .*$", out, re.M)
+    stuck = re.search(r" stuck=([1-9]\d*)", out)
     if run.rc == 70 or run.tracebacks:
         run.problem = "kernel crash (exit 70): " + _tail(err)
     elif hang:
         run.problem = "hang: " + hang.group(0)
+    elif stuck:
+        run.problem = f"hang: {stuck.group(1)} fuzzing LWPs never came back from a call"
     elif run.rc is None:
         run.problem = "host hang (timeout): " + _tail(err)
     elif run.rc != 0 or not m or "\nEND" not in out:
@@ -86,9 +91,9 @@ def _tail(err: str) -> str:
 
 
 def fuzz_once(seed: int, ncalls: int, arch: str = "x86_64", deterministic: bool = False,
-              timeout: float = 600, ncpu: int = 2) -> Run:
+              timeout: float = 600, lwps: int = 1, ncpu: int = 2) -> Run:
     prog = build_c("sysfuzz_all", arch)
-    run = Run(seed, arch, deterministic)
+    run = Run(seed, arch, deterministic, lwps)
     scratch = Path(tempfile.mkdtemp(prefix="nbemu-fuzz-"))
     opts = ["--ncpu", str(ncpu), "--root", str(scratch)]
     if deterministic:
@@ -96,7 +101,7 @@ def fuzz_once(seed: int, ncalls: int, arch: str = "x86_64", deterministic: bool 
     t0 = time.monotonic()
     try:
         p = subprocess.run([sys.executable, "-m", "emu.cli", *opts, str(prog), str(seed),
-                            str(ncalls)], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                            str(ncalls), str(lwps)], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, errors="replace", timeout=timeout)
         run.rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
@@ -134,12 +139,17 @@ def section(runs: list[Run], ncalls: int, wall: float, jobs: int) -> str:
     hangs = [r for r in problems if "hang" in r.problem]
     modes = sorted({f"{r.arch} " + ("deterministic" if r.deterministic else "fast")
                     for r in runs})
+    by_lwps = Counter(r.lwps for r in runs)
     lines = [
         SECTION, "",
         f"Written by `make fuzz` on {time.strftime('%Y-%m-%d')}: "
         f"fixtures/c/sysfuzz_all.c, {len(runs)} runs of {ncalls:,} calls "
-        f"(seeds {runs[0].seed}-{runs[-1].seed}; {', '.join(modes)}; {jobs} at a time), "
-        "each under `nbemu --root` in a fresh scratch folder.", "",
+        f"(seeds {runs[0].seed}-{runs[-1].seed}; {', '.join(modes)}; "
+        + ", ".join(f"{c} with {n} fuzzing LWP{'s' if n > 1 else ''}"
+                    for n, c in sorted(by_lwps.items()))
+        + f"; {jobs} at a time), each under `nbemu --root` in a fresh scratch folder "
+        "(with several LWPs, main makes the calls counted per run and refreshes the "
+        "pools under the others' feet).", "",
         "| figure | value |", "|---|---|",
         f"| system calls made (skipped ones excluded) | {executed:,} |",
         f"| calls drawn (skipped ones included) | {calls:,} |",
@@ -185,23 +195,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deterministic", action="store_true",
                     help="every run --deterministic (default: alternate with fast mode)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run")
+    ap.add_argument("--lwps", default="1,2,4",
+                    help="comma-separated fuzzing LWP counts, one per round in turn")
     ap.add_argument("--out", default="BENCHMARKS.md")
     ns = ap.parse_args(argv)
     nruns = max(1, -(-ns.calls // ns.per_run))
     archs = ns.arch.split(",")
+    lwps = [int(x) for x in ns.lwps.split(",")]
     for arch in archs:
         build_c("sysfuzz_all", arch)
     t0 = time.monotonic()
     with ThreadPoolExecutor(ns.jobs) as pool:
         # Every architecture in turn; fast mode and --deterministic alternate per round.
         futs = [pool.submit(fuzz_once, ns.seed + i, ns.per_run, archs[i % len(archs)],
-                            ns.deterministic or (i // len(archs)) % 2 == 1, ns.timeout)
+                            ns.deterministic or (i // len(archs)) % 2 == 1, ns.timeout,
+                            lwps[(i // len(archs)) % len(lwps)])
                 for i in range(nruns)]
         runs = []
         for f in futs:
             r = f.result()
             runs.append(r)
-            print(f"seed {r.seed} ({r.arch}): {r.executed:,} calls in {r.seconds:.0f} s"
+            print(f"seed {r.seed} ({r.arch}, {r.lwps} LWPs): {r.executed:,} calls in {r.seconds:.0f} s"
                   + (f" -- {r.problem}" if r.problem else ""), flush=True)
     text = section(runs, ns.per_run, time.monotonic() - t0, ns.jobs)
     write_section(Path(ns.out), text)

@@ -30,6 +30,7 @@ from syscalls.errno import Errno
 from syscalls.syscalls_master import SYSCALLS
 
 SECTION = "## Fuzzing"
+FINDINGS = Path(tempfile.gettempdir()) / "nbemu-fuzz-findings"
 
 
 @dataclass
@@ -85,9 +86,9 @@ def parse(run: Run, out: str, err: str) -> None:
         run.problem = f"exit {run.rc}: " + _tail(err)
 
 
-def _tail(err: str) -> str:
+def _tail(err: str, n: int = 6) -> str:
     lines = [x for x in err.splitlines() if "unimplemented system call" not in x]
-    return " | ".join(lines[-6:])
+    return (" | " if n <= 6 else "\n").join(lines[-n:])
 
 
 def fuzz_once(seed: int, ncalls: int, arch: str = "x86_64", deterministic: bool = False,
@@ -113,6 +114,13 @@ def fuzz_once(seed: int, ncalls: int, arch: str = "x86_64", deterministic: bool 
         shutil.rmtree(scratch, ignore_errors=True)
     run.seconds = time.monotonic() - t0
     parse(run, out, err)
+    if run.problem:
+        # The whole report (crash report, LWP table, last calls) for the finding.
+        FINDINGS.mkdir(parents=True, exist_ok=True)
+        log = FINDINGS / f"{arch}-seed{seed}-lwps{lwps}.log"
+        log.write_text(f"{run.command(ncalls)}\nexit {run.rc}\n--- stdout\n{out[-20000:]}"
+                       f"\n--- stderr\n{_tail(err, 400)}\n")
+        run.problem += f" (report: {log})"
     return run
 
 

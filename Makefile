@@ -41,5 +41,12 @@ test: setup
 bench: setup
 	$(BIN)/python -m bench.run --out BENCHMARKS.md
 
+# The whole-table system-call fuzzer: >= 1,000,000 calls over several seeds and
+# processes; its figures go to BENCHMARKS.md's "## Fuzzing" section only.
+.PHONY: fuzz
+fuzz: setup
+	$(BIN)/python -m bench.fuzz_run --calls 1050000 --per-run 50000 --jobs 2 \
+	  --arch x86_64,aarch64,x86,arm --out BENCHMARKS.md
+
 clean:
 	rm -rf .cache

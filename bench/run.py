@@ -187,7 +187,15 @@ def main() -> int:
              "generator resume) dominates; switching LWPs inside the trap instead of "
              "leaving and re-entering the engine was tried and measured no faster.",
              "", REAL_NOTES]
-    Path(ns.out).write_text("\n".join(head + rows + notes) + "\n")
+    # The Fuzzing section is make fuzz's (bench/fuzz_run.py): keep it as it is.
+    kept = ""
+    out = Path(ns.out)
+    if out.exists():
+        old = out.read_text()
+        at = old.find("\n## Fuzzing")
+        if at >= 0:
+            kept = old[at:]
+    out.write_text("\n".join(head + rows + notes) + "\n" + kept)
     print(f"wrote {ns.out}")
     return 0
 

@@ -54,8 +54,8 @@ def compat_13_sys_sigsuspend13(l: Lwp, a, retval: list[int]) -> Generator:
     """sigsuspend1 with the 32-signal mask: always EINTR, after a signal."""
     p = l.l_proc
     # sigsuspendsetup: the handler's frame restores the mask from before.
-    l.l_sigoldmask = l.l_sigmask  # type: ignore[attr-defined]
-    l.l_sigrestore = True  # type: ignore[attr-defined]
+    l.l_sigoldmask = l.l_sigmask
+    l.l_sigrestore = True
     l.l_sigmask = words_of(mask_of(_sigset13_to_sigset(a.mask)) & ~CANTMASK)
     if sigispending(l):
         l.l_flag |= LW_PENDSIG
@@ -64,7 +64,7 @@ def compat_13_sys_sigsuspend13(l: Lwp, a, retval: list[int]) -> Generator:
                                   wchan=("pause", p.p_pid, l.l_lid))
         if error:
             break
-    if l.__dict__.get("l_sigrestore") and not sigispending(l):
-        l.l_sigrestore = False  # type: ignore[attr-defined]
-        l.l_sigmask = l.l_sigoldmask  # type: ignore[attr-defined]
+    if l.l_sigrestore and not sigispending(l):
+        l.l_sigrestore = False
+        l.l_sigmask = l.l_sigoldmask
     return Errno.EINTR

@@ -267,7 +267,7 @@ def _copyin_times50(l: Lwp, tptr: int) -> tuple[int, int] | int:
 
 
 def _utimes50_path(l: Lwp, path_va: int, tptr: int, follow: bool) -> int:
-    from .vfs_syscalls import _lookup, _utimes
+    from .vfs_syscalls import _lookup, utimes_nd
     from .vfs_lookup import AT_FDCWD
     times = _copyin_times50(l, tptr)
     if isinstance(times, int):
@@ -275,7 +275,7 @@ def _utimes50_path(l: Lwp, path_va: int, tptr: int, follow: bool) -> int:
     nd = _lookup(l, AT_FDCWD, path_va, follow)
     if isinstance(nd, int):
         return nd
-    return _utimes(nd.ni_host, times, follow)
+    return utimes_nd(nd, times)
 
 
 @syscall(138, "compat_50_utimes")
@@ -344,7 +344,8 @@ def _stat30_path(l: Lwp, path_va: int, ub: int, follow: bool) -> int:
     nd = _lookup(l, AT_FDCWD, path_va, follow)
     if isinstance(nd, int):
         return nd
-    return l.l_proc.p_vmspace.copyout(_stat30(l, stat_from_host(nd.ni_st)), ub)
+    with nd:
+        return l.l_proc.p_vmspace.copyout(_stat30(l, stat_from_host(nd.ni_st)), ub)
 
 
 @syscall(387, "compat_50___stat30")

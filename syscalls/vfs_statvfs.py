@@ -137,9 +137,10 @@ def do_sys_pstatvfs(l: Lwp, path_va: int, flags: int) -> Statvfs | int:
     nd = namei_at(l, AT_FDCWD, path_va, True)
     if isinstance(nd, int):
         return nd
-    if not nd.ni_exists:
-        return Errno.ENOENT
-    return _host_statvfs(l.l_proc.k, nd.ni_host)
+    with nd:
+        if not nd.ni_exists:
+            return Errno.ENOENT
+        return _host_statvfs(l.l_proc.k, nd.ni_vp)      # fstatvfs of the held object
 
 
 def do_sys_fstatvfs(l: Lwp, fd: int, flags: int) -> Statvfs | int:

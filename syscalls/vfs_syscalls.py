@@ -1230,6 +1230,11 @@ def _utimes_path(l: Lwp, dirfd: int, path_va: int, tptr: int, timeval: bool, fol
     nd = _lookup(l, dirfd, path_va, follow)
     if isinstance(nd, int):
         return nd
+    return utimes_nd(nd, times)
+
+
+def utimes_nd(nd: Any, times: tuple[int | None, int | None]) -> int:
+    """Set the times (ns; None: leave) of the object a lookup holds (closes nd)."""
     with nd:
         at, mt = times
         st = nd.ni_st                            # the held object's (a link's: lstat)

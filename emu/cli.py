@@ -38,7 +38,7 @@ See README.md (and docs/DESIGN.md) for more."""
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="nbemu", usage=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run an unmodified, statically linked NetBSD program on Linux: "
+        description="Run an unmodified NetBSD program on Linux: "
                     "NetBSD/amd64, NetBSD/aarch64,\nNetBSD/i386 or NetBSD/earmv7hf "
                     "(32-bit ARM, hard float); NetBSD 10.1's system calls.",
         epilog=EPILOG)
@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                          "from LOG; exit 2: LOG refused")
     ap.add_argument("--version", action="version", version=f"nbemu {VERSION}")
     ap.add_argument("program", metavar="PROGRAM", nargs="?",
-                    help="a statically linked NetBSD ELF program")
+                    help="a NetBSD ELF program (static, or dynamic with its interpreter "
+                         "under --root)")
     ap.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                     help="its arguments (optional)")
     return ap

@@ -19,7 +19,8 @@ Model
 
 Not modelled: the stack-region mprotect that NetBSD's dosetrlimit does when
 RLIMIT_STACK's soft limit moves, and its EINVAL when the new limit is below
-the stack in use (no vm_ssize accounting here); children's usage (no fork).
+the stack in use (no vm_ssize accounting here); children's usage (RUSAGE_CHILDREN
+reads zero: a reaped child's rusage is given to wait4/wait6, not accumulated).
 """
 from __future__ import annotations
 

@@ -73,9 +73,12 @@ def _suser(p: Proc) -> bool:
 
 
 def _find_proc(l: Lwp, pid: int) -> Proc | None:
-    """proc_find(pid), pid 0 meaning the caller's: nbemu runs one process."""
+    """proc_find(pid), pid 0 meaning the caller's: any live process of the guest."""
     p = l.l_proc
-    return p if pid in (0, p.p_pid) else None
+    if pid in (0, p.p_pid):
+        return p
+    from .kern_proc import pfind
+    return pfind(p.k, pid)
 
 
 def lwp_find2(l: Lwp, pid: int, lid: int) -> Lwp | None:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 import stat as host_stat
 import struct
-from typing import Generator
+from typing import Any, Generator
 
 from .errno import Errno, KernErrno
 from .kern_descrip import fd_closeexec, fd_getfile
+from .kern_exit import lwp_off_queues
 from .lwp import LSONPROC, LSRUN, LSSLEEP, LSZOMB, LPR_DETACHED, Lwp
 from .table import syscall
 from .vfs_lookup import AT_FDCWD, MAXPATHLEN, namei_path
@@ -98,16 +99,7 @@ def exit_lwps(l: Lwp) -> None:
     for l2 in list(p.p_lwps.values()):
         if l2 is l:
             continue
-        if l2.l_stat == LSONPROC:
-            k.cpu_release(l2)
-        elif l2.l_stat == LSRUN and l2.l_cpu is not None:
-            try:
-                k.runq.sched_dequeue(l2)
-            except ValueError:
-                pass
-        elif l2.l_stat == LSSLEEP and l2.l_sleepq is not None:
-            l2.l_sleepq.remove(l2)
-            k.callout.stop(l2.l_timeout)
+        lwp_off_queues(l2)
         if l2.l_stat != LSZOMB:
             p.p_nzlwps += 1
             if l2.l_stat in (LSRUN, LSONPROC, LSSLEEP):
@@ -126,10 +118,10 @@ def exit_lwps(l: Lwp) -> None:
             l2.l_uarea = None
 
 
-def exec_lookup(l: Lwp, path: bytes) -> tuple[str, str] | int:
+def exec_lookup(l: Lwp, path: bytes, read: Any = None) -> tuple[str, Any] | int:
     """namei + the checks of check_exec for a program or an interpreter: its
-    guest path and a host path naming exactly the object looked up (read at
-    once: the held descriptor is closed on return), or an errno."""
+    guest path and read(host path naming exactly the object) -- called while
+    the lookup holds it -- or an errno (also one read returns)."""
     ni = namei_path(l, AT_FDCWD, path, True)
     if isinstance(ni, int):
         return ni
@@ -139,7 +131,10 @@ def exec_lookup(l: Lwp, path: bytes) -> tuple[str, str] | int:
         error = _check_file(ni.ni_proc)
         if error:
             return error
-        return os.fsdecode(ni.ni_guest), ni.ni_proc
+        got = read(ni.ni_proc) if read is not None else None
+        if isinstance(got, int):
+            return got
+        return os.fsdecode(ni.ni_guest), got
 
 
 def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int) -> Generator[str, int, int]:
@@ -171,21 +166,14 @@ def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int) -> Generator[str, i
             img = k.platform.exec_check(host)
         else:
             interp, arg = script
-            ni2 = namei_path(l, AT_FDCWD, interp, True)
-            if isinstance(ni2, int):
-                return ni2
-            with ni2:
-                if not ni2.ni_exists:
-                    return Errno.ENOENT
-                error = _check_file(ni2.ni_proc)
-                if error:
-                    return error
-                if _script_line(ni2.ni_proc) is not None:
-                    return Errno.ENOEXEC          # an interpreter must be a binary
-                argv = [interp] + ([arg] if arg else []) + [path] + argv[1:]
-                guest = os.fsdecode(ni2.ni_guest)
-                execname = interp
-                img = k.platform.exec_check(ni2.ni_proc)
+            found = exec_lookup(l, interp, lambda host: (
+                Errno.ENOEXEC if _script_line(host) is not None   # a binary, not a script
+                else k.platform.exec_check(host)))
+            if isinstance(found, int):
+                return found
+            guest, img = found
+            argv = [interp] + ([arg] if arg else []) + [path] + argv[1:]
+            execname = interp
     if isinstance(img, int):
         return img
     # -- the point of no return: continue outside the engine -------------------

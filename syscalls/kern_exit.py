@@ -30,6 +30,22 @@ def wait_chan(p: Proc) -> tuple:
     return ("p_waitcv", p.p_pid)
 
 
+def lwp_off_queues(l: Lwp) -> None:
+    """An LWP that will never run again leaves its CPU, run queue or sleep
+    queue (and its sleep's timeout), whatever its state (exit1, exit_lwps)."""
+    k = l.l_proc.k
+    if l.l_stat == LSONPROC:
+        k.cpu_release(l)
+    elif l.l_stat == LSRUN and l.l_cpu is not None:
+        try:
+            k.runq.sched_dequeue(l)
+        except ValueError:
+            pass
+    elif l.l_stat == LSSLEEP and l.l_sleepq is not None:
+        l.l_sleepq.remove(l)
+        k.callout.stop(l.l_timeout)
+
+
 def exit1(l: Lwp, status: int, signo: int) -> None:
     """End the process: exit status `status`, or killed by `signo` if non-zero."""
     p = l.l_proc
@@ -41,16 +57,7 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     p.p_xsig = signo
     k.event("proc_exit", l, status=status, signo=signo)
     for l2 in list(p.p_lwps.values()):
-        if l2.l_stat == LSONPROC:
-            k.cpu_release(l2)
-        elif l2.l_stat == LSRUN and l2.l_cpu is not None:
-            try:
-                k.runq.sched_dequeue(l2)
-            except ValueError:
-                pass
-        elif l2.l_stat == LSSLEEP and l2.l_sleepq is not None:
-            l2.l_sleepq.remove(l2)
-            k.callout.stop(l2.l_timeout)
+        lwp_off_queues(l2)
     for t in p.p_itimers.values():
         if getattr(t, "callout", None) is not None:
             k.callout.stop(t.callout)

@@ -59,7 +59,7 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     for l2 in list(p.p_lwps.values()):
         lwp_off_queues(l2)
     for t in p.p_itimers.values():
-        if getattr(t, "callout", None) is not None:
+        if t.callout is not None:
             k.callout.stop(t.callout)
     k.platform.request_stop()
     if p is k.proc:

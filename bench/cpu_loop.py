@@ -20,7 +20,7 @@ from unicorn import arm_const as ARM
 from unicorn import x86_const as X
 
 from fixtures.build import build_c
-from guest.arch import for_elf_machine
+from nbemu.guest.arch import for_elf_machine
 
 REPO = Path(__file__).resolve().parents[1]
 CODE = 0x400000

@@ -44,7 +44,7 @@ def rows(reps: int = 3) -> list[tuple[str, str, str, str]]:
             what = f"esbuild {E.ESBUILD_VERSION} bundle+minify ({pkg})"
             try:
                 nb = E.esbuild_binary(pkg)
-                t_nb, d_nb = _best([sys.executable, "-m", "emu.cli", "--ncpu", "4", str(nb), *args],
+                t_nb, d_nb = _best([sys.executable, "-m", "nbemu.emu.cli", "--ncpu", "4", str(nb), *args],
                                    reps, bundle)
                 qemu = shutil.which(qemu_name)
                 if qemu is None:

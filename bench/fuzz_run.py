@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fixtures.build import REPO_ROOT, build_c
-from syscalls.errno import Errno
-from syscalls.syscalls_master import SYSCALLS
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.syscalls_master import SYSCALLS
 
 SECTION = "## Fuzzing"
 FINDINGS = Path(tempfile.gettempdir()) / "nbemu-fuzz-findings"
@@ -101,7 +101,7 @@ def fuzz_once(seed: int, ncalls: int, arch: str = "x86_64", deterministic: bool 
         opts += ["--deterministic", "--seed", str(seed)]
     t0 = time.monotonic()
     try:
-        p = subprocess.run([sys.executable, "-m", "emu.cli", *opts, str(prog), str(seed),
+        p = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", *opts, str(prog), str(seed),
                             str(ncalls), str(lwps)], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, errors="replace", timeout=timeout)
         run.rc, out, err = p.returncode, p.stdout, p.stderr

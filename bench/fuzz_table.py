@@ -9,7 +9,7 @@ file only); tests/test_sysfuzz_all.py checks that they agree.
 """
 from __future__ import annotations
 
-from syscalls.syscalls_master import SYSCALLS
+from nbemu.syscalls.syscalls_master import SYSCALLS
 
 _FD = {"fd", "fd1", "fd2", "fdes", "fildes", "filedes", "s", "from", "to", "fromfd",
        "tofd", "epfd", "fdec"}

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from emu.boot import Options, Session  # noqa: E402
+from nbemu.emu.boot import Options, Session  # noqa: E402
 from fixtures.build import build_c  # noqa: E402
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -110,7 +110,7 @@ def unpark_all_ns(reps: int, ncpu: int = 4, sizes=(128, 256, 512, 1024)
     meanwhile; on a loaded host a 5 ms call is often descheduled.  The CPU time is
     measured here, around the handler (thread_time_ns), and is what the linearity
     verdict uses."""
-    from syscalls.table import SYSENT
+    from nbemu.syscalls.table import SYSENT
     ent = next(e for e in SYSENT.values() if e.name == "_lwp_unpark_all")
     orig = ent.handler
     cpu: dict[int, list[int]] = {}

@@ -45,7 +45,7 @@ def per_op(cmd_of, n1: int, n2: int) -> float:
 
 def rows() -> list[tuple[str, str, str, str]]:
     import sys
-    nb = [sys.executable, "-m", "emu.cli", str(build_c("bench_fork"))]
+    nb = [sys.executable, "-m", "nbemu.emu.cli", str(build_c("bench_fork"))]
     exit42 = str(build_c("exit42"))
     lx = linux_build()
     lx_exit0 = str(Path(tempfile.gettempdir()) / "nbemu-exit0-linux")

@@ -70,7 +70,7 @@ def _child_cpu(cmd: list[str]) -> tuple[float, str]:
 
 def _nbemu_one(prog: str, args: list[str], deterministic: bool) -> None:
     """One nbemu run in this process: prints "<cpu seconds> <guest stdout>"."""
-    from emu.boot import Options, Session
+    from nbemu.emu.boot import Options, Session
     out = tempfile.TemporaryFile()
     saved = os.dup(1)
     s = Session(prog, args, Options(deterministic=deterministic, seed=1 if deterministic else 0))

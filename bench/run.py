@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emu.boot import Options, Session  # noqa: E402
+from nbemu.emu.boot import Options, Session  # noqa: E402
 from fixtures.build import build_c, build_go  # noqa: E402
 
 @contextlib.contextmanager
@@ -83,7 +83,7 @@ def go_compare(name: str, reps: int = 2) -> tuple[float, float, float | None, fl
     nb = build_go(name, "netbsd", "amd64")
     lx = build_go(name, "linux", "amd64")
     t_nb = min(run_guest(nb, [], ncpu=4) for _ in range(reps))
-    t_proc = _wall([sys.executable, "-m", "emu.cli", "--ncpu", "4", str(nb)], reps)
+    t_proc = _wall([sys.executable, "-m", "nbemu.emu.cli", "--ncpu", "4", str(nb)], reps)
     qemu = shutil.which("qemu-x86_64")
     t_q = None
     if qemu:
@@ -144,7 +144,7 @@ def main() -> int:
     for r in proc_rows():
         row(*r)
     try:
-        from emu.atf.bench import rows as atf_rows
+        from nbemu.emu.atf.bench import rows as atf_rows
         for r in atf_rows(q):
             row(*r)
     except Exception as e:  # reported, not hidden

@@ -27,7 +27,7 @@ from fixtures.build import build_c  # noqa: E402
 def run(name: str, *args: str) -> tuple[float, dict[str, int]]:
     """(wall seconds of the nbemu process, the fixture's "<what> <ms>" lines)."""
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "emu.cli", str(build_c(name)), *args], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", str(build_c(name)), *args], cwd=REPO,
                        capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - t0
     if r.returncode != 0:

@@ -19,6 +19,6 @@ OTHER_GOARCHES = GOARCHES[1:]
 
 def run_nbemu(prog: Path | str, *args: str, opts: tuple[str, ...] = (), timeout: int = 300,
               env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emu.cli", *opts, str(prog), *args],
+    return subprocess.run([sys.executable, "-m", "nbemu.emu.cli", *opts, str(prog), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env,
                           **kw)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from types import GeneratorType
 from typing import Any
 
-import syscalls  # noqa: F401  (registers every handler)
-from guest.arch.amd64 import ABI
-from syscalls.kern_lwp import lwp_create, lwp_start
-from syscalls.kernel import Kernel
-from syscalls.kern_proc import proc_enter
-from syscalls.lwp import LSONPROC, Lwp, Proc
-from syscalls.table import SYSENT
-from syscalls.uvm_map import NullPmap, VmMap
+import nbemu.syscalls  # noqa: F401  (registers every handler)
+from nbemu.guest.arch.amd64 import ABI
+from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
+from nbemu.syscalls.kernel import Kernel
+from nbemu.syscalls.kern_proc import proc_enter
+from nbemu.syscalls.lwp import LSONPROC, Lwp, Proc
+from nbemu.syscalls.table import SYSENT
+from nbemu.syscalls.uvm_map import NullPmap, VmMap
 
 
 class FakePlatform:
@@ -61,7 +61,7 @@ def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/",
     vm.usrstack, vm.maxssiz = abi.usrstack, abi.maxssiz
     vm.vm_daddr, vm.vm_dsize, vm.dsiz_limit = 0x600000, 0, abi.dfldsiz
     p.p_vmspace = vm
-    from syscalls.kern_descrip import filedesc_init
+    from nbemu.syscalls.kern_descrip import filedesc_init
     filedesc_init(p)
     l = lwp_create(k, None, p, 0)
     assert isinstance(l, Lwp)
@@ -110,7 +110,7 @@ def u64(args: tuple) -> list[int]:
 
 def ok(l: Lwp, name: str, *args: int) -> list[int]:
     """Call `name`, which must succeed; its retval."""
-    from syscalls.errno import Errno
+    from nbemu.syscalls.errno import Errno
     e, rv = call(l, name, *u64(args))
     assert e == 0, f"{name}{args}: {Errno(e).name if e in Errno._value2member_map_ else e}"
     return rv

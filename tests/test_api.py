@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from emu.api import EmuError, Emulator
+from nbemu.emu.api import EmuError, Emulator
 from fixtures.build import build_c, build_go
 from tests.guest import ARCHES, GOARCHES, REPO
 
@@ -146,7 +146,7 @@ def test_record_through_the_api_replays_on_the_command_line(capfd, tmp_path) -> 
     assert emu.run() == 0
     out = capfd.readouterr().out
     assert "PASS" in out
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "--replay", str(log), str(prog), "3"],
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--replay", str(log), str(prog), "3"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout == out

@@ -14,8 +14,8 @@ from unicorn import UC_ARCH_ARM64, UC_HOOK_INTR, UC_MODE_ARM, Uc
 from unicorn import arm64_const as A
 
 from fixtures.build import REPO_ROOT, build_c, zig_command
-from guest.arch import aarch64 as AA
-from guest.arch import for_elf_machine
+from nbemu.guest.arch import aarch64 as AA
+from nbemu.guest.arch import for_elf_machine
 from tests.guest import run_nbemu
 
 ABI = AA.ABI

@@ -16,8 +16,8 @@ from unicorn import (UC_ARCH_ARM, UC_ERR_INSN_INVALID, UC_HOOK_INTR, UC_MODE_ARM
 from unicorn import arm_const as A
 
 from fixtures.build import REPO_ROOT, build_c, zig_command
-from guest.arch import arm as AR
-from guest.arch import for_elf_machine
+from nbemu.guest.arch import arm as AR
+from nbemu.guest.arch import for_elf_machine
 from tests.guest import run_nbemu
 
 ABI = AR.ABI

@@ -14,8 +14,8 @@ from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, Uc
 from unicorn import x86_const as X
 
 from fixtures.build import build_c, zig_command
-from guest.arch import for_elf_machine
-from guest.arch import i386 as I
+from nbemu.guest.arch import for_elf_machine
+from nbemu.guest.arch import i386 as I
 from tests.guest import run_nbemu
 
 ABI = I.ABI

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.atf.runner import Config, Runner
+from nbemu.emu.atf.runner import Config, Runner
 from fixtures.atf import build_atf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def test_kyua_agrees_with_nbemu_atf(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ATF_BADLIST"}
 
     suite = tmp_path / "kyua-suite"
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", "--kyua-suite", str(suite),
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "atf", "--kyua-suite", str(suite),
                         "-j", "2", "-v", "answer=42", "--ncpu", "2", str(src)],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -102,7 +102,7 @@ def test_printed_kyua_commands_work_from_any_directory(tmp_path: Path) -> None:
     directory. Run exactly what `nbemu atf --kyua-suite` prints, from elsewhere."""
     import shlex
     suite = tmp_path / "suite"
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", "--kyua-suite", str(suite),
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "atf", "--kyua-suite", str(suite),
                         str(build_atf("atf_threads"))],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def plugin_installed() -> bool:
-    return any(ep.name == "emu.atf.pytest_plugin"
+    return any(ep.name == "nbemu.emu.atf.pytest_plugin"
                for ep in importlib.metadata.entry_points(group="pytest11"))
 
 
@@ -28,12 +28,12 @@ def test_entry_point_declared() -> None:
         import tomllib                            # Python >= 3.11
     except ImportError:                           # 3.10: the plain text must do
         section = text.split("[project.entry-points.pytest11]", 1)[1].split("\n[", 1)[0]
-        assert '"emu.atf.pytest_plugin" = "emu.atf.pytest_plugin"' in section
+        assert '"nbemu.emu.atf.pytest_plugin" = "nbemu.emu.atf.pytest_plugin"' in section
         return
     meta = tomllib.loads(text)
     # named as the module: `-p emu.atf.pytest_plugin` is then a no-op when installed
     assert meta["project"]["entry-points"]["pytest11"] == {
-        "emu.atf.pytest_plugin": "emu.atf.pytest_plugin"}
+        "nbemu.emu.atf.pytest_plugin": "nbemu.emu.atf.pytest_plugin"}
 
 
 def outcomes(junit: Path) -> dict[str, tuple[str, str]]:
@@ -68,7 +68,7 @@ def test_pytest_collects_and_reports_atf_cases(tmp_path: Path, xdist: bool) -> N
            "--nbemu-atf-var", "answer=42", "--nbemu-atf-opts", "--ncpu 2",
            f"--junitxml={junit}", "-o", "junit_family=xunit1"]
     if not plugin_installed():
-        cmd[3:3] = ["-p", "emu.atf.pytest_plugin"]
+        cmd[3:3] = ["-p", "nbemu.emu.atf.pytest_plugin"]
     if xdist:
         cmd += ["-n", "2"]
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -109,7 +109,7 @@ def test_node_ids_round_trip_and_p_works_when_installed(tmp_path: Path) -> None:
 
     def pytest_(*args: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf",
-               "-p", "emu.atf.pytest_plugin", *args]
+               "-p", "nbemu.emu.atf.pytest_plugin", *args]
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=600)
 

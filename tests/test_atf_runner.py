@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from emu.atf.runner import Config, Runner
-from emu.atf.suite import Entry
+from nbemu.emu.atf.runner import Config, Runner
+from nbemu.emu.atf.suite import Entry
 from fixtures.atf import build_atf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -184,7 +184,7 @@ def suite_tree(tmp_path: Path, progs: dict[str, Path]) -> Path:
 def test_cli_suite_reports_and_exit_status(progs, tmp_path) -> None:
     top = suite_tree(tmp_path, progs)
     junit, html = tmp_path / "out" / "junit.xml", tmp_path / "html"
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", "-j", "2", "-v", "answer=42",
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "atf", "-j", "2", "-v", "answer=42",
                         "--junit", str(junit), "--html", str(html), "--ncpu", "2",
                         "--timeout", "3", str(top)],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -205,18 +205,18 @@ def test_cli_suite_reports_and_exit_status(progs, tmp_path) -> None:
 
 def test_cli_case_filter_and_list(progs) -> None:
     p = str(progs["atf_basic"])
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", f"{p}:x*", f"{p}:pass"],
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "atf", f"{p}:x*", f"{p}:pass"],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1                  # xfail_but_pass fails
     lines = [ln.split("  ->  ")[0] for ln in r.stdout.splitlines() if "  ->  " in ln]
     assert sorted(set(lines)) == ["atf_basic:pass", "atf_basic:xfail", "atf_basic:xfail_but_pass"]
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", "--list",
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "atf", "--list",
                         str(progs["atf_threads"])],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0
     assert r.stdout.splitlines()[0] == \
         "atf_threads:create_wait  (_lwp_create four LWPs, _lwp_wait for each)"
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", str(progs["atf_threads"])],
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "atf", str(progs["atf_threads"])],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "Test cases: 3 total" in r.stdout
 
@@ -225,7 +225,7 @@ def test_progress_bar_only_on_a_terminal(progs) -> None:
     import pty
     master, slave = pty.openpty()
     try:
-        r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", str(progs["atf_threads"])],
+        r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "atf", str(progs["atf_threads"])],
                            cwd=REPO, stdout=subprocess.PIPE, stderr=slave, text=True,
                            timeout=300)
         os.close(slave)
@@ -250,19 +250,19 @@ def test_progress_bar_only_on_a_terminal(progs) -> None:
 
 
 def test_launcher_cwd_and_signal(progs, tmp_path) -> None:
-    """python -m emu.atf.launch: the guest starts in the host cwd; a guest death by
+    """python -m nbemu.emu.atf.launch: the guest starts in the host cwd; a guest death by
     SIGABRT is this process's death by SIGABRT (as Kyua must see it)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), HOME=str(tmp_path), TMPDIR=str(tmp_path))
     env.pop("LANG", None)
     for k in [k for k in env if k.startswith("LC_")]:
         env.pop(k)
     res = tmp_path / "res"
-    r = subprocess.run([sys.executable, "-m", "emu.atf.launch", str(progs["atf_basic"]),
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.atf.launch", str(progs["atf_basic"]),
                         "-r", str(res), "workdir"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=120)
     assert (r.returncode, res.read_text()) == (0, "passed\n"), r.stderr
     assert (tmp_path / "scratch").exists()
-    r = subprocess.run([sys.executable, "-m", "emu.atf.launch", str(progs["atf_basic"]),
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.atf.launch", str(progs["atf_basic"]),
                         "-r", str(res), "expect_signal"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == -6 and res.read_text() == "expected_signal(6): aborts\n"

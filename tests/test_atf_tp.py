@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from emu.atf.launch import guest_cwd
-from emu.atf.report import html_report, junit_xml, summary
-from emu.atf.runner import CaseResult, Config, Program, Runner
-from emu.atf.suite import Entry, discover
-from emu.atf.tp import (HEADER, FormatError, ProcStatus, Result, TestCase, calculate_result,
+from nbemu.emu.atf.launch import guest_cwd
+from nbemu.emu.atf.report import html_report, junit_xml, summary
+from nbemu.emu.atf.runner import CaseResult, Config, Program, Runner
+from nbemu.emu.atf.suite import Entry, discover
+from nbemu.emu.atf.tp import (HEADER, FormatError, ProcStatus, Result, TestCase, calculate_result,
                         parse_bytes, parse_list, parse_result)
 
 OK = ProcStatus(exitcode=0)

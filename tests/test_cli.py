@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def nbemu(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emu.cli", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "nbemu.emu.cli", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120, **kw)
 
 
@@ -153,10 +153,10 @@ def test_guest_starts_in_nbemus_cwd(tmp_path: Path) -> None:
     prog = str(build_c("pwd"))
     sub = tmp_path / "a" / "b"
     sub.mkdir(parents=True)
-    r = subprocess.run([sys.executable, "-m", "emu.cli", prog], cwd=sub, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", prog], cwd=sub, capture_output=True,
                        text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert r.returncode == 0 and r.stdout.strip() == os.path.realpath(sub), r.stderr
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "--root", str(tmp_path), prog],
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--root", str(tmp_path), prog],
                        cwd=sub, capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert r.returncode == 0 and r.stdout.strip() == "/a/b", r.stderr
@@ -192,7 +192,7 @@ def test_static_pie_is_placed_as_netbsd_does(tmp_path: Path) -> None:
                  str(tmp_path / "pie.o"), str(tmp_path / "note.o"), "-o", str(exe)]):
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
         assert r.returncode == 0, r.stderr
-    from guest.elf import ET_DYN, PT_LOAD, parse
+    from nbemu.guest.elf import ET_DYN, PT_LOAD, parse
     img = parse(exe.read_bytes())
     assert img.e_type == ET_DYN and img.interp is None
     align = max(ph.p_align for ph in img.phdrs if ph.p_type == PT_LOAD)
@@ -233,7 +233,7 @@ def test_byte_order_contradicting_machine(tmp_path: Path) -> None:
 
 def test_help_names_the_subcommands_and_every_architecture() -> None:
     """Issue 15, item 8: --help is where a new user looks first."""
-    from guest.arch import supported_names
+    from nbemu.guest.arch import supported_names
     r = nbemu("--help")
     assert r.returncode == 0
     for sub in ("atf", "explore", "timeline"):

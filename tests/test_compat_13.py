@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import struct
 
-from syscalls import kern_sig as ks
-from syscalls.errno import Errno
-from syscalls.lwp import LSRUN, LSSLEEP
-from syscalls.signals import SIGRTMIN, Sig
+from nbemu.syscalls import kern_sig as ks
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.lwp import LSRUN, LSSLEEP
+from nbemu.syscalls.signals import SIGRTMIN, Sig
 from tests.khelp import call, err, make_kernel, ok, scratch
 from tests.test_signals_unit import catch
 

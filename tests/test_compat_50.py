@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from guest.arch.i386 import ABI as I386
-from syscalls.cstruct import ITIMERVAL50, RUSAGE50, TIMESPEC50, TIMEVAL50
-from syscalls.errno import Errno
-from syscalls.lwp import LSONPROC, LSRUN
+from nbemu.guest.arch.i386 import ABI as I386
+from nbemu.syscalls.cstruct import ITIMERVAL50, RUSAGE50, TIMESPEC50, TIMEVAL50
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.lwp import LSONPROC, LSRUN
 from tests.khelp import call, err, make_kernel, ok, scratch
 
 BAD = 0x9000_0000                      # never mapped, on LP64 and ILP32
@@ -250,7 +250,7 @@ def test_garbage_arguments_give_errnos(env) -> None:
     random bytes, small and huge integers): every call answers with an errno or
     success, never a Python exception."""
     import random
-    from syscalls.errno import Errno as E
+    from nbemu.syscalls.errno import Errno as E
     k, l, buf = env
     rng = random.Random(7)
     vm = l.l_proc.p_vmspace
@@ -270,7 +270,7 @@ def test_garbage_arguments_give_errnos(env) -> None:
 
 def test_mq_timed_calls_with_timespec50(env) -> None:
     """compat_50_mq_timedsend / _timedreceive: the absolute timeout as a timespec50."""
-    from syscalls.cstruct import LONG
+    from nbemu.syscalls.cstruct import LONG
     from tests.test_mqueue import put
     k, l, buf = env
     vm = l.l_proc.p_vmspace
@@ -306,7 +306,7 @@ def test_mq_timed_calls_with_timespec50(env) -> None:
 def test_stat30_family(env, tmp_path) -> None:
     """__stat30 / __lstat30 / __fstat30: NetBSD 10's stat in NetBSD 3-5's layout."""
     import os
-    from syscalls.cstruct import STAT, STAT30
+    from nbemu.syscalls.cstruct import STAT, STAT30
     k, l, buf = env
     vm = l.l_proc.p_vmspace
     (tmp_path / "f").write_bytes(b"12345")

@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from guest.arch.i386 import ABI as I386
-from syscalls.cstruct import STATVFS, STATVFS90
-from syscalls.errno import Errno
-from syscalls.kern_prot import proc_cred
-from syscalls.vfs_statvfs import (MNT_LOCAL, MNT_ROOTFS, FHANDLE_SIZE_MAX, FHANDLE_SIZE_MIN,
+from nbemu.guest.arch.i386 import ABI as I386
+from nbemu.syscalls.cstruct import STATVFS, STATVFS90
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.kern_prot import proc_cred
+from nbemu.syscalls.vfs_statvfs import (MNT_LOCAL, MNT_ROOTFS, FHANDLE_SIZE_MAX, FHANDLE_SIZE_MIN,
                                   root_fsidx)
 from tests.khelp import err, make_kernel, ok, scratch
 

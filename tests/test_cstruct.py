@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.build import C_TARGETS, ZIG_HOME, zig_command
-from syscalls import cstruct as C
+from nbemu.syscalls import cstruct as C
 
 # The data model of each zig target: (word size, alignment of 64-bit members).
 MODELS = {"x86_64": (8, 8), "aarch64": (8, 8), "x86": (4, 4), "arm": (4, 8)}

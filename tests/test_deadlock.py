@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from emu.crash import Symbols, _chains, _cycles
+from nbemu.emu.crash import Symbols, _chains, _cycles
 from fixtures.build import build_c
 from tests.guest import ARCHES, run_nbemu
 

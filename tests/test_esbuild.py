@@ -34,7 +34,7 @@ _write_project = E.write_project
 
 def _nbemu(exe: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "emu.cli", str(exe), *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "nbemu.emu.cli", str(exe), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300, env=env)
 
 

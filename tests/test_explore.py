@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from emu.explore import Plan, PctPolicy, failure, Result
+from nbemu.emu.explore import Plan, PctPolicy, failure, Result
 from fixtures.build import build_c
 from tests.guest import ARCHES, REPO
 
@@ -21,7 +21,7 @@ MAX_RUNS = 60
 
 def _nbemu(*argv: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = dict(ENV, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "emu.cli", *argv], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "nbemu.emu.cli", *argv], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -170,7 +170,7 @@ def test_verbose_prints_each_run_as_it_finishes_and_a_tty_gets_progress() -> Non
     assert lines[0].startswith("nbemu explore: strategy pct") and seeds[0] == 1, r.stderr
     assert "no failure in 4 runs" in lines[-1] and "\r" not in r.stderr
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "emu.cli", "explore", "--runs", "3", prog],
+    p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", "explore", "--runs", "3", prog],
                          cwd=REPO, env=dict(ENV, PYTHONPATH=str(REPO)),
                          stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)

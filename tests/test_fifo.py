@@ -38,7 +38,7 @@ def test_fifo_pair_deterministic(tmp_path) -> None:
 
 
 def _start(tmp_path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "emu.cli", "--root", str(tmp_path),
+    return subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", "--root", str(tmp_path),
                              str(build_c("fifo_open")), *args], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

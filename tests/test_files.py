@@ -9,17 +9,17 @@ import struct
 
 import pytest
 
-from syscalls.errno import Errno
-from syscalls.kern_descrip import (F_CLOSEM, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL,
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.kern_descrip import (F_CLOSEM, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL,
                                    F_GETLK, F_GETNOSIGPIPE, F_MAXFD, F_SETFD, F_SETFL, F_SETLK,
                                    F_SETNOSIGPIPE, F_UNLCK, F_WRLCK, FD_CLOEXEC, FIONBIO,
                                    FIONREAD, FNONBLOCK, O_APPEND, O_CLOEXEC, O_CREAT,
                                    O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR,
                                    O_TRUNC, O_WRONLY, fd_getfile)
-from syscalls.kern_lwp import lwp_create, lwp_start
-from syscalls.lwp import LSONPROC, LSRUN, LSSLEEP, Lwp
-from syscalls.sys_pipe import BIG_PIPE_SIZE, PIPE_SIZE
-from syscalls.vfs_syscalls import TIOCGETA
+from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
+from nbemu.syscalls.lwp import LSONPROC, LSRUN, LSSLEEP, Lwp
+from nbemu.syscalls.sys_pipe import BIG_PIPE_SIZE, PIPE_SIZE
+from nbemu.syscalls.vfs_syscalls import TIOCGETA
 from tests.khelp import call, err, make_kernel, ok, scratch
 
 AT_FDCWD = -100
@@ -142,8 +142,8 @@ def test_std_descriptors_follow_the_host(env):
 
 def test_tty_ioctls_forward_to_the_host(env):
     import termios
-    from syscalls.kern_descrip import FREAD, FWRITE, fd_allocfile
-    from syscalls.vfs_syscalls import TIOCGWINSZ, TIOCSETA, TIOCSWINSZ, HostFile
+    from nbemu.syscalls.kern_descrip import FREAD, FWRITE, fd_allocfile
+    from nbemu.syscalls.vfs_syscalls import TIOCGWINSZ, TIOCSETA, TIOCSWINSZ, HostFile
     k, l, buf, root = env
     m = Mem(l, buf)
     master, slave = os.openpty()
@@ -667,7 +667,7 @@ def test_pipe_blocking_read_sees_eof_and_interrupt(env):
     assert resume(k, l, gen) == 0 and rv[0] == 0            # EOF
     r, w = _pipe2(l, m)
     gen, rv = call(l, "read", r, buf, 100)
-    from syscalls.kern_sleepq import sleepq_abort_interruptible
+    from nbemu.syscalls.kern_sleepq import sleepq_abort_interruptible
     assert sleepq_abort_interruptible(k, l, Errno.EINTR)
     assert resume(k, l, gen) == Errno.EINTR
 
@@ -689,7 +689,7 @@ def test_pipe_blocking_write_woken_by_read(env):
 def test_transfer_size_limit_is_the_ports_ssize_max() -> None:
     """dofileread's EINVAL for a count above SSIZE_MAX: 2^31 - 1 on ILP32 ports,
     where 0x80000000 bytes is too many; on amd64 it is merely a large read."""
-    from guest.arch import i386
+    from nbemu.guest.arch import i386
     k, l = make_kernel(abi=i386.ABI)
     buf = scratch(l, 0x1000)
     assert err(l, "read", 0, buf, 0x80000000) == Errno.EINVAL

@@ -27,7 +27,7 @@ class Nbemu:
                  fixture: str = FIXTURE, arch: str = "x86_64") -> None:
         prog = build_c(fixture, arch=arch)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "emu.cli", *opts, "-g", spec, str(prog), *args],
+            [sys.executable, "-m", "nbemu.emu.cli", *opts, "-g", spec, str(prog), *args],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
         line = ""
@@ -523,7 +523,7 @@ def test_deadlock_is_a_stop_then_exit_125(stub) -> None:
 
 
 def test_bad_g_spec_is_an_error() -> None:
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "-g", "nonsense",
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "-g", "nonsense",
                         str(build_c(FIXTURE))], cwd=REPO, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "-g nonsense" in r.stderr and "Traceback" not in r.stderr
@@ -547,10 +547,10 @@ if os.environ.get("NBEMU_GDB_DEBUG"):      # pragma: no cover - a debugging aid
 
 
 def test_lwp_state_words_and_signal_numbers() -> None:
-    from emu.gdb_conn import checksum, escape, frame, unescape
-    from emu.gdbstub import lwp_state, sig_from_gdb, sig_to_gdb
-    from syscalls.kern_runq import CpuInfo
-    from syscalls.lwp import (LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
+    from nbemu.emu.gdb_conn import checksum, escape, frame, unescape
+    from nbemu.emu.gdbstub import lwp_state, sig_from_gdb, sig_to_gdb
+    from nbemu.syscalls.kern_runq import CpuInfo
+    from nbemu.syscalls.lwp import (LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
                               Lwp, Proc)
     l = Lwp(Proc(100, 1), 101)
     l.l_cpu = CpuInfo(2)

@@ -50,7 +50,7 @@ def _debug(gdb_cmd: list[str], nbemu_cmd: list[str], prog: Path) -> str:
     run gdb's command with PROBE after it; gdb's output."""
     assert nbemu_cmd[:2] == ["nbemu", "-g"] and nbemu_cmd[3] == "./prog", nbemu_cmd
     port_word = nbemu_cmd[2]
-    argv = [sys.executable, "-m", "emu.cli", "-g", "0", str(prog), *nbemu_cmd[4:]]
+    argv = [sys.executable, "-m", "nbemu.emu.cli", "-g", "0", str(prog), *nbemu_cmd[4:]]
     n = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
@@ -94,7 +94,7 @@ def test_readme_iex_command_with_a_local_file() -> None:
 
 
 def test_gdb_view_hides_netbsd_markers_only() -> None:
-    from emu.gdb_hostio import _shstrtab_range, gdb_view
+    from nbemu.emu.gdb_hostio import _shstrtab_range, gdb_view
     from fixtures.build import build_c
     for prog in (build_go("demo"), build_c("hello_c")):
         data = prog.read_bytes()

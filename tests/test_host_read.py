@@ -21,7 +21,7 @@ def _run_fed(prog: Path, mode: str, data: bytes, cue: bytes | None,
     printed the line `cue` on stderr (a handshake: "ticked" / "alarm"), or at
     once without a cue. No host timing: on a loaded machine the cue just comes
     later (a guest that never gives it fails after the 120 s safety limit)."""
-    p = subprocess.Popen([sys.executable, "-m", "emu.cli", *opts, str(prog), mode], cwd=REPO,
+    p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", *opts, str(prog), mode], cwd=REPO,
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cued = threading.Event()
     errs: list[bytes] = []
@@ -84,7 +84,7 @@ def test_blocked_read_records_and_replays(tmp_path: Path) -> None:
     prog = build_c("stdin_wait")
     r1 = _run_fed(prog, "read", b"recorded\n", b"ticked", opts=("--record", str(log)))
     assert r1.returncode == 0 and "data: recorded" in r1.stdout, r1.stderr
-    r2 = subprocess.run([sys.executable, "-m", "emu.cli", "--replay", str(log), str(prog), "read"],
+    r2 = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--replay", str(log), str(prog), "read"],
                         cwd=REPO, capture_output=True, text=True, timeout=120,
                         stdin=subprocess.DEVNULL)
     assert r2.returncode == 0, r2.stderr

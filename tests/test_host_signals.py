@@ -17,7 +17,7 @@ from tests.guest import ARCHES, REPO
 
 
 def _start(prog: Path, mode: str, *opts: str) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-m", "emu.cli", *opts, str(prog), mode], cwd=REPO,
+    p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", *opts, str(prog), mode], cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout is not None
     line = p.stdout.readline()              # the guest is running, its handlers installed
@@ -90,7 +90,7 @@ def test_signals_are_recorded_and_replayed(tmp_path: Path) -> None:
     p.send_signal(signal.SIGINT)
     rc, out, err = _finish(p)
     assert rc == 0, err
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "--replay", str(log), str(prog), "handle"],
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--replay", str(log), str(prog), "handle"],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "ready\n" + out

@@ -21,14 +21,14 @@ import struct
 
 import pytest
 
-from syscalls.errno import Errno
-from syscalls.kern_lwp import lwp_create, lwp_exit, lwp_free, lwp_start
-from syscalls.kern_runq import CpuInfo
-from syscalls.kern_sleepq import (BLOCK, lwp_park_syncobj, sleep_syncobj,
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.kern_lwp import lwp_create, lwp_exit, lwp_free, lwp_start
+from nbemu.syscalls.kern_runq import CpuInfo
+from nbemu.syscalls.kern_sleepq import (BLOCK, lwp_park_syncobj, sleep_syncobj,
                                   sleepq_abort_interruptible, sleepq_block, sleepq_enqueue,
                                   sleepq_remove, sleepq_wake)
-from syscalls.kernel import RR_TICKS, Kernel
-from syscalls.lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP,
+from nbemu.syscalls.kernel import RR_TICKS, Kernel
+from nbemu.syscalls.lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP,
                           LSSUSPENDED, LSZOMB, LWP_DETACHED, LWP_SUSPENDED, Lwp, LwpFlag)
 from tests.khelp import call, make_kernel, scratch
 

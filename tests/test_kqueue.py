@@ -8,14 +8,14 @@ import struct
 
 import pytest
 
-from syscalls.cstruct import KEVENT, KEVENT100
-from syscalls.errno import Errno
-from syscalls.kern_descrip import F_GETFD, FD_CLOEXEC, O_CLOEXEC, fd_getfile
-from syscalls.kern_event import (EV_ADD, EV_CLEAR, EV_DELETE, EV_DISABLE, EV_ENABLE, EV_EOF,
+from nbemu.syscalls.cstruct import KEVENT, KEVENT100
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.kern_descrip import F_GETFD, FD_CLOEXEC, O_CLOEXEC, fd_getfile
+from nbemu.syscalls.kern_event import (EV_ADD, EV_CLEAR, EV_DELETE, EV_DISABLE, EV_ENABLE, EV_EOF,
                                  EV_ERROR, EV_ONESHOT, EV_RECEIPT, EVFILT_READ, EVFILT_TIMER,
                                  EVFILT_USER, EVFILT_WRITE,
                                  NOTE_FFCOPY, NOTE_SECONDS, NOTE_TRIGGER)
-from syscalls.lwp import LSRUN, LSSLEEP
+from nbemu.syscalls.lwp import LSRUN, LSSLEEP
 from tests.khelp import call, err, make_kernel, ok, scratch
 from tests.test_files import resume, second_lwp
 
@@ -284,7 +284,7 @@ def test_interrupted_kevent(kl):
     k, l, buf = kl
     kq = ok(l, "kqueue")[0]
     gen, rv = ABIS[0].kevent(l, kq, buf, timeout=None)
-    from syscalls.kern_sleepq import sleepq_abort_interruptible
+    from nbemu.syscalls.kern_sleepq import sleepq_abort_interruptible
     assert sleepq_abort_interruptible(k, l, Errno.EINTR)
     assert resume(k, l, gen) == Errno.EINTR
 

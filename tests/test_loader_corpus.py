@@ -34,7 +34,7 @@ def test_malformed_elf(arch: str, v: Variant, tmp_path) -> None:
         import io
         from contextlib import redirect_stderr
 
-        from emu.boot import Options, run_program
+        from nbemu.emu.boot import Options, run_program
         err = io.StringIO()
         with redirect_stderr(err):
             rc = run_program(str(prog), [], Options())

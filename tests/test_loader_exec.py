@@ -76,7 +76,7 @@ def _with_bss(tmp_path: Path, arch: str, size: int) -> Path:
 
 def _maxrss_kib(prog: Path) -> tuple[int, int]:
     """(exit status, peak resident set of the nbemu process in KiB)."""
-    p = subprocess.Popen([sys.executable, "-m", "emu.cli", str(prog)], cwd=REPO,
+    p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", str(prog)], cwd=REPO,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.build import C_RT_DIR, FIXTURES_DIR, ZIG_HOME, zig_command
-from guest.elf import ET_DYN, ET_EXEC, PT_PHDR, parse
+from nbemu.guest.elf import ET_DYN, ET_EXEC, PT_PHDR, parse
 from tests.guest import run_nbemu
 
 SRC = FIXTURES_DIR / "c" / "interp"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.guest_env import RUNE_MAGIC, EnvError, guest_env
+from nbemu.emu.guest_env import RUNE_MAGIC, EnvError, guest_env
 from fixtures.build import build_c
 from tests.guest import ARCHES, run_nbemu
 

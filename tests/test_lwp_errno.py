@@ -115,10 +115,10 @@ def _exit_run(mode: str, ncpu: int, arch: str) -> tuple[int, str, str]:
 def test_wakeup_ebusy_for_uninterruptible_sleep() -> None:
     """sys__lwp_wakeup: a target in an uninterruptible sleep (no LW_SINTR) is EBUSY;
     LW_CANCELLED | LW_UNPARKED are set all the same and the sleep goes on."""
-    from syscalls.errno import Errno
-    from syscalls.kern_lwp import lwp_create, lwp_start
-    from syscalls.kern_sleepq import sleep_syncobj, sleepq_enqueue
-    from syscalls.lwp import LSONPROC, LSSLEEP, LwpFlag
+    from nbemu.syscalls.errno import Errno
+    from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
+    from nbemu.syscalls.kern_sleepq import sleep_syncobj, sleepq_enqueue
+    from nbemu.syscalls.lwp import LSONPROC, LSSLEEP, LwpFlag
     from tests.khelp import call, make_kernel
 
     k, l = make_kernel()
@@ -139,9 +139,9 @@ def test_wakeup_ebusy_for_uninterruptible_sleep() -> None:
 
 def test_create_enomem_when_uarea_arena_exhausted() -> None:
     """do_lwp_create(): uvm_uarea_alloc() failing is ENOMEM (limits are EAGAIN)."""
-    from guest.arch.amd64 import ABI
-    from syscalls.errno import Errno
-    from syscalls.kern_lwp import UareaArena
+    from nbemu.guest.arch.amd64 import ABI
+    from nbemu.syscalls.errno import Errno
+    from nbemu.syscalls.kern_lwp import UareaArena
     from tests.khelp import call, make_kernel, scratch
 
     k, l = make_kernel()

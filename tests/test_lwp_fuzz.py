@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.build import build_c
-from syscalls.errno import Errno
+from nbemu.syscalls.errno import Errno
 from tests.guest import ARCHES, run_nbemu
 
 U64 = 1 << 64

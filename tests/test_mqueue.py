@@ -7,17 +7,17 @@ import struct
 
 import pytest
 
-import syscalls.kern_sig as ks
-from syscalls.errno import Errno, KernErrno
-from syscalls.kern_descrip import O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY
-from syscalls.kern_sleepq import sleepq_abort_interruptible
-from syscalls.lwp import LSRUN, LSSLEEP
-from syscalls.signals import Sig
+import nbemu.syscalls.kern_sig as ks
+from nbemu.syscalls.errno import Errno, KernErrno
+from nbemu.syscalls.kern_descrip import O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY
+from nbemu.syscalls.kern_sleepq import sleepq_abort_interruptible
+from nbemu.syscalls.lwp import LSRUN, LSSLEEP
+from nbemu.syscalls.signals import Sig
 
 SIGUSR1, SIGUSR2 = Sig.SIGUSR1, Sig.SIGUSR2
-from syscalls.sys_mqueue import (MQ_PRIO_MAX, MQ_UNLINKED, O_EXEC, SIGEV_NONE, SIGEV_SIGNAL,
+from nbemu.syscalls.sys_mqueue import (MQ_PRIO_MAX, MQ_UNLINKED, O_EXEC, SIGEV_NONE, SIGEV_SIGNAL,
                                  MQ_ATTR, SIGEVENT)
-from syscalls.sys_select import POLLIN, POLLOUT
+from nbemu.syscalls.sys_select import POLLIN, POLLOUT
 from tests.khelp import call, err, make_kernel, ok, scratch
 from tests.test_files import resume, second_lwp
 
@@ -79,8 +79,8 @@ def abstime(l, va, ns):
 
 
 def test_layouts_per_port():
-    from guest.arch.amd64 import ABI as A64
-    from guest.arch.i386 import ABI as I386
+    from nbemu.guest.arch.amd64 import ABI as A64
+    from nbemu.guest.arch.i386 import ABI as I386
     assert MQ_ATTR.on(A64).size == 32 and MQ_ATTR.on(I386).size == 16
     assert SIGEVENT.on(A64).size == 32 and SIGEVENT.on(I386).size == 20
 
@@ -362,9 +362,9 @@ def test_poll_select_and_kevent(kl):
     send(l, q, buf, b"2")
     assert l2.l_stat == LSRUN and resume(k, l2, gen) == 0 and rv[0] == 1
     kq = ok(l, "kqueue")[0]
-    from guest.arch.amd64 import ABI
-    from syscalls.cstruct import KEVENT
-    from syscalls.kern_event import EV_ADD, EVFILT_READ
+    from nbemu.guest.arch.amd64 import ABI
+    from nbemu.syscalls.cstruct import KEVENT
+    from nbemu.syscalls.kern_event import EV_ADD, EVFILT_READ
     kev = put(l, buf + 0x700, KEVENT.on(ABI).pack(q, EVFILT_READ, EV_ADD, 0, 0, 0, 0, 0, 0, 0))
     e, _ = call(l, "__kevent100", kq, kev, 1, 0, 0, 0)
     assert e == Errno.EOPNOTSUPP

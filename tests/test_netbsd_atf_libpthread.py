@@ -82,7 +82,7 @@ def run_atf(progs: dict[str, Path], cases: list[str], opts: tuple[str, ...],
     """Run program:case selections with ``nbemu atf``; return {prog:case: verdict}."""
     junit = tmp_path / "report.xml"
     args = [f"{progs[c.split(':')[0]]}:{c.split(':')[1]}" for c in cases]
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "atf", "-j", "2", "--timeout", "300",
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "atf", "-j", "2", "--timeout", "300",
                         "--junit", str(junit), *opts, *args], cwd=REPO,
                        capture_output=True, text=True, timeout=1800)
     assert "Traceback" not in r.stderr, r.stderr

@@ -41,9 +41,9 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_installs_only_the_emulator(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
-    assert tops == {"emu", "guest", "syscalls"}, tops
-    assert "emu/native/nbhook.c" in names and "guest/arch/amd64_gdb.xml" in names
-    assert "emu/atf/install_kyua.sh" in names
+    assert tops == {"nbemu"}, tops          # one import namespace: nothing else at the top
+    assert "nbemu/emu/native/nbhook.c" in names and "nbemu/guest/arch/amd64_gdb.xml" in names
+    assert "nbemu/emu/atf/install_kyua.sh" in names
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +77,12 @@ def test_installed_nbemu_runs_programs_and_caches_in_xdg(installed: Path,
     xdg = tmp_path / "xdg"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    r = _run(installed, "-c", "import emu, guest, fixtures", cwd=elsewhere, xdg=xdg)
+    r = _run(installed, "-c", "import nbemu.emu, nbemu.guest, fixtures", cwd=elsewhere, xdg=xdg)
     assert r.returncode != 0 and "No module named 'fixtures'" in r.stderr, r.stderr
-    r = _run(installed, "-c", "import emu; print(emu.__file__)", cwd=elsewhere, xdg=xdg)
+    r = _run(installed, "-c", "import nbemu; print(nbemu.__file__)", cwd=elsewhere, xdg=xdg)
     assert str(REPO) not in r.stdout, r.stdout         # the installed copy, not the checkout
     # a program with two LWPs: the native hook is built, into $XDG_CACHE_HOME/nbemu
-    r = _run(installed, "-m", "emu.cli", "--ncpu", "2", str(build_c("lwp_basic")),
+    r = _run(installed, "-m", "nbemu.emu.cli", "--ncpu", "2", str(build_c("lwp_basic")),
              cwd=elsewhere, xdg=xdg)
     assert r.returncode == 0, r.stderr
     assert list((xdg / "nbemu" / "native").glob("nbhook-*.so")), r.stderr
@@ -91,9 +91,9 @@ def test_installed_nbemu_runs_programs_and_caches_in_xdg(installed: Path,
     # the demo program, and the Python API on it (the README's example itself needs the
     # checkout's fixtures.build; installed, any program's path will do)
     demo = str(build_go("demo"))
-    r = _run(installed, "-m", "emu.cli", "--ncpu", "4", demo, cwd=elsewhere, xdg=xdg)
+    r = _run(installed, "-m", "nbemu.emu.cli", "--ncpu", "4", demo, cwd=elsewhere, xdg=xdg)
     assert r.returncode == 0 and "total primes below 80000: 7837" in r.stdout, r.stderr
-    api = ("import sys\nfrom emu.api import Emulator\n"
+    api = ("import sys\nfrom nbemu.emu.api import Emulator\n"
            "emu = Emulator(sys.argv[1], ncpu=2, deterministic=True, seed=1)\n"
            "created = []\n"
            "@emu.on_syscall('_lwp_create', when='after')\n"
@@ -104,7 +104,7 @@ def test_installed_nbemu_runs_programs_and_caches_in_xdg(installed: Path,
     assert r.returncode == 0 and last.startswith("exit 0 creates "), (r.stdout, r.stderr)
     assert int(last.split()[-1]) >= 1
     # nbemu atf from another directory
-    r = _run(installed, "-m", "emu.cli", "atf", "-q", f"{build_atf('atf_threads')}",
+    r = _run(installed, "-m", "nbemu.emu.cli", "atf", "-q", f"{build_atf('atf_threads')}",
              cwd=elsewhere, xdg=xdg)
     assert r.returncode == 0 and "3 total" in r.stdout.replace("Test cases: ", ""), \
         (r.stdout, r.stderr)

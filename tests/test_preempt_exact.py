@@ -17,7 +17,7 @@ from unicorn import UC_ARCH_X86, UC_HOOK_BLOCK, UC_MODE_64, Uc
 from unicorn import x86_const as X
 from unicorn.unicorn_py3.unicorn import uclib
 
-from emu import native
+from nbemu.emu import native
 
 # loop: add qword [rbx],1; mov rax,[rbx+8]; add rax,3; mov [rbx+8],rax;
 #       add qword [rbx+16],1; inc rcx; cmp rcx,r8; jne loop; nop

@@ -9,15 +9,15 @@ import types
 import pytest
 
 try:                                   # khelp needs kern_descrip (written in parallel)
-    import syscalls.kern_descrip  # noqa: F401
+    import nbemu.syscalls.kern_descrip  # noqa: F401
 except ImportError:                    # pragma: no cover
-    _stub = types.ModuleType("syscalls.kern_descrip")
+    _stub = types.ModuleType("nbemu.syscalls.kern_descrip")
     _stub.filedesc_init = lambda p: None          # type: ignore[attr-defined]
-    sys.modules["syscalls.kern_descrip"] = _stub
+    sys.modules["nbemu.syscalls.kern_descrip"] = _stub
 
-from syscalls.errno import Errno
-from syscalls.kern_prot import NOID, Cred, proc_cred
-from syscalls.kern_resource import (RLIM_INFINITY, RLIMIT_AS, RLIMIT_DATA, RLIMIT_NOFILE,
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.kern_prot import NOID, Cred, proc_cred
+from nbemu.syscalls.kern_resource import (RLIM_INFINITY, RLIMIT_AS, RLIMIT_DATA, RLIMIT_NOFILE,
                                     RLIMIT_NPROC, RLIMIT_NTHR, RLIMIT_STACK, rlimits_init)
 from tests.khelp import call, make_kernel, scratch
 

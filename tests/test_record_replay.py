@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.record import EXIT_DIVERGED, summary, walk
+from nbemu.emu.record import EXIT_DIVERGED, summary, walk
 from fixtures.build import build_c, build_go
 from tests.guest import run_nbemu
 
@@ -39,7 +39,7 @@ def _record(prog: Path, log: Path, *args: str, opts: tuple[str, ...] = (),
 
 def _replay(prog: Path, log: Path, *args: str, opts: tuple[str, ...] = (), prefix=(),
             **kw) -> subprocess.CompletedProcess:
-    argv = [*prefix, sys.executable, "-m", "emu.cli", "--replay", str(log), "--sched-hash",
+    argv = [*prefix, sys.executable, "-m", "nbemu.emu.cli", "--replay", str(log), "--sched-hash",
             *opts, str(prog), *args]
     kw.setdefault("stdin", subprocess.DEVNULL)
     r = subprocess.run(argv, cwd=Path(__file__).resolve().parents[1], capture_output=True,
@@ -125,7 +125,7 @@ def test_replay_does_not_read_stdin(tmp_path: Path) -> None:
     assert summary(str(log)).get("input:read", 0) >= 1
     rep = _replay(prog, log, stdin=subprocess.DEVNULL)
     _same(rec, rep)
-    p = subprocess.run([sys.executable, "-m", "emu.cli", "--replay", str(log), "--sched-hash",
+    p = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--replay", str(log), "--sched-hash",
                         str(prog)], input="311\n", capture_output=True, text=True, timeout=300)
     _same(rec, p)
 

@@ -59,7 +59,7 @@ def _spin_then_signal(arch: str, mode: str, sig: int) -> tuple[int, str, str]:
     import subprocess
     import sys
     from tests.guest import REPO
-    p = subprocess.Popen([sys.executable, "-m", "emu.cli", str(build_c("sigspin", arch)), mode],
+    p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", str(build_c("sigspin", arch)), mode],
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout is not None
@@ -97,9 +97,9 @@ def test_first_signal_runs_the_handler_of_a_spinning_guest(arch: str, sig: str) 
 def test_topdown_findspace_fills_holes_and_skips_full_runs() -> None:
     # The cursor that lets findspace jump over [_td_lo, top) must never hide a
     # hole: after munmap the hole is found again, as a walk over every entry would.
-    from guest.arch.amd64 import ABI
-    from syscalls.uvm_map import NullPmap, VmMap
-    from syscalls.uvm_mmap import _default_addr
+    from nbemu.guest.arch.amd64 import ABI
+    from nbemu.syscalls.uvm_map import NullPmap, VmMap
+    from nbemu.syscalls.uvm_mmap import _default_addr
     vm = VmMap(NullPmap(), 4096, 0x10000, ABI.vm_maxuser_address)
     vm.usrstack, vm.maxssiz = ABI.usrstack, ABI.maxssiz
     top = ABI.usrstack - ABI.maxssiz

@@ -29,7 +29,7 @@ from tests.guest import ARCHES, OTHER_ARCHES, REPO, run_nbemu
 
 _CHILD = r"""
 import json, os, sys, tempfile
-from emu.boot import Options, Session
+from nbemu.emu.boot import Options, Session
 path, args, ncpu, det, seed = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), \
     sys.argv[4] == "1", int(sys.argv[5])
 s = Session(path, args, Options(ncpu=ncpu, deterministic=det, seed=seed))

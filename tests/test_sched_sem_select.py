@@ -8,13 +8,13 @@ import struct
 
 import pytest
 
-from syscalls.errno import Errno, KernErrno
-from syscalls.kern_descrip import O_CREAT, O_EXCL, O_RDWR, fd_getfile
-from syscalls.kern_sleepq import sleepq_abort_interruptible
-from syscalls.lwp import LSRUN, LSSLEEP, LSZOMB
-from syscalls.sys_sched import SCHED_FIFO, SCHED_NONE, SCHED_OTHER, SCHED_RR
-from syscalls.sys_select import POLLIN, POLLNVAL, POLLOUT, POLLHUP, POLLRDNORM
-from syscalls.uipc_sem import KSEM_PSHARED, KSEM_PSHARED_MARKER, SEM_VALUE_MAX
+from nbemu.syscalls.errno import Errno, KernErrno
+from nbemu.syscalls.kern_descrip import O_CREAT, O_EXCL, O_RDWR, fd_getfile
+from nbemu.syscalls.kern_sleepq import sleepq_abort_interruptible
+from nbemu.syscalls.lwp import LSRUN, LSSLEEP, LSZOMB
+from nbemu.syscalls.sys_sched import SCHED_FIFO, SCHED_NONE, SCHED_OTHER, SCHED_RR
+from nbemu.syscalls.sys_select import POLLIN, POLLNVAL, POLLOUT, POLLHUP, POLLRDNORM
+from nbemu.syscalls.uipc_sem import KSEM_PSHARED, KSEM_PSHARED_MARKER, SEM_VALUE_MAX
 from tests.khelp import call, err, make_kernel, ok, scratch
 from tests.test_files import resume, second_lwp
 
@@ -139,9 +139,9 @@ def test_affinity(kl):
 
 
 def test_affinity_size_on_ilp32_ports():
-    from guest.arch.arm import ABI as ARM
-    from guest.arch.i386 import ABI as I386
-    from syscalls.sys_sched import kc_bitsize
+    from nbemu.guest.arch.arm import ABI as ARM
+    from nbemu.guest.arch.i386 import ABI as I386
+    from nbemu.syscalls.sys_sched import kc_bitsize
     assert kc_bitsize(I386) == 4 and kc_bitsize(ARM) == 4
 
 
@@ -472,7 +472,7 @@ def test_select_on_kqueue_wakes_on_event(kl):
 # -- kern_ras.c --------------------------------------------------------------------------
 def test_rasctl(kl):
     k, l, buf = kl
-    from guest.arch.amd64 import ABI
+    from nbemu.guest.arch.amd64 import ABI
     assert err(l, "rasctl", 0x1000, 0, 0) == Errno.EINVAL               # len 0
     assert err(l, "rasctl", ABI.vm_maxuser_address + 1, 4, 0) == Errno.EINVAL
     assert err(l, "rasctl", ABI.vm_maxuser_address - 2, 4, 0) == Errno.EINVAL
@@ -490,7 +490,7 @@ def test_rasctl(kl):
 
 def test_ras_restart_on_switch_in(kl):
     k, l, buf = kl
-    from guest.arch.amd64 import ABI
+    from nbemu.guest.arch.amd64 import ABI
     ok(l, "rasctl", 0x401000, 0x20, 0)
     l2 = second_lwp(k, l)
     # l2 was preempted inside the sequence; it is switched in again on CPU 2.
@@ -586,10 +586,10 @@ def test_poll_host_fd_goes_through_host_input(kl):
     HOSTPOLL_NS on the kernel clock."""
     import os
 
-    from syscalls import hostinput
-    from syscalls.kern_descrip import FREAD, fd_affix, fd_alloc
-    from syscalls.sys_select import HOSTPOLL_NS
-    from syscalls.vfs_syscalls import HostFile
+    from nbemu.syscalls import hostinput
+    from nbemu.syscalls.kern_descrip import FREAD, fd_affix, fd_alloc
+    from nbemu.syscalls.sys_select import HOSTPOLL_NS
+    from nbemu.syscalls.vfs_syscalls import HostFile
     k, l, buf = kl
     hr, hw = os.pipe()
     try:

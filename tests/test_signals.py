@@ -118,7 +118,7 @@ def test_stop_and_continue(opts: tuple[str, ...], arch: str) -> None:
     LWP); every LWP stops, so the process does, and so does nbemu, which the
     test continues with SIGCONT (the guest's SIGCONT handler runs)."""
     prog = build_c("sig_stop", arch)
-    p = subprocess.Popen([sys.executable, "-m", "emu.cli", *opts, str(prog)], cwd=REPO,
+    p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", *opts, str(prog)], cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for cycle in range(2):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import struct
 
-from guest.arch.amd64 import ABI
-from syscalls import kern_sig as ks
-from syscalls.errno import Errno, KernErrno
-from syscalls.kern_lwp import lwp_create, lwp_start
-from syscalls.kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
-from syscalls.lwp import LSONPROC, LSRUN, LSSLEEP, LSSTOP, Lwp, LwpFlag
-from syscalls.signals import SIGRTMIN, Sig
+from nbemu.guest.arch.amd64 import ABI
+from nbemu.syscalls import kern_sig as ks
+from nbemu.syscalls.errno import Errno, KernErrno
+from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
+from nbemu.syscalls.kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
+from nbemu.syscalls.lwp import LSONPROC, LSRUN, LSSLEEP, LSSTOP, Lwp, LwpFlag
+from nbemu.syscalls.signals import SIGRTMIN, Sig
 from tests.khelp import call, make_kernel, scratch
 from unicorn import x86_const as X
 

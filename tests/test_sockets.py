@@ -8,9 +8,9 @@ import struct
 
 import pytest
 
-from syscalls.errno import Errno
-from syscalls.kern_descrip import FNONBLOCK, fd_getfile
-from syscalls.uipc_syscalls import (AF_INET, AF_INET6, AF_LOCAL, SO_ERROR, SO_RCVTIMEO,
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.kern_descrip import FNONBLOCK, fd_getfile
+from nbemu.syscalls.uipc_syscalls import (AF_INET, AF_INET6, AF_LOCAL, SO_ERROR, SO_RCVTIMEO,
                                     SO_REUSEADDR, SO_TYPE, SOCK_CLOEXEC, SOCK_DGRAM,
                                     SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, IPPROTO_TCP,
                                     TCP_NODELAY, SocketFile, sockaddr_from_host)
@@ -186,7 +186,7 @@ def test_sockaddr_from_host_inet6():
 def test_sendmsg_recvmsg_dgram(env):
     """msghdr (cstruct MSGHDR on amd64: 48 bytes) and iovecs both ways; a datagram
     larger than the buffer is cut with MSG_TRUNC; control data is EOPNOTSUPP."""
-    from syscalls.uipc_syscalls import MSG_TRUNC
+    from nbemu.syscalls.uipc_syscalls import MSG_TRUNC
     k, l, buf, _ = env
     ok(l, "socketpair", AF_LOCAL, SOCK_DGRAM, 0, buf)
     a, b = struct.unpack("<ii", get(l, buf, 8))

@@ -17,14 +17,14 @@ from types import ModuleType
 
 import pytest
 
-from syscalls import syscalls_master
-from syscalls.errno import LINUX_TO_NETBSD, Errno, KernErrno, errno_name, from_host
-from syscalls.signals import DEFAULT_ACTION, NSIG, SIGPROP, Sig, SigProp, default_action, signame
-from syscalls.syscalls_master import KERNEL_FUNCS, SYSCALLS
+from nbemu.syscalls import syscalls_master
+from nbemu.syscalls.errno import LINUX_TO_NETBSD, Errno, KernErrno, errno_name, from_host
+from nbemu.syscalls.signals import DEFAULT_ACTION, NSIG, SIGPROP, Sig, SigProp, default_action, signame
+from nbemu.syscalls.syscalls_master import KERNEL_FUNCS, SYSCALLS
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO / "tools" / "gen_syscalls_master.py"
-COMMITTED = REPO / "syscalls" / "syscalls_master.py"
+COMMITTED = REPO / "nbemu" / "syscalls" / "syscalls_master.py"
 
 
 def _load_generator() -> ModuleType:

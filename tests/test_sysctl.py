@@ -8,14 +8,14 @@ import types
 import pytest
 
 try:                                   # khelp needs kern_descrip (written in parallel)
-    import syscalls.kern_descrip  # noqa: F401
+    import nbemu.syscalls.kern_descrip  # noqa: F401
 except ImportError:                    # pragma: no cover
-    _stub = types.ModuleType("syscalls.kern_descrip")
+    _stub = types.ModuleType("nbemu.syscalls.kern_descrip")
     _stub.filedesc_init = lambda p: None          # type: ignore[attr-defined]
-    sys.modules["syscalls.kern_descrip"] = _stub
+    sys.modules["nbemu.syscalls.kern_descrip"] = _stub
 
-from syscalls.errno import Errno
-from syscalls.kern_sysctl import (CTL_DESCRIBE, CTL_QUERY, CTLFLAG_IMMEDIATE, CTLTYPE_INT,
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.kern_sysctl import (CTL_DESCRIBE, CTL_QUERY, CTLFLAG_IMMEDIATE, CTLTYPE_INT,
                                   CTLTYPE_NODE, CTLTYPE_QUAD, CTLTYPE_STRING, CTLTYPE_STRUCT,
                                   SIZEOF_SYSCTLNODE, SYSCTL_VERSION, sysctl_find)
 from tests.khelp import call, make_kernel, scratch

@@ -13,7 +13,7 @@ import pytest
 
 from bench import fuzz_run, fuzz_table
 from fixtures.build import C_SRC_DIR, build_c
-from syscalls.syscalls_master import SYSCALLS
+from nbemu.syscalls.syscalls_master import SYSCALLS
 from tests.guest import run_nbemu
 
 NCALLS = 4000

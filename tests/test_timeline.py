@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.timeline_cli import Canvas, png_bytes, read_png
+from nbemu.emu.timeline_cli import Canvas, png_bytes, read_png
 from fixtures.build import build_c, build_go
 from tests.guest import ARCHES, GOARCHES, run_nbemu
 
@@ -116,7 +116,7 @@ def trace_file(tmp_path_factory) -> Path:
 
 def test_png(trace_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "t.png"
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "timeline", str(trace_file),
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "timeline", str(trace_file),
                         "--png", str(out), "--width", "900"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stderr
@@ -130,7 +130,7 @@ def test_png(trace_file: Path, tmp_path: Path) -> None:
 
 
 def test_summary(trace_file: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "timeline", str(trace_file)],
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "timeline", str(trace_file)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "lid 100" in r.stdout and "cpu0" in r.stdout and "busy" in r.stdout
@@ -139,7 +139,7 @@ def test_summary(trace_file: Path) -> None:
 def test_bad_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "timeline", str(bad)],
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "timeline", str(bad)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr
 
@@ -161,8 +161,8 @@ def test_state_machine_on_synthetic_events() -> None:
     fed straight into the recorder (no guest)."""
     from types import SimpleNamespace
 
-    from emu.timeline import Timeline
-    from syscalls.lwp import LSRUN, LSSLEEP, LSSTOP, Lwp, Proc
+    from nbemu.emu.timeline import Timeline
+    from nbemu.syscalls.lwp import LSRUN, LSSLEEP, LSSTOP, Lwp, Proc
     p = Proc(100, 1)
     p.p_comm = b"synthetic"
     a, b = Lwp(p, 100), Lwp(p, 2)
@@ -230,7 +230,7 @@ def _row_colours(c: Canvas, top: int, bottom: int, x0: int, x1: int) -> set:
 def test_png_vcpu_rows_by_lwp_with_a_key_states_on_lwp_rows(tmp_path: Path, prog: str) -> None:
     """Issue 15, item 6: vCPU rows took PALETTE[lid % 10], which reused the state
     colours (a running LWP's bar read as STOPPED) and had no key."""
-    from emu.timeline_cli import (BLACK, FLOW, GRID, LWP_PALETTE, SIGNAL, STATE_COLOURS,
+    from nbemu.emu.timeline_cli import (BLACK, FLOW, GRID, LWP_PALETTE, SIGNAL, STATE_COLOURS,
                                   WHITE, Trace, lwp_colours, render)
     kind, name = prog.split(":")
     path = build_go(name) if kind == "go" else build_c(name)

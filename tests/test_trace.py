@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from emu.boot import Options, Session
-from emu.trace import SyscallHooks, add_syscall_hook, parse_classes, remove_syscall_hook
+from nbemu.emu.boot import Options, Session
+from nbemu.emu.trace import SyscallHooks, add_syscall_hook, parse_classes, remove_syscall_hook
 from fixtures.build import build_c
 from tests.guest import ARCHES, run_nbemu
 

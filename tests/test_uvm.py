@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from syscalls.errno import Errno
-from syscalls.uvm_map import PROT_READ, PROT_WRITE
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.uvm_map import PROT_READ, PROT_WRITE
 from tests.khelp import call, make_kernel
 
 MAP_PRIVATE, MAP_FIXED, MAP_ANON = 0x2, 0x10, 0x1000

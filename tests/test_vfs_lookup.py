@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 
-from syscalls.errno import Errno
-from syscalls.lwp import Proc
-from syscalls.vfs_lookup import (cwd_vnode, cwdfree, cwdinit, getcwd_path, namei, rootvnode,
+from nbemu.syscalls.errno import Errno
+from nbemu.syscalls.lwp import Proc
+from nbemu.syscalls.vfs_lookup import (cwd_vnode, cwdfree, cwdinit, getcwd_path, namei, rootvnode,
                                  vnode_path)
 from tests.khelp import call, make_kernel, scratch
 
@@ -80,6 +80,6 @@ def test_lookups_leak_no_host_descriptor(tmp_path):
         assert vm.copyout(path + b"\0", buf) == 0
         call(l, "__stat50", buf, buf + 0x1000)
         call(l, "open", buf, 0, 0)                 # may open: closed below
-    from syscalls.kern_descrip import fd_free
+    from nbemu.syscalls.kern_descrip import fd_free
     fd_free(l.l_proc)
     assert _nfds() == before

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate ``syscalls/syscalls_master.py`` from NetBSD's generated syscall headers.
+"""Generate ``nbemu/syscalls/syscalls_master.py`` from NetBSD's generated syscall headers.
 
 NetBSD's ``sys/kern/syscalls.master`` is compiled (by ``makesyscalls.sh``) into,
 among others, ``sys/syscall.h`` (numbers and names) and ``sys/syscallargs.h``
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Default output, relative to the repository root.
-DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "syscalls" / "syscalls_master.py"
+DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "nbemu" / "syscalls" / "syscalls_master.py"
 
 _RE_SYSCALL_COMMENT = re.compile(r'^/\* syscall: "(?P<name>[^"]+)" ret: "(?P<ret>[^"]*)" args:(?P<args>.*) \*/$')
 _RE_COMMENT_ARG = re.compile(r'"([^"]*)"')
@@ -341,7 +341,7 @@ def _tuple(items: Iterable[str]) -> str:
 
 
 def render(table: dict[int, Syscall], sh: SyscallHeader, sa: SyscallArgsHeader, origin: str) -> str:
-    """The text of syscalls/syscalls_master.py."""
+    """The text of nbemu/syscalls/syscalls_master.py."""
     out: list[str] = []
     w = out.append
     w("# GENERATED FILE -- DO NOT EDIT.")

@@ -1,0 +1,220 @@
+"""Boot one NetBSD program: check it, build the machine and the process image,
+run it, and turn the way it ended into an exit status."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from nbemu.guest.elf import ElfError
+from nbemu.guest.exec_elf import exec_image, host_ids, read_program
+from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
+from nbemu.syscalls.lwp import Lwp, Proc
+from nbemu.syscalls.signals import signame
+from nbemu.syscalls.kern_proc import proc_enter
+from nbemu.syscalls.kern_tc import MONOTONIC_AT_BOOT_NS
+
+from .machine import DeadlockError, InternalError, Machine
+from .space import vmmap_new
+
+EXIT_DEADLOCK = 125      # distinct from guest statuses 0..124 and 128+N signal deaths
+EXIT_INTERNAL = 70       # EX_SOFTWARE: nbemu itself failed (a bug), with a crash report
+
+
+@dataclass
+class Options:
+    ncpu: int = 4
+    deterministic: bool = False
+    seed: int = 0
+    root: str = "/"
+    strace: TextIO | None = None
+    env: dict[str, str] | None = None
+    argv0: str | None = None
+    pid: int = 100
+    sched_log: bool = False
+    stats: bool = False
+    trace: str | None = None          # --trace classes (emu/trace.py)
+    timeline: str | None = None       # --timeline FILE (emu/timeline.py)
+    gdb: str | None = None            # -g PORT | HOST:PORT | unix:PATH (emu/gdbstub.py)
+    record: str | None = None         # --record LOG (emu/record.py)
+    replay: Any = None                # --replay LOG: an opened emu/record.Replayer
+    extra: dict = field(default_factory=dict)
+
+
+def guest_cwd(root: str) -> str:
+    """The guest starts in nbemu's working directory, as seen inside the guest
+    root (qemu-user keeps the cwd too); "/" when that directory is outside it."""
+    cwd = os.path.realpath(os.getcwd())
+    root = os.path.realpath(root)
+    if root == "/":
+        return cwd
+    if cwd == root:
+        return "/"
+    if cwd.startswith(root + os.sep):
+        return cwd[len(root):]
+    return "/"
+
+
+class Session:
+    """A booted program, ready to run (also the base of the Python API)."""
+
+    def __init__(self, path: str, args: list[str], opts: Options) -> None:
+        img, abi = read_program(path)
+        self.opts = opts
+        self.machine = m = Machine(abi, ncpu=opts.ncpu, deterministic=opts.deterministic,
+                                   seed=opts.seed, root=opts.root)
+        k = self.kernel = m.kernel
+        self.rr = None
+        cwd = guest_cwd(opts.root)
+        if opts.record is not None or opts.replay is not None:
+            # First: every clock reading and host input from here on is logged / replayed.
+            from .record import attach as attach_rr
+            self.rr = attach_rr(self, path, args, opts, cwd)
+            cwd = self.rr.cwd
+        p = Proc(opts.pid, 1)
+        proc_enter(k, p, None)               # the guest's first process ("init" to nbemu)
+        p.p_comm = os.path.basename(path).encode()[:16]
+        p.p_start_ns = MONOTONIC_AT_BOOT_NS     # (no clock reading: record/replay logs)
+        k.proc = p
+        vm = vmmap_new(abi, m.space)
+        p.p_vmspace = vm
+        self._init_subsystems(p)
+        if self.rr is not None and self.rr.replaying:
+            self.rr.apply_stdio(p)               # fds 0-2 as they were when recorded
+        env = opts.env if opts.env is not None else dict(os.environ)
+        argv = [(opts.argv0 or path).encode()] + [a.encode() for a in args]
+        envp = [f"{kk}={vv}".encode() for kk, vv in env.items()]
+        uid, gid = host_ids()
+        res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid, root=opts.root)
+        p.p_path = os.path.abspath(path)        # kern.proc_args.-1.KERN_PROC_PATHNAME
+        p.p_cwd = cwd
+        p.p_psstrp = res.ps_strings
+        l = lwp_create(k, None, p, 0)
+        assert isinstance(l, Lwp)
+        m.start_lwp0(l, res.regs)
+        lwp_start(k, l, False)
+        if opts.strace is not None:
+            from .strace import Strace
+            k.strace = Strace(k, opts.strace)
+        if opts.sched_log:
+            k.sched_log = []
+        self.image = img
+        self.path = path
+        m.on_child_crash = self._child_crash
+        self._finishers: list = []       # called with the exit status at the end of run()
+        if opts.stats:
+            self._finishers.append(self._print_stats)
+        if opts.trace:
+            from .trace import attach as attach_trace
+            attach_trace(self, opts.trace)
+        if opts.timeline:
+            from .timeline import attach as attach_timeline
+            attach_timeline(self, opts.timeline)
+        if opts.gdb is not None:
+            from .gdbstub import attach as attach_gdb
+            attach_gdb(self, opts.gdb)              # waits for gdb before the first instruction
+
+    def _init_subsystems(self, p: Proc) -> None:
+        from nbemu.syscalls.kern_descrip import filedesc_init
+        from nbemu.syscalls.kern_resource import rlimits_init
+        filedesc_init(p)
+        rlimits_init(p)
+
+    def run(self) -> int:
+        """Run to the end; the exit status as a shell reports it."""
+        import time
+        from .hostsig import HostSignals
+        self._t0 = time.perf_counter()
+        hs = HostSignals(self.kernel, replay=self.rr is not None and self.rr.replaying)
+        installed = hs.install()
+        try:
+            status = self._run()
+        finally:
+            if installed:
+                hs.uninstall()
+        if self.rr is not None:
+            status = self.rr.finish(status)
+        for fn in self._finishers:
+            fn(status)
+        return status
+
+    def _run(self) -> int:
+        k = self.kernel
+        p = k.proc
+        try:
+            self.machine.run()
+        except DeadlockError:
+            from .crash import deadlock_report
+            deadlock_report(self, sys.stderr)
+            return EXIT_DEADLOCK
+        except InternalError as e:
+            if self.rr is not None and self.rr.is_divergence(e.exc):   # inside a system call
+                return self.rr.report(e.exc)
+            from .crash import internal_error_report
+            internal_error_report(self, e, sys.stderr)
+            return EXIT_INTERNAL
+        except Exception as e:
+            if self.rr is None or not self.rr.is_divergence(e):   # in the run loop
+                raise
+            return self.rr.report(e)
+        finally:
+            if k.sched_log is not None:
+                print(f"nbemu: schedule {self.schedule_hash()} "
+                      f"({len(k.sched_log)} decisions)", file=sys.stderr)
+        if p.p_xsig:
+            fault = getattr(self.machine, "last_fault", None)
+            if fault is not None:
+                from .crash import crash_report
+                crash_report(self, sys.stderr)
+            print(f"nbemu: guest killed by signal {p.p_xsig} ({signame(p.p_xsig)})",
+                  file=sys.stderr)
+            return 128 + p.p_xsig
+        return p.p_xstat or 0
+
+    def _child_crash(self, l, sig: int) -> None:
+        """A process other than the first died of a fault or a core-dumping
+        signal: its crash report now (its parent sees WIFSIGNALED and goes on)."""
+        from .crash import crash_report
+        crash_report(self, sys.stderr)
+        print(f"nbemu: pid {l.l_proc.p_pid} killed by signal {sig} ({signame(sig)})",
+              file=sys.stderr)
+
+    def _print_stats(self, status: int) -> None:
+        import time
+        k = self.kernel
+        sw = " ".join(f"{ci.ci_index}:{ci.ci_nswitch}" for ci in k.cpus)
+        procs = (f"{k.nprocs_created} processes (at most {k.nprocs_max} alive), "
+                 if k.nprocs_created > 1 else "")
+        print(f"nbemu: stats: {procs}{k.nlwps_created} LWPs created (at most {k.nlwps_max} "
+              f"alive), "
+              f"{k.nsyscalls} system calls, switches per vCPU {sw}, "
+              f"{time.perf_counter() - self._t0:.2f} s", file=sys.stderr)
+
+    def schedule_hash(self) -> str:
+        """A digest of every scheduling decision (which LWP ran on which vCPU)."""
+        import hashlib
+        h = hashlib.sha256()
+        for d in self.kernel.sched_log or ():
+            h.update(repr(d).encode())
+        return h.hexdigest()[:16]
+
+
+def run_program(path: str, args: list[str], opts: Options) -> int:
+    try:
+        s = Session(path, args, opts)
+    except ElfError as e:
+        print(f"nbemu: {e}", file=sys.stderr)
+        return e.code
+    except Exception as e:
+        if opts.record is None and opts.replay is None:
+            raise
+        from .record import LogError      # (emu/record.py is imported only when used)
+        if isinstance(e, LogError):
+            print(f"nbemu: {e}", file=sys.stderr)
+        elif isinstance(e, OSError) and e.filename == opts.record:
+            print(f"nbemu: --record {opts.record}: {e.strerror}", file=sys.stderr)
+        else:
+            raise
+        return 2
+    return s.run()

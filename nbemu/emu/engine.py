@@ -1,0 +1,59 @@
+"""The CPU engine: one function that creates and configures the Unicorn engine
+for an ABI, and what was measured about Unicorn's controls (BENCHMARKS.md,
+"real code" rows; profile and figures there).
+
+On real code (fixtures/c/bench_real.c) nbemu runs at the speed of a bare
+engine (0.9-1.1x): the time is the engine's, not nbemu's. perf puts half of it
+in three costs of Unicorn 2.1.4's soft-MMU:
+
+- every guest store takes the slow path (store_helper, then two
+  find_memory_mapping -> flatview_translate -> phys_page_find lookups and
+  notdirty_write): without a guest MMU every page is mapped RWX in the TLB, so
+  TLB_NOTDIRTY (write watch for translated code) is never cleared;
+- a helper call (check_exit_request) after every guest load and store, which
+  also makes TCG spill its cached guest registers around it;
+- TLB refills (victim_tlb_hit, tlb_set_page) for scattered accesses.
+
+None of these has a control in 2.1.4's API. Measured (CPU time, bare engine,
+bench_real at scale 30, amd64):
+- UC_CTL_TLB_TYPE = UC_TLB_VIRTUAL (page permissions from the regions, so data
+  pages lose TLB_NOTDIRTY): slower, lz 2.67 s vs 1.39 s, sort 3.45 s vs 1.15 s
+  (each refill restores the CPU state from the TB: cpu_restore_state_from_tb,
+  tb_tc_cmp); the CPU TLB stays.
+- translation buffer 8 MB / 64 MB instead of 1 GB: no change (1.34-1.69 s lz,
+  1.03-1.05 s sort, within noise); the default stays.
+- the invalid-access hooks (unmapped / protection), installed for the whole
+  address space: no change (lz 1.24 vs 1.35 s, sort 1.12 vs 1.06 s); with the
+  CPU TLB, notdirty_write never clears a page anyway.
+- the fast-mode ticker thread (1 ms wake-ups) on a single-LWP run: no change
+  (hash: 0.38-0.42 s CPU with or without).
+The block hook is already installed only while it is needed (machine.py).
+
+What lifts the floor is the engine itself: bench/unicorn-2.1.4-nbemu.patch
+(TLB_NOTDIRTY only on executable regions, as upstream's PR 2337 + 2414; no
+check_exit_request after loads and stores unless a memory hook that sees
+successful accesses is installed, the store helper leaving the TB itself on an
+invalid access as the load helper already does), built by bench/build_engine.py
+and loaded through LIBUNICORN_PATH; its measured effect is in BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+from unicorn import Uc
+
+from nbemu.guest.arch.base import Abi
+
+
+def new_engine(abi: Abi) -> Uc:
+    """A Unicorn engine for abi's CPU, set up once before any LWP runs."""
+    uc = Uc(abi.uc_arch, abi.uc_mode)
+    abi.init_engine(uc)
+    return uc
+
+
+def engine_version() -> str:
+    """The Unicorn library in use, and where it was loaded from when
+    LIBUNICORN_PATH points at another build (bench/build_engine.py)."""
+    import os
+    import unicorn
+    where = os.environ.get("LIBUNICORN_PATH")
+    return unicorn.__version__ + (f" ({where})" if where else "")

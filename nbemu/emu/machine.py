@@ -1,0 +1,761 @@
+"""The emulated machine: one Unicorn engine whose register file is switched
+between LWPs, N logical vCPUs interleaved on one host thread, and the run loop.
+
+Why one host thread: two engines sharing memory in two host threads lose
+`lock inc` / `lock xadd` updates (facts/unicorn-costs.md), which would break
+every guest atomic. So each vCPU gets turns: the host runs the vCPU's current
+LWP until it traps into the kernel and leaves its CPU, yields, or its slice
+ends; then the next vCPU with work gets the engine.
+
+How a slice ends exactly: a native block hook (emu/native/nbhook.c) calls
+uc_emu_stop() at the start of a translated block when the ticker thread (fast
+mode) or the block budget (deterministic mode) says so. An asynchronous
+uc_emu_stop() from another thread is NOT used: it can abandon a block half-way
+and re-run its first instructions (tests/test_preempt_exact.py shows both).
+The block hook is installed only once the process has more than one runnable
+LWP or a pending timeout, so single-threaded code runs hook-free.
+
+System calls are served inside the `syscall` instruction hook; the engine
+stops only when the kernel asks (the LWP slept, exited, yielded, or its whole
+register file must change).
+"""
+from __future__ import annotations
+
+import ctypes
+import sys
+from typing import Sequence
+
+from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
+                     UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
+                     UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_PROT,
+                     UC_HOOK_MEM_FETCH_UNMAPPED, UC_HOOK_MEM_READ_PROT,
+                     UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_PROT,
+                     UC_HOOK_MEM_WRITE_UNMAPPED, UcError)
+from unicorn.unicorn_py3.unicorn import uclib
+
+from nbemu.guest.arch.base import Abi
+from nbemu.syscalls.kernel import Kernel
+from nbemu.syscalls.lwp import LSONPROC, LW_USERRET, Lwp
+
+from . import native
+from .engine import new_engine
+from .regs import RegBatch
+from .space import Space, vmmap_new
+
+_INSN_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
+_TRAP_CB = ctypes.CFUNCTYPE(None)
+
+TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
+DET_SLICE_BLOCKS = (2_000, 20_000)   # deterministic mode: blocks per turn (seeded)
+
+# The access kinds Unicorn passes to an invalid-access hook (UC_MEM_*).
+_UNMAPPED = {UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED}
+_MEM_ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
+               UC_MEM_FETCH_UNMAPPED: "exec", UC_MEM_READ_PROT: "read",
+               UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "exec"}
+
+
+class GuestFault(Exception):
+    def __init__(self, sig: int, code: int, addr: int, what: str) -> None:
+        super().__init__(what)
+        self.sig, self.code, self.addr, self.what = sig, code, addr, what
+
+
+class Machine:
+    """Hardware for one NetBSD process: engine, pmap, vCPU turns."""
+
+    def __init__(self, abi: Abi, ncpu: int = 4, deterministic: bool = False, seed: int = 0,
+                 root: str = "/") -> None:
+        self.abi = abi
+        self.deterministic = deterministic
+        self._never_pc = (1 << 8 * abi.word_size) - 1    # uc_emu_start's `until`
+        self.native = native.load()
+        self.hook_wanted = False                # install the block hook at the next turn
+        self.loaded: Lwp | None = None          # whose registers the engine holds
+        self.curlwp: Lwp | None = None          # the LWP executing this turn
+        self.in_hook = False
+        self.in_emu = False
+        self.stop_requested = False
+        self._pending_pc: int | None = None
+        self._ctx_pc: dict[int, int] = {}      # id(Lwp) -> PC not yet in its context
+        self._fault: tuple[int, int, int] | None = None
+        self._intno: int | None = None
+        self.internal_error: InternalError | None = None
+        self.debugger = None                    # emu/gdbstub.GdbStub when -g is given
+        self.rr = None                          # emu/record.Recorder / Replayer (--record/--replay)
+        self.on_child_crash = None              # (lwp, sig): a process other than the first dies
+        self._batches: dict[tuple[int, ...], RegBatch] = {}
+        self._in = RegBatch(abi.syscall_in_regs)
+        self._out = RegBatch(abi.syscall_out_regs)
+        # PC (+ the instruction-set register where there is one: ARM's CPSR,
+        # whose T bit the address given to uc_emu_start must carry).
+        self._pc = RegBatch((abi.pc_reg,) + ((abi.insn_state_reg,)
+                                             if abi.insn_state_reg is not None else ()))
+        self._native_trap = False
+        self._space_pool: list[Space] = []      # engines of ended address spaces
+        nat = self.native
+        if nat is not None:
+            self._trap_cb = _TRAP_CB(self._on_trap_native)
+            nin = len(abi.syscall_in_regs)
+            self._nin = nin
+            self._nvals = nin + abi.trap_fetch_insn    # + the appended instruction word
+            self._native_trap = True
+            if abi.trap_kind == "intr":
+                self._intr_other_cb = _INTR_OTHER_CB(self._on_interrupt_other)
+        elif abi.trap_kind == "intr":
+            self._sys_cb = _INTR_CB(self._on_intr_raw)
+        else:
+            self._sys_cb = _INSN_SYSCALL_CB(self._on_syscall_raw)
+        self._claim_native()
+        if nat is not None:
+            nat.lib.nb_set_stop(ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
+            nat.preempt.value = 0
+            nat.armed.value = 0
+            nat.budget.value = 0
+            nat.blocks.value = 0
+            if not deterministic:
+                nat.lib.nb_start_ticker(TICK_NS)
+        self.space = self.vmspace_new()
+        self.uc = self.space.uc
+        self.uch = self.space.uch
+        self.kernel = Kernel(abi, self, ncpu=ncpu, deterministic=deterministic, seed=seed,
+                             root=root)
+
+    # -- engines: one per address space (emu/space.py) -------------------------------
+    def vmspace_new(self) -> Space:
+        """A pmap for a new address space: an engine from the pool, or a new one
+        with the trap, fault and (deterministic mode) preemption hooks."""
+        if self._space_pool:
+            sp = self._space_pool.pop()
+            sp.users = 1
+            sp.uc.ctl_flush_tb()          # nothing of the last image may be re-run
+            return sp
+        abi = self.abi
+        uc = new_engine(abi)                    # emu/engine.py: engine set-up
+        sp = Space(uc)
+        h = ctypes.c_size_t()
+        nat = self.native
+        intr_trap = abi.trap_kind == "intr"
+        if nat is not None:
+            fn = nat.intr_hook if intr_trap else nat.syscall_hook
+        else:
+            fn = ctypes.cast(self._sys_cb, ctypes.c_void_p)
+        if intr_trap:
+            # Architectures whose system call is an exception (aarch64 `svc`): one
+            # UC_HOOK_INTR serves system calls and, for other numbers, faults.
+            err = uclib.uc_hook_add(sp.uch, ctypes.byref(h), UC_HOOK_INTR, fn, None,
+                                    ctypes.c_uint64(1), ctypes.c_uint64(0))
+        else:
+            err = uclib.uc_hook_add(sp.uch, ctypes.byref(h), UC_HOOK_INSN, fn, None,
+                                    ctypes.c_uint64(1), ctypes.c_uint64(0),
+                                    ctypes.c_int(abi.uc_hook_syscall_insn))
+        if err:
+            raise UcError(err)
+        uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
+                    | UC_HOOK_MEM_FETCH_UNMAPPED | UC_HOOK_MEM_READ_PROT
+                    | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT, self._on_bad_access)
+        if not intr_trap:
+            uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        if self.deterministic:
+            self._install_block_hook(sp)
+        return sp
+
+    def vmspace_free(self, sp: Space) -> None:
+        """An address space ended (exit, exec): its mappings are gone (uvm_map
+        removed them); the engine goes back to the pool -- the live one once
+        another engine takes over (_switch_space)."""
+        sp.users -= 1
+        if sp.users == 0 and sp is not self.space:
+            self._space_pool.append(sp)
+
+    def exec_check(self, host_path: str) -> object | int:
+        """exec's check of an image (guest/'s loader): the parsed ELF, or
+        ENOEXEC (not an ELF program of this machine), ENOENT, EACCES."""
+        from nbemu.guest.elf import ElfError
+        from nbemu.guest.exec_elf import read_program
+        from nbemu.syscalls.errno import Errno
+        try:
+            img, abi = read_program(host_path)
+        except ElfError as e:
+            return Errno.ENOENT if e.code == 127 else Errno.ENOEXEC
+        if abi.name != self.abi.name:
+            return Errno.ENOEXEC
+        return img
+
+    def exec_image(self, l: Lwp, img: object, argv: list[bytes], envp: list[bytes],
+                   execname: bytes) -> None:
+        """Replace l's process image (run-loop context, l loaded): the old
+        address space goes (a vfork parent keeps the one it shares), a new one
+        holds the program, and l starts at its entry."""
+        from nbemu.guest.exec_elf import exec_image, host_ids
+        p = l.l_proc
+        old = p.p_vmspace
+        sp = old.pmap
+        if sp.users > 1:                     # a vfork child leaves its parent's space
+            sp.users -= 1
+            if self.loaded is l and l.l_md is not None:
+                uclib.uc_context_save(self.uch, l.l_md.context)
+            self.loaded = None
+            sp = self.vmspace_new()
+        else:
+            old.release_all()
+            sp.uc.ctl_flush_tb()             # nothing of the old image may be re-run
+        vm = vmmap_new(self.abi, sp)
+        p.p_vmspace = vm
+        uid, gid = host_ids()
+        res = exec_image(vm, img, self.abi, argv, envp, execname, uid, gid)
+        p.p_psstrp = res.ps_strings
+        self._ctx_pc.pop(id(l), None)
+        self._pending_pc = None
+        if self.loaded is l:
+            self.loaded = None
+        self.start_lwp0(l, res.regs)
+
+    def _switch_space(self, sp: Space) -> None:
+        """Make sp's engine the live one: the loaded LWP (of another address
+        space) is saved into its context first, so at most one LWP system-wide
+        has live registers."""
+        if sp is self.space:
+            return
+        cur = self.loaded
+        if cur is not None and cur.l_md is not None:
+            uclib.uc_context_save(self.uch, cur.l_md.context)
+        self.loaded = None
+        if self.space.users == 0:            # an ended address space's engine
+            self._space_pool.append(self.space)
+        self.space = sp
+        self.uc = sp.uc
+        self.uch = sp.uch
+
+    @property
+    def _hook_installed(self) -> bool:
+        return self.space.hook_installed
+
+    # -- registers (Platform) ----------------------------------------------------
+    def _batch(self, ids: Sequence[int]) -> RegBatch:
+        key = tuple(ids)
+        b = self._batches.get(key)
+        if b is None:
+            b = self._batches[key] = RegBatch(key)
+        return b
+
+    def regs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]:
+        b = self._batch(ids)
+        if l is self.loaded:
+            return b.read_live(self.uch)
+        vals = b.read_ctx(l.l_md)
+        if self._ctx_pc and id(l) in self._ctx_pc and self.abi.pc_reg in b.ids:
+            vals[b.ids.index(self.abi.pc_reg)] = self._ctx_pc[id(l)]
+        return vals
+
+    def _ctx_write(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
+        """Write registers into l's saved context. Where Unicorn cannot write a
+        saved context's PC (abi.context_pc_writable false: ARM's reg_write
+        dereferences a pointer uc_context_save does not copy, and crashes), the PC
+        waits in _ctx_pc until _load puts l on the engine."""
+        pc = self.abi.pc_reg
+        if not self.abi.context_pc_writable and pc in ids:
+            i = list(ids).index(pc)
+            self._ctx_pc[id(l)] = vals[i]
+            ids = [r for j, r in enumerate(ids) if j != i]
+            vals = [v for j, v in enumerate(vals) if j != i]
+            if not ids:
+                return
+        self._batch(ids).write_ctx(l.l_md, vals)
+
+    def regs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
+        if l is self.loaded:
+            pc = self.abi.pc_reg
+            if self.in_hook and pc in ids:
+                # A PC written inside the syscall hook is advanced past the
+                # instruction by Unicorn: apply such writes once the engine stopped.
+                i = list(ids).index(pc)
+                self._pending_pc = vals[i]
+                ids = [r for j, r in enumerate(ids) if j != i]
+                vals = [v for j, v in enumerate(vals) if j != i]
+                self.request_stop()
+                if not ids:
+                    return
+            self._batch(ids).write_live(self.uch, vals)
+        elif l.l_md is not None:       # (an LWP that just exited has no context)
+            self._ctx_write(l, ids, vals)
+
+    def vregs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]:
+        """128-bit registers (XMM) of the live engine or of l's saved context,
+        in one batch call (getcontext and every signal frame read all 16)."""
+        key = ("v",) + tuple(ids)
+        b = self._batches.get(key)
+        if b is None:
+            n = len(ids)
+            bufs = (ctypes.c_uint8 * (16 * n))()
+            ptrs = (ctypes.c_void_p * n)(*[ctypes.addressof(bufs) + 16 * i for i in range(n)])
+            b = self._batches[key] = ((ctypes.c_int * n)(*ids), ptrs, bufs, n)
+        cids, ptrs, bufs, n = b
+        if l is self.loaded:
+            uclib.uc_reg_read_batch(self.uch, cids, ptrs, n)
+        else:
+            uclib.uc_context_reg_read_batch(l.l_md.context, cids, ptrs, n)
+        raw = bytes(bufs)
+        return [int.from_bytes(raw[16 * i:16 * i + 16], "little") for i in range(n)]
+
+    def vregs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
+        for r, v in zip(ids, vals):
+            buf = (ctypes.c_uint8 * 16).from_buffer_copy(
+                (v & ((1 << 128) - 1)).to_bytes(16, "little"))
+            if l is self.loaded:
+                uclib.uc_reg_write(self.uch, r, buf)
+            elif l.l_md is not None:
+                uclib.uc_context_reg_write(l.l_md.context, r, buf)
+
+    def syscall_return(self, l: Lwp, vals: Sequence[int]) -> None:
+        """Write abi.syscall_out_regs (the trap's hot path: one prebuilt batch)."""
+        if l is self.loaded:
+            if self.in_hook and self._native_trap:
+                nat = self.native
+                out = nat.out_vals
+                for i, v in enumerate(vals):
+                    out[i] = v & 0xFFFFFFFFFFFFFFFF
+                nat.out_valid.value = 1
+            else:
+                self._out.write_live(self.uch, vals)
+        elif l.l_md is not None:
+            self._out.write_ctx(l.l_md, vals)
+
+    def context_fork(self, parent: Lwp, child: Lwp) -> None:
+        """child gets parent's registers (the trap's): on parent's engine for a
+        new LWP, on the child process's engine for fork (a context of that
+        engine, filled with the live CPU state of this one)."""
+        assert parent is self.loaded
+        sp = child.l_proc.p_vmspace.pmap
+        if sp is self.space:
+            child.l_md = self.uc.context_save()
+        else:
+            child.l_md = sp.uc.context_save()
+            uclib.uc_context_save(self.uch, child.l_md.context)
+        # Unless the ucontext sets them, the child resumes after the trap.
+        pc = self.uc.reg_read(self.abi.pc_reg)
+        if self.in_hook:
+            pc += self.abi.syscall_insn_len - self.abi.trap_pc_offset
+        self._ctx_write(child, (self.abi.pc_reg,), (pc,))
+
+    def with_live_regs(self, l: Lwp, fn) -> None:
+        """Call fn(uc) with l's registers live in the engine, for state Unicorn
+        only writes on a live CPU (i386's %gs base through an MSR: writing it
+        into a saved context crashes). For an LWP off the engine: park the
+        loaded registers in a scratch context, load l's, call fn, save them
+        back, restore the parked ones (also valid inside the trap hook: the
+        engine gets back exactly the state it had)."""
+        if l is self.loaded:
+            fn(self.uc)
+            return
+        if l.l_md is None:
+            return
+        sp = l.l_proc.p_vmspace.pmap          # l's engine (not loaded: see _switch_space)
+        scratch = sp.scratch_ctx
+        if scratch is None:
+            scratch = sp.scratch_ctx = sp.uc.context_save()
+        uclib.uc_context_save(sp.uch, scratch.context)
+        uclib.uc_context_restore(sp.uch, l.l_md.context)
+        try:
+            fn(sp.uc)
+        finally:
+            uclib.uc_context_save(sp.uch, l.l_md.context)
+            uclib.uc_context_restore(sp.uch, scratch.context)
+
+    def context_free(self, l: Lwp) -> None:
+        self._ctx_pc.pop(id(l), None)
+        if l is self.loaded:
+            self.loaded = None
+        l.l_md = None
+
+    def request_stop(self) -> None:
+        if self.in_emu and not self.stop_requested:
+            uclib.uc_emu_stop(self.uch)
+        self.stop_requested = True
+
+    def work_added(self) -> None:
+        """An LWP became runnable during a slice (a wakeup from a system call):
+        if the slice started unpreemptible (nothing else to run then), arm the
+        ticker now, or end the slice when the block hook is not installed yet."""
+        if not self.in_emu or self.deterministic:
+            return
+        nat = self.native
+        if nat is not None and self._hook_installed:
+            if not nat.armed.value and (self.rr is None or not self.rr.replaying):
+                nat.preempt.value = 0
+                nat.armed.value = 1
+        elif self._py_budget <= 0:
+            self.request_stop()
+
+    def restart_syscall(self, l: Lwp) -> None:
+        abi = self.abi
+        n = abi.syscall_insn_len
+        st = 0
+        if abi.insn_state_reg is not None:     # ARM: Thumb's svc is 2 bytes
+            st = self.regs_get(l, (abi.insn_state_reg,))[0]
+            n = abi.syscall_insn_size(st)
+        if l is self.loaded and self.in_hook:
+            self._pending_pc = self.uc.reg_read(abi.pc_reg) - abi.trap_pc_past(st)
+            self.request_stop()
+        else:
+            pc = self.regs_get(l, (abi.pc_reg,))[0]
+            self.regs_set(l, (abi.pc_reg,), (abi.resume_address(pc - n, st),))
+
+    def _apply_pending_pc(self) -> None:
+        """Write the PC deferred by a write inside the trap hook (restart, setcontext)."""
+        pc, self._pending_pc = self._pending_pc, None
+        abi = self.abi
+        if abi.insn_state_reg is not None:
+            pc = abi.resume_address(pc, self.uc.reg_read(abi.insn_state_reg))
+        self.uc.reg_write(abi.pc_reg, pc)
+
+    def blocks_executed(self) -> int:
+        if self.native is not None:
+            return self.native.blocks.value
+        return self._pyblocks
+
+    def _claim_native(self) -> None:
+        """The native library's globals serve one running machine per process:
+        point its trap callback at this one."""
+        if self._native_trap:
+            nat = self.native
+            nat.lib.nb_set_trap(ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p),
+                                ctypes.cast(uclib.uc_reg_write_batch, ctypes.c_void_p),
+                                ctypes.cast(self._trap_cb, ctypes.c_void_p), self._nin,
+                                len(self.abi.syscall_out_regs))
+            for i, r in enumerate(self.abi.syscall_in_regs):
+                nat.in_ids[i] = r
+            for i, r in enumerate(self.abi.syscall_out_regs):
+                nat.out_ids[i] = r
+            if self.abi.trap_kind == "intr":
+                self._set_native_intr()
+
+    def _set_native_intr(self) -> None:
+        abi = self.abi
+        pc_idx = abi.syscall_in_regs.index(abi.pc_reg) if abi.trap_fetch_insn else -1
+        if self.native.lib.nb_set_intr(abi.trap_intno, pc_idx, abi.trap_pc_offset,
+                                       ctypes.cast(uclib.uc_mem_read, ctypes.c_void_p),
+                                       ctypes.cast(self._intr_other_cb, ctypes.c_void_p)):
+            raise RuntimeError("nb_set_intr: too many trap registers")
+
+    # -- the block hook (preemption) ----------------------------------------------
+    _pyblocks = 0
+
+    def _install_block_hook(self, sp: Space | None = None) -> None:
+        sp = sp or self.space
+        if sp.hook_installed:
+            return
+        sp.hook_installed = True
+        if self.native is not None:
+            h = ctypes.c_size_t()
+            err = uclib.uc_hook_add(sp.uch, ctypes.byref(h), UC_HOOK_BLOCK,
+                                    self.native.block_hook, None, ctypes.c_uint64(1),
+                                    ctypes.c_uint64(0))
+            if err:
+                raise UcError(err)
+        else:
+            print("nbemu: warning: no C compiler for the native block hook; "
+                  "preemption uses a slow Python hook", file=sys.stderr)
+            sp.pyblock_hook = sp.uc.hook_add(UC_HOOK_BLOCK, self._py_block)
+        # Blocks translated before the hook existed do not call it.
+        sp.uc.ctl_flush_tb()
+
+    def signal_caught(self, sig: int) -> None:
+        """sigaction installed a handler (sys_sig.sigaction1). A host signal must
+        be able to end a turn exactly (emu/hostsig.py arms the block hook), even
+        for a lone LWP spinning without system calls: install the hook at the
+        next turn (not inside this trap: flushing translated blocks there is
+        unsafe) and end this one."""
+        from .hostsig import FORWARDED
+        if not self._hook_installed and not self.hook_wanted and sig in FORWARDED.values():
+            self.hook_wanted = True
+            self.request_stop()
+
+    def _py_block(self, uc, addr, size, user) -> None:
+        self._pyblocks += 1
+        if self._py_budget > 0:
+            self._py_budget -= 1
+            if self._py_budget == 0:
+                uc.emu_stop()
+    _py_budget = 0
+
+    # -- traps ----------------------------------------------------------------------
+    def _on_trap_native(self) -> None:
+        self._trap(self.native.in_vals[:self._nvals])
+
+    def _on_syscall_raw(self, uch, user_data) -> None:
+        self._trap(self._in.read_live(self.uch))
+
+    def _on_intr_raw(self, uch, intno, user_data) -> None:
+        """UC_HOOK_INTR without the native library (trap_kind "intr")."""
+        abi = self.abi
+        if intno != abi.trap_intno:
+            self._on_interrupt_other(intno)
+            return
+        vals = self._in.read_live(self.uch)
+        if abi.trap_fetch_insn:
+            pc = vals[abi.syscall_in_regs.index(abi.pc_reg)]
+            vals.append(int.from_bytes(self.uc.mem_read(pc - abi.trap_pc_offset, 4), "little"))
+        self._trap(vals)
+
+    def _on_interrupt_other(self, intno: int) -> None:
+        self._intno = intno
+        uclib.uc_emu_stop(self.uch)
+
+    def _trap(self, vals: list[int]) -> None:
+        l = self.curlwp
+        self.in_hook = True
+        try:
+            self.kernel.syscall(l, vals)
+        except Exception as e:            # an emulator bug, never the guest's fault
+            self.internal_error = InternalError(l, vals, e)
+            self.request_stop()
+        finally:
+            self.in_hook = False
+
+    def _on_bad_access(self, uc, access, address, size, value, user) -> bool:
+        self._fault = (access, address, size)
+        return False
+
+    def _on_interrupt(self, uc, intno, user) -> None:
+        self._intno = intno
+        uc.emu_stop()
+
+    # -- loading LWPs ------------------------------------------------------------------
+    def _load(self, l: Lwp) -> None:
+        if self.loaded is l:
+            return
+        sp = l.l_proc.p_vmspace.pmap
+        if sp is not self.space:
+            self._switch_space(sp)
+        # uc_context_save/restore directly: the binding's wrappers add ~1 us each.
+        if self.loaded is not None and self.loaded.l_md is not None:
+            uclib.uc_context_save(self.uch, self.loaded.l_md.context)
+        uclib.uc_context_restore(self.uch, l.l_md.context)
+        self.loaded = l
+        if self._ctx_pc:
+            pc = self._ctx_pc.pop(id(l), None)
+            if pc is not None:                  # a PC written while l was off the engine
+                self._pending_pc = pc
+                self._apply_pending_pc()
+
+    def start_lwp0(self, l: Lwp, regs: dict[int, int]) -> None:
+        """Registers of a process's first LWP (boot and exec)."""
+        self._switch_space(l.l_proc.p_vmspace.pmap)
+        if self.loaded is not None and self.loaded is not l and self.loaded.l_md is not None:
+            uclib.uc_context_save(self.uch, self.loaded.l_md.context)
+        for rid, v in regs.items():
+            self.uc.reg_write(rid, v)
+        l.l_md = self.uc.context_save()
+        self.loaded = l
+
+    # -- the run loop --------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until the process exits (or deadlocks: DeadlockError)."""
+        k = self.kernel
+        p = k.proc
+        assert p is not None
+        self._claim_native()
+        dbg = self.debugger
+        while not p.p_exiting:
+            if dbg is not None and dbg.stop_pending:
+                dbg.stopped()                   # all-stop: gdb holds every vCPU here
+                if p.p_exiting:
+                    break
+            if self.internal_error is not None:
+                raise self.internal_error
+            if k.hostsig_check:
+                k.post_host_signals()
+            if k.callout.pending:
+                k.run_callouts()
+            ci = k.pick_cpu()
+            if ci is None:
+                if p.p_exiting:
+                    break
+                if p.p_stat == 4:                   # SSTOP: stopped by a signal
+                    self._host_stop()
+                    continue
+                deadline = k.callout.next_deadline()
+                if dbg is not None and dbg.idle(deadline):
+                    continue
+                if deadline is None:
+                    raise DeadlockError()
+                k.clock.wait_until(deadline)
+                k.run_callouts()
+                continue
+            l = k.switch_in(ci)
+            if l is None:
+                continue
+            if dbg is not None and dbg.hold(ci, l):
+                continue                        # not resumed by gdb: its vCPU waits
+            self._load(l)
+            self.curlwp = l
+            if l.l_kstack is not None:
+                try:
+                    k.resume(l)
+                except Exception as e:
+                    raise InternalError(l, l.l_sysvals or [], e) from e
+                if self._pending_pc is not None:
+                    self._apply_pending_pc()
+                if l.l_stat != LSONPROC or l.l_proc.p_exiting:
+                    continue
+            elif l.l_flag & LW_USERRET:
+                k.userret(l)
+                if l.l_stat != LSONPROC or l.l_proc.p_exiting:
+                    continue
+            self._run_slice(ci, l)
+
+    def _run_slice(self, ci, l: Lwp) -> None:
+        k = self.kernel
+        nat = self.native
+        rr = self.rr
+        cut = k.must_preempt_soon(ci)
+        if self.hook_wanted and not self._hook_installed:
+            self._install_block_hook()
+        if self.deterministic:
+            lo, hi = DET_SLICE_BLOCKS
+            pol = k.sched_policy
+            budget = pol.slice_budget(ci, l) if pol is not None else k.rng.randint(lo, hi)
+            if k.sched_log is not None:
+                # Every turn is a decision: which vCPU and LWP run, for how long.
+                k.sched_log.append(("turn", ci.ci_index, l.l_lid, budget))
+            if nat is not None:
+                nat.budget.value = budget
+            else:
+                self._py_budget = budget
+        elif rr is not None and rr.replaying:
+            # Replay: the ticker stays disarmed; the log's block count (below)
+            # ends the turn where the recorded one was preempted.
+            if cut:
+                self._install_block_hook()
+        elif cut:
+            self._install_block_hook()
+            if nat is not None:
+                nat.preempt.value = 0
+                nat.armed.value = 1
+            else:
+                self._py_budget = 20_000
+        elif nat is not None:
+            nat.armed.value = 0
+        if rr is not None:
+            blocks0 = nat.blocks.value
+            budget = rr.slice_begin(ci, l, blocks0)
+            if budget:
+                self._install_block_hook()
+                nat.budget.value = budget
+        self.stop_requested = False
+        self._fault = None
+        self._intno = None
+        pcv = self._pc.read_live(self.uch)
+        pc = pcv[0] if self._pc.n == 1 else self.abi.resume_address(pcv[0], pcv[1])
+        self.in_emu = True
+        err = 0
+        try:
+            # uc_emu_start directly: the binding's wrapper costs ~1 us per turn
+            # and only re-raises exceptions of Python hooks, which ours never raise.
+            # until: an address no instruction can start at (all ones for the
+            # word size); 0 would stop a jump to 0 instead of faulting it.
+            err = uclib.uc_emu_start(self.uch, pc, self._never_pc, 0, 0)
+            if err:
+                self.in_emu = False
+                self._guest_fault(l, UcError(err))
+                return
+        finally:
+            self.in_emu = False
+            if nat is not None:
+                nat.armed.value = 0
+                nat.budget.value = 0
+            if rr is not None:
+                # Preempted: stopped by the block hook, not by the kernel or a fault.
+                rr.slice_end(not err and not self.stop_requested and self._intno is None,
+                             nat.blocks.value)
+        if self._pending_pc is not None:
+            self._apply_pending_pc()
+        if self._intno is not None:
+            self._guest_fault(l, None)
+            return
+        if not self.stop_requested:
+            k.tick(ci)
+
+    # -- faults -------------------------------------------------------------------------
+    def _guest_fault(self, l: Lwp, err: UcError | None) -> None:
+        """A fault of l's user code becomes a signal (kern_sig.trapsignal): its
+        handler runs when one is installed and the signal is not masked; else
+        the process dies of it (with the crash report)."""
+        from nbemu.syscalls.kern_sig import fault_ksiginfo, trapsignal
+        from nbemu.syscalls.signals import Sig
+        sig, code, addr, what = Sig.SIGSEGV, 1, 0, "fault"
+        trapno = errc = 0
+        fsi = getattr(self.abi, "fault_siginfo", None)   # NetBSD trap(): si_code, trapno
+        pc = self.regs_get(l, (self.abi.pc_reg,))[0]
+        if self._fault is not None:
+            access, addr, _size = self._fault
+            kind = _MEM_ACCESS.get(access, "access")
+            if access in _UNMAPPED:
+                sig, code, what = Sig.SIGSEGV, 1, f"{kind} of unmapped address {addr:#x}"
+            else:
+                sig, code, what = Sig.SIGSEGV, 2, f"{kind} not permitted at {addr:#x}"
+            if fsi is not None:
+                sig, code, addr, trapno, errc, what = fsi(
+                    "unmapped" if access in _UNMAPPED else "prot", addr, pc, access=kind)
+        elif self._intno is not None:
+            sig, what = self.abi.trap_signal(self._intno)
+            if fsi is not None:
+                sig, code, addr, trapno, errc, what = fsi("intr", 0, pc, intno=self._intno)
+        elif err is not None:
+            from unicorn import UC_ERR_INSN_INVALID
+            if err.errno == UC_ERR_INSN_INVALID:
+                sig, what = Sig.SIGILL, "illegal instruction"
+                if fsi is not None:
+                    sig, code, addr, trapno, errc, what = fsi("invalid", 0, pc)
+            else:
+                what = f"engine error: {err}"
+        if self.debugger is not None:
+            sig = self.debugger.on_signal(l, sig)   # gdb sees the fault first
+            if not sig:
+                return
+        self.last_fault = GuestFault(sig, code, addr, what)
+        self.last_fault_lwp = l
+        if trapsignal(l, fault_ksiginfo(sig, code, addr, trapno, errc)):
+            self.last_fault = None                  # its handler runs
+
+    def note_core(self, l: Lwp, sig: int) -> None:
+        """A signal whose default action dumps core kills the process: keep what
+        the crash report shows (unless a fault of its own is already noted)."""
+        from nbemu.syscalls.signals import signame
+        cur = getattr(self, "last_fault", None)
+        if cur is None or cur.sig != sig:
+            self.last_fault = GuestFault(sig, 0, 0, f"{signame(sig)} (core dumped)")
+            self.last_fault_lwp = l
+        if l.l_proc is not self.kernel.proc and self.on_child_crash is not None:
+            # Another process dies of it: report now, while its image and
+            # registers exist (exit1 frees them); its parent goes on.
+            self.on_child_crash(l, sig)
+            self.last_fault = None
+
+    def _host_stop(self) -> None:
+        """The guest process is stopped by a signal (SIGSTOP, SIGTSTP, ...): so
+        is nbemu, as the program would be under a shell. SIGCONT to nbemu
+        continues it, and the guest gets SIGCONT."""
+        import os
+        import signal
+        from nbemu.syscalls.kern_sig import psignal
+        from nbemu.syscalls.signals import Sig
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if self.rr is None or not self.rr.replaying:      # a replay does not stop the host
+            os.kill(os.getpid(), signal.SIGSTOP)
+        psignal(self.kernel.proc, Sig.SIGCONT)
+
+class InternalError(Exception):
+    """A Python exception escaped the kernel: a bug of nbemu, reported as such."""
+
+    def __init__(self, l: Lwp, vals: list[int], exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.lwp, self.vals, self.exc = l, vals, exc
+
+
+class DeadlockError(Exception):
+    """Every LWP is blocked with no timeout pending."""

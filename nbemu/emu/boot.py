@@ -100,6 +100,7 @@ class Session:
         if opts.sched_log:
             k.sched_log = []
         self.image = img
+        self.exec_result = res           # where the program and its interpreter landed
         self.path = path
         m.on_child_crash = self._child_crash
         self._finishers: list = []       # called with the exit status at the end of run()

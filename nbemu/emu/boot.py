@@ -88,6 +88,7 @@ class Session:
         uid, gid = host_ids()
         res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid, root=opts.root)
         p.p_path = os.path.abspath(path)        # kern.proc_args.-1.KERN_PROC_PATHNAME
+        p.p_textvp = img
         p.p_cwd = cwd
         p.p_psstrp = res.ps_strings
         l = lwp_create(k, None, p, 0)

@@ -187,14 +187,16 @@ def main() -> int:
              "generator resume) dominates; switching LWPs inside the trap instead of "
              "leaving and re-entering the engine was tried and measured no faster.",
              "", REAL_NOTES]
-    # The Fuzzing section is make fuzz's (bench/fuzz_run.py): keep it as it is.
+    # Sections written by other commands (make fuzz's bench/fuzz_run.py, bench/
+    # explore_libpthread.py) follow the table: keep them as they are.
     kept = ""
     out = Path(ns.out)
     if out.exists():
         old = out.read_text()
-        at = old.find("\n## Fuzzing")
-        if at >= 0:
-            kept = old[at:]
+        ats = [i for i in (old.find("\n## Fuzzing"), old.find("\n## Schedule exploration"))
+               if i >= 0]
+        if ats:
+            kept = old[min(ats):]
     out.write_text("\n".join(head + rows + notes) + "\n" + kept)
     print(f"wrote {ns.out}")
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from nbemu.emu.atf.kyua import _stop_server
 from nbemu.emu.atf.runner import Config, Runner
 from fixtures.atf import build_atf
 
@@ -70,6 +71,7 @@ def test_kyua_agrees_with_nbemu_atf(tmp_path: Path) -> None:
     r = subprocess.run([KYUA, f"--config={suite / 'kyua.conf'}", "test",
                         f"--kyuafile={suite / 'Kyuafile'}", f"--results-file={db}"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    _stop_server(str(suite))                               # its fork server: done
     assert r.returncode == 1, (r.stdout, r.stderr)        # some cases fail on purpose
     r = subprocess.run([KYUA, "report-junit", f"--results-file={db}", f"--output={junit}"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
@@ -117,6 +119,8 @@ def test_printed_kyua_commands_work_from_any_directory(tmp_path: Path) -> None:
         argv = [KYUA if w == "kyua" else w for w in cmds[what]]
         done[what] = subprocess.run(argv, cwd=elsewhere, env=env, capture_output=True,
                                     text=True, timeout=300)
+        if what == "run it with":
+            _stop_server(str(suite))
         assert done[what].returncode == 0, (what, done[what].stdout, done[what].stderr)
     assert "3/3 passed" in done["run it with"].stdout
     assert "3 total" in done["report with"].stdout, done["report with"].stdout

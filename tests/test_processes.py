@@ -89,6 +89,17 @@ def test_deadlock_report_covers_every_process() -> None:
     assert "waits for a child to change state (children: pid 101 (proc_deadlock))" in r.stderr
 
 
+def test_reports_name_an_exec_d_child_with_its_own_program_symbols() -> None:
+    """After exec, a process's addresses are named from its new program (p_textvp),
+    not from the first program's symbol table."""
+    r = run_nbemu(build_c("proc_deadlock"), "exec", str(build_c("deadlock_park")))
+    assert r.returncode == 125, r.stderr[-2000:]
+    child = r.stderr[r.stderr.index("Wait-for report, pid 101"):]
+    assert "hint 0x" in child and "<lock_a>" in child and "<lock_b>" in child, child
+    assert "waits for a child to change state (children: pid 101 (deadlock_park))" \
+        in r.stderr
+
+
 OSEXEC_OUTPUT = GO_OUTPUT["osexec"]
 
 

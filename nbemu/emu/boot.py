@@ -88,6 +88,7 @@ class Session:
         uid, gid = host_ids()
         res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid, root=opts.root)
         p.p_path = os.path.abspath(path)        # kern.proc_args.-1.KERN_PROC_PATHNAME
+        p.p_textvp = img
         p.p_cwd = cwd
         p.p_psstrp = res.ps_strings
         l = lwp_create(k, None, p, 0)
@@ -100,6 +101,7 @@ class Session:
         if opts.sched_log:
             k.sched_log = []
         self.image = img
+        self.exec_result = res           # where the program and its interpreter landed
         self.path = path
         m.on_child_crash = self._child_crash
         self._finishers: list = []       # called with the exit status at the end of run()

@@ -101,6 +101,23 @@ def internal_error_report(s, err, out: TextIO) -> None:
 
 
 # -- symbols, backtraces and the wait-for report ------------------------------------------
+_IMAGE_CACHE: dict[tuple[type, int], tuple[object, object]] = {}   # (kind, id(image)) -> (image, it)
+_IMAGE_CACHE_MAX = 16
+
+
+def _per_image(cls, img):
+    """cls(img.data), made once per program image (a fork shares its parent's)."""
+    key = (cls, id(img))
+    hit = _IMAGE_CACHE.get(key)
+    if hit is not None and hit[0] is img:
+        return hit[1]
+    it = cls(img.data if img is not None else None)
+    if len(_IMAGE_CACHE) >= _IMAGE_CACHE_MAX:
+        _IMAGE_CACHE.pop(next(iter(_IMAGE_CACHE)))
+    _IMAGE_CACHE[key] = (img, it)          # (holding img keeps its id unique)
+    return it
+
+
 class Symbols:
     """The program's ELF symbols (functions and data objects), for naming addresses:
     `Symbols.of(session).name(0x401234)` -> "worker+0x14" (None far from any)."""
@@ -133,14 +150,10 @@ class Symbols:
         self._addrs = [a for a, _, _ in syms]
 
     @classmethod
-    def of(cls, s) -> "Symbols":
-        """The (cached) symbols of a session's program."""
-        sym = getattr(s, "_nbemu_symbols", None)
-        if sym is None:
-            img = getattr(s, "image", None)
-            sym = cls(getattr(img, "data", None))
-            s._nbemu_symbols = sym
-        return sym
+    def of(cls, s, p=None) -> "Symbols":
+        """The (cached) symbols of the program process p runs (default: the first
+        process's): after an exec, the new program's."""
+        return _per_image(cls, (p or s.kernel.proc).p_textvp)
 
     def name(self, addr: int) -> str | None:
         import bisect
@@ -218,12 +231,9 @@ class Unwinder:
         self._starts = [e.header["initial_location"] for e in fdes]
 
     @classmethod
-    def of(cls, s) -> "Unwinder":
-        u = getattr(s, "_nbemu_unwinder", None)
-        if u is None:
-            u = cls(getattr(getattr(s, "image", None), "data", None))
-            s._nbemu_unwinder = u
-        return u
+    def of(cls, s, p=None) -> "Unwinder":
+        """The (cached) CFI of the program process p runs (default: the first's)."""
+        return _per_image(cls, (p or s.kernel.proc).p_textvp)
 
     def row(self, pc: int):
         """(CFA rule, register rules) in force at pc, or None without CFI there."""
@@ -275,7 +285,7 @@ def backtrace(s, l: Lwp, max_frames: int = 24) -> list[tuple[int, str]]:
         b = vm.copyin(addr, ws)
         return None if isinstance(b, int) else int.from_bytes(b, "little")
 
-    unw = Unwinder.of(s) if dwarf else None
+    unw = Unwinder.of(s, l.l_proc) if dwarf else None
     ra_col = unw.ra_column if unw is not None else None
     frames = [(regs[pcn], "pc")]
     pc = regs[pcn]
@@ -356,7 +366,7 @@ def waits_on(s, l: Lwp) -> tuple[str, list[int]]:
     call = name_of(l.l_syscode) if l.l_kstack is not None else "?"
     if l.l_wmesg == "parked":
         hint = l.l_park_hint
-        what = Symbols.of(s).describe(hint) if hint else "none"
+        what = Symbols.of(s, l.l_proc).describe(hint) if hint else "none"
         return f"parked in {call}, hint {what}: waits for an _lwp_unpark", []
     if l.l_wmesg == "lwpwait":
         lid = l.l_waitingfor
@@ -451,7 +461,7 @@ def wait_for_report(s) -> list[str]:
 
 def _proc_wait_report(s, p) -> list[str]:
     lwps = sorted(p.p_lwps.values(), key=lambda x: x.l_lid)
-    sym = Symbols.of(s)
+    sym = Symbols.of(s, p)
     lines = [f"Wait-for report, pid {p.p_pid} ({len(lwps)} LWPs):"]
     edges: dict[int, list[int]] = {}
     width = max((len(_lwp_label(l)) for l in lwps), default=8)

@@ -10,8 +10,9 @@ adds a `.note.netbsd.ident` section) makes them drop the 64-bit register set
 Hidden, the OS ABI comes from the target description, whose `<osabi>` is
 "none" — the `set osabi none` users otherwise had to give before the file.
 
-Only the program is served (read-only); any other path gets ENOENT, so gdb
-finds no separate debug files and uses the program's own DWARF. Replies use
+Only the program and the shared objects the stub has listed to gdb
+(emu/gdb_solib.py) are served (read-only); any other path gets ENOENT, so gdb
+finds no separate debug files and uses the objects' own DWARF. Replies use
 gdb's File-I/O conventions: `F<result>[,<errno>]`, numbers in hex, `struct
 stat` as gdb's fixed big-endian layout.
 """
@@ -71,19 +72,25 @@ def _err(errno: int) -> str:
 
 
 class HostIO:
-    """Serves vFile:setfs/open/pread/fstat/close/readlink/unlink for one program."""
+    """Serves vFile:setfs/open/pread/fstat/close/readlink/unlink for the program
+    and the files ``allow`` adds (its shared objects)."""
 
     def __init__(self, program: str) -> None:
         self.path = os.path.abspath(program)
-        self._view: bytes | None = None
-        self._fds: dict[int, bytes] = {}
+        self._views: dict[str, bytes | None] = {self.path: None}   # path -> gdb's view
+        self._fds: dict[int, tuple[str, bytes]] = {}
         self._next_fd = 3
 
-    def view(self) -> bytes:
-        if self._view is None:
-            with open(self.path, "rb") as f:
-                self._view = gdb_view(f.read())
-        return self._view
+    def allow(self, path: str) -> None:
+        self._views.setdefault(os.path.abspath(path), None)
+
+    def view(self, path: str | None = None) -> bytes:
+        path = self.path if path is None else path
+        v = self._views.get(path)
+        if v is None:
+            with open(path, "rb") as f:
+                v = self._views[path] = gdb_view(f.read())
+        return v
 
     def handle(self, text: str) -> bytes | str:
         """The reply to one `vFile:` packet (text without the "vFile:" prefix)."""
@@ -96,28 +103,31 @@ class HostIO:
                 path = bytes.fromhex(a[0]).decode("utf-8", "replace")
                 if int(a[1], 16) & FILEIO_O_ACCMODE:
                     return _err(FILEIO_EACCES)
-                if os.path.abspath(path) != self.path:
+                path = os.path.abspath(path)
+                if path not in self._views:
                     return _err(FILEIO_ENOENT)
                 try:
-                    data = self.view()
+                    data = self.view(path)
                 except OSError:
                     return _err(FILEIO_ENOENT)
                 fd = self._next_fd
                 self._next_fd += 1
-                self._fds[fd] = data
+                self._fds[fd] = (path, data)
                 return f"F{fd:x}"
             if op == "pread" and len(a) == 3:
-                data = self._fds.get(int(a[0], 16))
-                if data is None:
+                f = self._fds.get(int(a[0], 16))
+                if f is None:
                     return _err(FILEIO_EBADF)
+                data = f[1]
                 count, off = int(a[1], 16), int(a[2], 16)
                 chunk = data[off:off + count]
                 return f"F{len(chunk):x};".encode() + chunk
             if op == "fstat" and len(a) == 1:
-                data = self._fds.get(int(a[0], 16))
-                if data is None:
+                f = self._fds.get(int(a[0], 16))
+                if f is None:
                     return _err(FILEIO_EBADF)
-                st = os.stat(self.path)
+                path, data = f
+                st = os.stat(path)
                 # gdb's struct stat: dev ino mode nlink uid gid rdev (u32), size
                 # blksize blocks (u64), atime mtime ctime (u32); big-endian
                 blob = struct.pack(">7I3Q3I", 0, 0, 0o100555, 1, 0, 0, 0, len(data),

@@ -87,6 +87,7 @@ from nbemu.syscalls.lwp import LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPEN
 
 from .gdb_conn import PACKET_SIZE, Conn, Listener
 from .gdb_hostio import HostIO
+from .gdb_solib import for_session
 from .gdb_regs import RegFile
 
 if TYPE_CHECKING:
@@ -188,10 +189,19 @@ class GdbStub:
         self._swbreak = False
         self._thread_list: list[int] = []
         self._threads_xml = b""
+        self._libraries_xml = b""
         # The OS ABI gdb should use when the file says nothing (emu/gdb_hostio.py
         # hides the program's NetBSD markers, which Debian's gdb cannot handle).
         self._tdesc = _with_osabi(self.regs.xml, "none")
         self.hostio = HostIO(session.path)
+        # A dynamic program: its shared objects (qXfer:libraries:read) and a watch
+        # on ld.elf_so's _rtld_debug_state that reports changes as `library` stops.
+        self.solib = for_session(session)
+        self._solib_hook: Any = None
+        if self.solib is not None and self.solib.debug_state is not None:
+            a = self.solib.debug_state
+            self._solib_hook = m.uc.hook_add(UC_HOOK_CODE, self._on_solib_event,
+                                             begin=a, end=a)
         m.debugger = self
         m._install_block_hook()      # so that Ctrl-C can stop code that makes no syscall
         session._finishers.append(self._finish)
@@ -297,6 +307,18 @@ class GdbStub:
         self._set_event(Stop("swbreak", l, SIGTRAP, addr))
         self.m.request_stop()
 
+    def _on_solib_event(self, uc, addr, size, user) -> None:
+        """ld.elf_so calls _rtld_debug_state around every change of its object
+        list: when the list differs from what gdb last read, stop with a
+        `library` reply (gdb re-reads the list, resolves pending breakpoints and
+        resumes by itself)."""
+        if self._event is not None or not self.active or self.conn is None:
+            return
+        assert self.solib is not None
+        if self.solib.objects(self._read_mem) != self.solib.reported:
+            self._set_event(Stop("library", self.m.curlwp, SIGTRAP))
+            self.m.request_stop()
+
     def _on_step(self, uc, addr, size, user) -> None:
         l = self.m.curlwp
         if l is not self.step_lwp or not self.active:
@@ -381,6 +403,8 @@ class GdbStub:
             r += f"{ev.kind}:{ev.addr:x};"
         elif ev.kind == "swbreak" and self._swbreak:
             r += "swbreak:;"
+        elif ev.kind == "library":
+            r += "library:;"
         if lid:
             r += f"thread:{lid:x};"
         return r
@@ -543,7 +567,8 @@ class GdbStub:
             self._swbreak = "swbreak+" in feats
             return (f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;qXfer:threads:read+;"
                     "vContSupported+;swbreak+;hwbreak+;QStartNoAckMode+;"
-                    "qXfer:exec-file:read+")
+                    "qXfer:exec-file:read+" +
+                    (";qXfer:libraries:read+" if self.solib is not None else ""))
         if text == "qfThreadInfo":
             self._thread_list = [l.l_lid for l in self._live()]
             return self._thread_chunk()
@@ -588,6 +613,13 @@ class GdbStub:
         elif obj == "exec-file":
             # gdb's `target remote` without a `file`: it loads the program from here
             data = os.path.abspath(self.session.path).encode()
+        elif obj == "libraries" and self.solib is not None:
+            if off == 0 or not self._libraries_xml:
+                objs = self.solib.reported = self.solib.objects(self._read_mem)
+                for o in objs:
+                    self.hostio.allow(self.solib.host_path(o.name))
+                self._libraries_xml = self.solib.xml(objs)
+            data = self._libraries_xml
         elif obj == "threads":
             if off == 0 or not self._threads_xml:
                 self._threads_xml = self._threads_xml_build()

@@ -41,6 +41,7 @@ class ExecResult:
     image: ElfImage
     abi: archmod.Abi
     interp_base: int = 0          # AT_BASE: where the interpreter was loaded (0: none)
+    prog_bias: int = 0            # where an ET_DYN program was placed (0: ET_EXEC)
 
 
 def open_exec(path: str) -> Buffer:
@@ -348,7 +349,7 @@ def exec_image(vm: VmMap, img: ElfImage, abi: archmod.Abi, argv: list[bytes],
                        else (argv_va, len(argv), envp_va, len(envp))))
     vm.write_force(ps_strings, ps[:ps_size])
     regs = abi.setregs(entry, sp, ps_strings)
-    return ExecResult(entry, sp, ps_strings, regs, img, abi, interp_base)
+    return ExecResult(entry, sp, ps_strings, regs, img, abi, interp_base, bias)
 
 
 def host_ids() -> tuple[int, int]:

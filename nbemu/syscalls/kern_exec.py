@@ -185,6 +185,7 @@ def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int) -> Generator[str, i
     yield "exec"
     exit_lwps(l)
     k.platform.exec_image(l, img, argv, envp, execname)
+    p.p_textvp = img
     from .kern_prot import PK_EXEC
     p.p_flag |= PK_EXEC
     p.p_comm = os.path.basename(execname).split(b"\0")[0][:16]

@@ -70,6 +70,7 @@ def fork1(l1: Lwp, flags: int, retval: list[int]) -> Lwp | int:
         vm1.pmap.users += 1
     else:
         p2.p_vmspace = uvmspace_fork(vm1, k.platform.vmspace_new())
+    p2.p_textvp = p1.p_textvp
     l2 = lwp_create(k, l1, p2, 0)
     if isinstance(l2, int):               # (the first LWP is exempt from limits)
         return l2

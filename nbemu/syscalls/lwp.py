@@ -187,7 +187,7 @@ class Proc:
         "p_lwps", "p_nlwpid", "p_nlwps", "p_nzlwps", "p_nrlwps", "p_ndlwps", "p_nlwpwait",
         "p_nstopchild", "p_lwpctl_pages", "p_lwpctl_free",
         # image and resources
-        "p_vmspace", "p_fd", "p_cwd", "p_cwdi", "p_comm", "p_path", "p_psstrp", "p_emul", "p_limits",
+        "p_vmspace", "p_textvp", "p_fd", "p_cwd", "p_cwdi", "p_comm", "p_path", "p_psstrp", "p_emul", "p_limits",
         "p_nice", "p_cmask", "p_raslist", "p_itimers",
         # credentials, process group, session (kern_prot.py)
         "p_cred", "p_pgid", "p_session", "p_sugid",
@@ -223,6 +223,7 @@ class Proc:
         self.p_lwpctl_pages: dict[int, int] = {}   # lwpctl page va -> the kernel's view (host)
         self.p_lwpctl_free: list[int] = []
         self.p_vmspace: Any = None
+        self.p_textvp: Any = None           # the running program's image (the loader's, opaque here)
         self.p_fd: Any = None
         self.p_cwd = "/"
         self.p_cwdi: Any = None             # vfs_lookup.Cwdinfo: the held working directory

@@ -5,6 +5,10 @@
   does: requirement checks, work directory, nbemu process (forked from the fork
   server), result file, clean-up.  Reference: the same with ``--no-fork-server``
   (a fresh ``python -m nbemu.emu.atf.launch`` per case).  Goal: <= 0.3 s.
+- Per-case overhead through the real Kyua's interface: wall time of one wrapper of
+  ``nbemu atf --kyua-suite`` running the trivial case (what Kyua execs per case),
+  forked from the suite's fork server; reference: the same wrapper with
+  ``NBEMU_ATF_FORKSERVER=0`` (a cold Python per case).
 - Speed-up of ``-j 2`` over ``-j 1``: wall time of eight CPU-bound cases
   (``spin0..7``), listing included.
 
@@ -47,6 +51,30 @@ def per_case(n: int, fork_server: bool = True) -> float:
         r.cleanup()
 
 
+def kyua_wrapper_case(n: int, fork_server: bool = True) -> float:
+    """Median seconds per run of a Kyua-suite wrapper on the trivial case."""
+    import os
+    import subprocess
+    import tempfile
+
+    from .kyua import _stop_server, prepare_suite
+    with tempfile.TemporaryDirectory(prefix="nbemu-atf-bench.") as d:
+        suite = os.path.join(d, "suite")
+        prepare_suite(suite, [_program().path], [])
+        env = dict(os.environ, NBEMU_ATF_FORKSERVER="1" if fork_server else "0")
+        argv = [os.path.join(suite, "atf_bench"), "-r", os.path.join(d, "res"), "trivial"]
+        try:
+            ts = []
+            for i in range(n + 1):                 # the first run starts the server
+                t0 = time.perf_counter()
+                subprocess.run(argv, cwd=d, env=env, check=True, capture_output=True)
+                if i:
+                    ts.append(time.perf_counter() - t0)
+            return statistics.median(ts)
+        finally:
+            _stop_server(suite)
+
+
 def suite_wall(jobs: int, iterations: int) -> float:
     r = Runner(Config(jobs=jobs, variables={"iterations": str(iterations)}))
     t0 = time.perf_counter()
@@ -66,6 +94,11 @@ def rows(quick: bool) -> list[tuple[str, str, str, str]]:
     out = [("ATF per-case overhead (trivial passing case, -j 1)",
             f"{fast:.3f} s per case",
             f"new Python process per case (--no-fork-server): {slow:.3f} s", "<= 0.3 s")]
+    kfast = kyua_wrapper_case(n)
+    kslow = kyua_wrapper_case(max(2, n // 4), fork_server=False)
+    out.append(("Kyua per-case overhead (a `--kyua-suite` wrapper on the trivial case)",
+                f"{kfast:.3f} s per case",
+                f"cold Python per case (NBEMU_ATF_FORKSERVER=0): {kslow:.3f} s", "<= 0.3 s"))
     iters = 10_000_000 if quick else 40_000_000
     reps = 1 if quick else 2
     t1 = min(suite_wall(1, iters) for _ in range(reps))

@@ -34,8 +34,11 @@ import threading
 # ---------------------------------------------------------------- server side
 
 
-def _child(req: dict, keep: tuple[int, ...]) -> None:
-    """In the forked child: become the nbemu process of the request; never returns."""
+def _child(req: dict, keep: tuple[int, ...], stdio: tuple[int, int, int] | None = None) -> None:
+    """In the forked child: become the nbemu process of the request; never returns.
+
+    Its standard files are ``stdio`` (descriptors received from a client), else
+    /dev/null and the request's ``stdout``/``stderr`` paths."""
     status = 70
     try:
         os.setsid()
@@ -44,15 +47,18 @@ def _child(req: dict, keep: tuple[int, ...]) -> None:
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
             signal.signal(s, signal.SIG_DFL)
-        null = os.open(os.devnull, os.O_RDONLY)
-        out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        for fd in (null, out, err):
+        if stdio is None:
+            stdio = (os.open(os.devnull, os.O_RDONLY),
+                     os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+                     os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+        for fd in set(stdio):
             if fd > 2:
                 os.close(fd)
+        if "umask" in req:
+            os.umask(int(req["umask"]))
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
@@ -76,8 +82,8 @@ def _child(req: dict, keep: tuple[int, ...]) -> None:
         os._exit(status if isinstance(status, int) and 0 <= status < 256 else 70)
 
 
-def serve() -> int:
-    # Import what every child needs, once.
+def _preload() -> None:
+    """Import what every child needs, once."""
     import nbemu.emu.atf.launch  # noqa: F401
     import nbemu.emu.boot  # noqa: F401
     import nbemu.emu.cli  # noqa: F401
@@ -87,6 +93,10 @@ def serve() -> int:
         import nbemu.emu.strace  # noqa: F401
     except ImportError:
         pass
+
+
+def serve() -> int:
+    _preload()
     req_fd = os.dup(0)
     resp_fd = os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
@@ -272,4 +282,7 @@ class ForkServer:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--listen"]:
+        from .kyua_server import serve_unix
+        sys.exit(serve_unix(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 60.0))
     sys.exit(serve())

@@ -208,3 +208,25 @@ def test_record_locks_between_processes(arch: str, tmp_path: Path) -> None:
     r = run_nbemu(build_c("proc_lock", arch), str(tmp_path / "f"))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_scm_rights(arch: str) -> None:
+    """SCM_RIGHTS on AF_LOCAL sockets (fixtures/c/proc_scm.c): to a forked child
+    and between LWPs, the port's CMSG_LEN/CMSG_SPACE, MSG_CMSG_CLOEXEC,
+    MSG_CTRUNC with the files discarded, discard by read() and by the last
+    close, datagrams, and the errnos of a bad control message."""
+    r = run_nbemu(build_c("proc_scm", arch))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+def test_scm_rights_record_replay(tmp_path: Path) -> None:
+    """The in-flight numbers are the kernel's: a replay (no host sockets) passes
+    the same descriptors."""
+    prog = build_c("proc_scm")
+    log = tmp_path / "rec"
+    r1 = run_nbemu(prog, opts=("--record", str(log)))
+    r2 = run_nbemu(prog, opts=("--replay", str(log)))
+    assert r1.stdout.rstrip().endswith("PASS"), r1.stdout[-2000:] + r1.stderr[-2000:]
+    assert r2.stdout == r1.stdout, r2.stdout[-2000:] + r2.stderr[-2000:]

@@ -92,6 +92,7 @@ class Kernel:
         self.ksem_state: Any = None
         self.mqueue_state: Any = None
         self.lockf_state: Any = None             # vfs_lockf.LockfState (record locks)
+        self.unp_state: Any = None               # uipc_usrreq.UnpState (files in flight)
         from .kern_lwp import UareaArena
         self.uarea_arena = UareaArena()
 

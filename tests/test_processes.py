@@ -230,3 +230,13 @@ def test_scm_rights_record_replay(tmp_path: Path) -> None:
     r2 = run_nbemu(prog, opts=("--replay", str(log)))
     assert r1.stdout.rstrip().endswith("PASS"), r1.stdout[-2000:] + r1.stderr[-2000:]
     assert r2.stdout == r1.stdout, r2.stdout[-2000:] + r2.stderr[-2000:]
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "x86"])
+def test_children_rusage(arch: str) -> None:
+    """getrusage(RUSAGE_CHILDREN) is the sum of the reaped children's rusage (each
+    with its own reaped children), wait6's wru_children what the child read, and
+    WNOWAIT adds nothing (fixtures/c/proc_rusage.c)."""
+    r = run_nbemu(build_c("proc_rusage", arch))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout

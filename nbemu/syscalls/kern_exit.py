@@ -65,8 +65,8 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     if p is k.proc:
         return                              # nbemu ends with its first process
     from .kern_descrip import fd_free
-    from .kern_resource import rusage_self
-    p.p_ru = rusage_self(p)
+    from .kern_resource import ruadd, rusage_self
+    p.p_ru = ruadd(k.abi, rusage_self(p), p.p_cru)       # its children's times are its own
     fd_free(p)
     from .vfs_lookup import cwdfree
     cwdfree(p)
@@ -189,6 +189,8 @@ def do_sys_waitid(l: Lwp, idtype: int, id_: int, options: int, out: dict
                            code=CLD_KILLED if c.p_xsig else CLD_EXITED)
                 if not options & WNOWAIT:
                     from .kern_proc import proc_free
+                    from .kern_resource import ruadd
+                    p.p_cru = ruadd(k.abi, p.p_cru, c.p_ru)
                     proc_free(k, c)
                 return 0
             if c.p_stat == SSTOP and options & WSTOPPED and c.p_nstopchild:
@@ -260,7 +262,7 @@ def compat_50_sys_wait4(l: Lwp, a, retval: list[int]) -> Generator[str, int, int
 @syscall(481, "wait6")
 def sys_wait6(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
     """wait6(idtype, id, status, options, wru, info): waitid's selection, with
-    the child's rusage (wru: the child's own, then its children's: none) and a
+    the child's rusage (wru: its own with its children's, then its children's) and a
     SIGCHLD siginfo (si_status: the exit status or the signal)."""
     idtype = a.idtype - (1 << 32) if a.idtype >= 1 << 31 else a.idtype
     if idtype == P_MYID:
@@ -284,7 +286,7 @@ def sys_wait6(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
         from .cstruct import RUSAGE
         size = RUSAGE.on(k.abi).size
         ru = c.p_ru if c.p_ru is not None else bytes(size)
-        error = vm.copyout(ru + bytes(size), a.wru)
+        error = vm.copyout(ru + (c.p_cru or bytes(size)), a.wru)
         if error:
             return error
     if a.info:

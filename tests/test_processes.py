@@ -240,3 +240,23 @@ def test_children_rusage(arch: str) -> None:
     r = run_nbemu(build_c("proc_rusage", arch))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm"])
+def test_controlling_terminal(arch: str) -> None:
+    """Job control on a host pty (fixtures/c/proc_tty.c): TIOCSCTTY/TIOCGPGRP/
+    TIOCSPGRP/TIOCGSID/TIOCNOTTY, SIGTTIN for a background read, SIGTTOU for a
+    background termios change and (with TOSTOP) write, EIO for an orphaned group,
+    SIGHUP+SIGCONT to an orphaned group with a stopped member, SIGHUP to the
+    foreground group when the session leader exits. The pty's input holds the
+    line the foreground job reads: no timing involved."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        os.write(master, b"line\n")
+        r = run_nbemu(build_c("proc_tty", arch), os.ttyname(slave))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout

@@ -82,6 +82,9 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
             vm.release_all()
         k.platform.vmspace_free(pmap)
     vfork_done(p)
+    from .kern_tty import orphan_candidates, orphaned_now, orphanpg_check, sess_leader_exit
+    cands = orphan_candidates(p)
+    before = orphaned_now(k, cands, also=p)
     init = k.proc
     for c in list(p.p_children):
         from .kern_proc import proc_reparent
@@ -90,6 +93,9 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
             from .kern_sleepq import sleepq_wake
             sleepq_wake(k, wait_chan(init))
     p.p_stat = SZOMB
+    # after the reparenting: a child the SIGHUP kills at once is init's zombie
+    sess_leader_exit(p)
+    orphanpg_check(k, cands, before)           # fixjobc(p, p_pgrp, 0)
     child_notify(p, CLD_KILLED if signo else CLD_EXITED)
 
 

@@ -241,6 +241,11 @@ class HostFile(File):
             return Errno.EISDIR
         if self.v_type == VBAD:
             return Errno.EBADF
+        if self.v_type == VCHR and l.l_proc.k.tty_state is not None:
+            from .kern_tty import tty_rw_check
+            error = tty_rw_check(l, self, False)      # ttread: a background reader
+            if error:
+                return error
         if not uio.resid:
             return 0
         fd = self.hostfd
@@ -341,6 +346,11 @@ class HostFile(File):
     def fo_write(self, l: Lwp, uio) -> int | Generator[str, int, int]:
         if self.v_type == VBAD:
             return Errno.EBADF
+        if self.v_type == VCHR and l.l_proc.k.tty_state is not None:
+            from .kern_tty import tty_rw_check
+            error = tty_rw_check(l, self, True)       # ttwrite: background with TOSTOP
+            if error:
+                return error
         if self.fifo_hold is not None:
             return self._fifo_write(l, uio)
         fd = self.hostfd
@@ -434,6 +444,11 @@ class HostFile(File):
     def fo_ioctl(self, l: Lwp, com: int, data: bytearray) -> int:
         if com in (FIONBIO, FIOASYNC):
             return 0
+        if self.v_type == VCHR:
+            from .kern_tty import tty_ioctl
+            error = tty_ioctl(l, self, com, data)     # job control (kern_tty.py)
+            if error is not None:
+                return error
         if com == FIONREAD:
             if self.v_type in (VREG, VDIR):      # bytes between the offset and EOF
                 error, st = _host(os.fstat, self.hostfd)

@@ -260,3 +260,15 @@ def test_controlling_terminal(arch: str) -> None:
         os.close(slave)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "x86"])
+def test_trailing_slash_on_new_names(arch: str, tmp_path: Path) -> None:
+    """link/linkat/symlink/symlinkat/rename/renameat agree on a new name ending
+    in "/", as NetBSD's namei: ENOENT when it does not exist (only mkdir and a
+    directory's rename may make it), ENOTDIR for a file, EEXIST for a directory
+    (fixtures/c/link_slash.c; Go's os.Root tests met link() making "new")."""
+    r = run_nbemu(build_c("link_slash", arch), str(tmp_path))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+    assert sorted(os.listdir(tmp_path)) == ["dir2", "file", "new", "src"]

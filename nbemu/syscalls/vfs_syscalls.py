@@ -597,6 +597,20 @@ def _lookup(l: Lwp, dirfd: int, path_va: int, follow: bool, must_exist: bool = T
     return nd
 
 
+def _lookup_create(l: Lwp, dirfd: int, path_va: int, createdir: bool = False
+                   ) -> Nameidata | int:
+    """namei for a name to make (link, symlink, rename's target, mkfifo, mkdir):
+    a trailing slash requires a directory (REQUIREDIR), so a name that does not
+    exist yet is ENOENT unless a directory is being made (CREATEDIR)."""
+    nd = _lookup(l, dirfd, path_va, False, must_exist=False)
+    if isinstance(nd, int):
+        return nd
+    if not nd.ni_exists and nd.ni_trailing_slash and not createdir:
+        nd.close()
+        return Errno.ENOENT
+    return nd
+
+
 def fd_getvnode(p: Proc, fd: int) -> HostFile | int:
     """The vnode open on fd: EBADF if none, EINVAL if not a vnode."""
     fp = fd_getfile(p, fd)
@@ -868,7 +882,7 @@ def _symlink(l: Lwp, target_va: int, dirfd: int, link_va: int) -> int:
     target = l.l_proc.p_vmspace.copyinstr(target_va, MAXPATHLEN)
     if isinstance(target, int):
         return target
-    nd = _lookup(l, dirfd, link_va, False, must_exist=False)
+    nd = _lookup_create(l, dirfd, link_va)
     if isinstance(nd, int):
         return nd
     with nd:
@@ -894,7 +908,7 @@ def _link(l: Lwp, fd1: int, name1: int, fd2: int, name2: int, follow: bool) -> i
     with src:
         if host_stat.S_ISDIR(src.ni_st.st_mode) or src.ni_dvp is None:  # type: ignore[union-attr]
             return Errno.EPERM
-        dst = _lookup(l, fd2, name2, False, must_exist=False)
+        dst = _lookup_create(l, fd2, name2)
         if isinstance(dst, int):
             return dst
         with dst:
@@ -964,7 +978,7 @@ def sys_unlinkat(l: Lwp, a, retval: list[int]) -> int:
 
 def _mknode(l: Lwp, dirfd: int, path_va: int, mode: int, make: Callable[..., None]
             ) -> int:
-    nd = _lookup(l, dirfd, path_va, False, must_exist=False)
+    nd = _lookup_create(l, dirfd, path_va, createdir=make is os.mkdir)
     if isinstance(nd, int):
         return nd
     with nd:
@@ -1017,7 +1031,8 @@ def _rename(l: Lwp, fromfd: int, from_va: int, tofd: int, to_va: int) -> int:
     with src:
         if src.ni_lastname in (b".", b"..") or src.is_root or src.ni_dvp is None:
             return Errno.EINVAL
-        dst = _lookup(l, tofd, to_va, False, must_exist=False)
+        dst = _lookup_create(l, tofd, to_va,
+                             createdir=host_stat.S_ISDIR(src.ni_st.st_mode))  # type: ignore[union-attr]
         if isinstance(dst, int):
             return dst
         with dst:

@@ -219,3 +219,67 @@ def test_record_locks_between_processes(arch: str, tmp_path: Path) -> None:
     r = run_nbemu(build_c("proc_lock", arch), str(tmp_path / "f"))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_scm_rights(arch: str) -> None:
+    """SCM_RIGHTS on AF_LOCAL sockets (fixtures/c/proc_scm.c): to a forked child
+    and between LWPs, the port's CMSG_LEN/CMSG_SPACE, MSG_CMSG_CLOEXEC,
+    MSG_CTRUNC with the files discarded, discard by read() and by the last
+    close, datagrams, and the errnos of a bad control message."""
+    r = run_nbemu(build_c("proc_scm", arch))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+def test_scm_rights_record_replay(tmp_path: Path) -> None:
+    """The in-flight numbers are the kernel's: a replay (no host sockets) passes
+    the same descriptors."""
+    prog = build_c("proc_scm")
+    log = tmp_path / "rec"
+    r1 = run_nbemu(prog, opts=("--record", str(log)))
+    r2 = run_nbemu(prog, opts=("--replay", str(log)))
+    assert r1.stdout.rstrip().endswith("PASS"), r1.stdout[-2000:] + r1.stderr[-2000:]
+    assert r2.stdout == r1.stdout, r2.stdout[-2000:] + r2.stderr[-2000:]
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "x86"])
+def test_children_rusage(arch: str) -> None:
+    """getrusage(RUSAGE_CHILDREN) is the sum of the reaped children's rusage (each
+    with its own reaped children), wait6's wru_children what the child read, and
+    WNOWAIT adds nothing (fixtures/c/proc_rusage.c)."""
+    r = run_nbemu(build_c("proc_rusage", arch))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm"])
+def test_controlling_terminal(arch: str) -> None:
+    """Job control on a host pty (fixtures/c/proc_tty.c): TIOCSCTTY/TIOCGPGRP/
+    TIOCSPGRP/TIOCGSID/TIOCNOTTY, SIGTTIN for a background read, SIGTTOU for a
+    background termios change and (with TOSTOP) write, EIO for an orphaned group,
+    SIGHUP+SIGCONT to an orphaned group with a stopped member, SIGHUP to the
+    foreground group when the session leader exits. The pty's input holds the
+    line the foreground job reads: no timing involved."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        os.write(master, b"line\n")
+        r = run_nbemu(build_c("proc_tty", arch), os.ttyname(slave))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "x86"])
+def test_trailing_slash_on_new_names(arch: str, tmp_path: Path) -> None:
+    """link/linkat/symlink/symlinkat/rename/renameat agree on a new name ending
+    in "/", as NetBSD's namei: ENOENT when it does not exist (only mkdir and a
+    directory's rename may make it), ENOTDIR for a file, EEXIST for a directory
+    (fixtures/c/link_slash.c; Go's os.Root tests met link() making "new")."""
+    r = run_nbemu(build_c("link_slash", arch), str(tmp_path))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.rstrip().endswith("PASS") and "FAIL" not in r.stdout
+    assert sorted(os.listdir(tmp_path)) == ["dir2", "file", "new", "src"]

@@ -65,8 +65,8 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     if p is k.proc:
         return                              # nbemu ends with its first process
     from .kern_descrip import fd_free
-    from .kern_resource import rusage_self
-    p.p_ru = rusage_self(p)
+    from .kern_resource import ruadd, rusage_self
+    p.p_ru = ruadd(k.abi, rusage_self(p), p.p_cru)       # its children's times are its own
     fd_free(p)
     from .vfs_lookup import cwdfree
     cwdfree(p)
@@ -82,6 +82,9 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
             vm.release_all()
         k.platform.vmspace_free(pmap)
     vfork_done(p)
+    from .kern_tty import orphan_candidates, orphaned_now, orphanpg_check, sess_leader_exit
+    cands = orphan_candidates(p)
+    before = orphaned_now(k, cands, also=p)
     init = k.proc
     for c in list(p.p_children):
         from .kern_proc import proc_reparent
@@ -90,6 +93,9 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
             from .kern_sleepq import sleepq_wake
             sleepq_wake(k, wait_chan(init))
     p.p_stat = SZOMB
+    # after the reparenting: a child the SIGHUP kills at once is init's zombie
+    sess_leader_exit(p)
+    orphanpg_check(k, cands, before)           # fixjobc(p, p_pgrp, 0)
     child_notify(p, CLD_KILLED if signo else CLD_EXITED)
 
 
@@ -189,6 +195,8 @@ def do_sys_waitid(l: Lwp, idtype: int, id_: int, options: int, out: dict
                            code=CLD_KILLED if c.p_xsig else CLD_EXITED)
                 if not options & WNOWAIT:
                     from .kern_proc import proc_free
+                    from .kern_resource import ruadd
+                    p.p_cru = ruadd(k.abi, p.p_cru, c.p_ru)
                     proc_free(k, c)
                 return 0
             if c.p_stat == SSTOP and options & WSTOPPED and c.p_nstopchild:
@@ -260,7 +268,7 @@ def compat_50_sys_wait4(l: Lwp, a, retval: list[int]) -> Generator[str, int, int
 @syscall(481, "wait6")
 def sys_wait6(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
     """wait6(idtype, id, status, options, wru, info): waitid's selection, with
-    the child's rusage (wru: the child's own, then its children's: none) and a
+    the child's rusage (wru: its own with its children's, then its children's) and a
     SIGCHLD siginfo (si_status: the exit status or the signal)."""
     idtype = a.idtype - (1 << 32) if a.idtype >= 1 << 31 else a.idtype
     if idtype == P_MYID:
@@ -284,7 +292,7 @@ def sys_wait6(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
         from .cstruct import RUSAGE
         size = RUSAGE.on(k.abi).size
         ru = c.p_ru if c.p_ru is not None else bytes(size)
-        error = vm.copyout(ru + bytes(size), a.wru)
+        error = vm.copyout(ru + (c.p_cru or bytes(size)), a.wru)
         if error:
             return error
     if a.info:

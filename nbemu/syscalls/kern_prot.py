@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .errno import Errno
 from .lwp import Lwp, Proc
@@ -54,10 +55,11 @@ class Cred:
     cr_groups: tuple[int, ...]
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     s_sid: int
     s_login: bytes                # at most MAXLOGNAME bytes
+    s_ttyp: Any = None            # kern_tty.Tty: the controlling terminal
 
 
 def _host_login(uid: int) -> bytes:
@@ -280,8 +282,12 @@ def sys_setsid(l: Lwp, a, retval: list[int]) -> int:
     retval[0] = p.p_pid
     if proc_pgid(p) == p.p_pid or any(proc_pgid(q) == p.p_pid for q in p.k.allproc.values()):
         return Errno.EPERM
+    from .kern_tty import orphan_candidates, orphaned_now, orphanpg_check
+    cands = orphan_candidates(p)
+    before = orphaned_now(p.k, cands)
     p.p_session = Session(p.p_pid, proc_session(p).s_login)
     p.p_pgid = p.p_pid
+    orphanpg_check(p.k, cands, before)
     return 0
 
 
@@ -313,7 +319,11 @@ def sys_setpgid(l: Lwp, a, retval: list[int]) -> int:
     if pgid != targ.p_pid and not any(
             proc_pgid(q) == pgid and proc_session(q) is sess for q in p.k.allproc.values()):
         return Errno.EPERM
+    from .kern_tty import orphan_candidates, orphaned_now, orphanpg_check
+    cands = orphan_candidates(targ) | {pgid}
+    before = orphaned_now(p.k, cands)
     targ.p_pgid = pgid
+    orphanpg_check(p.k, cands, before)          # fixjobc
     return 0
 
 

@@ -19,10 +19,15 @@ Model
 
 Not modelled: the stack-region mprotect that NetBSD's dosetrlimit does when
 RLIMIT_STACK's soft limit moves, and its EINVAL when the new limit is below
-the stack in use (no vm_ssize accounting here); children's usage (RUSAGE_CHILDREN
-reads zero: a reaped child's rusage is given to wait4/wait6, not accumulated).
+the stack in use (no vm_ssize accounting here).
+
+Children's usage (p_cru, NetBSD's p_stats->p_cru): a process's rusage at exit
+includes its reaped children's (exit1 folds p_cru into p_ru); reaping a zombie
+adds that to the parent's p_cru (proc_free's ruadd), which RUSAGE_CHILDREN reads.
 """
 from __future__ import annotations
+
+from typing import Any
 
 from .cstruct import RLIMIT, RUSAGE
 from .errno import Errno
@@ -219,12 +224,27 @@ def rusage_self(p: Proc) -> bytes:
     return RUSAGE.on(k.abi).pack(*_timeval(total - sys_ns), *_timeval(sys_ns), *longs)
 
 
+def ruadd(abi: Any, ru: bytes | None, ru2: bytes | None) -> bytes | None:
+    """kern_resource.c ruadd: times and counters add up, ru_maxrss is the larger."""
+    if ru is None or ru2 is None:
+        return ru if ru2 is None else ru2
+    lay = RUSAGE.on(abi)
+    a, b = lay.unpack(ru), lay.unpack(ru2)
+    out: list[int] = []
+    for i in (0, 2):                          # ru_utime, ru_stime (timeval)
+        us = (a[i] + b[i]) * 1_000_000 + a[i + 1] + b[i + 1]
+        out += [us // 1_000_000, us % 1_000_000]
+    out.append(max(a[4], b[4]))               # ru_maxrss
+    out += [x + y for x, y in zip(a[5:], b[5:])]
+    return lay.pack(*out)
+
+
 @syscall(445, "__getrusage50")
 def sys___getrusage50(l: Lwp, a, retval: list[int]) -> int:
     if a.who == RUSAGE_SELF:
         data = rusage_self(l.l_proc)
     elif a.who == RUSAGE_CHILDREN:
-        data = bytes(RUSAGE.on(l.l_proc.k.abi).size)
+        data = l.l_proc.p_cru or bytes(RUSAGE.on(l.l_proc.k.abi).size)
     else:
         return Errno.EINVAL
     return l.l_proc.p_vmspace.copyout(data, a.rusage)

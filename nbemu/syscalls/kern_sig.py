@@ -372,6 +372,9 @@ def kpsignal2(p: Proc, ksi: Ksiginfo) -> None:
         if prop & SigProp.SA_CONT and action == SIG_DFL:
             return                    # SIGCONT to a running process: nothing to do
         if prop & SigProp.SA_STOP and action == SIG_DFL:
+            from .kern_tty import ttystop_discarded
+            if ttystop_discarded(p, bool(prop & SigProp.SA_TTYSTOP)):
+                return                # orphaned group: no tty stops
             t = _taker(p, sig)
             if t is not None:         # someone can take it: the process stops now
                 proc_stop(p, sig)

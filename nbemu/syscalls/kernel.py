@@ -92,6 +92,8 @@ class Kernel:
         self.ksem_state: Any = None
         self.mqueue_state: Any = None
         self.lockf_state: Any = None             # vfs_lockf.LockfState (record locks)
+        self.unp_state: Any = None               # uipc_usrreq.UnpState (files in flight)
+        self.tty_state: Any = None               # kern_tty: host st_rdev -> Tty
         from .kern_lwp import UareaArena
         self.uarea_arena = UareaArena()
 

@@ -182,7 +182,7 @@ class Proc:
     __slots__ = (
         "k", "p_pid", "p_ppid", "p_pptr", "p_children", "p_stat", "p_flag", "p_sflag",
         "p_exiting",
-        "p_xstat", "p_xsig", "p_ru", "p_start_ns", "p_vforkwaiting",
+        "p_xstat", "p_xsig", "p_ru", "p_cru", "p_start_ns", "p_vforkwaiting",
         # LWPs
         "p_lwps", "p_nlwpid", "p_nlwps", "p_nzlwps", "p_nrlwps", "p_ndlwps", "p_nlwpwait",
         "p_nstopchild", "p_lwpctl_pages", "p_lwpctl_free",
@@ -210,6 +210,7 @@ class Proc:
         self.p_xstat: int | None = None     # exit status, once decided
         self.p_xsig = 0                     # killing signal, if any
         self.p_ru: Any = None               # rusage of the exited process (wait4)
+        self.p_cru: Any = None              # reaped children's rusage (p_stats->p_cru)
         self.p_start_ns = 0                 # kernel clock at fork/boot
         self.p_vforkwaiting = False         # a vfork parent sleeps until exec/exit
         self.p_lwps: dict[int, Lwp] = {}

@@ -22,8 +22,9 @@ Record/replay: every result the host decides goes through host_input("sock")
 values, bytes sent, data received) or host_input("ready"); a replay does not
 touch host sockets. Not logged: fstat of a socket (answered from the kernel's
 own state, no host call), FIONREAD (a host ioctl, as for other host files).
-Not modelled: ancillary data (SCM_RIGHTS, SCM_CREDS: sendmsg with control
-data is EOPNOTSUPP, recvmsg returns none), paccept's signal mask, socket
+Ancillary data: SCM_RIGHTS on AF_LOCAL sockets (uipc_usrreq.py). Not modelled:
+SCM_CREDS/LOCAL_CREDS, control data on inet sockets (sendmsg: EOPNOTSUPP; recvmsg
+returns none), paccept's signal mask, socket
 options beyond the table below (ENOPROTOOPT), SO_LINGER's effect on close.
 """
 from __future__ import annotations
@@ -45,6 +46,9 @@ from .lwp import Lwp
 from .sys_generic import ERESTART, Uio, copyin_iovec, sigpipe_hook
 from .table import syscall
 from .vfs_lookup import AT_FDCWD, namei_path, proc_fd, root_host
+from .uipc_usrreq import (HOST_ANCBUF, MCLBYTES, MSG_CMSG_CLOEXEC, UnpState, cmsg_align,
+                          copyout_msg_control, free_rights, token_ids, token_send_anc, unp_externalize,
+                          unp_internalize, unp_state)
 from .vfs_syscalls import VSOCK, HostFile
 
 # -- sys/socket.h, netinet/in.h, netinet/tcp.h, netinet6/in6.h (NetBSD values) -----------
@@ -260,8 +264,10 @@ class SocketFile(HostFile):
     """file_t of DTYPE_SOCKET over a non-blocking host socket (None under replay)."""
     f_type = DTYPE_SOCKET
 
-    def __init__(self, sock: socket.socket | None, family: int, type_: int, flag: int) -> None:
+    def __init__(self, sock: socket.socket | None, family: int, type_: int, flag: int,
+                 unp: UnpState | None = None) -> None:
         File.__init__(self, flag, "socket")
+        self.so_unp = unp if family == AF_LOCAL else None   # files in flight (AF_LOCAL)
         self.sock = sock
         if sock is not None:
             sock.setblocking(False)
@@ -285,14 +291,16 @@ class SocketFile(HostFile):
         return f"<SocketFile af={self.so_family} type={self.so_type} fd={self.hostfd}>"
 
     # host calls, logged
-    def call(self, name: str, *args: Any) -> tuple[int, Any]:
-        """sock.<name>(*args), through host_input: (errno, result)."""
+    def call(self, name: str | Callable, *args: Any) -> tuple[int, Any]:
+        """sock.<name>(*args) -- or name(sock, *args) -- through host_input:
+        (errno, result)."""
         sock = self.sock
 
         def fn() -> tuple[int, Any]:
             if sock is None:
                 return Errno.EBADF, None
-            return _hostcall(getattr(sock, name), *args)
+            return _hostcall(name if callable(name) else getattr(sock, name),
+                             *((sock,) if callable(name) else ()), *args)
         return _sock_input(fn)
 
     def wait(self, l: Lwp, write: bool, wmesg: str) -> Generator[str, int, int]:
@@ -313,8 +321,8 @@ class SocketFile(HostFile):
                 return error
         return 0
 
-    def blocking_call(self, l: Lwp, write: bool, nonblock: bool, wmesg: str, name: str,
-                      *args: Any) -> Generator[str, int, tuple[int, Any]]:
+    def blocking_call(self, l: Lwp, write: bool, nonblock: bool, wmesg: str,
+                      name: str | Callable, *args: Any) -> Generator[str, int, tuple[int, Any]]:
         """A call that may find nothing to do: retried after waiting unless nonblock."""
         while True:
             error, res = self.call(name, *args)
@@ -325,9 +333,12 @@ class SocketFile(HostFile):
                 return error, None
 
     # fileops
-    def receive(self, l: Lwp, uio: Uio, flags: int, want_addr: bool
+    def receive(self, l: Lwp, uio: Uio, flags: int, want_addr: bool,
+                rights: list[int] | None = None
                 ) -> Generator[str, int, tuple[int, bytes | None, int]]:
-        """soreceive: (error, source address or None, NetBSD msg_flags)."""
+        """soreceive: (error, source address or None, NetBSD msg_flags). The
+        in-flight numbers of received SCM_RIGHTS messages go to rights; without
+        a list (read, recv, recvfrom) their files are discarded."""
         nonblock = bool(self.f_flag & FNONBLOCK or flags & (MSG_DONTWAIT | MSG_NBIO))
         hflags = _msgflags(flags, _MSG_OUT)
         addr = None
@@ -337,7 +348,22 @@ class SocketFile(HostFile):
             n = uio.writable(min(uio.resid, CHUNK)) if uio.resid else 0
             if uio.resid and n == 0:
                 return Errno.EFAULT, addr, outflags
-            if want_addr or not stream:
+            if self.so_unp is not None:
+                # AF_LOCAL: always with room for tokens, so none is lost
+                error, res = yield from self.blocking_call(l, False, nonblock, "netio",
+                                                           _recvmsg_tokens, max(n, 0), hflags)
+                if error:
+                    return error, addr, outflags
+                data, ids, mflags, raddr = res
+                outflags |= _msgflags_nb(mflags & ~socket.MSG_CTRUNC)
+                if want_addr and raddr:
+                    addr = sockaddr_from_host(l.l_proc.k, self.so_family, raddr)
+                if ids and not flags & MSG_PEEK:
+                    if rights is None:
+                        self.so_unp.dispose(ids)
+                    else:
+                        rights.extend(ids)
+            elif want_addr or not stream:
                 error, res = yield from self.blocking_call(l, False, nonblock, "netio",
                                                            "recvmsg", max(n, 0), 0, hflags)
                 if error:
@@ -360,8 +386,11 @@ class SocketFile(HostFile):
                 return 0, addr, outflags
             nonblock = bool(self.f_flag & FNONBLOCK)
 
-    def send(self, l: Lwp, uio: Uio, flags: int, to: Any) -> Generator[str, int, int]:
-        """sosend: a stream sends everything (waiting for room); a datagram at once."""
+    def send(self, l: Lwp, uio: Uio, flags: int, to: Any,
+             rights: int = 0) -> Generator[str, int, int]:
+        """sosend: a stream sends everything (waiting for room); a datagram at once.
+        rights: an in-flight SCM_RIGHTS message, sent with the first bytes (its
+        files are discarded if nothing is sent)."""
         nonblock = bool(self.f_flag & FNONBLOCK or flags & (MSG_DONTWAIT | MSG_NBIO))
         hflags = _msgflags(flags, _MSG_OUT) | socket.MSG_NOSIGNAL
         atomic = self.so_type != SOCK_STREAM
@@ -369,10 +398,20 @@ class SocketFile(HostFile):
         while uio.resid or not sent_any:
             data, error = uio.copyin(uio.resid if atomic else min(uio.resid, CHUNK))
             if error and (atomic or not data):
+                if rights and self.so_unp is not None:
+                    self.so_unp.dispose([rights])
                 return error
-            args = (data, hflags) if to is None else (data, hflags, to)
-            error, n = yield from self.blocking_call(l, True, nonblock, "sbwait",
-                                                     "send" if to is None else "sendto", *args)
+            if rights:
+                error, n = yield from self.blocking_call(l, True, nonblock, "sbwait",
+                                                         _sendmsg_token, data, hflags, to,
+                                                         rights)
+                if error and self.so_unp is not None:
+                    self.so_unp.dispose([rights])
+                rights = 0
+            else:
+                args = (data, hflags) if to is None else (data, hflags, to)
+                error, n = yield from self.blocking_call(
+                    l, True, nonblock, "sbwait", "send" if to is None else "sendto", *args)
             if error:
                 return error
             uio.advance(n)
@@ -399,6 +438,8 @@ class SocketFile(HostFile):
         return 0 if cmd == 4 else Errno.EOPNOTSUPP          # F_SETFL
 
     def fo_close(self) -> int:
+        if self.so_unp is not None and self.so_unp.inflight:
+            self._sorflush()
         if self.sock is not None:
             try:
                 self.sock.close()
@@ -406,6 +447,35 @@ class SocketFile(HostFile):
                 pass
             self.sock = None
         return 0
+
+
+    def _sorflush(self) -> None:
+        """sorflush at the last close: the files in this socket's queue go."""
+        unp = self.so_unp
+        assert unp is not None
+        while True:
+            error, res = self.call(_recvmsg_tokens, CHUNK, socket.MSG_DONTWAIT)
+            if error or not res[0] and not res[1]:
+                return
+            unp.dispose(res[1])
+
+
+def _recvmsg_tokens(sock: socket.socket, n: int, hflags: int) -> tuple:
+    """Host recvmsg with room for SCM_RIGHTS tokens: (data, in-flight numbers,
+    host msg_flags, address)."""
+    data, anc, mflags, addr = sock.recvmsg(n, HOST_ANCBUF, hflags | socket.MSG_CMSG_CLOEXEC)
+    return data, token_ids(anc) if anc else [], mflags, addr
+
+
+def _sendmsg_token(sock: socket.socket, data: bytes, hflags: int, to: Any, mid: int) -> int:
+    """Host sendmsg of data with the token of in-flight message mid."""
+    fd, anc = token_send_anc(mid)
+    try:
+        if to is None:
+            return sock.sendmsg([data], anc, hflags)
+        return sock.sendmsg([data], anc, hflags, to)
+    finally:
+        os.close(fd)
 
 
 def _newsocket(family: int, type_: int, proto: int) -> Any:
@@ -458,7 +528,7 @@ def fsocreate(l: Lwp, domain: int, type_: int, proto: int) -> tuple[int, SocketF
     error, s = _newsocket(domain, type_, proto)
     if error:
         return error, None
-    return 0, SocketFile(s, domain, type_, _flags_of(l.l_proc, flags))
+    return 0, SocketFile(s, domain, type_, _flags_of(l.l_proc, flags), unp_state(l.l_proc.k))
 
 
 def fd_getsock(l: Lwp, fd: int) -> SocketFile | int:
@@ -537,7 +607,7 @@ def sys_socketpair(l: Lwp, a, retval: list[int]) -> int:
         return error
     pair = holder[0] if holder else (None, None)
     p = l.l_proc
-    fps = [SocketFile(s, domain, type_, _flags_of(p, flags)) for s in pair]
+    fps = [SocketFile(s, domain, type_, _flags_of(p, flags), unp_state(p.k)) for s in pair]
     error, fd1 = _install(l, fps[0], flags)
     if error:
         fps[1].fo_close()
@@ -666,7 +736,7 @@ def _do_accept(l: Lwp, s: int, name: int, anamelen: int, flags: int, clrflags: i
         ns = holder[0]
     nflag = (so.f_flag & ~clrflags) | (FNONBLOCK if flags & SOCK_NONBLOCK else 0) | (
         FNOSIGPIPE if flags & SOCK_NOSIGPIPE else 0)
-    nfp = SocketFile(ns, so.so_family, so.so_type, nflag)
+    nfp = SocketFile(ns, so.so_family, so.so_type, nflag, so.so_unp)
     error, fd = _install(l, nfp, flags)
     if error:
         return error
@@ -854,16 +924,18 @@ def sys_shutdown(l: Lwp, a, retval: list[int]) -> int:
 
 
 def _send(l: Lwp, so: SocketFile, iov: list[tuple[int, int]], flags: int, to_va: int,
-          tolen: int, retval: list[int]) -> Generator:
+          tolen: int, retval: list[int], rights: int = 0) -> Generator:
     to = None
     if to_va:
         to = _sockaddr_arg(l, so, to_va, tolen, False)
         if isinstance(to, int):
+            if rights and so.so_unp is not None:
+                so.so_unp.dispose([rights])
             return to
     uio = Uio(l.l_proc.p_vmspace, iov)
     cnt = uio.resid
     try:
-        error = yield from so.send(l, uio, flags, to)
+        error = yield from so.send(l, uio, flags, to, rights)
     finally:
         release_addr(to)
     if error:
@@ -886,10 +958,10 @@ def sys_sendto(l: Lwp, a, retval: list[int]) -> Generator:
 
 
 def _recv(l: Lwp, so: SocketFile, iov: list[tuple[int, int]], flags: int,
-          retval: list[int]) -> Generator:
+          retval: list[int], rights: list[int] | None = None) -> Generator:
     uio = Uio(l.l_proc.p_vmspace, iov)
     cnt = uio.resid
-    error, sa, mflags = yield from so.receive(l, uio, flags, True)
+    error, sa, mflags = yield from so.receive(l, uio, flags, True, rights)
     if error and uio.resid != cnt and error in (Errno.EINTR, Errno.EWOULDBLOCK, ERESTART):
         error = 0
     retval[0] = cnt - uio.resid
@@ -926,12 +998,24 @@ def sys_sendmsg(l: Lwp, a, retval: list[int]) -> Generator:
     if isinstance(m, int):
         return m
     name, namelen, iovp, iovlen, control, controllen, _ = m
-    if control and controllen:
-        return Errno.EOPNOTSUPP              # ancillary data is not modelled
     iov = copyin_iovec(l, iovp, iovlen) if iovlen else []
     if isinstance(iov, int):
         return iov
-    return (yield from _send(l, so, iov, a.flags, name, namelen, retval))
+    rights = 0
+    if control:
+        k = l.l_proc.k
+        if controllen < cmsg_align(k.abi, 12) or controllen > MCLBYTES:
+            return Errno.EINVAL
+        if so.so_unp is None:
+            return Errno.EOPNOTSUPP          # ancillary data of inet sockets: not modelled
+        data = l.l_proc.p_vmspace.copyin(control, controllen)
+        if isinstance(data, int):
+            return data
+        error, files = unp_internalize(l, data)
+        if error:
+            return error
+        rights = so.so_unp.add(files)
+    return (yield from _send(l, so, iov, a.flags, name, namelen, retval, rights))
 
 
 @syscall(27, "recvmsg")
@@ -946,9 +1030,32 @@ def sys_recvmsg(l: Lwp, a, retval: list[int]) -> Generator:
     iov = copyin_iovec(l, iovp, iovlen) if iovlen else []
     if isinstance(iov, int):
         return iov
-    error, sa, mflags = yield from _recv(l, so, iov, a.flags, retval)
+    rights: list[int] | None = [] if control else None
+    error, sa, mflags = yield from _recv(l, so, iov, a.flags, retval, rights)
     if error:
+        if rights and so.so_unp is not None:
+            so.so_unp.dispose(rights)
         return error
+    if control:
+        # unp_externalize (soreceive), then copyout_msg_control
+        msgs = []
+        for mid in rights or ():
+            assert so.so_unp is not None
+            error, msg = unp_externalize(l, so.so_unp.take(mid), bool(a.flags & MSG_CMSG_CLOEXEC))
+            if error:
+                for m_ in msgs:
+                    free_rights(l, m_)
+                for rest in (rights or [])[len(msgs) + 1:]:
+                    so.so_unp.dispose([rest])
+                return error
+            msgs.append(msg)
+        error, controllen, trunc = copyout_msg_control(l, control, controllen, msgs)
+        if error:
+            return error
+        if trunc:
+            mflags |= MSG_CTRUNC
+    else:
+        controllen = 0
     sa = sa or b""
     if name:
         n = min(namelen, len(sa))
@@ -961,4 +1068,4 @@ def sys_recvmsg(l: Lwp, a, retval: list[int]) -> Generator:
         namelen = 0
     lay = MSGHDR.on(l.l_proc.k.abi)
     return l.l_proc.p_vmspace.copyout(
-        lay.pack(name, namelen, iovp, iovlen, control, 0, mflags), a.msg)
+        lay.pack(name, namelen, iovp, iovlen, control, controllen, mflags), a.msg)

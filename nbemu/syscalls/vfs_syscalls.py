@@ -241,6 +241,11 @@ class HostFile(File):
             return Errno.EISDIR
         if self.v_type == VBAD:
             return Errno.EBADF
+        if self.v_type == VCHR and l.l_proc.k.tty_state is not None:
+            from .kern_tty import tty_rw_check
+            error = tty_rw_check(l, self, False)      # ttread: a background reader
+            if error:
+                return error
         if not uio.resid:
             return 0
         fd = self.hostfd
@@ -341,6 +346,11 @@ class HostFile(File):
     def fo_write(self, l: Lwp, uio) -> int | Generator[str, int, int]:
         if self.v_type == VBAD:
             return Errno.EBADF
+        if self.v_type == VCHR and l.l_proc.k.tty_state is not None:
+            from .kern_tty import tty_rw_check
+            error = tty_rw_check(l, self, True)       # ttwrite: background with TOSTOP
+            if error:
+                return error
         if self.fifo_hold is not None:
             return self._fifo_write(l, uio)
         fd = self.hostfd
@@ -434,6 +444,11 @@ class HostFile(File):
     def fo_ioctl(self, l: Lwp, com: int, data: bytearray) -> int:
         if com in (FIONBIO, FIOASYNC):
             return 0
+        if self.v_type == VCHR:
+            from .kern_tty import tty_ioctl
+            error = tty_ioctl(l, self, com, data)     # job control (kern_tty.py)
+            if error is not None:
+                return error
         if com == FIONREAD:
             if self.v_type in (VREG, VDIR):      # bytes between the offset and EOF
                 error, st = _host(os.fstat, self.hostfd)
@@ -577,6 +592,20 @@ def _lookup(l: Lwp, dirfd: int, path_va: int, follow: bool, must_exist: bool = T
     if isinstance(nd, int):
         return nd
     if must_exist and not nd.ni_exists:
+        nd.close()
+        return Errno.ENOENT
+    return nd
+
+
+def _lookup_create(l: Lwp, dirfd: int, path_va: int, createdir: bool = False
+                   ) -> Nameidata | int:
+    """namei for a name to make (link, symlink, rename's target, mkfifo, mkdir):
+    a trailing slash requires a directory (REQUIREDIR), so a name that does not
+    exist yet is ENOENT unless a directory is being made (CREATEDIR)."""
+    nd = _lookup(l, dirfd, path_va, False, must_exist=False)
+    if isinstance(nd, int):
+        return nd
+    if not nd.ni_exists and nd.ni_trailing_slash and not createdir:
         nd.close()
         return Errno.ENOENT
     return nd
@@ -853,7 +882,7 @@ def _symlink(l: Lwp, target_va: int, dirfd: int, link_va: int) -> int:
     target = l.l_proc.p_vmspace.copyinstr(target_va, MAXPATHLEN)
     if isinstance(target, int):
         return target
-    nd = _lookup(l, dirfd, link_va, False, must_exist=False)
+    nd = _lookup_create(l, dirfd, link_va)
     if isinstance(nd, int):
         return nd
     with nd:
@@ -879,7 +908,7 @@ def _link(l: Lwp, fd1: int, name1: int, fd2: int, name2: int, follow: bool) -> i
     with src:
         if host_stat.S_ISDIR(src.ni_st.st_mode) or src.ni_dvp is None:  # type: ignore[union-attr]
             return Errno.EPERM
-        dst = _lookup(l, fd2, name2, False, must_exist=False)
+        dst = _lookup_create(l, fd2, name2)
         if isinstance(dst, int):
             return dst
         with dst:
@@ -949,7 +978,7 @@ def sys_unlinkat(l: Lwp, a, retval: list[int]) -> int:
 
 def _mknode(l: Lwp, dirfd: int, path_va: int, mode: int, make: Callable[..., None]
             ) -> int:
-    nd = _lookup(l, dirfd, path_va, False, must_exist=False)
+    nd = _lookup_create(l, dirfd, path_va, createdir=make is os.mkdir)
     if isinstance(nd, int):
         return nd
     with nd:
@@ -1002,7 +1031,8 @@ def _rename(l: Lwp, fromfd: int, from_va: int, tofd: int, to_va: int) -> int:
     with src:
         if src.ni_lastname in (b".", b"..") or src.is_root or src.ni_dvp is None:
             return Errno.EINVAL
-        dst = _lookup(l, tofd, to_va, False, must_exist=False)
+        dst = _lookup_create(l, tofd, to_va,
+                             createdir=host_stat.S_ISDIR(src.ni_st.st_mode))  # type: ignore[union-attr]
         if isinstance(dst, int):
             return dst
         with dst:

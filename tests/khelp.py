@@ -61,7 +61,7 @@ def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/",
     vm.usrstack, vm.maxssiz = abi.usrstack, abi.maxssiz
     vm.vm_daddr, vm.vm_dsize, vm.dsiz_limit = 0x600000, 0, abi.dfldsiz
     p.p_vmspace = vm
-    from nbemu.syscalls.kern_descrip import filedesc_init
+    from nbemu.syscalls.vfs_syscalls import filedesc_init
     filedesc_init(p)
     l = lwp_create(k, None, p, 0)
     assert isinstance(l, Lwp)

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Generator
 
+import struct
+
+from . import upcall
 from .errno import Errno
-from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
-from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSSTOP, LSSUSPENDED, LSZOMB, Lwp,
-                  LwpFlag, Proc)
+from .host_mem import memmove
+from .kern_sig import proc_stopping
+from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_remove, sleepq_wake
+from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
+                  Lwp, LwpFlag, Proc)
+from .uvm_mmap import map_kernel_page
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -104,7 +110,6 @@ def lwp_start(k: "Kernel", l2: Lwp, suspended: bool) -> None:
     if suspended:
         l2.set_stat(LSSUSPENDED)
         return
-    from .kern_sig import proc_stopping
     if proc_stopping(p):
         l2.set_stat(LSSTOP)
         return
@@ -119,11 +124,9 @@ def lwp_exit(l: Lwp) -> None:
     # Count LWPs that will remain; if none (zombies aside), exit the process.
     live = p.p_nlwps - p.p_nzlwps
     if live <= 1 and not p.p_exiting:
-        from .kern_exit import exit1
-        exit1(l, 0, 0)
+        upcall.exit1(l, 0, 0)
         return
     k.event("exit", l)
-    from .sys_lwp import lwpctl_exit
     lwpctl_exit(l)
     k.cpu_release(l)
     p.p_nrlwps -= 1
@@ -250,6 +253,37 @@ def lwp_wait(l: Lwp, lid: int, departed: list[int], exiting: bool = False
     return error
 
 
+def lwp_suspend(curl: Lwp, t: Lwp) -> int:
+    """lwp_suspend(): ask t (of curl's process) to suspend. EDEADLK when curl
+    is the process's last running LWP suspending itself, or is exiting. An
+    LWP that is runnable is suspended at once; one sleeping interruptibly is
+    kicked out of its sleep with no error (a spurious wakeup: _lwp_park
+    returns 0 once continued, _lwp_wait sleeps again) and suspends on its way
+    to user mode, as t itself or one running on another vCPU does (userret).
+    The caller waits for a target not yet LSSUSPENDED (sys__lwp_suspend)."""
+    p = curl.l_proc
+    k = p.k
+    if t is curl and p.p_nrlwps == 1:
+        return Errno.EDEADLK
+    if curl.l_flag & (LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE):
+        return Errno.EDEADLK
+    if t.l_stat == LSSUSPENDED:
+        return 0
+    t.l_flag |= LwpFlag.LW_WSUSPEND
+    if t is curl:
+        return 0               # takes effect in userret
+    if t.l_stat == LSSLEEP and t.l_flag & LwpFlag.LW_SINTR:
+        # setrunnable() -> lwp_unsleep(): out of its sleep with no error
+        sleepq_remove(k, t, 0)
+    elif t.l_stat == LSRUN:
+        k.runq.sched_dequeue(t)
+        t.l_flag &= ~LwpFlag.LW_WSUSPEND
+        p.p_nrlwps -= 1
+        t.set_stat(LSSUSPENDED)
+        k.event("suspend", t)
+    return 0
+
+
 def lwp_suspend_self(l: Lwp) -> None:
     """Apply a pending LW_WSUSPEND on the way to user mode."""
     p = l.l_proc
@@ -270,6 +304,50 @@ def lwp_continue(l: Lwp) -> None:
         p.p_nrlwps += 1
         p.k.setrunnable(l)
         p.k.event("continue", l)
+
+
+# -- lwpctl (kern_lwp.c lwp_ctl_alloc, lwp_ctl_free; the updates of mi_switch) ----------
+LWPCTL_FEATURE_CURCPU = 0x1
+LWPCTL_FEATURE_PCTR = 0x2
+LWPCTL_CPU_NONE = -1
+LWPCTL_CPU_EXITED = -2
+LWPCTL_SIZE = 8        # lwpctl_t: int lc_curcpu; int lc_pctr
+
+
+def lwpctl_write(l: Lwp, cpu: int) -> None:
+    """Update l's lwpctl_t through the kernel's view of its page: the process
+    may have unmapped or replaced its own view (NetBSD keeps the page mapped
+    in the kernel; the process then just stops seeing the updates)."""
+    p = l.l_proc
+    va = l.l_lwpctl
+    page = va & ~(p.k.abi.page_size - 1)
+    memmove(p.p_lwpctl_pages[page] + (va - page), struct.pack("<ii", cpu, l.l_pctr & 0x7FFFFFFF),
+            LWPCTL_SIZE)
+
+
+def lwpctl_exit(l: Lwp) -> None:
+    """lwp_exit(): lc_curcpu = LWPCTL_CPU_EXITED -- and it stays so: NetBSD's
+    mi_switch() writes LWPCTL_CPU_EXITED, not LWPCTL_CPU_NONE, for a zombie
+    switching away, so the block is detached here before the LWP leaves its CPU.
+    (The slot is not reused: lwp_free() would free it, after the reap.)"""
+    if l.l_lwpctl:
+        lwpctl_write(l, LWPCTL_CPU_EXITED)
+        l.l_lwpctl = 0
+
+
+def lwp_ctl_alloc(l: Lwp) -> int:
+    """lwp_ctl_alloc(): give l an lwpctl_t slot in a page shared with the
+    process (mapped on the first call, one page holds page_size/8 slots);
+    ENOMEM when no page can be mapped."""
+    p = l.l_proc
+    if not p.p_lwpctl_free:
+        kp = map_kernel_page(p, "lwpctl")
+        if kp is None:
+            return Errno.ENOMEM
+        va, p.p_lwpctl_pages[kp[0]] = kp
+        p.p_lwpctl_free.extend(range(va + p.k.abi.page_size - LWPCTL_SIZE, va - 1, -LWPCTL_SIZE))
+    l.l_lwpctl = p.p_lwpctl_free.pop()
+    return 0
 
 
 __all__ = ["lwp_create", "lwp_start", "lwp_exit", "lwp_free", "lwp_wait", "LSIDL", "LSONPROC"]

@@ -27,9 +27,15 @@ import os
 import struct
 from dataclasses import dataclass, replace
 
+from typing import TYPE_CHECKING
+
 from .errno import Errno
+from .kern_proc import pfind
 from .lwp import Lwp, Proc
 from .table import syscall
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
 
 PK_EXEC = 0x00004000             # p_flag: the process has exec'd (sys/proc.h)
 NOID = 0xFFFFFFFF                 # (uid_t)-1 / (gid_t)-1: "leave unchanged"
@@ -82,6 +88,11 @@ def proc_cred(p: Proc) -> Cred:
     if p.p_cred is None:
         prot_init(p)
     return p.p_cred
+
+
+def nprocs_of_uid(k: "Kernel", uid: int) -> int:
+    """The processes of real user uid (chgproccnt's count, for RLIMIT_NPROC)."""
+    return sum(1 for p in k.allproc.values() if proc_cred(p).cr_uid == uid)
 
 
 def proc_pgid(p: Proc) -> int:
@@ -249,7 +260,6 @@ def _target(l: Lwp, pid: int) -> Proc | int:
     """pid 0: the caller; else a live process of the guest (ESRCH)."""
     if pid == 0:
         return l.l_proc
-    from .kern_proc import pfind
     t = pfind(l.l_proc.k, pid)
     return Errno.ESRCH if t is None else t
 
@@ -298,7 +308,6 @@ def sys_setpgid(l: Lwp, a, retval: list[int]) -> int:
     if a.pid == 0 or a.pid == p.p_pid:
         targ = p
     else:
-        from .kern_proc import pfind
         targ = pfind(p.k, a.pid)
         if targ is None or targ.p_pptr is not p:
             return Errno.ESRCH

@@ -55,6 +55,8 @@ MAXPATHLEN = 1024          # sys/param.h, NUL included
 MAXSYMLINKS = 32           # sys/param.h
 NAME_MAX = 511             # sys/syslimits.h
 AT_FDCWD = -100            # fcntl.h
+# vnode types (sys/vnode.h, enum vtype)
+VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO, VBAD = range(9)
 
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 _DIR = O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -146,7 +146,7 @@ def check_segments(vm: VmMap, img: ElfImage, abi: archmod.Abi, bias: int, what: 
     if maxt is not None and tsize > maxt:
         raise ElfError(f"{what}: text of {tsize:#x} bytes exceeds MAXTSIZ ({maxt:#x}): "
                        f"Cannot allocate memory")
-    dlimit = getattr(vm, "dsiz_limit", None) or abi.dfldsiz
+    dlimit = vm.dsiz_limit or abi.dfldsiz
     if dsize > dlimit:
         raise ElfError(f"{what}: data of {dsize:#x} bytes exceeds the data size limit "
                        f"({dlimit:#x}): Cannot allocate memory")

@@ -47,10 +47,7 @@ class FifoCounts:
 
 
 def _fifos(k: Any) -> dict[tuple, FifoCounts]:
-    reg = getattr(k, "_fifo_opens", None)
-    if reg is None:
-        reg = k._fifo_opens = {}
-    return reg
+    return k.fifo_opens
 
 
 class FifoHold:

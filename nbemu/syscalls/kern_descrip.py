@@ -182,6 +182,14 @@ class File:
     may sleep); the generic code in sys_generic.py runs either.
     """
     f_type = DTYPE_MISC
+    # What a vnode file backed by a host descriptor (vfs_syscalls.HostFile, and its
+    # sockets) has and the other files have not: declared here, so that generic
+    # code asks the file instead of probing it.
+    hostfd: int | None = None            # the host descriptor (-1: none after all)
+    v_type: int | None = None            # enum vtype of a vnode (vfs_lookup.VREG, ...)
+    f_guest: list[bytes] | None = None   # the guest path's components, when known
+    is_dir = False
+    f_mmap = False                       # fo_mmap != NULL: mmap can map it (else ENODEV)
 
     def __init__(self, flag: int, name: str) -> None:
         self.f_flag = flag

@@ -1,13 +1,61 @@
-"""LWP life cycle (NetBSD's kern_lwp.c): lwp_create, lwp_exit, lwp_free,
-lwp_wait, suspension on the way to user mode.
+"""LWP life cycle (NetBSD's kern_lwp.c): lwp_create, lwp_start, lwp_exit,
+lwp_free, lwp_wait, lwp_suspend / lwp_continue, and the lwpctl block.
 
-Overview, as in kern_lwp.c: an LWP is created LSIDL, becomes LSRUN (or
-LSSUSPENDED with LWP_SUSPENDED), runs LSONPROC, may sleep (LSSLEEP), and ends
-LSZOMB until _lwp_wait collects it — or is freed at once when detached. LWP ids
-come from the PID space (proc_alloc_lwpid): the first LWP takes the process's
-PID, later ones the next free id. Every LWP owns a u-area from a bounded
-kernel arena; creating one beyond the arena, maxlwp or RLIMIT_NTHR fails with
-EAGAIN as in NetBSD's lwp_create/sys__lwp_create.
+Overview
+--------
+An LWP (struct lwp, syscalls/lwp.py) is a thread of a process: its own
+registers (the platform's context), signal mask and pending set, TLS pointer
+and name; the address space, descriptors and credentials are the process's.
+LWP ids come from the PID space (proc_alloc_lwpid): the first LWP takes the
+process's PID, later ones the next id no process or LWP uses. Every LWP owns
+a u-area from a bounded kernel arena; creating one beyond maxlwp or
+RLIMIT_NTHR is EAGAIN, beyond the arena ENOMEM, as in lwp_create.
+
+Execution states (l_stat, LwpStat)
+----------------------------------
+  LSIDL        being created (lwp_create); not yet runnable
+  LSRUN        runnable, on a CPU's run queue (kern_runq.py)
+  LSONPROC     running: ci_curlwp of a vCPU (kern_synch.nextlwp)
+  LSSLEEP      on a sleep queue, with a wait channel (kern_sleepq.py)
+  LSSTOP       stopped with its process (kern_sig.py: proc_stop)
+  LSSUSPENDED  suspended by _lwp_suspend or created LWP_SUSPENDED
+  LSZOMB       exited, waiting for _lwp_wait -- or freed at once if detached
+
+State transitions (lwp.py _LEGAL checks each one in Lwp.set_stat)
+------------------------------------------------------------------
+  LSIDL    -> LSRUN (lwp_start), LSSUSPENDED (LWP_SUSPENDED), LSSTOP (process
+              stopping)
+  LSRUN    -> LSONPROC (nextlwp), LSSTOP, LSSUSPENDED (lwp_suspend of a
+              runnable target)
+  LSONPROC -> LSRUN (preempt, yield), LSSLEEP (sleepq_enqueue), LSSTOP and
+              LSSUSPENDED (on the way to user mode: userret), LSZOMB (lwp_exit)
+  LSSLEEP  -> LSRUN (sleepq_remove: wakeup, timeout, signal, unpark), LSSTOP,
+              LSSUSPENDED
+  LSSTOP   -> LSRUN (SIGCONT), LSSLEEP (a stopped sleeper continues asleep),
+              LSSUSPENDED
+  LSSUSPENDED -> LSRUN (lwp_continue), LSSTOP
+  LSZOMB   -> (lwp_free removes it from p_lwps)
+A request to another LWP (suspend, exit, a signal) is a flag (LW_WSUSPEND,
+LW_WEXIT, LW_PENDSIG): the target acts on it itself in userret, on its way
+back to user mode (Kernel.userret), as NetBSD's lwp_userret does.
+
+Calling context (what replaces locking)
+---------------------------------------
+NetBSD guards these fields with p_lock, the LWP's lock and the sleep queue
+locks. nbemu's kernel runs on one host thread and a system call is never
+interrupted: every function here runs either for the LWP on a vCPU (curl,
+LSONPROC, inside its system call or userret) or for the run loop between two
+turns, and nothing else runs until it returns or yields. So:
+- a function that acts on the calling LWP (lwp_exit, lwp_suspend_self)
+  requires curl to be LSONPROC, and leaves its CPU through Kernel.cpu_release;
+- a function that acts on another LWP (lwp_suspend, lwp_continue, lwp_free)
+  reads the target's state once and acts on it at once: no other LWP can
+  change it in between. Only a generator (lwp_wait, the waiting loop of
+  sys__lwp_suspend) lets others run, at its `yield from sleepq_block(...)`,
+  and looks at the world again after each wakeup, as NetBSD's code re-checks
+  after cv_wait;
+- lwp_free requires LSZOMB; lwp_start requires LSIDL (set_stat asserts both
+  ways).
 """
 from __future__ import annotations
 

@@ -193,7 +193,7 @@ def signotify(k: "Kernel", t: Lwp) -> None:
     """Make t look for signals at its next userret. If it is running on another
     vCPU, end the current host turn (nbemu's IPI) so that its vCPU runs soon."""
     t.l_flag |= LW_PENDSIG
-    if t.l_stat == LSONPROC and t is not getattr(k.platform, "curlwp", t):
+    if t.l_stat == LSONPROC and t is not k.platform.curlwp:
         k.platform.request_stop()
 
 
@@ -363,9 +363,7 @@ def sigexit(l: Lwp, sig: int) -> None:
     if p.p_exiting:
         return
     if SIGPROP[sig] & SigProp.SA_CORE:
-        note = getattr(p.k.platform, "note_core", None)
-        if note is not None:
-            note(l, sig)
+        p.k.platform.note_core(l, sig)
     upcall.exit1(l, 0, sig)
 
 
@@ -540,8 +538,7 @@ def sendsig(l: Lwp, ksi: Ksiginfo, returnmask) -> None:
         return
     vals = plat.regs_get(l, abi.getmcontext_ids())
     vids = abi.sendsig_vregs()
-    vget = getattr(plat, "vregs_get", None)
-    xmm = vget(l, vids) if vget is not None else [0] * len(vids)
+    xmm = plat.vregs_get(l, vids)
     ss_sp, ss_size, ss_flags = l.l_sigstk
     onstack = not ss_flags & (SS_DISABLE | SS_ONSTACK) and bool(flags & SA_ONSTACK)
     alt_top = ss_sp + ss_size if onstack else None
@@ -558,9 +555,7 @@ def sendsig(l: Lwp, ksi: Ksiginfo, returnmask) -> None:
         sigexit(l, Sig.SIGILL)
         return
     plat.regs_set(l, ids, nvals)
-    vset = getattr(plat, "vregs_set", None)
-    if vset is not None:
-        vset(l, nvids, nvvals)
+    plat.vregs_set(l, nvids, nvvals)
     if onstack:
         l.l_sigstk = (ss_sp, ss_size, ss_flags | SS_ONSTACK)
     if handler >= abi.vm_maxuser_address:
@@ -571,7 +566,7 @@ def sig_userret(l: Lwp) -> None:
     """Take l's pending signals on its way back to user mode (lwp_userret)."""
     p = l.l_proc
     k = p.k
-    if getattr(k.platform, "in_hook", False):
+    if k.platform.in_hook:
         # Inside the system-call hook registers must not be rewritten: stop the
         # engine; the run loop calls userret again before l runs.
         if proc_stopping(p) or sigispending(l):

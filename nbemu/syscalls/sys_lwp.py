@@ -92,11 +92,10 @@ def sys__lwp_setprivate(l: Lwp, a, retval: list[int]) -> int:
     # TLS register -- and may refuse the value, leaving l_private set all the same.
     # Whether it refuses is the architecture's business (amd64's x86_set_sdbase:
     # EINVAL at or above VM_MAXUSER_ADDRESS; aarch64 takes anything): the ABI's
-    # optional cpu_lwp_setprivate(ptr) -> errno says.
+    # cpu_lwp_setprivate(ptr) -> errno says.
     l.l_private = a.ptr
     k = l.l_proc.k
-    check = getattr(k.abi, "cpu_lwp_setprivate", None)
-    error = check(a.ptr) if check is not None else 0
+    error = k.abi.cpu_lwp_setprivate(a.ptr)
     if error:
         return error
     k.abi.set_tls(k.platform, l, a.ptr)

@@ -197,6 +197,7 @@ CHUNK = 1 << 20
 
 class HostFile(File):
     """A vnode: a file, directory, device or FIFO reached through a host fd."""
+    f_mmap = True
     f_type = DTYPE_VNODE
 
     def __init__(self, hostfd: int, flag: int, name: str, owns_fd: bool,
@@ -735,7 +736,7 @@ def sys_lseek(l: Lwp, a, retval: list[int]) -> int:
     fp = fd_getfile(l.l_proc, a.fd)
     if fp is None:
         return Errno.EBADF
-    if fp.f_type != DTYPE_VNODE or getattr(fp, "v_type", None) == VFIFO:
+    if fp.f_type != DTYPE_VNODE or fp.v_type == VFIFO:
         return Errno.ESPIPE
     if a.whence not in (SEEK_SET, SEEK_CUR, SEEK_END):
         return Errno.EINVAL

@@ -246,10 +246,12 @@ def load_interp(vm: VmMap, name: str, abi: archmod.Abi, root: str) -> tuple[int,
 
 
 class _Root:
-    """What vfs_lookup.namei needs of a kernel: the guest root."""
+    """What vfs_lookup.namei needs of a kernel: the guest root, and the slot
+    where rootvnode() keeps it open (Kernel.vfs_rootvp)."""
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.vfs_rootvp: tuple[str, object] | None = None
 
 
 def _lookup_in_root(root: str, name: str):

@@ -117,6 +117,7 @@ class Aarch64(Abi):
     dwarf_regs = {**{i: f"x{i}" for i in range(31)}, 31: "sp"}
     frame_regs = ("pc", "sp", "x29")
     ra_on_stack = False
+    go_lwp_tramp_fn_reg = A.UC_ARM64_REG_X2   # Go's runtime.lwp_tramp: the start function
 
     # gdb's view of the port: target.xml, and how each of its registers is read
     def gdb_target_xml(self) -> bytes:

@@ -98,6 +98,7 @@ class Amd64(Abi):
                   14: "r14", 15: "r15", 16: "rip"}
     frame_regs = ("rip", "rsp", "rbp")
     ra_on_stack = True
+    go_lwp_tramp_fn_reg = X.UC_X86_REG_R12   # Go's runtime.lwp_tramp: the start function
 
     # gdb's view of the port: target.xml, and how each of its registers is read
     def gdb_target_xml(self) -> bytes:

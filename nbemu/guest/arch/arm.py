@@ -199,6 +199,7 @@ class Arm(Abi):
     dwarf_regs = {**{i: f"r{i}" for i in range(13)}, 13: "sp", 14: "lr", 15: "pc"}
     frame_regs = ("pc", "sp", "r11")
     ra_on_stack = False
+    go_lwp_tramp_fn_reg = A.UC_ARM_REG_R2   # Go's runtime.lwp_tramp: the start function
 
     # gdb's view of the port: target.xml, and how each of its registers is read
     def gdb_target_xml(self) -> bytes:

@@ -61,6 +61,9 @@ class Abi(Protocol):
     dwarf_regs: dict[int, str]
     frame_regs: tuple[str, str, str]
     ra_on_stack: bool
+    # The register Go's runtime.lwp_tramp takes the new LWP's real start function
+    # in (its lwp_mcontext_init): emu/timeline.py labels Go's Ms with it.
+    go_lwp_tramp_fn_reg: int
     # The x87 status word register where there is an x87 (gdb's st<i> are
     # relative to its TOP field), else None.
     gdb_fpsw_reg: int | None = None

@@ -152,6 +152,7 @@ class I386(Abi):
                   8: "eip"}
     frame_regs = ("eip", "esp", "ebp")
     ra_on_stack = True
+    go_lwp_tramp_fn_reg = X.UC_X86_REG_ESI   # Go's runtime.lwp_tramp: the start function
 
     # gdb's view of the port: target.xml, and how each of its registers is read
     def gdb_target_xml(self) -> bytes:

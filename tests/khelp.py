@@ -20,9 +20,16 @@ from nbemu.syscalls.uvm_map import NullPmap, VmMap
 
 
 class FakePlatform:
+    """The kernel's Platform with registers in dicts (vector registers too) and
+    no engine: a turn never runs (curlwp None), exec and new address spaces are
+    refused."""
+    curlwp: Lwp | None = None
+    in_hook = False
+
     def __init__(self) -> None:
         self.regs: dict[int, dict[int, int]] = {}
         self.stops = 0
+        self.cores: list[tuple[int, int]] = []
 
     def regs_get(self, l: Lwp, ids):
         r = self.regs.setdefault(l.l_lid, {})
@@ -49,6 +56,34 @@ class FakePlatform:
     def blocks_executed(self) -> int:
         return 0
 
+    vregs_get = regs_get
+    vregs_set = regs_set
+
+    def with_live_regs(self, l: Lwp, fn) -> None:
+        raise NotImplementedError("no engine in unit tests")
+
+    def work_added(self) -> None:
+        pass
+
+    def signal_caught(self, sig: int) -> None:
+        pass
+
+    def note_core(self, l: Lwp, sig: int) -> None:
+        self.cores.append((l.l_lid, sig))
+
+    def vmspace_new(self) -> Any:
+        raise NotImplementedError("no engine in unit tests")
+
+    def vmspace_free(self, pmap: Any) -> None:
+        pass
+
+    def exec_check(self, host_path: str) -> Any:
+        raise NotImplementedError("no loader in unit tests")
+
+    def exec_image(self, l: Lwp, img: Any, argv: list[bytes], envp: list[bytes],
+                   execname: bytes) -> None:
+        raise NotImplementedError("no loader in unit tests")
+
 
 def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/",
                 abi: Any = ABI) -> tuple[Kernel, Lwp]:
@@ -61,7 +96,7 @@ def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/",
     vm.usrstack, vm.maxssiz = abi.usrstack, abi.maxssiz
     vm.vm_daddr, vm.vm_dsize, vm.dsiz_limit = 0x600000, 0, abi.dfldsiz
     p.p_vmspace = vm
-    from nbemu.syscalls.kern_descrip import filedesc_init
+    from nbemu.syscalls.vfs_syscalls import filedesc_init
     filedesc_init(p)
     l = lwp_create(k, None, p, 0)
     assert isinstance(l, Lwp)

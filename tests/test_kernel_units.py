@@ -24,6 +24,7 @@ import pytest
 from nbemu.syscalls.errno import Errno
 from nbemu.syscalls.kern_lwp import lwp_create, lwp_exit, lwp_free, lwp_start
 from nbemu.syscalls.kern_runq import CpuInfo
+from nbemu.syscalls.kern_synch import nextlwp, preempt
 from nbemu.syscalls.kern_sleepq import (BLOCK, lwp_park_syncobj, sleep_syncobj,
                                   sleepq_abort_interruptible, sleepq_block, sleepq_enqueue,
                                   sleepq_remove, sleepq_wake)
@@ -281,7 +282,7 @@ def test_idle_cpu_steals_and_migrates() -> None:
     assert k.cpus[0].spc_count == 2 and not k.cpus[1].has_work()
     seen = []
     k.listeners.append(lambda kind, lw, data: seen.append((kind, lw.l_lid, data.get("src"))))
-    got = k.runq.switch_to_next(k.cpus[1])
+    got = nextlwp(k, k.cpus[1])
     assert got is b and b.l_stat == LSONPROC and b.l_cpu is k.cpus[1]
     assert k.cpus[1].ci_curlwp is b and k.cpus[0].spc_count == 1
     assert ("migrate", b.l_lid, 0) in seen
@@ -295,7 +296,7 @@ def test_own_run_queue_before_stealing() -> None:
     k.runq.sched_enqueue(a, k.cpus[0])
     k.runq.sched_dequeue(b)
     k.runq.sched_enqueue(b, k.cpus[1])
-    assert k.runq.switch_to_next(k.cpus[1]) is b
+    assert nextlwp(k, k.cpus[1]) is b
     assert a.l_cpu is k.cpus[0] and k.cpus[0].spc_count == 1
 
 
@@ -304,13 +305,13 @@ def test_preempt_requeues_behind_its_peers() -> None:
     # its CPU's queue; the one that waited runs next.  Nothing queued: no preemption.
     k, l = make_kernel(ncpu=1)
     ci = k.cpus[0]
-    assert k.runq.preempt(ci) is False and l.l_stat == LSONPROC
+    assert preempt(k, ci) is False and l.l_stat == LSONPROC
     a = spawn(k, l)
     assert list(ci.spc_queue[0]) == [a]
-    assert k.runq.preempt(ci) is True
+    assert preempt(k, ci) is True
     assert l.l_stat == LSRUN and ci.ci_curlwp is None and list(ci.spc_queue[0]) == [a, l]
     assert l.l_pctr == 1
-    assert k.runq.switch_to_next(ci) is a
+    assert nextlwp(k, ci) is a
 
 
 def test_tick_preempts_after_the_quantum_only_when_others_wait() -> None:
@@ -346,11 +347,11 @@ def test_lwpctl_curcpu_and_pctr() -> None:
 
     assert lwpctl() == (0, 0)
     a = spawn(k, l)
-    k.runq.preempt(ci)
+    preempt(k, ci)
     assert lwpctl() == (-1, 1)
-    assert k.runq.switch_to_next(ci) is a
-    k.runq.preempt(ci)                        # a preempted, main runs again
-    assert k.runq.switch_to_next(ci) is l
+    assert nextlwp(k, ci) is a
+    preempt(k, ci)                        # a preempted, main runs again
+    assert nextlwp(k, ci) is l
     assert lwpctl() == (0, 1)
     assert call(l, "_lwp_ctl", 0x4, buf)[0] == Errno.ENODEV
 

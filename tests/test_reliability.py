@@ -9,6 +9,7 @@ import pytest
 
 from fixtures.build import build_c
 from tests.guest import ARCHES, run_nbemu
+from nbemu.syscalls.kern_lwp import lwpctl_write
 from tests.khelp import call, make_kernel, scratch
 
 
@@ -43,9 +44,9 @@ def test_lwpctl_kernel_view_outlives_munmap() -> None:
     lc = int.from_bytes(vm.copyin(buf, 8), "little")
     page = lc & ~(vm.page - 1)
     assert call(l, "munmap", page, vm.page)[0] == 0
-    k.lwpctl_update(l, -1)                    # what every switch does
+    lwpctl_write(l, -1)                       # what every switch does
     vm.map_anon(page, vm.page, 3)             # the process's own page at that address
-    k.lwpctl_update(l, ci.ci_index)
+    lwpctl_write(l, ci.ci_index)
     assert vm.copyin(page, vm.page) == bytes(vm.page)
     assert call(l, "_lwp_ctl", 0x1, buf)[0] == 0
     assert int.from_bytes(vm.copyin(buf, 8), "little") == lc

@@ -118,7 +118,7 @@ class Session:
             attach_gdb(self, opts.gdb)              # waits for gdb before the first instruction
 
     def _init_subsystems(self, p: Proc) -> None:
-        from nbemu.syscalls.kern_descrip import filedesc_init
+        from nbemu.syscalls.vfs_syscalls import filedesc_init
         from nbemu.syscalls.kern_resource import rlimits_init
         filedesc_init(p)
         rlimits_init(p)

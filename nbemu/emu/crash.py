@@ -179,28 +179,6 @@ class Symbols:
         return f"{addr:#x} <{nm}>" if nm else f"{addr:#x}"
 
 
-# DWARF register numbers of the registers a CFI unwind tracks, per port (the psABIs:
-# amd64, i386 SysV, AAPCS64 and AAPCS's DWARF for the ARM architecture), by the
-# names of the port's report_regs.
-_DWARF_AMD64 = {0: "rax", 1: "rdx", 2: "rcx", 3: "rbx", 4: "rsi", 5: "rdi", 6: "rbp", 7: "rsp",
-                8: "r8", 9: "r9", 10: "r10", 11: "r11", 12: "r12", 13: "r13", 14: "r14",
-                15: "r15", 16: "rip"}
-_DWARF = {
-    "amd64": _DWARF_AMD64,
-    "i386": {0: "eax", 1: "ecx", 2: "edx", 3: "ebx", 4: "esp", 5: "ebp", 6: "esi", 7: "edi",
-             8: "eip"},
-    "aarch64": {**{i: f"x{i}" for i in range(31)}, 31: "sp"},
-    "earmv7hf": {**{i: f"r{i}" for i in range(13)}, 13: "sp", 14: "lr", 15: "pc"},
-}
-# (pc, sp, frame pointer) names; the frame pointer chain is [fp] = caller's fp,
-# [fp + word] = return address on all four (ARM state: r11, as clang lays it out).
-_FRAME_REGS = {"amd64": ("rip", "rsp", "rbp"), "aarch64": ("pc", "sp", "x29"),
-               "i386": ("eip", "esp", "ebp"), "earmv7hf": ("pc", "sp", "r11")}
-# Ports whose call instruction pushes the return address (the CFA's last word);
-# on the others it is in a link register until the callee saves it.
-_RA_ON_STACK = {"amd64", "i386"}
-
-
 class Unwinder:
     """Call frame information (.eh_frame or .debug_frame) of the program, for
     backtraces of LWPs that are not running."""
@@ -266,20 +244,20 @@ def backtrace(s, l: Lwp, max_frames: int = 24) -> list[tuple[int, str]]:
     Each entry is (pc, how) with how "cfi", "fp" or "pc" (frame 0)."""
     m = s.machine
     abi = m.abi
-    names = _FRAME_REGS.get(abi.name)
-    if names is None or (l.l_md is None and l is not m.loaded):
+    names = abi.frame_regs               # (pc, sp, frame pointer): guest/arch/<port>.py
+    if l.l_md is None and l is not m.loaded:
         return []
     ids = dict(abi.report_regs)
     if not all(n in ids for n in names):
         return []
-    dwarf = _DWARF.get(abi.name, {})
+    dwarf = abi.dwarf_regs
     track = [n for n in dwarf.values() if n in ids]
     track += [n for n in names if n not in track]
     regs = dict(zip(track, m.regs_get(l, [ids[n] for n in track])))
     pcn, spn, fpn = names
     vm = l.l_proc.p_vmspace
     ws = abi.word_size
-    ra_on_stack = abi.name in _RA_ON_STACK
+    ra_on_stack = abi.ra_on_stack
 
     def word(addr: int) -> int | None:
         b = vm.copyin(addr, ws)
@@ -319,7 +297,7 @@ def backtrace(s, l: Lwp, max_frames: int = 24) -> list[tuple[int, str]]:
                     ra = regs.get(dwarf.get(ra_col, ""))
                 if ok and ra:
                     new[spn] = cfa
-                    new[pcn] = ra & ~1 if abi.name == "earmv7hf" else ra   # Thumb bit
+                    new[pcn] = abi.return_pc(ra)
                     nxt = (new, "cfi")
         if nxt is None:
             fp = regs.get(fpn, 0)

@@ -54,7 +54,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-DET_SLICE_BLOCKS = (2_000, 20_000)
+from nbemu.syscalls.kern_synch import preempt
+from nbemu.syscalls.kernel import DET_SLICE_BLOCKS
+
 
 
 # -- the PCT scheduling policy ---------------------------------------------------------------
@@ -130,7 +132,7 @@ class PctPolicy:
         _, who = self._cpu_prio(best)
         cur = best.ci_curlwp
         if cur is not None and who is not cur:
-            self.k.runq.preempt(best)      # a queued LWP outranks the current one
+            preempt(self.k, best)          # a queued LWP outranks the current one
         self.last = who
         return best
 

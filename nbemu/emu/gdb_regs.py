@@ -1,6 +1,6 @@
-"""GDB's view of an LWP's registers: the target description (target.xml, one
-file per architecture under guest/arch/) and the 'g'/'p' register file built
-from it.
+"""GDB's view of an LWP's registers: the 'g'/'p' register file built from the
+port's target description (target.xml) and register map, both in the port's
+module under guest/arch/ (Abi.gdb_target_xml, Abi.gdb_reg_map).
 
 The XML is the single source of the register order: the n-th <reg> is gdb's
 register n and the n-th field of a 'g' packet. This module maps each name to a
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unicorn.unicorn_py3.unicorn import uclib
@@ -22,160 +21,6 @@ if TYPE_CHECKING:
     from nbemu.syscalls.lwp import Lwp
 
     from .machine import Machine
-
-ARCH_DIR = Path(__file__).resolve().parents[1] / "guest" / "arch"
-
-
-def target_xml(arch: str) -> bytes | None:
-    """guest/arch/<arch>_gdb.xml, else a description built here."""
-    p = ARCH_DIR / f"{arch}_gdb.xml"
-    if p.is_file():
-        return p.read_bytes()
-    gen = _BUILT_IN_XML.get(arch)
-    return gen().encode() if gen is not None else None
-
-
-def _aarch64_xml() -> str:
-    """NetBSD/aarch64 as gdb's aarch64 support expects it: the core feature
-    (x0-x30, sp, pc, cpsr), the fpu feature (v0-v31, fpsr, fpcr), and the tls
-    feature (tpidr, TPIDR_EL0: NetBSD's TLS base)."""
-    core = "".join(f'    <reg name="x{i}" bitsize="64" type="int"/>\n' for i in range(31))
-    vec = "".join(f'    <reg name="v{i}" bitsize="128" type="aarch64v"/>\n' for i in range(32))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>aarch64</architecture>
-  <feature name="org.gnu.gdb.aarch64.core">
-    <flags id="cpsr_flags" size="4">
-      <field name="SP" start="0" end="0"/>
-      <field name="EL" start="2" end="3"/>
-      <field name="nRW" start="4" end="4"/>
-      <field name="F" start="6" end="6"/>
-      <field name="I" start="7" end="7"/>
-      <field name="A" start="8" end="8"/>
-      <field name="D" start="9" end="9"/>
-      <field name="V" start="28" end="28"/>
-      <field name="C" start="29" end="29"/>
-      <field name="Z" start="30" end="30"/>
-      <field name="N" start="31" end="31"/>
-    </flags>
-{core}    <reg name="sp" bitsize="64" type="data_ptr"/>
-    <reg name="pc" bitsize="64" type="code_ptr"/>
-    <reg name="cpsr" bitsize="32" type="cpsr_flags"/>
-  </feature>
-  <feature name="org.gnu.gdb.aarch64.fpu">
-    <vector id="v2d" type="ieee_double" count="2"/>
-    <vector id="v2u" type="uint64" count="2"/>
-    <vector id="v4f" type="ieee_single" count="4"/>
-    <vector id="v4u" type="uint32" count="4"/>
-    <vector id="v8u" type="uint16" count="8"/>
-    <vector id="v16u" type="uint8" count="16"/>
-    <union id="aarch64v">
-      <field name="d" type="v2d"/>
-      <field name="u2" type="v2u"/>
-      <field name="s" type="v4f"/>
-      <field name="u4" type="v4u"/>
-      <field name="h" type="v8u"/>
-      <field name="b" type="v16u"/>
-      <field name="q" type="uint128"/>
-    </union>
-{vec}    <reg name="fpsr" bitsize="32" type="int"/>
-    <reg name="fpcr" bitsize="32" type="int"/>
-  </feature>
-  <feature name="org.gnu.gdb.aarch64.tls">
-    <reg name="tpidr" bitsize="64" type="data_ptr"/>
-  </feature>
-</target>
-"""
-
-
-def _arm_xml() -> str:
-    """NetBSD/earmv7hf as gdb's arm support expects it: the core feature (r0-r12,
-    sp, lr, pc, cpsr), the VFPv3 feature (d0-d31, fpscr) and the tls feature
-    (tpidruro: NetBSD's TLS base, TPIDRURO)."""
-    core = "".join(f'    <reg name="r{i}" bitsize="32" type="uint32"/>\n' for i in range(13))
-    vfp = "".join(f'    <reg name="d{i}" bitsize="64" type="ieee_double"/>\n'
-                  for i in range(32))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>arm</architecture>
-  <feature name="org.gnu.gdb.arm.core">
-{core}    <reg name="sp" bitsize="32" type="data_ptr"/>
-    <reg name="lr" bitsize="32"/>
-    <reg name="pc" bitsize="32" type="code_ptr"/>
-    <reg name="cpsr" bitsize="32"/>
-  </feature>
-  <feature name="org.gnu.gdb.arm.vfp">
-{vfp}    <reg name="fpscr" bitsize="32" type="int" group="float"/>
-  </feature>
-  <feature name="org.gnu.gdb.arm.tls">
-    <reg name="tpidruro" bitsize="32" type="data_ptr"/>
-  </feature>
-</target>
-"""
-
-
-def _i386_xml() -> str:
-    """NetBSD/i386 as gdb's i386 support expects it: the core feature (eight GPRs
-    in gdb's order eax ecx edx ebx esp ebp esi edi, eip, eflags, the six segment
-    selectors, then the x87 registers: gdb requires all of them), the sse feature
-    (xmm0-7, mxcsr) and the segments feature (fs_base, gs_base: NetBSD's TLS
-    base is the %gs base)."""
-    gprs = "".join(f'    <reg name="{n}" bitsize="32" type="{t}"/>\n' for n, t in (
-        ("eax", "int32"), ("ecx", "int32"), ("edx", "int32"), ("ebx", "int32"),
-        ("esp", "data_ptr"), ("ebp", "data_ptr"), ("esi", "int32"), ("edi", "int32"),
-        ("eip", "code_ptr"), ("eflags", "i386_eflags")))
-    eflags = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
-        ("CF", 0), ("", 1), ("PF", 2), ("AF", 4), ("ZF", 6), ("SF", 7), ("TF", 8),
-        ("IF", 9), ("DF", 10), ("OF", 11), ("NT", 14), ("RF", 16), ("VM", 17),
-        ("AC", 18), ("VIF", 19), ("VIP", 20), ("ID", 21)))
-    segs = "".join(f'    <reg name="{n}" bitsize="32" type="int32"/>\n'
-                   for n in ("cs", "ss", "ds", "es", "fs", "gs"))
-    x87 = "".join(f'    <reg name="st{i}" bitsize="80" type="i387_ext"/>\n' for i in range(8))
-    x87 += "".join(f'    <reg name="{n}" bitsize="32" type="int" group="float"/>\n' for n in (
-        "fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop"))
-    mxcsr = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
-        ("IE", 0), ("DE", 1), ("ZE", 2), ("OE", 3), ("UE", 4), ("PE", 5), ("DAZ", 6),
-        ("IM", 7), ("DM", 8), ("ZM", 9), ("OM", 10), ("UM", 11), ("PM", 12), ("FZ", 15)))
-    xmm = "".join(f'    <reg name="xmm{i}" bitsize="128" type="vec128"/>\n' for i in range(8))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>i386</architecture>
-  <feature name="org.gnu.gdb.i386.core">
-    <flags id="i386_eflags" size="4">
-{eflags}    </flags>
-{gprs}{segs}{x87}  </feature>
-  <feature name="org.gnu.gdb.i386.sse">
-    <vector id="v4f" type="ieee_single" count="4"/>
-    <vector id="v2d" type="ieee_double" count="2"/>
-    <vector id="v16i8" type="int8" count="16"/>
-    <vector id="v8i16" type="int16" count="8"/>
-    <vector id="v4i32" type="int32" count="4"/>
-    <vector id="v2i64" type="int64" count="2"/>
-    <union id="vec128">
-      <field name="v4_float" type="v4f"/>
-      <field name="v2_double" type="v2d"/>
-      <field name="v16_int8" type="v16i8"/>
-      <field name="v8_int16" type="v8i16"/>
-      <field name="v4_int32" type="v4i32"/>
-      <field name="v2_int64" type="v2i64"/>
-      <field name="uint128" type="uint128"/>
-    </union>
-    <flags id="i386_mxcsr" size="4">
-{mxcsr}    </flags>
-{xmm}    <reg name="mxcsr" bitsize="32" type="i386_mxcsr" group="vector"/>
-  </feature>
-  <feature name="org.gnu.gdb.i386.segments">
-    <reg name="fs_base" bitsize="32" type="int"/>
-    <reg name="gs_base" bitsize="32" type="int"/>
-  </feature>
-</target>
-"""
-
-
-_BUILT_IN_XML = {"aarch64": _aarch64_xml, "earmv7hf": _arm_xml, "i386": _i386_xml}
 
 
 class Reg:
@@ -187,100 +32,14 @@ class Reg:
             num, name, size, uc, kind, arg)
 
 
-def _amd64_map() -> dict[str, tuple[str, int, int]]:
-    """name -> (kind, unicorn id, arg). Kinds: 'int' (batched), 'ro' (batched,
-    writes ignored: segment selectors), 'ftag' (tag word translated), 'st'
-    (x87 register arg relative to TOP), 'wide' (raw bytes)."""
-    from unicorn import x86_const as X
-    m: dict[str, tuple[str, int, int]] = {}
-    for n in ("rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip "
-              "eflags fs_base gs_base mxcsr").split():
-        m[n] = ("int", getattr(X, "UC_X86_REG_" + n.upper()), 0)
-    for n in ("cs", "ss", "ds", "es", "fs", "gs"):
-        m[n] = ("ro", getattr(X, "UC_X86_REG_" + n.upper()), 0)
-    for n, u in (("fctrl", "FPCW"), ("fstat", "FPSW"), ("fiseg", "FCS"), ("fioff", "FIP"),
-                 ("foseg", "FDS"), ("fooff", "FDP"), ("fop", "FOP")):
-        m[n] = ("int", getattr(X, "UC_X86_REG_" + u), 0)
-    m["ftag"] = ("ftag", X.UC_X86_REG_FPTAG, 0)
-    for i in range(8):
-        m[f"st{i}"] = ("st", X.UC_X86_REG_FP0, i)
-    for i in range(16):
-        m[f"xmm{i}"] = ("wide", getattr(X, f"UC_X86_REG_XMM{i}"), 0)
-    return m
-
-
-def _aarch64_map() -> dict[str, tuple[str, int, int]]:
-    from unicorn import arm64_const as A
-    m: dict[str, tuple[str, int, int]] = {}
-    for i in range(29):
-        m[f"x{i}"] = ("int", A.UC_ARM64_REG_X0 + i, 0)
-    m["x29"] = ("int", A.UC_ARM64_REG_X29, 0)
-    m["x30"] = ("int", A.UC_ARM64_REG_X30, 0)
-    m["sp"] = ("int", A.UC_ARM64_REG_SP, 0)
-    m["pc"] = ("int", A.UC_ARM64_REG_PC, 0)
-    m["cpsr"] = ("int", A.UC_ARM64_REG_NZCV, 0)      # EL0: only the flags matter
-    for i in range(32):
-        m[f"v{i}"] = ("wide", A.UC_ARM64_REG_V0 + i, 0)
-    m["fpsr"] = ("int", A.UC_ARM64_REG_FPSR, 0)
-    m["fpcr"] = ("int", A.UC_ARM64_REG_FPCR, 0)
-    m["tpidr"] = ("int", A.UC_ARM64_REG_TPIDR_EL0, 0)
-    return m
-
-
-def _arm_map() -> dict[str, tuple[str, int, int]]:
-    from unicorn import arm_const as A
-    m: dict[str, tuple[str, int, int]] = {}
-    for i in range(13):
-        m[f"r{i}"] = ("int", A.UC_ARM_REG_R0 + i, 0)
-    for n in ("sp", "lr", "pc", "cpsr", "fpscr"):
-        m[n] = ("int", getattr(A, "UC_ARM_REG_" + n.upper()), 0)
-    for i in range(32):
-        m[f"d{i}"] = ("int", A.UC_ARM_REG_D0 + i, 0)    # 64-bit: fits the batches
-    m["tpidruro"] = ("int", A.UC_ARM_REG_C13_C0_3, 0)
-    return m
-
-
-def _i386_map() -> dict[str, tuple[str, int, int]]:
-    """As amd64's, plus kinds 'const' (the value arg, writes ignored) and 'tls'
-    (batched read, written through abi.set_tls). Unicorn's selectors stay 0 in
-    nbemu: gdb sees the user selectors NetBSD loads (as mcontexts show them).
-    %gs base: read from its DR0 shadow, written through the IA32_GS_BASE MSR
-    (guest/arch/i386.py)."""
-    from unicorn import x86_const as X
-
-    from nbemu.guest.arch import i386 as I
-    m: dict[str, tuple[str, int, int]] = {}
-    for n in "eax ecx edx ebx esp ebp esi edi eip eflags mxcsr".split():
-        m[n] = ("int", getattr(X, "UC_X86_REG_" + n.upper()), 0)
-    for n, v in (("cs", I.USER_CS), ("ss", I.USER_DS), ("ds", I.USER_DS),
-                 ("es", I.USER_DS), ("fs", I.USER_FS), ("gs", I.USER_GS)):
-        m[n] = ("const", 0, v)
-    for n, u in (("fctrl", "FPCW"), ("fstat", "FPSW"), ("fiseg", "FCS"), ("fioff", "FIP"),
-                 ("foseg", "FDS"), ("fooff", "FDP"), ("fop", "FOP")):
-        m[n] = ("int", getattr(X, "UC_X86_REG_" + u), 0)
-    m["ftag"] = ("ftag", X.UC_X86_REG_FPTAG, 0)
-    for i in range(8):
-        m[f"st{i}"] = ("st", X.UC_X86_REG_FP0, i)
-        m[f"xmm{i}"] = ("wide", getattr(X, f"UC_X86_REG_XMM{i}"), 0)
-    m["fs_base"] = ("const", 0, 0)          # NetBSD/i386 TLS uses %gs only
-    m["gs_base"] = ("tls", I.TLS_SHADOW, 0)
-    return m
-
-
-_MAPS = {"amd64": _amd64_map, "aarch64": _aarch64_map, "earmv7hf": _arm_map,
-         "i386": _i386_map}
-
-
 class RegFile:
     """The registers of one architecture as gdb numbers them."""
 
-    def __init__(self, machine: "Machine", arch: str) -> None:
+    def __init__(self, machine: "Machine") -> None:
         self.m = machine
-        xml = target_xml(arch)
-        if xml is None or arch not in _MAPS:
-            raise ValueError(f"no GDB target description for {arch}")
-        self.xml = xml
-        names = _MAPS[arch]()
+        abi = machine.abi
+        xml = self.xml = abi.gdb_target_xml()
+        names = abi.gdb_reg_map()
         self.regs: list[Reg] = []
         for el in ET.fromstring(xml).iter("reg"):
             name = el.get("name", "")
@@ -289,10 +48,7 @@ class RegFile:
             self.regs.append(Reg(len(self.regs), name, size, uc, kind, arg))
         self._batched = [r for r in self.regs if r.kind in ("int", "ro", "ftag", "tls")]
         self._batch_ids = tuple(r.uc for r in self._batched)  # type: ignore[misc]
-        self._fpsw: int | None = None
-        if arch in ("amd64", "i386"):
-            from unicorn import x86_const as X
-            self._fpsw = X.UC_X86_REG_FPSW
+        self._fpsw = abi.gdb_fpsw_reg         # x87 status word (st<i> are relative to TOP)
         self._buf = ctypes.create_string_buffer(64)
 
     # -- raw access to wide registers -------------------------------------------

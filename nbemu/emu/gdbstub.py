@@ -83,6 +83,7 @@ from xml.sax.saxutils import quoteattr
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
 from unicorn.unicorn_py3.unicorn import uclib
 
+from nbemu.syscalls.kern_synch import preempt
 from nbemu.syscalls.lwp import LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB, Lwp
 
 from .gdb_conn import PACKET_SIZE, Conn, Listener
@@ -162,7 +163,7 @@ class GdbStub:
         self.m = m = session.machine
         self.k = session.kernel
         self.proc = session.kernel.proc
-        self.regs = RegFile(m, m.abi.name)
+        self.regs = RegFile(m)
         self.listener = Listener(spec)
         self.conn: Conn | None = None
         self.active = True           # False once detached: every hook is inert
@@ -249,7 +250,7 @@ class GdbStub:
             self.default_action = ("c", 0)
             return False
         if ci.spc_count:
-            self.k.runq.preempt(ci)          # let queued LWPs that may run have the vCPU
+            preempt(self.k, ci)              # let queued LWPs that may run have the vCPU
         self._spins += 1
         if self._spins > 4 * len(self.k.cpus) + 8:
             # Nothing that gdb resumed can run: wait for gdb (Ctrl-C) or a timeout.

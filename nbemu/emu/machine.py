@@ -35,7 +35,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from nbemu.guest.arch.base import Abi
 from nbemu.syscalls.kernel import Kernel
-from nbemu.syscalls.lwp import LSONPROC, LW_USERRET, Lwp
+from nbemu.syscalls.lwp import Lwp
 
 from . import native
 from .engine import new_engine
@@ -48,7 +48,6 @@ _INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
 _TRAP_CB = ctypes.CFUNCTYPE(None)
 
 TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
-DET_SLICE_BLOCKS = (2_000, 20_000)   # deterministic mode: blocks per turn (seeded)
 
 # The access kinds Unicorn passes to an invalid-access hook (UC_MEM_*).
 _UNMAPPED = {UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED}
@@ -566,61 +565,44 @@ class Machine:
                     break
             if self.internal_error is not None:
                 raise self.internal_error
-            if k.hostsig_check:
-                k.post_host_signals()
-            if k.callout.pending:
-                k.run_callouts()
-            ci = k.pick_cpu()
-            if ci is None:
+            turn = k.next_turn()
+            if turn is None:
                 if p.p_exiting:
                     break
-                if p.p_stat == 4:                   # SSTOP: stopped by a signal
+                stopped, deadline = k.idle()
+                if stopped:                     # SSTOP: stopped by a signal
                     self._host_stop()
                     continue
-                deadline = k.callout.next_deadline()
                 if dbg is not None and dbg.idle(deadline):
                     continue
                 if deadline is None:
                     raise DeadlockError()
-                k.clock.wait_until(deadline)
-                k.run_callouts()
+                k.idle_until(deadline)
                 continue
-            l = k.switch_in(ci)
+            ci, l = turn
             if l is None:
                 continue
             if dbg is not None and dbg.hold(ci, l):
                 continue                        # not resumed by gdb: its vCPU waits
             self._load(l)
             self.curlwp = l
-            if l.l_kstack is not None:
-                try:
-                    k.resume(l)
-                except Exception as e:
-                    raise InternalError(l, l.l_sysvals or [], e) from e
-                if self._pending_pc is not None:
-                    self._apply_pending_pc()
-                if l.l_stat != LSONPROC or l.l_proc.p_exiting:
-                    continue
-            elif l.l_flag & LW_USERRET:
-                k.userret(l)
-                if l.l_stat != LSONPROC or l.l_proc.p_exiting:
-                    continue
-            self._run_slice(ci, l)
+            try:
+                go = k.enter(l)
+            except Exception as e:
+                raise InternalError(l, l.l_sysvals or [], e) from e
+            if self._pending_pc is not None:
+                self._apply_pending_pc()
+            if go:
+                self._run_slice(ci, l)
 
     def _run_slice(self, ci, l: Lwp) -> None:
         k = self.kernel
         nat = self.native
         rr = self.rr
-        cut = k.must_preempt_soon(ci)
+        cut, budget = k.slice(ci, l)
         if self.hook_wanted and not self._hook_installed:
             self._install_block_hook()
         if self.deterministic:
-            lo, hi = DET_SLICE_BLOCKS
-            pol = k.sched_policy
-            budget = pol.slice_budget(ci, l) if pol is not None else k.rng.randint(lo, hi)
-            if k.sched_log is not None:
-                # Every turn is a decision: which vCPU and LWP run, for how long.
-                k.sched_log.append(("turn", ci.ci_index, l.l_lid, budget))
             if nat is not None:
                 nat.budget.value = budget
             else:
@@ -688,28 +670,19 @@ class Machine:
         from nbemu.syscalls.signals import Sig
         sig, code, addr, what = Sig.SIGSEGV, 1, 0, "fault"
         trapno = errc = 0
-        fsi = getattr(self.abi, "fault_siginfo", None)   # NetBSD trap(): si_code, trapno
+        fsi = self.abi.fault_siginfo                     # NetBSD trap(): si_code, trapno
         pc = self.regs_get(l, (self.abi.pc_reg,))[0]
         if self._fault is not None:
             access, addr, _size = self._fault
             kind = _MEM_ACCESS.get(access, "access")
-            if access in _UNMAPPED:
-                sig, code, what = Sig.SIGSEGV, 1, f"{kind} of unmapped address {addr:#x}"
-            else:
-                sig, code, what = Sig.SIGSEGV, 2, f"{kind} not permitted at {addr:#x}"
-            if fsi is not None:
-                sig, code, addr, trapno, errc, what = fsi(
-                    "unmapped" if access in _UNMAPPED else "prot", addr, pc, access=kind)
+            sig, code, addr, trapno, errc, what = fsi(
+                "unmapped" if access in _UNMAPPED else "prot", addr, pc, access=kind)
         elif self._intno is not None:
-            sig, what = self.abi.trap_signal(self._intno)
-            if fsi is not None:
-                sig, code, addr, trapno, errc, what = fsi("intr", 0, pc, intno=self._intno)
+            sig, code, addr, trapno, errc, what = fsi("intr", 0, pc, intno=self._intno)
         elif err is not None:
             from unicorn import UC_ERR_INSN_INVALID
             if err.errno == UC_ERR_INSN_INVALID:
-                sig, what = Sig.SIGILL, "illegal instruction"
-                if fsi is not None:
-                    sig, code, addr, trapno, errc, what = fsi("invalid", 0, pc)
+                sig, code, addr, trapno, errc, what = fsi("invalid", 0, pc)
             else:
                 what = f"engine error: {err}"
         if self.debugger is not None:

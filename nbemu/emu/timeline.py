@@ -37,8 +37,8 @@ CAT_CPU = "cpu"
 
 
 # Start trampolines that take the real start function in a register: Go's
-# runtime.lwp_tramp (its newosproc's lwp_mcontext_init puts fn in R12 on amd64,
-# ESI on i386, X2 on arm64, R2 on arm).
+# runtime.lwp_tramp (its newosproc's lwp_mcontext_init puts fn in the port's
+# Abi.go_lwp_tramp_fn_reg: R12 on amd64, ESI on i386, X2 on arm64, R2 on arm).
 _TRAMPOLINES = {"runtime.lwp_tramp"}
 
 
@@ -48,17 +48,6 @@ def _func(sym: str | None) -> str | None:
         return None
     nm = sym.split("+", 1)[0]
     return nm[:-5] if nm.endswith(".abi0") else nm
-
-
-def _reg(arch_mod: str, name: str):
-    def get() -> int:
-        import importlib
-        return getattr(importlib.import_module(f"unicorn.{arch_mod}_const"), name)
-    return get
-
-
-_TRAMP_FN_REG = {"amd64": _reg("x86", "UC_X86_REG_R12"), "i386": _reg("x86", "UC_X86_REG_ESI"),
-                 "aarch64": _reg("arm64", "UC_ARM64_REG_X2"), "earmv7hf": _reg("arm", "UC_ARM_REG_R2")}
 
 
 class Timeline:
@@ -143,8 +132,7 @@ class Timeline:
             return
         try:
             m = self.s.machine
-            fn_reg = _TRAMP_FN_REG.get(m.abi.name)
-            ids = [m.abi.pc_reg] + ([fn_reg()] if fn_reg is not None else [])
+            ids = [m.abi.pc_reg, m.abi.go_lwp_tramp_fn_reg]
             self.start_regs[key] = tuple(m.regs_get(l, ids))
         except Exception:          # (no saved context: only the label is lost)
             self.start_regs[key] = ()

@@ -147,7 +147,7 @@ def check_segments(vm: VmMap, img: ElfImage, abi: archmod.Abi, bias: int, what: 
     if maxt is not None and tsize > maxt:
         raise ElfError(f"{what}: text of {tsize:#x} bytes exceeds MAXTSIZ ({maxt:#x}): "
                        f"Cannot allocate memory")
-    dlimit = getattr(vm, "dsiz_limit", None) or abi.dfldsiz
+    dlimit = vm.dsiz_limit or abi.dfldsiz
     if dsize > dlimit:
         raise ElfError(f"{what}: data of {dsize:#x} bytes exceeds the data size limit "
                        f"({dlimit:#x}): Cannot allocate memory")
@@ -247,10 +247,12 @@ def load_interp(vm: VmMap, name: str, abi: archmod.Abi, root: str) -> tuple[int,
 
 
 class _Root:
-    """What vfs_lookup.namei needs of a kernel: the guest root."""
+    """What vfs_lookup.namei needs of a kernel: the guest root, and the slot
+    where rootvnode() keeps it open (Kernel.vfs_rootvp)."""
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.vfs_rootvp: tuple[str, object] | None = None
 
 
 def _lookup_in_root(root: str, name: str):

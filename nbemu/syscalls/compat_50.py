@@ -83,7 +83,7 @@ def compat_50_sys_gettimeofday(l: Lwp, a, retval: list[int]) -> int:
 
 @syscall(232, "compat_50_clock_gettime")
 def compat_50_sys_clock_gettime(l: Lwp, a, retval: list[int]) -> int:
-    from .sys_lwp import clock_gettime1
+    from .kern_time import clock_gettime1
     error, ns = clock_gettime1(l, a.clock_id)
     if error:
         return error

@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import os
 import select
-from typing import Any, Generator
+from typing import Any, Callable, Generator
 
 from .errno import Errno, from_host
 from .hostinput import HOSTPOLL_NS, host_input
-from .kern_descrip import FNONBLOCK, FREAD, FWRITE, FMASK, fd_affix, fd_alloc
+from .kern_descrip import FNONBLOCK, FREAD, FWRITE, FMASK, File, fd_affix, fd_alloc
 from .kern_sleepq import kpause, sleepq_wake
 from .lwp import Lwp
 from .vfs_lookup import proc_fd
+
+# HostFile(hfd, f_flag, name, owns_fd=, guest_path=): the vnode file of vfs_syscalls
+VnFile = Callable[..., File]
 
 
 class FifoCounts:
@@ -44,10 +47,7 @@ class FifoCounts:
 
 
 def _fifos(k: Any) -> dict[tuple, FifoCounts]:
-    reg = getattr(k, "_fifo_opens", None)
-    if reg is None:
-        reg = k._fifo_opens = {}
-    return reg
+    return k.fifo_opens
 
 
 class FifoHold:
@@ -83,11 +83,13 @@ def _host_readable(fd: int) -> bool:
 
 
 def fifo_open(l: Lwp, vp: int, st: os.stat_result, hflags: int, flags: int, name: str,
-              comps: list[bytes], cloexec: bool, retval: list[int]
+              comps: list[bytes], cloexec: bool, retval: list[int],
+              vnfile: VnFile
               ) -> int | Generator[str, int, int]:
     """Open the FIFO held on vp (an O_PATH descriptor this call owns) with the
     host flags hflags and NetBSD f_flag flags; installs the file and sets
-    retval[0]. A generator when it may have to wait."""
+    retval[0]. A generator when it may have to wait. vnfile makes the open file
+    (vfs_syscalls' HostFile: the vnode fileops sit above this module)."""
     k = l.l_proc.k
     key = ("fifo", st.st_dev, st.st_ino)
     c = _fifos(k).get(key)
@@ -106,14 +108,14 @@ def fifo_open(l: Lwp, vp: int, st: os.stat_result, hflags: int, flags: int, name
         error, hfd = try_open()
         if error or not rd or wr or nonblock or (c is not None and c.writers):
             os.close(vp)
-            return _finish(l, error, hfd, key, rd, wr, flags, name, comps, cloexec, retval)
-        return _wait_writer(l, vp, hfd, key, flags, name, comps, cloexec, retval)
+            return _finish(l, error, hfd, key, rd, wr, flags, name, comps, cloexec, retval, vnfile)
+        return _wait_writer(l, vp, hfd, key, flags, name, comps, cloexec, retval, vnfile)
     # the write side: a host reader lets the open succeed; none here
     error, hfd = _try_write(try_open)
     if error != Errno.ENXIO or nonblock:
         os.close(vp)
-        return _finish(l, error, hfd, key, rd, wr, flags, name, comps, cloexec, retval)
-    return _wait_reader(l, vp, try_open, key, flags, name, comps, cloexec, retval)
+        return _finish(l, error, hfd, key, rd, wr, flags, name, comps, cloexec, retval, vnfile)
+    return _wait_reader(l, vp, try_open, key, flags, name, comps, cloexec, retval, vnfile)
 
 
 def _try_write(try_open: Any) -> tuple[int, int]:
@@ -136,7 +138,8 @@ def _try_write(try_open: Any) -> tuple[int, int]:
 
 
 def _wait_writer(l: Lwp, vp: int, hfd: int, key: tuple, flags: int, name: str,
-                 comps: list[bytes], cloexec: bool, retval: list[int]
+                 comps: list[bytes], cloexec: bool, retval: list[int],
+                 vnfile: VnFile
                  ) -> Generator[str, int, int]:
     """A blocking read open: counted as a reader now (writers may come), then
     sleep until a writer opens here, or data or a hang-up shows on the host."""
@@ -156,11 +159,12 @@ def _wait_writer(l: Lwp, vp: int, hfd: int, key: tuple, flags: int, name: str,
     finally:
         os.close(vp)
     hold.drop()
-    return _finish(l, 0, hfd, key, True, False, flags, name, comps, cloexec, retval)
+    return _finish(l, 0, hfd, key, True, False, flags, name, comps, cloexec, retval, vnfile)
 
 
 def _wait_reader(l: Lwp, vp: int, try_open: Any, key: tuple, flags: int, name: str,
-                 comps: list[bytes], cloexec: bool, retval: list[int]
+                 comps: list[bytes], cloexec: bool, retval: list[int],
+                 vnfile: VnFile
                  ) -> Generator[str, int, int]:
     """A blocking write open: sleep until a reader opens (here: woken at once;
     in another process: seen at the next poll)."""
@@ -175,14 +179,14 @@ def _wait_reader(l: Lwp, vp: int, try_open: Any, key: tuple, flags: int, name: s
                 return error
     finally:
         os.close(vp)
-    return _finish(l, error, hfd, key, False, True, flags, name, comps, cloexec, retval)
+    return _finish(l, error, hfd, key, False, True, flags, name, comps, cloexec, retval, vnfile)
 
 
 def _finish(l: Lwp, error: int, hfd: int, key: tuple, rd: bool, wr: bool, flags: int,
-            name: str, comps: list[bytes], cloexec: bool, retval: list[int]) -> int:
+            name: str, comps: list[bytes], cloexec: bool, retval: list[int],
+            vnfile: VnFile) -> int:
     """Install the opened FIFO in the lowest free slot (taken now: other LWPs
     may have opened files while this one slept)."""
-    from .vfs_syscalls import HostFile
     if error:
         return error
     p = l.l_proc
@@ -191,7 +195,7 @@ def _finish(l: Lwp, error: int, hfd: int, key: tuple, rd: bool, wr: bool, flags:
         os.close(hfd)
         return error
     # The host descriptor stays O_NONBLOCK: HostFile._fifo_read/_fifo_write wait.
-    fp = HostFile(hfd, flags & FMASK, name, owns_fd=True, guest_path=comps)
+    fp = vnfile(hfd, flags & FMASK, name, owns_fd=True, guest_path=comps)
     fp.fifo_hold = FifoHold(p.k, key, rd, wr)
     fd_affix(p, fp, fd, cloexec)
     retval[0] = fd

@@ -20,6 +20,9 @@ from typing import Any, Callable, Protocol
 
 
 class InputLog(Protocol):
+    """emu/record.py's Recorder (replaying False) and Replayer (True)."""
+    replaying: bool
+
     def input(self, kind: str, fn: Callable[[], Any]) -> Any: ...
 
 

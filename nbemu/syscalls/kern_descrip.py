@@ -23,12 +23,12 @@ reference, the host's descriptors stay open.
 """
 from __future__ import annotations
 
-import fcntl as host_fcntl
 import os
 import stat as host_stat
 import struct
 from typing import TYPE_CHECKING, Any, Generator, NamedTuple
 
+from . import upcall
 from .cstruct import FLOCK, STAT
 from .errno import Errno
 from .lwp import Lwp, Proc
@@ -182,6 +182,14 @@ class File:
     may sleep); the generic code in sys_generic.py runs either.
     """
     f_type = DTYPE_MISC
+    # What a vnode file backed by a host descriptor (vfs_syscalls.HostFile, and its
+    # sockets) has and the other files have not: declared here, so that generic
+    # code asks the file instead of probing it.
+    hostfd: int | None = None            # the host descriptor (-1: none after all)
+    v_type: int | None = None            # enum vtype of a vnode (vfs_lookup.VREG, ...)
+    f_guest: list[bytes] | None = None   # the guest path's components, when known
+    is_dir = False
+    f_mmap = False                       # fo_mmap != NULL: mmap can map it (else ENODEV)
 
     def __init__(self, flag: int, name: str) -> None:
         self.f_flag = flag
@@ -252,23 +260,6 @@ def fd_limit(p: Proc) -> int:
     if lim:
         return min(int(lim[0]), MAXFILES)
     return DEFAULT_NOFILE
-
-
-def filedesc_init(p: Proc) -> Filedesc:
-    """A fresh table with fd 0, 1, 2 bound to the host's stdin/stdout/stderr
-    (called by exec and by tests/khelp.py)."""
-    from .vfs_syscalls import HostFile       # vnode fileops; imports this module
-    fdp = Filedesc()
-    p.p_fd = fdp
-    for fd, name in enumerate(("<stdin>", "<stdout>", "<stderr>")):
-        try:
-            hflags = host_fcntl.fcntl(fd, host_fcntl.F_GETFL)
-        except OSError:
-            continue                         # the host gave us no such descriptor
-        # the host descriptor's access mode and append flag, in NetBSD's terms
-        flag = FFLAGS(hflags & O_ACCMODE) | (FAPPEND if hflags & os.O_APPEND else 0)
-        fd_affix(p, HostFile(fd, flag, name, owns_fd=False, guest_path=None), fd)
-    return fdp
 
 
 def _fdp(p: Proc) -> Filedesc:
@@ -342,8 +333,7 @@ def fd_close(p: Proc, fd: int) -> int:
     fp = fdp.fd_ofiles[fd]
     assert fp is not None
     if fdp.fd_knlist.get(fd):
-        from .kern_event import knote_fdclose   # kern_event imports this module
-        knote_fdclose(p, fd)
+        upcall.knote_fdclose(p, fd)
     fdp.fd_ofiles[fd] = None
     fdp.fd_exclose[fd] = False
     if fp.f_type == DTYPE_VNODE and p.k is not None and p.k.lockf_state is not None:

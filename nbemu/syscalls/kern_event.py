@@ -35,6 +35,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Generator
 
+from . import upcall
 from .cstruct import KEVENT, KEVENT100, Layout
 from .errno import Errno, KernErrno
 from .hostinput import HOSTPOLL_NS   # how often a waiting scan re-polls host fds
@@ -46,7 +47,7 @@ from .kern_tc import TICK_NS as HZ_TICK_NS   # one hardclock tick: the shortest 
 from .kern_time import copyin_timespec
 from .lwp import Lwp, Proc
 from .table import syscall
-from .vfs_syscalls import VDIR, VREG
+from .vfs_lookup import VDIR, VREG
 
 # -- sys/event.h ------------------------------------------------------------------
 EVFILT_READ, EVFILT_WRITE, EVFILT_AIO, EVFILT_VNODE, EVFILT_PROC = 0, 1, 2, 3, 4
@@ -722,3 +723,6 @@ def compat_100_sys___kevent50(l: Lwp, a, retval: list[int]) -> Generator:
 @syscall(345, "compat_50_kevent")
 def compat_50_sys_kevent(l: Lwp, a, retval: list[int]) -> Generator:
     return (yield from _kevent(l, a, retval, False, ts50=True))
+
+
+upcall.knote_fdclose = knote_fdclose     # for kern_descrip's fd_close

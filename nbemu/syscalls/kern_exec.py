@@ -217,7 +217,7 @@ def sys_fexecve(l: Lwp, a, retval: list[int]) -> Generator[str, int, int] | int:
     fp = fd_getfile(l.l_proc, a.fd)
     if fp is None:
         return Errno.EBADF
-    comps = getattr(fp, "f_guest", None)
+    comps = fp.f_guest
     if comps is None:
         return Errno.EACCES
     return execve1(l, b"/" + b"/".join(comps), a.argp, a.envp)

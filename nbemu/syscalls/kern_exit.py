@@ -14,20 +14,25 @@ from __future__ import annotations
 
 from typing import Generator
 
+from . import upcall
+from .cstruct import RUSAGE
 from .errno import Errno
+from .kern_descrip import fd_free
+from .kern_fork import vfork_chan
+from .kern_proc import proc_free, proc_reparent, wait_chan
+from .kern_prot import orphan_candidates, orphaned_now, proc_cred, proc_pgid, proc_session
+from .kern_resource import ruadd, rusage_self
+from .kern_sig import Ksiginfo, child_notify
+from .kern_tty import orphanpg_check, sess_leader_exit
+from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
 from .lwp import LSONPROC, LSRUN, LSSLEEP, PS_CONTINUED, SSTOP, SZOMB, Lwp, Proc
+from .signals import (CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED,  # noqa: F401
+                      CLD_TRAPPED, Sig)
 from .table import syscall
+from .vfs_lookup import cwdfree
 
-# Ksiginfo codes for SIGCHLD (sys/siginfo.h)
-CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
-SIGCHLD = 20
 _WCONTINUED = 0xFFFF
 _WSTOPPED = 0o177
-
-
-def wait_chan(p: Proc) -> tuple:
-    """The channel a parent's wait sleeps on (p_waitcv of the parent)."""
-    return ("p_waitcv", p.p_pid)
 
 
 def lwp_off_queues(l: Lwp) -> None:
@@ -64,11 +69,8 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     k.platform.request_stop()
     if p is k.proc:
         return                              # nbemu ends with its first process
-    from .kern_descrip import fd_free
-    from .kern_resource import ruadd, rusage_self
     p.p_ru = ruadd(k.abi, rusage_self(p), p.p_cru)       # its children's times are its own
     fd_free(p)
-    from .vfs_lookup import cwdfree
     cwdfree(p)
     for l2 in list(p.p_lwps.values()):
         k.platform.context_free(l2)
@@ -82,15 +84,12 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
             vm.release_all()
         k.platform.vmspace_free(pmap)
     vfork_done(p)
-    from .kern_tty import orphan_candidates, orphaned_now, orphanpg_check, sess_leader_exit
     cands = orphan_candidates(p)
     before = orphaned_now(k, cands, also=p)
     init = k.proc
     for c in list(p.p_children):
-        from .kern_proc import proc_reparent
         proc_reparent(c, init if init is not None and not init.p_exiting else None)
         if c.p_stat == SZOMB and init is not None:
-            from .kern_sleepq import sleepq_wake
             sleepq_wake(k, wait_chan(init))
     p.p_stat = SZOMB
     # after the reparenting: a child the SIGHUP kills at once is init's zombie
@@ -102,38 +101,8 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
 def vfork_done(p: Proc) -> None:
     """A vfork child execs or exits: its parent runs again."""
     if p.p_vforkwaiting:
-        from .kern_fork import vfork_chan
-        from .kern_sleepq import sleepq_wake
         p.p_vforkwaiting = False
         sleepq_wake(p.k, vfork_chan(p))
-
-
-def child_notify(p: Proc, code: int) -> None:
-    """Tell p's parent that p exited, stopped or continued: SIGCHLD (unless
-    SA_NOCLDSTOP for stops and continues) and a wakeup of its waiters. A zombie
-    whose parent does not want zombies (SIG_IGN or SA_NOCLDWAIT) is freed."""
-    from .kern_sig import SA_NOCLDSTOP, SA_NOCLDWAIT, SIG_IGN, Ksiginfo, kpsignal2
-    from .kern_sleepq import sleepq_wake
-    parent = p.p_pptr
-    k = p.k
-    if parent is None or parent.p_exiting:
-        if code in (CLD_EXITED, CLD_KILLED):
-            from .kern_proc import proc_free
-            proc_free(k, p)
-        return
-    act = parent.p_sigacts.get(SIGCHLD)
-    handler, flags = (act[0], act[2]) if act else (0, 0)
-    exited = code in (CLD_EXITED, CLD_KILLED, CLD_DUMPED)
-    if exited and (handler == SIG_IGN or flags & SA_NOCLDWAIT):
-        from .kern_proc import proc_free
-        proc_free(k, p)
-    elif exited or not flags & SA_NOCLDSTOP:
-        from .kern_prot import proc_cred
-        ksi = Ksiginfo(SIGCHLD, code, p.p_pid, proc_cred(p).cr_uid)
-        ksi.value = p.p_xsig if code in (CLD_KILLED, CLD_DUMPED) else (
-            p.p_xstat or 0) if exited else p.p_xstopsig
-        kpsignal2(parent, ksi)
-    sleepq_wake(k, wait_chan(parent))
 
 
 @syscall(1, "exit")
@@ -155,7 +124,6 @@ P_MYID, P_ALL, P_PID, P_PPID, P_PGID, P_SID = -1, 0, 1, 2, 3, 4
 
 
 def _matches(c: Proc, idtype: int, id_: int) -> bool:
-    from .kern_prot import proc_pgid, proc_session
     if idtype == P_ALL:
         return True
     if idtype == P_PID:
@@ -184,7 +152,6 @@ def do_sys_waitid(l: Lwp, idtype: int, id_: int, options: int, out: dict
     out["pid"] = 0
     if options & ~WALLOPTS or not options & WSELECTOPTS:
         return Errno.EINVAL
-    from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
     while True:
         kids = [c for c in p.p_children if _matches(c, idtype, id_)]
         if not kids:
@@ -194,8 +161,6 @@ def do_sys_waitid(l: Lwp, idtype: int, id_: int, options: int, out: dict
                 out.update(pid=c.p_pid, status=wait_status(c), child=c,
                            code=CLD_KILLED if c.p_xsig else CLD_EXITED)
                 if not options & WNOWAIT:
-                    from .kern_proc import proc_free
-                    from .kern_resource import ruadd
                     p.p_cru = ruadd(k.abi, p.p_cru, c.p_ru)
                     proc_free(k, c)
                 return 0
@@ -231,7 +196,6 @@ def _wait4_args(pid: int) -> tuple[int, int]:
 
 def do_sys_wait(l: Lwp, pid: int, status_va: int, options: int, ru_va: int,
                 retval: list[int], with_rusage: bool = True) -> Generator[str, int, int]:
-    from .kern_prot import proc_pgid
     pid = pid - (1 << 32) if pid >= 1 << 31 else pid
     idtype, id_ = _wait4_args(pid)
     if idtype == P_PGID and id_ == -1:
@@ -248,7 +212,6 @@ def do_sys_wait(l: Lwp, pid: int, status_va: int, options: int, ru_va: int,
             return error
     if ru_va and with_rusage:
         c = out["child"]
-        from .cstruct import RUSAGE
         ru = c.p_ru if c.p_ru is not None else bytes(RUSAGE.on(l.l_proc.k.abi).size)
         error = vm.copyout(ru, ru_va)
     return error
@@ -289,21 +252,19 @@ def sys_wait6(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
         if error:
             return error
     if a.wru:
-        from .cstruct import RUSAGE
         size = RUSAGE.on(k.abi).size
         ru = c.p_ru if c.p_ru is not None else bytes(size)
         error = vm.copyout(ru + (c.p_cru or bytes(size)), a.wru)
         if error:
             return error
     if a.info:
-        from .kern_prot import proc_cred
-        from .kern_sig import Ksiginfo
         code = out["code"]
         value = (c.p_xsig if code == CLD_KILLED else (c.p_xstat or 0)
-                 if code == CLD_EXITED else c.p_xstopsig if code == CLD_STOPPED else SIGCONT)
-        ksi = Ksiginfo(SIGCHLD, code, c.p_pid, proc_cred(c).cr_uid, value)
+                 if code == CLD_EXITED else c.p_xstopsig if code == CLD_STOPPED else Sig.SIGCONT)
+        ksi = Ksiginfo(Sig.SIGCHLD, code, c.p_pid, proc_cred(c).cr_uid, value)
         error = vm.copyout(k.abi.pack_siginfo(ksi)[:k.abi.ksiginfo_size], a.info)
     return error
 
 
-SIGCONT = 19
+
+upcall.exit1 = exit1          # for kern_sig (sigexit) and kern_lwp (lwp_exit)

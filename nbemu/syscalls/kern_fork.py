@@ -19,8 +19,8 @@ from typing import Generator
 from .errno import Errno
 from .kern_descrip import fd_copy
 from .kern_lwp import lwp_create, lwp_start
-from .kern_proc import MAXPROC, RLIMIT_NPROC, nprocs_of_uid, proc_alloc_pid, proc_enter
-from .kern_prot import proc_cred, proc_pgid, proc_session
+from .kern_proc import MAXPROC, RLIMIT_NPROC, proc_alloc_pid, proc_enter
+from .kern_prot import nprocs_of_uid, proc_cred, proc_pgid, proc_session
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
 from .lwp import SZOMB, Lwp, Proc
 from .table import syscall

@@ -1,22 +1,76 @@
-"""LWP life cycle (NetBSD's kern_lwp.c): lwp_create, lwp_exit, lwp_free,
-lwp_wait, suspension on the way to user mode.
+"""LWP life cycle (NetBSD's kern_lwp.c): lwp_create, lwp_start, lwp_exit,
+lwp_free, lwp_wait, lwp_suspend / lwp_continue, and the lwpctl block.
 
-Overview, as in kern_lwp.c: an LWP is created LSIDL, becomes LSRUN (or
-LSSUSPENDED with LWP_SUSPENDED), runs LSONPROC, may sleep (LSSLEEP), and ends
-LSZOMB until _lwp_wait collects it — or is freed at once when detached. LWP ids
-come from the PID space (proc_alloc_lwpid): the first LWP takes the process's
-PID, later ones the next free id. Every LWP owns a u-area from a bounded
-kernel arena; creating one beyond the arena, maxlwp or RLIMIT_NTHR fails with
-EAGAIN as in NetBSD's lwp_create/sys__lwp_create.
+Overview
+--------
+An LWP (struct lwp, syscalls/lwp.py) is a thread of a process: its own
+registers (the platform's context), signal mask and pending set, TLS pointer
+and name; the address space, descriptors and credentials are the process's.
+LWP ids come from the PID space (proc_alloc_lwpid): the first LWP takes the
+process's PID, later ones the next id no process or LWP uses. Every LWP owns
+a u-area from a bounded kernel arena; creating one beyond maxlwp or
+RLIMIT_NTHR is EAGAIN, beyond the arena ENOMEM, as in lwp_create.
+
+Execution states (l_stat, LwpStat)
+----------------------------------
+  LSIDL        being created (lwp_create); not yet runnable
+  LSRUN        runnable, on a CPU's run queue (kern_runq.py)
+  LSONPROC     running: ci_curlwp of a vCPU (kern_synch.nextlwp)
+  LSSLEEP      on a sleep queue, with a wait channel (kern_sleepq.py)
+  LSSTOP       stopped with its process (kern_sig.py: proc_stop)
+  LSSUSPENDED  suspended by _lwp_suspend or created LWP_SUSPENDED
+  LSZOMB       exited, waiting for _lwp_wait -- or freed at once if detached
+
+State transitions (lwp.py _LEGAL checks each one in Lwp.set_stat)
+------------------------------------------------------------------
+  LSIDL    -> LSRUN (lwp_start), LSSUSPENDED (LWP_SUSPENDED), LSSTOP (process
+              stopping)
+  LSRUN    -> LSONPROC (nextlwp), LSSTOP, LSSUSPENDED (lwp_suspend of a
+              runnable target)
+  LSONPROC -> LSRUN (preempt, yield), LSSLEEP (sleepq_enqueue), LSSTOP and
+              LSSUSPENDED (on the way to user mode: userret), LSZOMB (lwp_exit)
+  LSSLEEP  -> LSRUN (sleepq_remove: wakeup, timeout, signal, unpark), LSSTOP,
+              LSSUSPENDED
+  LSSTOP   -> LSRUN (SIGCONT), LSSLEEP (a stopped sleeper continues asleep),
+              LSSUSPENDED
+  LSSUSPENDED -> LSRUN (lwp_continue), LSSTOP
+  LSZOMB   -> (lwp_free removes it from p_lwps)
+A request to another LWP (suspend, exit, a signal) is a flag (LW_WSUSPEND,
+LW_WEXIT, LW_PENDSIG): the target acts on it itself in userret, on its way
+back to user mode (Kernel.userret), as NetBSD's lwp_userret does.
+
+Calling context (what replaces locking)
+---------------------------------------
+NetBSD guards these fields with p_lock, the LWP's lock and the sleep queue
+locks. nbemu's kernel runs on one host thread and a system call is never
+interrupted: every function here runs either for the LWP on a vCPU (curl,
+LSONPROC, inside its system call or userret) or for the run loop between two
+turns, and nothing else runs until it returns or yields. So:
+- a function that acts on the calling LWP (lwp_exit, lwp_suspend_self)
+  requires curl to be LSONPROC, and leaves its CPU through Kernel.cpu_release;
+- a function that acts on another LWP (lwp_suspend, lwp_continue, lwp_free)
+  reads the target's state once and acts on it at once: no other LWP can
+  change it in between. Only a generator (lwp_wait, the waiting loop of
+  sys__lwp_suspend) lets others run, at its `yield from sleepq_block(...)`,
+  and looks at the world again after each wakeup, as NetBSD's code re-checks
+  after cv_wait;
+- lwp_free requires LSZOMB; lwp_start requires LSIDL (set_stat asserts both
+  ways).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Generator
 
+import struct
+
+from . import upcall
 from .errno import Errno
-from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
-from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSSTOP, LSSUSPENDED, LSZOMB, Lwp,
-                  LwpFlag, Proc)
+from .host_mem import memmove
+from .kern_sig import proc_stopping
+from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_remove, sleepq_wake
+from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
+                  Lwp, LwpFlag, Proc)
+from .uvm_mmap import map_kernel_page
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -104,7 +158,6 @@ def lwp_start(k: "Kernel", l2: Lwp, suspended: bool) -> None:
     if suspended:
         l2.set_stat(LSSUSPENDED)
         return
-    from .kern_sig import proc_stopping
     if proc_stopping(p):
         l2.set_stat(LSSTOP)
         return
@@ -119,11 +172,9 @@ def lwp_exit(l: Lwp) -> None:
     # Count LWPs that will remain; if none (zombies aside), exit the process.
     live = p.p_nlwps - p.p_nzlwps
     if live <= 1 and not p.p_exiting:
-        from .kern_exit import exit1
-        exit1(l, 0, 0)
+        upcall.exit1(l, 0, 0)
         return
     k.event("exit", l)
-    from .sys_lwp import lwpctl_exit
     lwpctl_exit(l)
     k.cpu_release(l)
     p.p_nrlwps -= 1
@@ -250,6 +301,37 @@ def lwp_wait(l: Lwp, lid: int, departed: list[int], exiting: bool = False
     return error
 
 
+def lwp_suspend(curl: Lwp, t: Lwp) -> int:
+    """lwp_suspend(): ask t (of curl's process) to suspend. EDEADLK when curl
+    is the process's last running LWP suspending itself, or is exiting. An
+    LWP that is runnable is suspended at once; one sleeping interruptibly is
+    kicked out of its sleep with no error (a spurious wakeup: _lwp_park
+    returns 0 once continued, _lwp_wait sleeps again) and suspends on its way
+    to user mode, as t itself or one running on another vCPU does (userret).
+    The caller waits for a target not yet LSSUSPENDED (sys__lwp_suspend)."""
+    p = curl.l_proc
+    k = p.k
+    if t is curl and p.p_nrlwps == 1:
+        return Errno.EDEADLK
+    if curl.l_flag & (LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE):
+        return Errno.EDEADLK
+    if t.l_stat == LSSUSPENDED:
+        return 0
+    t.l_flag |= LwpFlag.LW_WSUSPEND
+    if t is curl:
+        return 0               # takes effect in userret
+    if t.l_stat == LSSLEEP and t.l_flag & LwpFlag.LW_SINTR:
+        # setrunnable() -> lwp_unsleep(): out of its sleep with no error
+        sleepq_remove(k, t, 0)
+    elif t.l_stat == LSRUN:
+        k.runq.sched_dequeue(t)
+        t.l_flag &= ~LwpFlag.LW_WSUSPEND
+        p.p_nrlwps -= 1
+        t.set_stat(LSSUSPENDED)
+        k.event("suspend", t)
+    return 0
+
+
 def lwp_suspend_self(l: Lwp) -> None:
     """Apply a pending LW_WSUSPEND on the way to user mode."""
     p = l.l_proc
@@ -270,6 +352,50 @@ def lwp_continue(l: Lwp) -> None:
         p.p_nrlwps += 1
         p.k.setrunnable(l)
         p.k.event("continue", l)
+
+
+# -- lwpctl (kern_lwp.c lwp_ctl_alloc, lwp_ctl_free; the updates of mi_switch) ----------
+LWPCTL_FEATURE_CURCPU = 0x1
+LWPCTL_FEATURE_PCTR = 0x2
+LWPCTL_CPU_NONE = -1
+LWPCTL_CPU_EXITED = -2
+LWPCTL_SIZE = 8        # lwpctl_t: int lc_curcpu; int lc_pctr
+
+
+def lwpctl_write(l: Lwp, cpu: int) -> None:
+    """Update l's lwpctl_t through the kernel's view of its page: the process
+    may have unmapped or replaced its own view (NetBSD keeps the page mapped
+    in the kernel; the process then just stops seeing the updates)."""
+    p = l.l_proc
+    va = l.l_lwpctl
+    page = va & ~(p.k.abi.page_size - 1)
+    memmove(p.p_lwpctl_pages[page] + (va - page), struct.pack("<ii", cpu, l.l_pctr & 0x7FFFFFFF),
+            LWPCTL_SIZE)
+
+
+def lwpctl_exit(l: Lwp) -> None:
+    """lwp_exit(): lc_curcpu = LWPCTL_CPU_EXITED -- and it stays so: NetBSD's
+    mi_switch() writes LWPCTL_CPU_EXITED, not LWPCTL_CPU_NONE, for a zombie
+    switching away, so the block is detached here before the LWP leaves its CPU.
+    (The slot is not reused: lwp_free() would free it, after the reap.)"""
+    if l.l_lwpctl:
+        lwpctl_write(l, LWPCTL_CPU_EXITED)
+        l.l_lwpctl = 0
+
+
+def lwp_ctl_alloc(l: Lwp) -> int:
+    """lwp_ctl_alloc(): give l an lwpctl_t slot in a page shared with the
+    process (mapped on the first call, one page holds page_size/8 slots);
+    ENOMEM when no page can be mapped."""
+    p = l.l_proc
+    if not p.p_lwpctl_free:
+        kp = map_kernel_page(p, "lwpctl")
+        if kp is None:
+            return Errno.ENOMEM
+        va, p.p_lwpctl_pages[kp[0]] = kp
+        p.p_lwpctl_free.extend(range(va + p.k.abi.page_size - LWPCTL_SIZE, va - 1, -LWPCTL_SIZE))
+    l.l_lwpctl = p.p_lwpctl_free.pop()
+    return 0
 
 
 __all__ = ["lwp_create", "lwp_start", "lwp_exit", "lwp_free", "lwp_wait", "LSIDL", "LSONPROC"]

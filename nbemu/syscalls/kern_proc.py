@@ -72,6 +72,6 @@ def proc_free(k: "Kernel", p: Proc) -> None:
     p.p_pptr = None
 
 
-def nprocs_of_uid(k: "Kernel", uid: int) -> int:
-    from .kern_prot import proc_cred
-    return sum(1 for p in k.allproc.values() if proc_cred(p).cr_uid == uid)
+def wait_chan(p: Proc) -> tuple:
+    """The channel a parent's wait sleeps on (p_waitcv of the parent)."""
+    return ("p_waitcv", p.p_pid)

@@ -28,9 +28,16 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from .errno import Errno
-from .lwp import Lwp, Proc
+from . import upcall
+from .kern_proc import pfind
+from .lwp import SZOMB, Lwp, Proc
 from .table import syscall
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
 
 PK_EXEC = 0x00004000             # p_flag: the process has exec'd (sys/proc.h)
 NOID = 0xFFFFFFFF                 # (uid_t)-1 / (gid_t)-1: "leave unchanged"
@@ -84,6 +91,11 @@ def proc_cred(p: Proc) -> Cred:
     if p.p_cred is None:
         prot_init(p)
     return p.p_cred
+
+
+def nprocs_of_uid(k: "Kernel", uid: int) -> int:
+    """The processes of real user uid (chgproccnt's count, for RLIMIT_NPROC)."""
+    return sum(1 for p in k.allproc.values() if proc_cred(p).cr_uid == uid)
 
 
 def proc_pgid(p: Proc) -> int:
@@ -251,7 +263,6 @@ def _target(l: Lwp, pid: int) -> Proc | int:
     """pid 0: the caller; else a live process of the guest (ESRCH)."""
     if pid == 0:
         return l.l_proc
-    from .kern_proc import pfind
     t = pfind(l.l_proc.k, pid)
     return Errno.ESRCH if t is None else t
 
@@ -274,6 +285,49 @@ def sys_getsid(l: Lwp, a, retval: list[int]) -> int:
     return 0
 
 
+# -- process groups and orphans (kern_proc.c's pg_jobc/fixjobc as queries) ----------
+# The orphan state is computed, not counted: a group is orphaned when no live member
+# has a parent in another group of the same session.
+def _live(q: Proc) -> bool:
+    return q.p_stat != SZOMB and not q.p_exiting
+
+
+def pg_members(k: Any, pgid: int) -> list[Proc]:
+    return [q for q in k.allproc.values() if _live(q) and proc_pgid(q) == pgid]
+
+
+def pg_orphaned(k: Any, pgid: int, also: Proc | None = None) -> bool:
+    """pg_jobc == 0: no member whose parent is in another group of the same
+    session (also: a process that still counts although it is exiting)."""
+    for q in k.allproc.values():
+        if not (_live(q) or q is also) or proc_pgid(q) != pgid:
+            continue
+        par = q.p_pptr
+        if par is None and proc_session(q).s_sid != q.p_pid:
+            return False          # the first process: its parent is the host's shell
+        if (par is not None and (_live(par) or par is also) and proc_pgid(par) != pgid
+                and proc_session(par) is proc_session(q)):
+            return False
+    return True
+
+
+def orphan_candidates(p: Proc) -> set[int]:
+    """Groups whose orphan state p's exit or move can change: its own and its
+    children's (fixjobc)."""
+    return {proc_pgid(p)} | {proc_pgid(c) for c in p.p_children}
+
+
+def orphaned_now(k: Any, pgids: set[int], also: Proc | None = None) -> set[int]:
+    return {g for g in pgids if pg_orphaned(k, g, also)}
+
+
+def ttystop_discarded(p: Proc, prop_ttystop: bool) -> bool:
+    """kpsignal2: a tty stop signal of default action to an orphaned group goes."""
+    if not prop_ttystop:
+        return False
+    return pg_orphaned(p.k, proc_pgid(p))
+
+
 @syscall(147, "setsid")
 def sys_setsid(l: Lwp, a, retval: list[int]) -> int:
     """proc_enterpgrp(p, pid, pid, mksess): a process-group leader -- or a
@@ -282,12 +336,11 @@ def sys_setsid(l: Lwp, a, retval: list[int]) -> int:
     retval[0] = p.p_pid
     if proc_pgid(p) == p.p_pid or any(proc_pgid(q) == p.p_pid for q in p.k.allproc.values()):
         return Errno.EPERM
-    from .kern_tty import orphan_candidates, orphaned_now, orphanpg_check
     cands = orphan_candidates(p)
     before = orphaned_now(p.k, cands)
     p.p_session = Session(p.p_pid, proc_session(p).s_login)
     p.p_pgid = p.p_pid
-    orphanpg_check(p.k, cands, before)
+    upcall.orphanpg_check(p.k, cands, before)
     return 0
 
 
@@ -304,7 +357,6 @@ def sys_setpgid(l: Lwp, a, retval: list[int]) -> int:
     if a.pid == 0 or a.pid == p.p_pid:
         targ = p
     else:
-        from .kern_proc import pfind
         targ = pfind(p.k, a.pid)
         if targ is None or targ.p_pptr is not p:
             return Errno.ESRCH
@@ -319,11 +371,10 @@ def sys_setpgid(l: Lwp, a, retval: list[int]) -> int:
     if pgid != targ.p_pid and not any(
             proc_pgid(q) == pgid and proc_session(q) is sess for q in p.k.allproc.values()):
         return Errno.EPERM
-    from .kern_tty import orphan_candidates, orphaned_now, orphanpg_check
     cands = orphan_candidates(targ) | {pgid}
     before = orphaned_now(p.k, cands)
     targ.p_pgid = pgid
-    orphanpg_check(p.k, cands, before)          # fixjobc
+    upcall.orphanpg_check(p.k, cands, before)   # fixjobc
     return 0
 
 

@@ -1,5 +1,5 @@
 """Per-CPU run queues (NetBSD's kern_runq.c): schedstate, sched_enqueue,
-sched_dequeue, sched_takecpu (placement), sched_nextlwp with work stealing.
+sched_dequeue, sched_takecpu (placement), sched_nextlwp with work stealing. (Switching itself is kern_synch.py's.)
 
 Each vCPU has its own queues by priority. An LWP made runnable goes to the
 CPU sched_takecpu picks: its last CPU if that one is idle, else an idle CPU,
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
-from .lwp import LSONPROC, LSRUN, Lwp
+from .lwp import LSRUN, Lwp
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -93,36 +93,6 @@ class RunQueues:
                     self.k.event("migrate", l, cpu=ci.ci_index, src=victim.ci_index)
                     return l
         return None
-
-    def switch_to_next(self, ci: CpuInfo) -> Lwp | None:
-        """mi_switch's choice: put the next runnable LWP on ci (LSONPROC)."""
-        assert ci.ci_curlwp is None
-        l = self.sched_nextlwp(ci)
-        if l is None:
-            return None
-        l.set_stat(LSONPROC)
-        l.l_cpu = ci
-        l.l_ticks = 0
-        ci.ci_curlwp = l
-        ci.ci_nswitch += 1
-        l.l_proc.p_nrlwps  # noqa: B018 (p_nrlwps counts LSRUN+LSONPROC+LSSLEEP; unchanged)
-        self.k.lwpctl_update(l, ci.ci_index)
-        if self.k.listeners:
-            self.k.event("run", l, cpu=ci.ci_index)
-        return l
-
-    def preempt(self, ci: CpuInfo) -> bool:
-        """Time-slice expiry of ci's LWP: requeue it behind its peers (preempt())."""
-        l = ci.ci_curlwp
-        if l is None or ci.spc_count == 0:
-            return False
-        l.set_stat(LSRUN)
-        ci.ci_curlwp = None
-        l.l_pctr += 1
-        self.k.lwpctl_update(l, -1, preempted=True)
-        self.k.event("preempt", l, cpu=ci.ci_index)
-        self.sched_enqueue(l, ci)
-        return True
 
     def cpus_with_work(self) -> list[CpuInfo]:
         return [ci for ci in self.cpus if ci.has_work()]

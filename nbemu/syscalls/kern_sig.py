@@ -40,14 +40,18 @@ p_sigpend, p_sigwaiters, p_stat (SSTOP) and p_sflag (PS_STOPPING).
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
+from . import upcall
 from .errno import Errno, KernErrno
-from .kern_exit import exit1
+from .kern_proc import proc_free, wait_chan
+from .kern_prot import proc_cred, ttystop_discarded
+from .kern_sleepq import lwp_park_syncobj, sleepq_remove, sleepq_wake
 from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB, PS_CONTINUED,
                   PS_STOPPING, SACTIVE, SSTOP, Lwp, LwpFlag, Proc)
-from .signals import NSIG, SIGPROP, SIGRTMIN, Sig, SigProp, signame
+from .signals import (CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED,  # noqa: F401
+                      CLD_TRAPPED, NSIG, SI_ASYNCIO, SI_LWP, SI_MESGQ, SI_NOINFO, SI_QUEUE, SI_TIMER,  # noqa: F401
+                      SI_USER, SIGPROP, SIGRTMIN, Ksiginfo, Sig, SigProp, Sigpend, bit, signame)
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -71,15 +75,6 @@ SA_ALLBITS = 0x00FF
 SS_ONSTACK = 0x0001
 SS_DISABLE = 0x0004
 
-# si_code values (sys/siginfo.h)
-SI_USER = 0
-SI_QUEUE = -1
-SI_TIMER = -2
-SI_ASYNCIO = -3
-SI_MESGQ = -4
-SI_LWP = -5
-SI_NOINFO = 32767
-
 # __SIGTRAMP_SIGINFO_VERSION (sys/signal.h): trampolines that take a siginfo frame
 SIGTRAMP_SIGINFO_VERSION_MIN = 2
 SIGTRAMP_SIGINFO_VERSION_MAX = 2
@@ -100,10 +95,6 @@ for _s, _p in SIGPROP.items():
 
 
 # -- sigset_t <-> bit masks -------------------------------------------------------
-def bit(sig: int) -> int:
-    return 1 << (sig - 1)
-
-
 def mask_of(words) -> int:
     """A sigset_t (four 32-bit words) as a bit mask (signal n = bit n-1)."""
     return (words[0] | (words[1] << 32)) & _ALL
@@ -116,81 +107,6 @@ def words_of(mask: int) -> tuple[int, int, int, int]:
 def firstsig(mask: int) -> int:
     """The lowest-numbered signal in mask, or 0."""
     return (mask & -mask).bit_length() if mask else 0
-
-
-# -- ksiginfo and pending sets ----------------------------------------------------
-class Ksiginfo:
-    """ksiginfo_t: what a posted signal carries (struct _ksiginfo + ksi_lid)."""
-    __slots__ = ("signo", "code", "errno", "pid", "uid", "value", "addr", "trap", "trap2",
-                 "trap3", "lid", "fault", "empty", "err")
-
-    def __init__(self, signo: int, code: int = SI_USER, pid: int = 0, uid: int = 0,
-                 value: int = 0, lid: int = 0) -> None:
-        self.signo = signo
-        self.code = code
-        self.errno = 0
-        self.pid = pid
-        self.uid = uid
-        self.value = value
-        self.addr = 0
-        self.trap = 0
-        self.trap2 = 0
-        self.trap3 = 0
-        self.lid = lid
-        self.fault = False           # KSI_TRAP: the _fault member of the reason union
-        self.empty = False           # KSI_EMPTY: no information (psignal)
-        self.err = 0                 # the trap's error code (mcontext _REG_ERR)
-
-    @classmethod
-    def noinfo(cls, signo: int) -> "Ksiginfo":
-        ksi = cls(signo, SI_NOINFO)
-        ksi.empty = True
-        return ksi
-
-    def __repr__(self) -> str:
-        return f"<ksi {signame(self.signo)} code={self.code} lid={self.lid}>"
-
-
-class Sigpend:
-    """sigpend_t: the set of pending signals and their queued ksiginfos."""
-    __slots__ = ("set", "q")
-
-    def __init__(self) -> None:
-        self.set = 0
-        self.q: dict[int, deque[Ksiginfo]] = {}
-
-    def put(self, ksi: Ksiginfo) -> None:
-        """sigput(): a standard signal is pending once (the newest information
-        wins); real-time signals queue."""
-        sig = ksi.signo
-        self.set |= bit(sig)
-        if ksi.empty:
-            return
-        q = self.q.get(sig)
-        if q is None:
-            q = self.q[sig] = deque()
-        if sig < SIGRTMIN and q:
-            q[0] = ksi
-        else:
-            q.append(ksi)
-
-    def get(self, sig: int) -> Ksiginfo:
-        """sigget(): take one instance of sig (which must be pending)."""
-        q = self.q.get(sig)
-        if q:
-            ksi = q.popleft()
-            if not q:
-                del self.q[sig]
-                self.set &= ~bit(sig)
-            return ksi
-        self.set &= ~bit(sig)
-        return Ksiginfo.noinfo(sig)
-
-    def clear(self, mask: int) -> None:
-        """sigclear(): forget the signals of mask."""
-        self.set &= ~mask
-        for sig in [s for s in self.q if bit(s) & mask]:
-            del self.q[sig]
 
 
 def lsigpend(l: Lwp) -> Sigpend:
@@ -277,7 +193,7 @@ def signotify(k: "Kernel", t: Lwp) -> None:
     """Make t look for signals at its next userret. If it is running on another
     vCPU, end the current host turn (nbemu's IPI) so that its vCPU runs soon."""
     t.l_flag |= LW_PENDSIG
-    if t.l_stat == LSONPROC and t is not getattr(k.platform, "curlwp", t):
+    if t.l_stat == LSONPROC and t is not k.platform.curlwp:
         k.platform.request_stop()
 
 
@@ -299,7 +215,6 @@ def sigpost(t: Lwp, action: int, prop: int, sig: int) -> bool:
     if st == LSSLEEP and t.l_flag & LW_SINTR:
         if action == SIG_DFL:
             return False          # a default stop / continue does not interrupt sleeps
-        from .kern_sleepq import sleepq_remove
         k.event("sigwake", t, sig=sig)
         sleepq_remove(k, t, sleepq_sigtoerror(t, sig))
         return True
@@ -325,7 +240,6 @@ def sigunwait(p: Proc, ksi: Ksiginfo) -> bool:
     found.l_sigwaited = None
     waiters.remove(found)
     if found.l_stat == LSSLEEP and found.l_wchan == sigwait_chan(found):
-        from .kern_sleepq import sleepq_remove
         sleepq_remove(p.k, found, 0)
     return True
 
@@ -372,7 +286,6 @@ def kpsignal2(p: Proc, ksi: Ksiginfo) -> None:
         if prop & SigProp.SA_CONT and action == SIG_DFL:
             return                    # SIGCONT to a running process: nothing to do
         if prop & SigProp.SA_STOP and action == SIG_DFL:
-            from .kern_tty import ttystop_discarded
             if ttystop_discarded(p, bool(prop & SigProp.SA_TTYSTOP)):
                 return                # orphaned group: no tty stops
             t = _taker(p, sig)
@@ -418,7 +331,6 @@ def _post_order(p: Proc) -> list[Lwp]:
 
 
 def _sender_ids(l: Lwp | None, p: Proc) -> tuple[int, int]:
-    from .kern_prot import proc_cred
     try:
         uid = proc_cred(p).cr_euid
     except Exception:          # a process without credentials (unit tests)
@@ -453,10 +365,8 @@ def sigexit(l: Lwp, sig: int) -> None:
     if p.p_exiting:
         return
     if SIGPROP[sig] & SigProp.SA_CORE:
-        note = getattr(p.k.platform, "note_core", None)
-        if note is not None:
-            note(l, sig)
-    exit1(l, 0, sig)
+        p.k.platform.note_core(l, sig)
+    upcall.exit1(l, 0, sig)
 
 
 # -- stop / continue ----------------------------------------------------------------
@@ -489,7 +399,6 @@ def proc_stop_check(p: Proc) -> None:
     if t is not None:
         p.k.event("proc_stop", t, sig=p.p_xstopsig)
     p.p_nstopchild = 1                 # (wait: reported once, as p_waited)
-    from .kern_exit import CLD_STOPPED, child_notify
     child_notify(p, CLD_STOPPED)
 
 
@@ -516,13 +425,11 @@ def sleep_stop(l: Lwp) -> None:
 def proc_unstop(p: Proc) -> None:
     """SIGCONT: every stopped LWP runs again, or goes back to sleep if its sleep
     has not ended meanwhile."""
-    from .kern_sleepq import lwp_park_syncobj, sleepq_remove
     k = p.k
     was_stopped = p.p_stat == SSTOP
     p.p_stat = SACTIVE
     p.p_sflag = (p.p_sflag & ~PS_STOPPING) | PS_CONTINUED
     if was_stopped:
-        from .kern_exit import CLD_CONTINUED, child_notify
         child_notify(p, CLD_CONTINUED)
     for t in list(p.p_lwps.values()):
         if t.l_stat == LSSTOP:
@@ -633,8 +540,7 @@ def sendsig(l: Lwp, ksi: Ksiginfo, returnmask) -> None:
         return
     vals = plat.regs_get(l, abi.getmcontext_ids())
     vids = abi.sendsig_vregs()
-    vget = getattr(plat, "vregs_get", None)
-    xmm = vget(l, vids) if vget is not None else [0] * len(vids)
+    xmm = plat.vregs_get(l, vids)
     ss_sp, ss_size, ss_flags = l.l_sigstk
     onstack = not ss_flags & (SS_DISABLE | SS_ONSTACK) and bool(flags & SA_ONSTACK)
     alt_top = ss_sp + ss_size if onstack else None
@@ -651,9 +557,7 @@ def sendsig(l: Lwp, ksi: Ksiginfo, returnmask) -> None:
         sigexit(l, Sig.SIGILL)
         return
     plat.regs_set(l, ids, nvals)
-    vset = getattr(plat, "vregs_set", None)
-    if vset is not None:
-        vset(l, nvids, nvvals)
+    plat.vregs_set(l, nvids, nvvals)
     if onstack:
         l.l_sigstk = (ss_sp, ss_size, ss_flags | SS_ONSTACK)
     if handler >= abi.vm_maxuser_address:
@@ -664,7 +568,7 @@ def sig_userret(l: Lwp) -> None:
     """Take l's pending signals on its way back to user mode (lwp_userret)."""
     p = l.l_proc
     k = p.k
-    if getattr(k.platform, "in_hook", False):
+    if k.platform.in_hook:
         # Inside the system-call hook registers must not be rewritten: stop the
         # engine; the run loop calls userret again before l runs.
         if proc_stopping(p) or sigispending(l):
@@ -732,3 +636,26 @@ def fault_ksiginfo(sig: int, code: int, addr: int, trapno: int, err: int) -> Ksi
 
 __all__ = ["kpsignal2", "kpsignal_lwp", "kpsignal_proc", "psignal", "trapsignal",
            "sig_userret", "sig_sleep_check", "Ksiginfo", "sigaction_of", "SIG_DFL", "SIG_IGN"]
+
+
+def child_notify(p: Proc, code: int) -> None:
+    """child_psignal(): tell p's parent that p exited, stopped or continued: SIGCHLD (unless
+    SA_NOCLDSTOP for stops and continues) and a wakeup of its waiters. A zombie
+    whose parent does not want zombies (SIG_IGN or SA_NOCLDWAIT) is freed."""
+    parent = p.p_pptr
+    k = p.k
+    if parent is None or parent.p_exiting:
+        if code in (CLD_EXITED, CLD_KILLED):
+            proc_free(k, p)
+        return
+    act = parent.p_sigacts.get(Sig.SIGCHLD)
+    handler, flags = (act[0], act[2]) if act else (0, 0)
+    exited = code in (CLD_EXITED, CLD_KILLED, CLD_DUMPED)
+    if exited and (handler == SIG_IGN or flags & SA_NOCLDWAIT):
+        proc_free(k, p)
+    elif exited or not flags & SA_NOCLDSTOP:
+        ksi = Ksiginfo(Sig.SIGCHLD, code, p.p_pid, proc_cred(p).cr_uid)
+        ksi.value = p.p_xsig if code in (CLD_KILLED, CLD_DUMPED) else (
+            p.p_xstat or 0) if exited else p.p_xstopsig
+        kpsignal2(parent, ksi)
+    sleepq_wake(k, wait_chan(parent))

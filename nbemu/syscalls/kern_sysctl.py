@@ -309,7 +309,7 @@ def _build_tree(k) -> SysctlNode:
     ]
     physmem32 = min(PHYSMEM, 0xFFFFFFFF)
     hw = [
-        str_node(1, "machine", getattr(k.abi, "machine", k.abi.name), "Machine class"),
+        str_node(1, "machine", k.abi.machine, "Machine class"),
         str_node(2, "model", CPU_MODEL, "Machine model"),
         int_node(3, "ncpu", lambda l: k.ncpu, "Number of CPUs configured"),
         imm_int(4, "byteorder", 1234, "System byte order"),

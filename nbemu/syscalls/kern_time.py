@@ -7,8 +7,8 @@ from typing import Generator
 from .cstruct import ITIMERVAL, TIMESPEC, TIMESPEC50, TIMEVAL
 from .errno import Errno, KernErrno
 from .kern_sleepq import kpause
-from .kern_tc import TICK_US   # 1000000 / hz: the smallest non-zero timer
-from .lwp import Lwp
+from .kern_tc import TICK_NS, TICK_US   # 1 / hz: the smallest non-zero timeout / timer
+from .lwp import LSIDL, LSZOMB, Lwp
 from .table import syscall
 
 ERESTART = int(KernErrno.ERESTART)
@@ -45,6 +45,67 @@ def clock_ns(k, clock_id: int) -> int | None:
     return None
 
 
+# ts2timo() and what it stands on (NetBSD 10 sys/kern/subr_time.c rev. 1.34).
+TIME_MIN, TIME_MAX = -(1 << 63), (1 << 63) - 1
+MAXTIMO_NS = 0x7FFFFFFF * TICK_NS   # tvtohz() caps a timeout at INT_MAX ticks
+_CPUCLOCK_ID_MASK = ~(CLOCK_THREAD_CPUTIME_ID | CLOCK_PROCESS_CPUTIME_ID)
+NS_PER_SEC = 1_000_000_000
+
+
+def clock_gettime1(l: Lwp, clock_id: int) -> tuple[int, int]:
+    """clock_gettime1(): (errno, nanoseconds).  REALTIME, MONOTONIC and the
+    CPU-time clocks (process: pid 0 = ours; LWP: lid 0 = the caller), whose
+    missing process or LWP is ESRCH; anything else is EINVAL."""
+    p = l.l_proc
+    k = p.k
+    if clock_id & CLOCK_PROCESS_CPUTIME_ID:
+        if clock_id & _CPUCLOCK_ID_MASK not in (0, p.p_pid):
+            return Errno.ESRCH, 0
+        return 0, k.clock.monotonic_ns()
+    if clock_id & CLOCK_THREAD_CPUTIME_ID:
+        lid = clock_id & _CPUCLOCK_ID_MASK
+        t = l if lid == 0 else p.lwp_find(lid)
+        if t is None or t.l_stat in (LSZOMB, LSIDL):
+            return Errno.ESRCH, 0
+        return 0, k.clock.monotonic_ns()
+    if clock_id == CLOCK_REALTIME:
+        return 0, k.clock.realtime_ns()
+    if clock_id == CLOCK_MONOTONIC:
+        return 0, k.clock.monotonic_ns()
+    return Errno.EINVAL, 0
+
+
+def ts2timo(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int], want_start: bool
+            ) -> tuple[int, tuple[int, int], int]:
+    """ts2timo(): (errno, the relative timeout as itimespecfix() left it, the
+    clock's time at the start).  EINVAL for a bad tv_nsec, a bad clock or an
+    absolute time too far from now to subtract; ETIMEDOUT for a time not in
+    the future."""
+    sec, nsec = ts
+    if nsec < 0 or nsec >= NS_PER_SEC:
+        return Errno.EINVAL, ts, 0
+    start = 0
+    if flags & TIMER_ABSTIME or want_start:
+        error, start = clock_gettime1(l, clock_id)
+        if error:
+            return error, ts, 0
+    if flags & TIMER_ABSTIME:
+        nsec_now = start % NS_PER_SEC
+        sec_now = start // NS_PER_SEC
+        borrow = nsec - nsec_now < 0              # timespecsubok()
+        if (sec < 0 and sec_now >= 0 and sec < TIME_MIN + sec_now + borrow) or \
+           (sec >= 0 and sec_now < 0 and sec > TIME_MAX + sec_now):
+            return Errno.EINVAL, ts, 0
+        sec, nsec = sec - sec_now - borrow, nsec - nsec_now + (NS_PER_SEC if borrow else 0)
+    if sec < 0:                                   # itimespecfix()
+        return Errno.ETIMEDOUT, ts, 0
+    if sec == 0 and 0 < nsec < TICK_NS:
+        nsec = TICK_NS
+    if sec == 0 and nsec == 0:
+        return Errno.ETIMEDOUT, ts, 0
+    return 0, (sec, nsec), start
+
+
 @syscall(427, "__clock_gettime50")
 def sys___clock_gettime50(l: Lwp, a, retval: list[int]) -> int:
     ns = clock_ns(l.l_proc.k, a.clock_id)
@@ -52,7 +113,6 @@ def sys___clock_gettime50(l: Lwp, a, retval: list[int]) -> int:
         if not a.clock_id & (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID):
             return Errno.EINVAL
         # a CPU-time clock of a given process / LWP (clock_getcpuclockid2)
-        from .sys_lwp import clock_gettime1
         error, ns = clock_gettime1(l, a.clock_id)
         if error:
             return error

@@ -36,7 +36,10 @@ import termios
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import upcall
 from .errno import Errno
+from .kern_prot import (orphan_candidates, orphaned_now, pg_members, pg_orphaned,  # noqa: F401
+                        proc_pgid, proc_session)
 
 if TYPE_CHECKING:
     from .lwp import Lwp, Proc
@@ -78,50 +81,13 @@ def tty_of(k: Any, fp: Any) -> Tty | None:
     return tp
 
 
-# -- process groups --------------------------------------------------------------------------
-def _live(q: Proc) -> bool:
-    from .lwp import SZOMB
-    return q.p_stat != SZOMB and not q.p_exiting
-
-
-def pg_members(k: Any, pgid: int) -> list[Proc]:
-    from .kern_prot import proc_pgid
-    return [q for q in k.allproc.values() if _live(q) and proc_pgid(q) == pgid]
-
-
-def pg_orphaned(k: Any, pgid: int, also: Proc | None = None) -> bool:
-    """pg_jobc == 0: no member whose parent is in another group of the same
-    session (also: a process that still counts although it is exiting)."""
-    from .kern_prot import proc_pgid, proc_session
-    for q in k.allproc.values():
-        if not (_live(q) or q is also) or proc_pgid(q) != pgid:
-            continue
-        par = q.p_pptr
-        if par is None and proc_session(q).s_sid != q.p_pid:
-            return False          # the first process: its parent is the host's shell
-        if (par is not None and (_live(par) or par is also) and proc_pgid(par) != pgid
-                and proc_session(par) is proc_session(q)):
-            return False
-    return True
-
-
+# -- process groups (signals to them: kern_sig.c's pgsignal, kern_proc.c's orphanpg) --
 def pgsignal(k: Any, pgid: int | None, sig: int) -> None:
     from .kern_sig import psignal
     if pgid is None:
         return
     for q in pg_members(k, pgid):
         psignal(q, sig)
-
-
-def orphan_candidates(p: Proc) -> set[int]:
-    """Groups whose orphan state p's exit or move can change: its own and its
-    children's (fixjobc)."""
-    from .kern_prot import proc_pgid
-    return {proc_pgid(p)} | {proc_pgid(c) for c in p.p_children}
-
-
-def orphaned_now(k: Any, pgids: set[int], also: Proc | None = None) -> set[int]:
-    return {g for g in pgids if pg_orphaned(k, g, also)}
 
 
 def orphanpg_check(k: Any, pgids: set[int], before: set[int]) -> None:
@@ -137,22 +103,15 @@ def orphanpg_check(k: Any, pgids: set[int], before: set[int]) -> None:
             pgsignal(k, g, SIGCONT)
 
 
-def ttystop_discarded(p: Proc, prop_ttystop: bool) -> bool:
-    """kpsignal2: a tty stop signal of default action to an orphaned group goes."""
-    if not prop_ttystop:
-        return False
-    from .kern_prot import proc_pgid
-    return pg_orphaned(p.k, proc_pgid(p))
+upcall.orphanpg_check = orphanpg_check
 
 
 # -- the terminal ------------------------------------------------------------------------------
 def isctty(p: Proc, tp: Tty) -> bool:
-    from .kern_prot import proc_session
     return tp.t_session is not None and tp.t_session is proc_session(p)
 
 
 def isbackground(p: Proc, tp: Tty) -> bool:
-    from .kern_prot import proc_pgid
     return isctty(p, tp) and tp.t_pgrp != proc_pgid(p)
 
 
@@ -164,7 +123,6 @@ def _sigismasked(l: Lwp, sig: int) -> bool:
 def _bg_signal(l: Lwp, sig: int) -> int:
     """pgsignal(p_pgrp, sig) and ttypause: the call restarts once the group has
     stopped and continued (or the handler ran: EINTR without SA_RESTART)."""
-    from .kern_prot import proc_pgid
     from .kern_sig import sleepq_sigtoerror
     p = l.l_proc
     pgsignal(p.k, proc_pgid(p), sig)
@@ -180,7 +138,6 @@ def tty_rw_check(l: Lwp, fp: Any, write: bool) -> int:
     tp = tty_of(k, fp)
     if tp is None or not isbackground(p, tp) or p.p_vforkwaiting:
         return 0
-    from .kern_prot import proc_pgid
     if not write:
         if _sigismasked(l, SIGTTIN) or pg_orphaned(k, proc_pgid(p)):
             return Errno.EIO
@@ -206,7 +163,6 @@ def tty_ioctl(l: Lwp, fp: Any, com: int, data: bytearray) -> int | None:
     tp = tty_of(k, fp)
     if tp is None:
         return Errno.ENOTTY if com in JOB_IOCTLS else None
-    from .kern_prot import proc_pgid, proc_session
     sess = proc_session(p)
     if com in _MODIFY:
         if (isbackground(p, tp) and not pg_orphaned(k, proc_pgid(p))
@@ -249,7 +205,6 @@ def tty_ioctl(l: Lwp, fp: Any, com: int, data: bytearray) -> int | None:
 def sess_leader_exit(p: Proc) -> None:
     """exit1 of a session leader: the foreground group of its terminal gets
     SIGHUP and the terminal is no one's any more."""
-    from .kern_prot import proc_session
     sess = proc_session(p)
     if sess.s_sid != p.p_pid or sess.s_ttyp is None:
         return

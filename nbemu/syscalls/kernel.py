@@ -2,45 +2,69 @@
 callouts, clock and process together, and the system-call trap path
 (NetBSD's syscall() + userret()).
 
-emu/ drives it through a narrow interface: `syscall(l, regs)` from the trap,
-`pick_cpu()` / `switch_in(ci)` / `tick(ci)` from the run loop. The kernel
-reaches the hardware only through the Platform (registers of an LWP, its saved
-context, the pmap, "stop the engine after this trap") and the Abi.
+emu/ drives it through a narrow interface: `syscall(l, regs)` from the trap;
+from the run loop, once per turn, `next_turn()` (which LWP on which vCPU) or
+`idle()` (stopped, or idle until when), `enter(l)` (its kernel work before
+user code), `slice(ci, l)` (for how long) and `tick(ci)` (the slice ended).
+The kernel reaches the hardware only through the Platform (registers of an
+LWP, its saved context, the pmap, "stop the engine after this trap") and the
+Abi, both complete protocols.
 """
 from __future__ import annotations
 
 import random
 import sys
 from types import GeneratorType
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from .errno import Errno, KernErrno, errno_name
+from .kern_lwp import UareaArena, lwp_exit, lwp_suspend_self
+from .kern_ras import ras_switch_in
 from .kern_runq import CpuInfo, RunQueues
+from .kern_sig import psignal, sig_sleep_check, sig_userret
 from .kern_sleepq import SleepTab
+from .kern_synch import mi_switch, nextlwp, preempt
 from .kern_tc import Clock
 from .kern_timeout import CalloutQueue
-from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, Lwp,
+from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, SSTOP, Lwp,
                   LwpFlag, Proc)
 from .table import SYS___syscall, SYS_syscall, SYSENT, name_of
+
+if TYPE_CHECKING:                # a type only: the kernel imports nothing of guest/
+    from nbemu.guest.arch.base import Abi
 
 EJUSTRETURN = int(KernErrno.EJUSTRETURN)
 ERESTART = int(KernErrno.ERESTART)
 RR_TICKS = 4             # ticks an LWP keeps its CPU while others queue there
-
-LWPCTL_CPU_NONE = -1
-LWPCTL_CPU_EXITED = -2
+DET_SLICE_BLOCKS = (2_000, 20_000)   # --deterministic: translated blocks per turn (seeded)
 
 
 class Platform(Protocol):
-    """What emu/ provides to the kernel."""
+    """What emu/ provides to the kernel: the kernel's whole view of the machine
+    (emu/machine.py's Machine; tests/khelp.py's FakePlatform). The kernel uses
+    no other member, and probes none."""
+    curlwp: Lwp | None      # the LWP executing the current vCPU turn (None between turns)
+    in_hook: bool           # inside the system-call hook: registers are not to be rewritten
+
+    # -- registers of an LWP: live in the engine or in its saved context
     def regs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]: ...
     def regs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None: ...
+    def vregs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]: ...   # 128-bit vectors
+    def vregs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None: ...
+    def with_live_regs(self, l: Lwp, fn: Callable[[Any], None]) -> None: ...  # fn(engine)
     def context_fork(self, parent: Lwp, child: Lwp) -> None: ...
     def context_free(self, l: Lwp) -> None: ...
-    def request_stop(self) -> None: ...
+    # -- the trap being served
     def restart_syscall(self, l: Lwp) -> None: ...
     def syscall_return(self, l: Lwp, vals: Sequence[int]) -> None: ...
+    # -- the turn: end it after this trap; work appeared; guest time
+    def request_stop(self) -> None: ...
+    def work_added(self) -> None: ...
     def blocks_executed(self) -> int: ...
+    # -- signals: a handler was installed (host signals); a process dies dumping core
+    def signal_caught(self, sig: int) -> None: ...
+    def note_core(self, l: Lwp, sig: int) -> None: ...
+    # -- address spaces and exec
     def vmspace_new(self) -> Any: ...          # a pmap (engine) for a new address space
     def vmspace_free(self, pmap: Any) -> None: ...
     def exec_check(self, host_path: str) -> Any: ...   # guest/'s loader: an image or an errno
@@ -49,7 +73,7 @@ class Platform(Protocol):
 
 
 class Kernel:
-    def __init__(self, abi: Any, platform: Platform, ncpu: int = 4, deterministic: bool = False,
+    def __init__(self, abi: "Abi", platform: Platform, ncpu: int = 4, deterministic: bool = False,
                  seed: int = 0, root: str = "/", env_warn: Callable[[str], None] | None = None) -> None:
         self.abi = abi
         self._ilp32 = abi.word_size == 4     # argument words are 32-bit (table.decode32)
@@ -94,7 +118,9 @@ class Kernel:
         self.lockf_state: Any = None             # vfs_lockf.LockfState (record locks)
         self.unp_state: Any = None               # uipc_usrreq.UnpState (files in flight)
         self.tty_state: Any = None               # kern_tty: host st_rdev -> Tty
-        from .kern_lwp import UareaArena
+        self.vfs_rootvp: tuple[str, Any] | None = None   # (k.root, its vfs_lookup.RootVnode)
+        self.fifo_opens: dict[tuple, Any] = {}   # fifo_vnops: (dev, ino) -> FifoCounts
+        self.unp_names: dict[str, bytes] = {}    # uipc_syscalls: host socket name -> guest path
         self.uarea_arena = UareaArena()
 
     # -- events ----------------------------------------------------------------
@@ -119,17 +145,12 @@ class Kernel:
         # Work appeared while a slice may be running without preemption (it
         # started with nothing else to do): make that slice preemptible, or a
         # spinning waker would keep its vCPU from the woken LWP forever.
-        work_added = getattr(self.platform, "work_added", None)
-        if work_added is not None:
-            work_added()
+        self.platform.work_added()
 
     def cpu_release(self, l: Lwp) -> None:
-        """l leaves its CPU (it is about to sleep, stop, suspend or exit)."""
-        ci = l.l_cpu
-        if ci is not None and ci.ci_curlwp is l:
-            ci.ci_curlwp = None
-            self.lwpctl_update(l, LWPCTL_CPU_NONE)
-            self.platform.request_stop()
+        """l leaves its CPU (it is about to sleep, stop, suspend or exit): the
+        first half of mi_switch (kern_synch.py), for the modules below it."""
+        mi_switch(self, l)
 
     def pick_cpu(self) -> CpuInfo | None:
         """The vCPU the host thread serves next: round-robin over CPUs with work
@@ -159,12 +180,11 @@ class Kernel:
     def switch_in(self, ci: CpuInfo) -> Lwp | None:
         l = ci.ci_curlwp
         if l is None:
-            l = self.runq.switch_to_next(ci)
+            l = nextlwp(self, ci)
             if l is not None:
                 if self.sched_log is not None:
                     self.sched_log.append((ci.ci_index, l.l_lid))
                 if l.l_proc.p_raslist:
-                    from .kern_ras import ras_switch_in     # cpu_switchto's RAS check
                     ras_switch_in(self, l)
         return l
 
@@ -175,9 +195,67 @@ class Kernel:
             return
         l.l_ticks += 1
         if l.l_ticks >= RR_TICKS and ci.spc_count:
-            self.runq.preempt(ci)
+            preempt(self, ci)
             if self.sched_log is not None:
                 self.sched_log.append(("preempt", ci.ci_index, l.l_lid))
+
+    # -- the run loop's questions (emu/machine.py run) ---------------------------
+    # Once per turn the run loop asks next_turn(): which LWP runs next on which
+    # vCPU, once what fell due has run (host signals, callouts). None: no vCPU
+    # has work, and idle() says whether the process is stopped, else until when
+    # nothing can happen (None: never, a deadlock). The run loop then loads the
+    # LWP's registers; enter(l) finishes its kernel work (a blocked system call
+    # resumed, userret) and says whether its user code runs; slice(ci, l) says
+    # for how long. The run loop only switches contexts and runs the engine.
+    def next_turn(self) -> tuple[CpuInfo, Lwp | None] | None:
+        """(vCPU, the LWP it runs now -- None: ask again), or None: all idle."""
+        if self.hostsig_check:
+            self.post_host_signals()
+        if self.callout.pending:
+            self.run_callouts()
+        ci = self.pick_cpu()
+        if ci is None:
+            return None
+        return ci, self.switch_in(ci)
+
+    def idle(self) -> tuple[bool, int | None]:
+        """No vCPU has work: (the process is stopped by a signal, the next
+        callout's deadline -- None: nothing will ever wake an LWP)."""
+        p = self.proc
+        if p is not None and p.p_stat == SSTOP:
+            return True, None
+        return False, self.callout.next_deadline()
+
+    def idle_until(self, deadline: int) -> None:
+        """Let guest time pass to deadline and run what fell due."""
+        self.clock.wait_until(deadline)
+        self.run_callouts()
+
+    def enter(self, l: Lwp) -> bool:
+        """l is on its vCPU with its registers loaded: continue its blocked
+        system call, or do its deferred work on the way to user mode. True: its
+        user code runs now."""
+        if l.l_kstack is not None:
+            self.resume(l)
+        elif l.l_flag & LW_USERRET:
+            self.userret(l)
+        else:
+            return True
+        return l.l_stat == LSONPROC and not l.l_proc.p_exiting
+
+    def slice(self, ci: CpuInfo, l: Lwp) -> tuple[bool, int]:
+        """How long l's turn on ci may be: (cut: end it in time for the others --
+        LWPs wait or a timeout is pending --, budget: --deterministic's seeded
+        number of translated blocks, a scheduling decision; 0 in fast mode)."""
+        cut = self.must_preempt_soon(ci)
+        if not self.deterministic:
+            return cut, 0
+        pol = self.sched_policy
+        budget = pol.slice_budget(ci, l) if pol is not None else self.rng.randint(*DET_SLICE_BLOCKS)
+        if self.sched_log is not None:
+            # Every turn is a decision: which vCPU and LWP run, for how long.
+            self.sched_log.append(("turn", ci.ci_index, l.l_lid, budget))
+        return cut, budget
 
     def must_preempt_soon(self, ci: CpuInfo) -> bool:
         """Should the running slice be cut by the ticker (others wait, or a timeout)?"""
@@ -192,19 +270,12 @@ class Kernel:
         if self.callout.pending:
             self.callout.run_due(self.clock.monotonic_ns())
 
-    # -- lwpctl ----------------------------------------------------------------
-    def lwpctl_update(self, l: Lwp, cpu: int, preempted: bool = False) -> None:
-        if l.l_lwpctl:
-            from .sys_lwp import lwpctl_write
-            lwpctl_write(l, cpu)
-
     # -- signals (kern_sig.py) ------------------------------------------------------
     def sig_pending_for(self, l: Lwp) -> int:
         """At the start of an interruptible sleep: EINTR / ERESTART when a signal
         is already pending for l (the sleep ends at once), else 0."""
         if not l.l_flag & LwpFlag.LW_PENDSIG:
             return 0
-        from .kern_sig import sig_sleep_check
         return sig_sleep_check(l)
 
     # -- the system-call trap ----------------------------------------------------
@@ -331,7 +402,6 @@ class Kernel:
         """A delivery point (a system call's end, a vCPU turn's start): psignal()
         what the host sent. Under record/replay the posts are logged where they
         happen and a replay posts the logged ones at the same points."""
-        from .kern_sig import psignal
         log = self.hostsig_log
         if log is not None and log.replaying:
             sigs = log.host_signals()
@@ -361,12 +431,10 @@ class Kernel:
 
     def userret(self, l: Lwp) -> None:
         """Deferred work on the way back to user mode (userret/lwp_userret)."""
-        from .kern_lwp import lwp_exit, lwp_suspend_self
         if (l.l_flag & (LwpFlag.LW_PENDSIG | LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE)
                 == LwpFlag.LW_PENDSIG):
             # Signals first (lwp_userret); inside the system-call hook this only
             # stops the engine, and the run loop calls userret again.
-            from .kern_sig import sig_userret
             sig_userret(l)
             if l.l_stat != LSONPROC or l.l_proc.p_exiting:
                 return

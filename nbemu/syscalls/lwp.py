@@ -8,6 +8,8 @@ from collections import deque
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Generator
 
+from .signals import Sigpend
+
 if TYPE_CHECKING:
     from .kern_runq import CpuInfo
     from .kern_sleepq import SleepQueue, SyncObj
@@ -105,7 +107,6 @@ class Lwp:
     )
 
     def __init__(self, proc: "Proc", lid: int) -> None:
-        from .kern_sig import Sigpend      # (kern_sig imports this module)
         self.l_proc = proc
         self.l_lid = lid
         self.l_stat: LwpStat = LSIDL
@@ -197,7 +198,6 @@ class Proc:
     )
 
     def __init__(self, pid: int, ppid: int) -> None:
-        from .kern_sig import Sigpend      # (kern_sig imports this module)
         self.k: Any = None                  # the kernel this process lives in
         self.p_pid = pid
         self.p_ppid = ppid

@@ -8,10 +8,14 @@ SIGRTMIN..SIGRTMAX; ``_NSIG`` is 64, so valid numbers are 1..63.
 :data:`SIGPROP` is NetBSD's ``sigprop[]`` table (``sys/sys/signalvar.h``, used
 by kern_sig.c), with the ``SA_*`` property bits under their NetBSD names and
 values.  :func:`default_action` reduces it to the default disposition.
+
+The si_code values (``sys/siginfo.h``), ksiginfo_t and sigpend_t are here too:
+struct lwp and struct proc hold them (syscalls/lwp.py), below kern_sig.py.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from enum import IntEnum, IntFlag
 
 #: ``_NSIG``: number of signals including 0, i.e. valid signals are 1..NSIG-1.
@@ -149,3 +153,94 @@ def default_action(sig: int) -> str:
 
 #: Signal number -> default action (see :func:`default_action`).
 DEFAULT_ACTION: dict[int, str] = {n: default_action(n) for n in SIGPROP}
+
+
+# si_code values (sys/siginfo.h)
+SI_USER = 0
+SI_QUEUE = -1
+SI_TIMER = -2
+SI_ASYNCIO = -3
+SI_MESGQ = -4
+SI_LWP = -5
+SI_NOINFO = 32767
+# SIGCHLD's si_code
+CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
+
+
+def bit(sig: int) -> int:
+    return 1 << (sig - 1)
+
+
+# -- ksiginfo and pending sets ----------------------------------------------------
+class Ksiginfo:
+    """ksiginfo_t: what a posted signal carries (struct _ksiginfo + ksi_lid)."""
+    __slots__ = ("signo", "code", "errno", "pid", "uid", "value", "addr", "trap", "trap2",
+                 "trap3", "lid", "fault", "empty", "err")
+
+    def __init__(self, signo: int, code: int = SI_USER, pid: int = 0, uid: int = 0,
+                 value: int = 0, lid: int = 0) -> None:
+        self.signo = signo
+        self.code = code
+        self.errno = 0
+        self.pid = pid
+        self.uid = uid
+        self.value = value
+        self.addr = 0
+        self.trap = 0
+        self.trap2 = 0
+        self.trap3 = 0
+        self.lid = lid
+        self.fault = False           # KSI_TRAP: the _fault member of the reason union
+        self.empty = False           # KSI_EMPTY: no information (psignal)
+        self.err = 0                 # the trap's error code (mcontext _REG_ERR)
+
+    @classmethod
+    def noinfo(cls, signo: int) -> "Ksiginfo":
+        ksi = cls(signo, SI_NOINFO)
+        ksi.empty = True
+        return ksi
+
+    def __repr__(self) -> str:
+        return f"<ksi {signame(self.signo)} code={self.code} lid={self.lid}>"
+
+
+class Sigpend:
+    """sigpend_t: the set of pending signals and their queued ksiginfos."""
+    __slots__ = ("set", "q")
+
+    def __init__(self) -> None:
+        self.set = 0
+        self.q: dict[int, deque[Ksiginfo]] = {}
+
+    def put(self, ksi: Ksiginfo) -> None:
+        """sigput(): a standard signal is pending once (the newest information
+        wins); real-time signals queue."""
+        sig = ksi.signo
+        self.set |= bit(sig)
+        if ksi.empty:
+            return
+        q = self.q.get(sig)
+        if q is None:
+            q = self.q[sig] = deque()
+        if sig < SIGRTMIN and q:
+            q[0] = ksi
+        else:
+            q.append(ksi)
+
+    def get(self, sig: int) -> Ksiginfo:
+        """sigget(): take one instance of sig (which must be pending)."""
+        q = self.q.get(sig)
+        if q:
+            ksi = q.popleft()
+            if not q:
+                del self.q[sig]
+                self.set &= ~bit(sig)
+            return ksi
+        self.set &= ~bit(sig)
+        return Ksiginfo.noinfo(sig)
+
+    def clear(self, mask: int) -> None:
+        """sigclear(): forget the signals of mask."""
+        self.set &= ~mask
+        for sig in [s for s in self.q if bit(s) & mask]:
+            del self.q[sig]

@@ -176,7 +176,7 @@ def _getfile(l: Lwp, fd: int, need: int) -> File | int:
 def _positional(fp: File, offset: int) -> int:
     """pread/pwrite checks: only seekable vnodes; negative offsets only on
     character devices."""
-    vtype = getattr(fp, "v_type", None)
+    vtype = fp.v_type
     if fp.f_type != DTYPE_VNODE or vtype == VFIFO:
         return Errno.ESPIPE
     if offset < 0 and vtype != VCHR:

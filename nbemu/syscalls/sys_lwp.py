@@ -11,23 +11,19 @@ from typing import Generator
 
 from .cstruct import TIMESPEC
 from .errno import Errno, KernErrno
-from .host_mem import memmove
-from .kern_lwp import lwp_continue, lwp_create, lwp_exit, lwp_free, lwp_start, lwp_wait
+from .kern_lwp import (LWPCTL_CPU_NONE, LWPCTL_FEATURE_CURCPU, LWPCTL_FEATURE_PCTR, lwp_continue,
+                       lwp_create, lwp_ctl_alloc, lwp_exit, lwp_free, lwp_start, lwp_suspend,
+                       lwp_wait, lwpctl_write)
 from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interruptible, sleepq_block,
                           sleepq_enqueue, sleepq_remove, sleepq_wake)
-from .kern_tc import TICK_NS   # itimespecfix() rounds up to one tick
-from .kern_time import (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME,
-                        CLOCK_THREAD_CPUTIME_ID, TIMER_ABSTIME, copyin_timespec)
-from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
+from .kern_time import (CLOCK_REALTIME, MAXTIMO_NS, TIME_MAX, TIME_MIN, TIMER_ABSTIME, NS_PER_SEC,
+                        clock_gettime1, copyin_timespec, ts2timo)
+from .lwp import (LPR_DETACHED, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
                   LWP_SUSPENDED, MAXCOMLEN, Lwp, LwpFlag)
 from .signals import NSIG
 from .table import syscall
 
 LWP_UNPARK_MAX = 1024
-LWPCTL_FEATURE_CURCPU = 0x1
-LWPCTL_FEATURE_PCTR = 0x2
-LWPCTL_CPU_NONE = -1
-LWPCTL_CPU_EXITED = -2
 _UC_SIGMASK = 0x1
 _UC_CPU = 0x4
 
@@ -96,11 +92,10 @@ def sys__lwp_setprivate(l: Lwp, a, retval: list[int]) -> int:
     # TLS register -- and may refuse the value, leaving l_private set all the same.
     # Whether it refuses is the architecture's business (amd64's x86_set_sdbase:
     # EINVAL at or above VM_MAXUSER_ADDRESS; aarch64 takes anything): the ABI's
-    # optional cpu_lwp_setprivate(ptr) -> errno says.
+    # cpu_lwp_setprivate(ptr) -> errno says.
     l.l_private = a.ptr
     k = l.l_proc.k
-    check = getattr(k.abi, "cpu_lwp_setprivate", None)
-    error = check(a.ptr) if check is not None else 0
+    error = k.abi.cpu_lwp_setprivate(a.ptr)
     if error:
         return error
     k.abi.set_tls(k.platform, l, a.ptr)
@@ -145,27 +140,9 @@ def sys__lwp_suspend(l: Lwp, a, retval: list[int]) -> Generator:
     t = p.lwp_find(a.target)
     if t is None or t.l_stat == LSZOMB:
         return Errno.ESRCH
-    if t is l and p.p_nrlwps == 1:
-        return Errno.EDEADLK
-    if l.l_flag & (LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE):
-        return Errno.EDEADLK
-    if t.l_stat == LSSUSPENDED:
-        return 0
-    t.l_flag |= LwpFlag.LW_WSUSPEND
-    if t is l:
-        return 0               # takes effect in userret
-    if t.l_stat == LSSLEEP and t.l_flag & LwpFlag.LW_SINTR:
-        # lwp_suspend(): setrunnable() -> lwp_unsleep() kicks it out of its sleep
-        # with no error (a spurious wakeup: _lwp_park returns 0 once continued,
-        # _lwp_wait sleeps again); it suspends on its way to user mode.
-        sleepq_remove(k, t, 0)
-    elif t.l_stat == LSRUN:
-        k.runq.sched_dequeue(t)
-        t.l_flag &= ~LwpFlag.LW_WSUSPEND
-        p.p_nrlwps -= 1
-        t.set_stat(LSSUSPENDED)
-        k.event("suspend", t)
-        return 0
+    error = lwp_suspend(l, t)
+    if error or t is l or t.l_stat == LSSUSPENDED:
+        return error           # t is l: it suspends itself in userret
     # Wait until the target is really suspended, exits, or the process exits.
     while True:
         t2 = p.lwp_find(a.target)
@@ -244,67 +221,6 @@ def lwp_unpark(l: Lwp, targets: list[int], hint: int) -> int:
     return error
 
 
-# ts2timo() and what it stands on (NetBSD 10 sys/kern/subr_time.c rev. 1.34).
-TIME_MIN, TIME_MAX = -(1 << 63), (1 << 63) - 1
-MAXTIMO_NS = 0x7FFFFFFF * TICK_NS   # tvtohz() caps a timeout at INT_MAX ticks
-_CPUCLOCK_ID_MASK = ~(CLOCK_THREAD_CPUTIME_ID | CLOCK_PROCESS_CPUTIME_ID)
-_NS = 1_000_000_000
-
-
-def clock_gettime1(l: Lwp, clock_id: int) -> tuple[int, int]:
-    """clock_gettime1(): (errno, nanoseconds).  REALTIME, MONOTONIC and the
-    CPU-time clocks (process: pid 0 = ours; LWP: lid 0 = the caller), whose
-    missing process or LWP is ESRCH; anything else is EINVAL."""
-    p = l.l_proc
-    k = p.k
-    if clock_id & CLOCK_PROCESS_CPUTIME_ID:
-        if clock_id & _CPUCLOCK_ID_MASK not in (0, p.p_pid):
-            return Errno.ESRCH, 0
-        return 0, k.clock.monotonic_ns()
-    if clock_id & CLOCK_THREAD_CPUTIME_ID:
-        lid = clock_id & _CPUCLOCK_ID_MASK
-        t = l if lid == 0 else p.lwp_find(lid)
-        if t is None or t.l_stat in (LSZOMB, LSIDL):
-            return Errno.ESRCH, 0
-        return 0, k.clock.monotonic_ns()
-    if clock_id == CLOCK_REALTIME:
-        return 0, k.clock.realtime_ns()
-    if clock_id == CLOCK_MONOTONIC:
-        return 0, k.clock.monotonic_ns()
-    return Errno.EINVAL, 0
-
-
-def ts2timo(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int], want_start: bool
-            ) -> tuple[int, tuple[int, int], int]:
-    """ts2timo(): (errno, the relative timeout as itimespecfix() left it, the
-    clock's time at the start).  EINVAL for a bad tv_nsec, a bad clock or an
-    absolute time too far from now to subtract; ETIMEDOUT for a time not in
-    the future."""
-    sec, nsec = ts
-    if nsec < 0 or nsec >= _NS:
-        return Errno.EINVAL, ts, 0
-    start = 0
-    if flags & TIMER_ABSTIME or want_start:
-        error, start = clock_gettime1(l, clock_id)
-        if error:
-            return error, ts, 0
-    if flags & TIMER_ABSTIME:
-        nsec_now = start % _NS
-        sec_now = start // _NS
-        borrow = nsec - nsec_now < 0              # timespecsubok()
-        if (sec < 0 and sec_now >= 0 and sec < TIME_MIN + sec_now + borrow) or \
-           (sec >= 0 and sec_now < 0 and sec > TIME_MAX + sec_now):
-            return Errno.EINVAL, ts, 0
-        sec, nsec = sec - sec_now - borrow, nsec - nsec_now + (_NS if borrow else 0)
-    if sec < 0:                                   # itimespecfix()
-        return Errno.ETIMEDOUT, ts, 0
-    if sec == 0 and 0 < nsec < TICK_NS:
-        nsec = TICK_NS
-    if sec == 0 and nsec == 0:
-        return Errno.ETIMEDOUT, ts, 0
-    return 0, (sec, nsec), start
-
-
 def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint: int,
              left: list[tuple[int, int]] | None = None) -> Generator[str, int, int]:
     """lwp_park(): park the calling LWP until unparked, interrupted or timed out.
@@ -323,7 +239,7 @@ def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint
                 left.append(ts)
             return error
         ts = fixed
-        deadline = k.clock.monotonic_ns() + min(fixed[0] * _NS + fixed[1], MAXTIMO_NS)
+        deadline = k.clock.monotonic_ns() + min(fixed[0] * NS_PER_SEC + fixed[1], MAXTIMO_NS)
     # Before going the full route and blocking, check for a pending unpark.
     if l.l_flag & (LwpFlag.LW_CANCELLED | LwpFlag.LW_UNPARKED):
         l.l_flag &= ~(LwpFlag.LW_CANCELLED | LwpFlag.LW_UNPARKED)
@@ -345,8 +261,8 @@ def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint
             assert ts is not None
             e2, now = clock_gettime1(l, clock_id)
             if not e2:                            # clock_timeleft()
-                rest = ts[0] * _NS + ts[1] + start - now
-                ts = (rest // _NS, rest % _NS)
+                rest = ts[0] * NS_PER_SEC + ts[1] + start - now
+                ts = (rest // NS_PER_SEC, rest % NS_PER_SEC)
     if left is not None and ts is not None:
         left.append(ts)
     return error
@@ -452,45 +368,15 @@ def sys__lwp_getname(l: Lwp, a, retval: list[int]) -> int:
     return 0 if len(out) == len(name) else Errno.ENAMETOOLONG
 
 
-# -- lwpctl ------------------------------------------------------------------------------
-LWPCTL_SIZE = 8        # lwpctl_t: int lc_curcpu; int lc_pctr
-
-
-def lwpctl_write(l: Lwp, cpu: int) -> None:
-    """Update l's lwpctl_t through the kernel's view of its page: the process
-    may have unmapped or replaced its own view (NetBSD keeps the page mapped
-    in the kernel; the process then just stops seeing the updates)."""
-    p = l.l_proc
-    va = l.l_lwpctl
-    page = va & ~(p.k.abi.page_size - 1)
-    memmove(p.p_lwpctl_pages[page] + (va - page), struct.pack("<ii", cpu, l.l_pctr & 0x7FFFFFFF),
-            LWPCTL_SIZE)
-
-
-def lwpctl_exit(l: Lwp) -> None:
-    """lwp_exit(): lc_curcpu = LWPCTL_CPU_EXITED -- and it stays so: NetBSD's
-    mi_switch() writes LWPCTL_CPU_EXITED, not LWPCTL_CPU_NONE, for a zombie
-    switching away, so the block is detached here before the LWP leaves its CPU.
-    (The slot is not reused: lwp_free() would free it, after the reap.)"""
-    if l.l_lwpctl:
-        lwpctl_write(l, LWPCTL_CPU_EXITED)
-        l.l_lwpctl = 0
-
-
 @syscall(325, "_lwp_ctl")
 def sys__lwp_ctl(l: Lwp, a, retval: list[int]) -> int:
     p = l.l_proc
     if a.features & ~(LWPCTL_FEATURE_CURCPU | LWPCTL_FEATURE_PCTR):
         return Errno.ENODEV
     if not l.l_lwpctl:
-        if not p.p_lwpctl_free:
-            from .uvm_mmap import map_kernel_page
-            kp = map_kernel_page(p, "lwpctl")
-            if kp is None:
-                return Errno.ENOMEM
-            va, p.p_lwpctl_pages[kp[0]] = kp
-            p.p_lwpctl_free.extend(range(va + p.k.abi.page_size - LWPCTL_SIZE, va - 1, -LWPCTL_SIZE))
-        l.l_lwpctl = p.p_lwpctl_free.pop()
+        error = lwp_ctl_alloc(l)
+        if error:
+            return error
     ci = l.l_cpu
     lwpctl_write(l, ci.ci_index if ci is not None and l.l_stat == LSONPROC else LWPCTL_CPU_NONE)
     ws = p.k.abi.word_size

@@ -400,7 +400,7 @@ def sys_mq_notify(l: Lwp, a, retval: list[int]) -> int:
 def _timo(l: Lwp, ts: tuple[int, int] | None) -> tuple[int, int | None]:
     """ts2timo for one sleep: (ETIMEDOUT / EINVAL or 0, the deadline on the
     kernel's monotonic clock or None)."""
-    from .sys_lwp import MAXTIMO_NS, ts2timo
+    from .kern_time import MAXTIMO_NS, ts2timo
     if ts is None:
         return 0, None
     error, rel, _ = ts2timo(l, CLOCK_REALTIME, TIMER_ABSTIME, ts, False)

@@ -1,6 +1,6 @@
 """Scheduler system calls (NetBSD's sys/kern/sys_sched.c): _sched_setparam,
-_sched_getparam, _sched_setaffinity, _sched_getaffinity, and _sched_protect
-(the priority-ceiling call of PTHREAD_PRIO_PROTECT mutexes).
+_sched_getparam, _sched_setaffinity, _sched_getaffinity, sched_yield and
+_sched_protect (the priority-ceiling call of PTHREAD_PRIO_PROTECT mutexes).
 
 Model
 -----
@@ -34,6 +34,7 @@ from __future__ import annotations
 import struct
 
 from .errno import Errno
+from .kern_synch import yield_
 from .lwp import LSIDL, LSZOMB, Lwp, Proc
 from .table import syscall
 
@@ -48,7 +49,6 @@ PRI_KERNEL = 64
 PRI_USER_RT = 128
 NZERO = 20
 PRI_DEFAULT_OTHER = PRI_KERNEL - 1 - NZERO     # SCHED_4BSD resetpriority(), estcpu 0
-MAXCPUS_DEFAULT = 32                           # sys/param.h when the port says nothing
 
 SCHED_PARAM = struct.Struct("<i")              # struct sched_param { int sched_priority; }
 
@@ -64,7 +64,7 @@ def l_schedprio(l: Lwp) -> int:
 
 def kc_bitsize(abi) -> int:
     """Bytes of a kernel CPU set: KC_MAXCPUS (MAXCPUS rounded up to 32) / 8."""
-    maxcpus = getattr(abi, "maxcpus", MAXCPUS_DEFAULT)
+    maxcpus = abi.maxcpus
     return ((maxcpus + 31) // 32) * 4
 
 
@@ -236,6 +236,12 @@ def sys__sched_getaffinity(l: Lwp, a, retval: list[int]) -> int:
 
 
 # -- PTHREAD_PRIO_PROTECT -----------------------------------------------------------
+@syscall(350, "sched_yield")
+def sys_sched_yield(l: Lwp, a, retval: list[int]) -> int:
+    yield_(l)
+    return 0
+
+
 @syscall(351, "_sched_protect")
 def sys__sched_protect(l: Lwp, a, retval: list[int]) -> int:
     """A simplified priority-ceiling protocol, as NetBSD's: a priority in

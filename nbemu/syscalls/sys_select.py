@@ -77,7 +77,7 @@ class SelRecords:
         if id(fp) in self.files:
             return
         self.files.add(id(fp))
-        if getattr(fp, "hostfd", None) is not None:
+        if fp.hostfd is not None:
             self.hostpoll = True
             return
         l = self.l

@@ -69,9 +69,7 @@ def sigaction1(l: Lwp, sig: int, new: tuple | None, tramp: int, vers: int) -> in
         m |= bit(sig)
     p.p_sigacts[sig] = (handler, words_of(m), flags, tramp, vers)
     if handler not in (SIG_DFL, SIG_IGN):
-        caught = getattr(p.k.platform, "signal_caught", None)
-        if caught is not None:                            # emu/machine.py: host signals
-            caught(sig)
+        p.k.platform.signal_caught(sig)                   # emu/machine.py: host signals
     if handler == SIG_IGN or (handler == SIG_DFL and prop & SigProp.SA_IGNORE):
         sig_clear_everywhere(p, bit(sig))                 # never to be seen again
     return 0
@@ -364,8 +362,7 @@ def sys_getcontext(l: Lwp, a, retval: list[int]) -> int:
     plat = k.platform
     vals = plat.regs_get(l, abi.getmcontext_ids())
     abi.set_syscall_success_in_gregs(vals)
-    vget = getattr(plat, "vregs_get", None)
-    xmm = vget(l, abi.sendsig_vregs()) if vget is not None else None
+    xmm = plat.vregs_get(l, abi.sendsig_vregs())
     uc = abi.build_ucontext(vals, l.l_sigmask, l.l_sigstk, xmm)
     return l.l_proc.p_vmspace.copyout(uc, a.ucp)
 
@@ -393,10 +390,8 @@ def sys_setcontext(l: Lwp, a, retval: list[int]) -> int:
     if ids:
         plat.regs_set(l, ids, vals)
     if flags & abi.uc_fpu:
-        vset = getattr(plat, "vregs_set", None)
-        if vset is not None:
-            pairs = abi.fpu_xmm_from_mcontext(uc)
-            vset(l, [r for r, _ in pairs], [v for _, v in pairs])
+        pairs = abi.fpu_xmm_from_mcontext(uc)
+        plat.vregs_set(l, [r for r, _ in pairs], [v for _, v in pairs])
     tls = abi.ucontext_tlsbase(uc)
     if tls is not None:
         l.l_private = tls                      # lwp_setprivate()

@@ -304,7 +304,7 @@ def sys__ksem_post(l: Lwp, a, retval: list[int]) -> int:
 
 def do_ksem_wait(l: Lwp, ident: int, try_p: bool, abstime: tuple[int, int] | None
                  ) -> Generator[str, int, int]:
-    from .sys_lwp import MAXTIMO_NS, ts2timo
+    from .kern_time import MAXTIMO_NS, ts2timo
     k = l.l_proc.k
     error, ks, _ = ksem_get(l, ident)
     if error:

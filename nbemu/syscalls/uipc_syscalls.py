@@ -124,7 +124,7 @@ CHUNK = 1 << 20
 
 def _replaying() -> bool:
     r = hostinput.recorder
-    return r is not None and bool(getattr(r, "replaying", False))
+    return r is not None and r.replaying
 
 
 def _hostcall(fn: Callable, *args: Any) -> tuple[int, Any]:
@@ -201,10 +201,7 @@ def release_addr(addr: Any) -> None:
 
 def _unp_names(k: Any) -> dict[str, bytes]:
     """Host names of sockets this kernel bound -> their guest paths."""
-    names = getattr(k, "_unp_names", None)
-    if names is None:
-        names = k._unp_names = {}
-    return names
+    return k.unp_names
 
 
 def _local_addr(l: Lwp, path: bytes, bind: bool) -> LocalAddr | int:

@@ -63,6 +63,15 @@ class VmMap:
         # [_td_lo, top of the mmap area) is known to be fully mapped: topdown
         # searches jump over it instead of walking every entry (issue 16 item 8).
         self._td_lo: int | None = None
+        # struct vmspace's layout of the process image, set by exec (guest/exec_elf.py)
+        # or the boot (emu/space.py); None / 0 in a bare map (unit tests).
+        self.usrstack: int | None = None    # USRSTACK: top of the main stack
+        self.maxssiz = 0                    # the stack's reservation below it
+        self.dsiz_limit: int | None = None  # RLIMIT_DATA at exec (None: the port's default)
+        self.vm_daddr = 0                   # data segment (brk) base and size
+        self.vm_dsize = 0
+        self.vm_minsaddr = 0                # the stack's top and lowest address
+        self.vm_maxsaddr = 0
 
     # -- lookup ------------------------------------------------------------
     def lookup(self, va: int) -> MapEntry | None:
@@ -96,7 +105,7 @@ class VmMap:
     # -- structure -----------------------------------------------------------
     def _td_top(self) -> int | None:
         """Top of the topdown mmap area (VM_DEFAULT_ADDRESS_TOPDOWN's base)."""
-        top = getattr(self, "usrstack", None)
+        top = self.usrstack
         return None if top is None else top - self.maxssiz
 
     def _insert(self, e: MapEntry) -> None:
@@ -331,8 +340,6 @@ class VmMap:
 
 # minherit(2) values (sys/mman.h)
 MAP_INHERIT_SHARE, MAP_INHERIT_COPY, MAP_INHERIT_NONE = 0, 1, 2
-_VM_FIELDS = ("vm_daddr", "vm_dsize", "vm_minsaddr", "vm_maxsaddr", "usrstack", "maxssiz",
-              "dsiz_limit")
 
 
 def uvmspace_fork(vm1: VmMap, pmap: Pmap) -> VmMap:
@@ -341,9 +348,9 @@ def uvmspace_fork(vm1: VmMap, pmap: Pmap) -> VmMap:
     their own holding what the parent's hold (only pages the host has: an
     untouched page reads as zero in both); MAP_INHERIT_NONE ones are left out."""
     vm2 = VmMap(pmap, vm1.page, vm1.min_addr, vm1.max_addr)
-    for f in _VM_FIELDS:
-        if hasattr(vm1, f):
-            setattr(vm2, f, getattr(vm1, f))
+    (vm2.vm_daddr, vm2.vm_dsize, vm2.vm_minsaddr, vm2.vm_maxsaddr, vm2.usrstack, vm2.maxssiz,
+     vm2.dsiz_limit) = (vm1.vm_daddr, vm1.vm_dsize, vm1.vm_minsaddr, vm1.vm_maxsaddr,
+                        vm1.usrstack, vm1.maxssiz, vm1.dsiz_limit)
     for e in vm1._entries:
         size = e.end - e.start
         if e.inherit == MAP_INHERIT_NONE:

@@ -66,7 +66,7 @@ def sys_mmap(l: Lwp, a, retval: list[int]) -> int:
             return Errno.EACCES
         if flags & MAP_SHARED and prot & PROT_WRITE and not fp.f_flag & FWRITE:
             return Errno.EACCES
-        if not hasattr(fp, "pread"):
+        if not fp.f_mmap:
             return Errno.ENODEV
     elif a.fd != -1 and a.fd != 0xFFFFFFFF:
         pass                        # NetBSD ignores fd for MAP_ANON

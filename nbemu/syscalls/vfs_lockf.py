@@ -52,7 +52,7 @@ def lockf_state(k: Any) -> LockfState:
 
 def vnode_key(fp: Any) -> tuple[int, int] | None:
     """The vnode a file stands for (device, inode), None when not a host file."""
-    fd = getattr(fp, "hostfd", -1)
+    fd = fp.hostfd
     if fd is None or fd < 0:
         return None
     try:

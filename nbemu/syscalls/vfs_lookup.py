@@ -55,6 +55,8 @@ MAXPATHLEN = 1024          # sys/param.h, NUL included
 MAXSYMLINKS = 32           # sys/param.h
 NAME_MAX = 511             # sys/syslimits.h
 AT_FDCWD = -100            # fcntl.h
+# vnode types (sys/vnode.h, enum vtype)
+VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO, VBAD = range(9)
 
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 _DIR = O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -107,12 +109,11 @@ class RootVnode(Vnode):
 def rootvnode(k: Any) -> RootVnode:
     """The root directory held open (opened once per kernel from k.root, the
     user's --root: the one host path string nbemu trusts)."""
-    rv = getattr(k, "_vfs_rootvp", None)
+    rv = k.vfs_rootvp
     if rv is None or rv[0] != k.root:
         real = os.fsencode(os.path.realpath(k.root))
         vp = RootVnode(os.open(real, _DIR), real.rstrip(b"/"))
-        rv = (k.root, vp)
-        k._vfs_rootvp = rv
+        rv = k.vfs_rootvp = (k.root, vp)
     return rv[1]
 
 
@@ -446,8 +447,8 @@ def start_dir(l: Any, dirfd: int, path: bytes) -> Vnode | tuple[int, list[bytes]
         return Errno.EBADF
     if fp.f_type != DTYPE_VNODE:
         return Errno.EINVAL
-    comps = getattr(fp, "f_guest", None)
-    if comps is None or not getattr(fp, "is_dir", False) or getattr(fp, "hostfd", -1) < 0:
+    comps = fp.f_guest
+    if comps is None or not fp.is_dir or fp.hostfd is None or fp.hostfd < 0:
         return Errno.ENOTDIR     # (None: a host directory given as stdin: not the guest's)
     return fp.hostfd, list(comps)
 

@@ -152,7 +152,7 @@ def do_sys_fstatvfs(l: Lwp, fd: int, flags: int) -> Statvfs | int:
         return Errno.EBADF
     if fp.f_type != DTYPE_VNODE:
         return Errno.EINVAL
-    hostfd = getattr(fp, "hostfd", None)
+    hostfd = fp.hostfd
     return _host_statvfs(k, hostfd if isinstance(hostfd, int) else (root_host(k) or b"/"))
 
 

@@ -34,19 +34,18 @@ from .errno import Errno, from_host
 from .hostinput import HOSTPOLL_NS, host_input
 from .kern_sleepq import kpause, sleepq_wake
 from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FMASK,
-                           FNONBLOCK, FREAD, FWRITE, F_GETPATH, F_SETFL, FFLAGS, NbStat,
+                           FNONBLOCK, FREAD, FWRITE, F_GETPATH, F_SETFL, FFLAGS, Filedesc, NbStat,
                            O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_DSYNC, O_EXCL,
                            O_NOFOLLOW, O_NONBLOCK, O_REGULAR, O_RSYNC, O_SYNC, O_TRUNC,
                            SEEK_CUR, SEEK_END, SEEK_SET, File, fd_affix, fd_alloc, fd_getfile,
                            stat_from_host)
 from .lwp import Lwp, Proc
 from .table import syscall
-from .vfs_lookup import (AT_FDCWD, MAXPATHLEN, O_PATH, Nameidata, Vnode, cwd_set, cwd_vnode,
+from .vfs_lookup import (VBAD, VBLK, VCHR, VDIR, VFIFO, VLNK, VNON, VREG, VSOCK,  # noqa: F401
+                         AT_FDCWD, MAXPATHLEN, O_PATH, Nameidata, Vnode, cwd_set, cwd_vnode,
                          guest_path, is_root, vnode_path, namei, namei_at, proc_fd, split_guest,
                          start_dir)
 
-# vnode types (sys/vnode.h, enum vtype)
-VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO, VBAD = range(9)
 
 AT_EACCESS, AT_SYMLINK_NOFOLLOW, AT_SYMLINK_FOLLOW, AT_REMOVEDIR = 0x100, 0x200, 0x400, 0x800
 F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
@@ -198,6 +197,7 @@ CHUNK = 1 << 20
 
 class HostFile(File):
     """A vnode: a file, directory, device or FIFO reached through a host fd."""
+    f_mmap = True
     f_type = DTYPE_VNODE
 
     def __init__(self, hostfd: int, flag: int, name: str, owns_fd: bool,
@@ -611,6 +611,22 @@ def _lookup_create(l: Lwp, dirfd: int, path_va: int, createdir: bool = False
     return nd
 
 
+def filedesc_init(p: Proc) -> Filedesc:
+    """A fresh table with fd 0, 1, 2 bound to the host's stdin/stdout/stderr
+    (the first process's, made by emu/boot.py; tests/khelp.py)."""
+    fdp = Filedesc()
+    p.p_fd = fdp
+    for fd, name in enumerate(("<stdin>", "<stdout>", "<stderr>")):
+        try:
+            hflags = host_fcntl.fcntl(fd, host_fcntl.F_GETFL)
+        except OSError:
+            continue                         # the host gave us no such descriptor
+        # the host descriptor's access mode and append flag, in NetBSD's terms
+        flag = FFLAGS(hflags & O_ACCMODE) | (FAPPEND if hflags & os.O_APPEND else 0)
+        fd_affix(p, HostFile(fd, flag, name, owns_fd=False, guest_path=None), fd)
+    return fdp
+
+
 def fd_getvnode(p: Proc, fd: int) -> HostFile | int:
     """The vnode open on fd: EBADF if none, EINVAL if not a vnode."""
     fp = fd_getfile(p, fd)
@@ -688,7 +704,7 @@ def do_open(l: Lwp, dirfd: int, path_va: int, oflags: int, mode: int, retval: li
                 from .fifo_vnops import fifo_open
                 return fifo_open(l, nd.take_vp(), nd.ni_st, hflags, flags,
                                  os.fsdecode(nd.ni_guest), nd.ni_comps,
-                                 bool(oflags & O_CLOEXEC), retval)
+                                 bool(oflags & O_CLOEXEC), retval, HostFile)
             # re-open the very object namei holds (not a path the host walks)
             error, hfd = _host(os.open, nd.ni_proc, hflags)
         guest, comps = nd.ni_guest, nd.ni_comps
@@ -749,7 +765,7 @@ def sys_lseek(l: Lwp, a, retval: list[int]) -> int:
     fp = fd_getfile(l.l_proc, a.fd)
     if fp is None:
         return Errno.EBADF
-    if fp.f_type != DTYPE_VNODE or getattr(fp, "v_type", None) == VFIFO:
+    if fp.f_type != DTYPE_VNODE or fp.v_type == VFIFO:
         return Errno.ESPIPE
     if a.whence not in (SEEK_SET, SEEK_CUR, SEEK_END):
         return Errno.EINVAL

@@ -282,7 +282,4 @@ class ForkServer:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--listen"]:
-        from .kyua_server import serve_unix
-        sys.exit(serve_unix(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 60.0))
     sys.exit(serve())

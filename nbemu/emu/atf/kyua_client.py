@@ -4,7 +4,8 @@ from the suite's warm server (kyua_server.py) instead of a cold Python.
 Run by path with ``-S`` and the standard library only, so it starts in ~15 ms.  It
 connects to the suite's server (an abstract AF_UNIX name derived from SUITE_DIR, so
 no socket file goes stale and no path is too long; started as ``python -m
-nbemu.emu.atf.forkserver --listen NAME`` if nobody listens), sends its descriptors 0-2, cwd, umask and environment, forwards
+nbemu.emu.atf.kyua_server NAME`` if nobody listens), sends its descriptors 0-2,
+cwd, umask and environment, forwards
 SIGTERM/SIGINT/SIGHUP/SIGQUIT to the child, and ends as the child ended.  If the
 server cannot be reached it becomes ``python -m nbemu.emu.atf.launch`` itself, so a
 case never fails because of the server.
@@ -57,8 +58,8 @@ def _start_server(path: str) -> None:
                 os.dup2(null, fd)
             os.closerange(3, 1 << 16)
             os.chdir("/")
-            os.execv(sys.executable, [sys.executable, "-m", "nbemu.emu.atf.forkserver",
-                                      "--listen", path.replace("\0", "@", 1), IDLE_SECONDS])
+            os.execv(sys.executable, [sys.executable, "-m", "nbemu.emu.atf.kyua_server",
+                                      path.replace("\0", "@", 1), IDLE_SECONDS])
         finally:
             os._exit(127)
     os.waitpid(pid, 0)

@@ -4,7 +4,7 @@ Kyua starts every test case as a new process (the wrapper script that
 ``nbemu atf --kyua-suite`` writes), so without help each case pays Python's start-up
 and the import of unicorn and the kernel (~0.35 s of CPU).  The wrappers run
 ``kyua_client.py`` instead, a standard-library-only script that connects to this
-server on ``SUITE/.nbemu-forkserver.sock`` (starting it on first use) and hands over
+server (starting it on first use) and hands over
 its standard descriptors, cwd, umask and environment over an abstract AF_UNIX
 socket (a name, no file: ``@`` on the command line stands for the leading NUL); the server forks a child that
 becomes ``python -m nbemu.emu.atf.launch ARGV`` (forkserver._child), and the client
@@ -203,3 +203,9 @@ def _registered(sel: selectors.BaseSelector, conn: socket.socket) -> bool:
         return True
     except KeyError:
         return False
+
+
+if __name__ == "__main__":
+    # python -m nbemu.emu.atf.kyua_server @NAME [IDLE_SECONDS] (started by kyua_client.py)
+    import sys
+    sys.exit(serve_unix(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 60.0))

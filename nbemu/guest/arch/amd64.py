@@ -7,6 +7,7 @@ sys/arch/amd64/amd64/machdep.c (setregs, cpu_mcontext_validate).
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 from unicorn import UC_ARCH_X86, UC_MODE_64
 from unicorn import x86_const as X
@@ -90,6 +91,23 @@ class Amd64(Abi):
     report_regs = tuple((n, getattr(X, "UC_X86_REG_" + n.upper())) for n in (
         "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
         "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base"))
+    # Unwinding (crash reports): the psABI's DWARF register numbers, by report_regs
+    # names; (pc, sp, frame pointer); `call` pushes the return address.
+    dwarf_regs = {0: "rax", 1: "rdx", 2: "rcx", 3: "rbx", 4: "rsi", 5: "rdi", 6: "rbp",
+                  7: "rsp", 8: "r8", 9: "r9", 10: "r10", 11: "r11", 12: "r12", 13: "r13",
+                  14: "r14", 15: "r15", 16: "rip"}
+    frame_regs = ("rip", "rsp", "rbp")
+    ra_on_stack = True
+    go_lwp_tramp_fn_reg = X.UC_X86_REG_R12   # Go's runtime.lwp_tramp: the start function
+
+    # gdb's view of the port: target.xml, and how each of its registers is read
+    def gdb_target_xml(self) -> bytes:
+        return (Path(__file__).parent / "amd64_gdb.xml").read_bytes()
+
+    def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
+        return _gdb_reg_map()
+
+    gdb_fpsw_reg = X.UC_X86_REG_FPSW
     uc_hook_syscall_insn = X.UC_X86_INS_SYSCALL
 
     # -- system calls ----------------------------------------------------
@@ -340,6 +358,37 @@ class Amd64(Abi):
         }
         sig, code, a, trapno, what = table.get(intno, (SIGILL, 0, pc, intno, f"trap {intno}"))
         return sig, code, a, trapno, 0, what
+
+
+# -- gdb's view (emu/gdb_regs.py): the target description and the register map ----------
+def _gdb_reg_map() -> dict[str, tuple[str, int, int]]:
+    """name -> (kind, unicorn id, arg). Kinds: 'int' (batched), 'ro' (batched,
+    writes ignored: segment selectors), 'ftag' (tag word translated), 'st'
+    (x87 register arg relative to TOP), 'wide' (raw bytes)."""
+    from unicorn import x86_const as X
+    m: dict[str, tuple[str, int, int]] = {}
+    for n in ("rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip "
+              "eflags fs_base gs_base mxcsr").split():
+        m[n] = ("int", getattr(X, "UC_X86_REG_" + n.upper()), 0)
+    for n in ("cs", "ss", "ds", "es", "fs", "gs"):
+        m[n] = ("ro", getattr(X, "UC_X86_REG_" + n.upper()), 0)
+    m.update(gdb_x87_sse_map(16))
+    return m
+
+
+def gdb_x87_sse_map(nxmm: int) -> dict[str, tuple[str, int, int]]:
+    """The x87 and SSE registers of gdb's x86 descriptions (amd64: 16 xmm, i386: 8)."""
+    from unicorn import x86_const as X
+    m: dict[str, tuple[str, int, int]] = {}
+    for n, u in (("fctrl", "FPCW"), ("fstat", "FPSW"), ("fiseg", "FCS"), ("fioff", "FIP"),
+                 ("foseg", "FDS"), ("fooff", "FDP"), ("fop", "FOP")):
+        m[n] = ("int", getattr(X, "UC_X86_REG_" + u), 0)
+    m["ftag"] = ("ftag", X.UC_X86_REG_FPTAG, 0)
+    for i in range(8):
+        m[f"st{i}"] = ("st", X.UC_X86_REG_FP0, i)
+    for i in range(nxmm):
+        m[f"xmm{i}"] = ("wide", getattr(X, f"UC_X86_REG_XMM{i}"), 0)
+    return m
 
 
 ABI = Amd64()

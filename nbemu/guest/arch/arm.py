@@ -194,6 +194,23 @@ class Arm(Abi):
     report_regs = tuple((f"r{i}", _R[i]) for i in range(13)) + (
         ("sp", A.UC_ARM_REG_SP), ("lr", A.UC_ARM_REG_LR), ("pc", A.UC_ARM_REG_PC),
         ("cpsr", A.UC_ARM_REG_CPSR), ("tpidruro", _TPIDRURO))
+    # Unwinding (crash reports): the DWARF numbers of AAPCS; ARM-state frames chain
+    # through r11 as clang lays them out; the return address is in lr until saved.
+    dwarf_regs = {**{i: f"r{i}" for i in range(13)}, 13: "sp", 14: "lr", 15: "pc"}
+    frame_regs = ("pc", "sp", "r11")
+    ra_on_stack = False
+    go_lwp_tramp_fn_reg = A.UC_ARM_REG_R2   # Go's runtime.lwp_tramp: the start function
+
+    # gdb's view of the port: target.xml, and how each of its registers is read
+    def gdb_target_xml(self) -> bytes:
+        return _gdb_target_xml().encode()
+
+    def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
+        return _gdb_reg_map()
+
+    def return_pc(self, ra: int) -> int:
+        """A return address's bit 0 says Thumb; the PC is without it."""
+        return ra & ~1
 
     # -- the engine ----------------------------------------------------------
     def init_engine(self, uc) -> None:
@@ -413,6 +430,47 @@ class Arm(Abi):
             return SIGTRAP, TRAP_BRKPT, pc, 0, 0, "breakpoint (bkpt)"
         sig, what = self.trap_signal(intno)
         return sig, 0, pc, 0, 0, what
+
+
+# -- gdb's view (emu/gdb_regs.py): the target description and the register map ----------
+def _gdb_target_xml() -> str:
+    """NetBSD/earmv7hf as gdb's arm support expects it: the core feature (r0-r12,
+    sp, lr, pc, cpsr), the VFPv3 feature (d0-d31, fpscr) and the tls feature
+    (tpidruro: NetBSD's TLS base, TPIDRURO)."""
+    core = "".join(f'    <reg name="r{i}" bitsize="32" type="uint32"/>\n' for i in range(13))
+    vfp = "".join(f'    <reg name="d{i}" bitsize="64" type="ieee_double"/>\n'
+                  for i in range(32))
+    return f"""<?xml version="1.0"?>
+<!DOCTYPE target SYSTEM "gdb-target.dtd">
+<target version="1.0">
+  <architecture>arm</architecture>
+  <feature name="org.gnu.gdb.arm.core">
+{core}    <reg name="sp" bitsize="32" type="data_ptr"/>
+    <reg name="lr" bitsize="32"/>
+    <reg name="pc" bitsize="32" type="code_ptr"/>
+    <reg name="cpsr" bitsize="32"/>
+  </feature>
+  <feature name="org.gnu.gdb.arm.vfp">
+{vfp}    <reg name="fpscr" bitsize="32" type="int" group="float"/>
+  </feature>
+  <feature name="org.gnu.gdb.arm.tls">
+    <reg name="tpidruro" bitsize="32" type="data_ptr"/>
+  </feature>
+</target>
+"""
+
+
+def _gdb_reg_map() -> dict[str, tuple[str, int, int]]:
+    from unicorn import arm_const as A
+    m: dict[str, tuple[str, int, int]] = {}
+    for i in range(13):
+        m[f"r{i}"] = ("int", A.UC_ARM_REG_R0 + i, 0)
+    for n in ("sp", "lr", "pc", "cpsr", "fpscr"):
+        m[n] = ("int", getattr(A, "UC_ARM_REG_" + n.upper()), 0)
+    for i in range(32):
+        m[f"d{i}"] = ("int", A.UC_ARM_REG_D0 + i, 0)    # 64-bit: fits the batches
+    m["tpidruro"] = ("int", A.UC_ARM_REG_C13_C0_3, 0)
+    return m
 
 
 ABI = Arm()

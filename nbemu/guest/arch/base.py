@@ -3,10 +3,15 @@
 An Abi knows registers, trap conventions and structure layouts of one NetBSD
 port. The kernel (syscalls/) calls it with a `RegisterFile` (live engine or an
 LWP's saved context, provided by emu/) and never tests the architecture.
+
+`Abi` is a complete typing.Protocol: every member that the kernel, the loader
+or emu/ uses is declared here, so nobody probes a port with getattr. The ports
+(amd64.py, aarch64.py, i386.py, arm.py) subclass it and inherit the defaults
+written here; tests/test_layering.py checks that each port defines the rest.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 
 class RegisterFile(Protocol):
@@ -16,9 +21,11 @@ class RegisterFile(Protocol):
     def set(self, ids: Sequence[int], vals: Sequence[int]) -> None: ...
 
 
-class Abi:
-    name: str                 # nbemu's name and NetBSD's MACHINE: "amd64"
+class Abi(Protocol):
+    name: str                 # nbemu's name of the port: "amd64", "earmv7hf"
+    machine: str              # NetBSD's MACHINE (hw.machine, uname -m): "amd64", "evbarm"
     machine_arch: str         # hw.machine_arch (MACHINE_ARCH): "x86_64"
+    maxcpus: int              # MAXCPUS (machine/param.h): the size of a kernel CPU set
     elf_machine: int
     elf_class: int            # 64 or 32
     page_size: int
@@ -47,6 +54,19 @@ class Abi:
     syscall_out_regs: tuple[int, ...]
     # Registers of a crash report, with their names.
     report_regs: tuple[tuple[str, int], ...]
+    # Unwinding (emu/crash.py backtraces): the psABI's DWARF register numbers ->
+    # report_regs names; the (pc, sp, frame pointer) names -- [fp] is the caller's
+    # fp and [fp + word] the return address on every port; whether a call pushes
+    # the return address (else it is in a link register until the callee saves it).
+    dwarf_regs: dict[int, str]
+    frame_regs: tuple[str, str, str]
+    ra_on_stack: bool
+    # The register Go's runtime.lwp_tramp takes the new LWP's real start function
+    # in (its lwp_mcontext_init): emu/timeline.py labels Go's Ms with it.
+    go_lwp_tramp_fn_reg: int
+    # The x87 status word register where there is an x87 (gdb's st<i> are
+    # relative to its TOP field), else None.
+    gdb_fpsw_reg: int | None = None
     # How a system call traps. "insn": a UC_HOOK_INSN on `uc_hook_syscall_insn`
     # (x86 `syscall`). "intr": a UC_HOOK_INTR exception numbered `trap_intno`
     # (aarch64 `svc`); other exception numbers are faults (trap_signal).
@@ -65,6 +85,14 @@ class Abi:
     # False where Unicorn cannot write the PC of a saved context (ARM: it crashes);
     # the Machine then keeps such a PC aside until the LWP is loaded.
     context_pc_writable: bool = True
+    # The x86 instruction a UC_HOOK_INSN traps on (trap_kind "insn" only).
+    uc_hook_syscall_insn: int = 0
+    # Signals and contexts: sizeof(siginfo_t) as copied out, the uc_flags bits
+    # of a saved FPU (_UC_FPU) and of the signal stack (_UC_SETSTACK / _UC_CLRSTACK).
+    ksiginfo_size: int
+    uc_fpu: int
+    uc_setstack: int
+    uc_clrstack: int
 
     def syscall_insn_size(self, state: int) -> int:
         """Bytes to back up to restart a system call (syscall_insn_len)."""
@@ -77,6 +105,23 @@ class Abi:
     def resume_address(self, pc: int, state: int) -> int:
         """The address to give uc_emu_start / a PC write to resume at pc."""
         return pc
+
+    def gdb_target_xml(self) -> bytes:
+        """gdb's target description of the port (target.xml): the order of its
+        <reg>s is gdb's register numbering and the 'g' packet's layout."""
+        ...
+
+    def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
+        """gdb register name -> (kind, Unicorn id, arg), for emu/gdb_regs.py.
+        Kinds: 'int' (batched), 'ro' (batched, writes ignored), 'ftag' (x87 tag
+        word translated), 'st' (x87 register arg relative to TOP), 'wide' (raw
+        bytes), 'const' (the value arg, writes ignored), 'tls' (batched read,
+        written through set_tls)."""
+        ...
+
+    def return_pc(self, ra: int) -> int:
+        """The PC a return address resumes at (ARM: without the Thumb bit)."""
+        return ra
 
     def init_engine(self, uc: object) -> None:
         """One-time set-up of a new Unicorn engine before any LWP runs (e.g. i386's
@@ -99,6 +144,79 @@ class Abi:
 
     def tls_reg(self) -> int:
         raise NotImplementedError
+
+    def cpu_lwp_setprivate(self, ptr: int) -> int:
+        """cpu_lwp_setprivate()'s machine-dependent check of a TLS base: an errno
+        (amd64's x86_set_sdbase: EINVAL at or above VM_MAXUSER_ADDRESS) or 0.
+        Default: any value (aarch64, arm, i386)."""
+        return 0
+
+    # -- faults and reports ----------------------------------------------------
+    def trap_signal(self, intno: int) -> tuple[int, str]:
+        """Signal and description of a CPU exception (Unicorn interrupt number)."""
+        ...
+
+    def fault_siginfo(self, kind: str, addr: int, pc: int, intno: int = -1,
+                      access: str = "read") -> tuple[int, int, int, int, int, str]:
+        """The port's trap(): (signo, si_code, si_addr, trapno, err, description)
+        of a guest fault. kind: "unmapped" / "prot" (a page fault at addr for
+        access read/write/exec), "intr" (CPU exception intno), "invalid"."""
+        ...
+
+    def capstone_arch_mode(self) -> tuple[int, int]:
+        """(capstone arch, mode) to disassemble the port's code (crash reports)."""
+        ...
+
+    # -- ucontext / mcontext / signal frames ------------------------------------
+    def unpack_mcontext_gregs(self, uc_bytes: bytes) -> list[int]:
+        """The general registers of a ucontext's mcontext, as stored."""
+        ...
+
+    def cpu_mcontext_validate(self, gregs: list[int]) -> bool:
+        """cpu_mcontext_validate(): False makes setcontext / _lwp_create EINVAL."""
+        ...
+
+    def mcontext_regs(self, uc_bytes: bytes, flags: int) -> tuple[list[int], list[int]]:
+        """(register ids, values) to load from a ucontext's mcontext for `flags`."""
+        ...
+
+    def fpu_xmm_from_mcontext(self, uc_bytes: bytes) -> list[tuple[int, int]]:
+        """(vector register id, 128-bit value) pairs of the mcontext's FPU area."""
+        ...
+
+    def getmcontext_ids(self) -> tuple[int, ...]:
+        """The registers getcontext / sendsig save (build_ucontext's `vals`)."""
+        ...
+
+    def build_ucontext(self, vals: list[int], sigmask: tuple[int, ...],
+                       stack: tuple[int, int, int], xmm: list[int] | None) -> bytes:
+        """A ucontext_t from getmcontext_ids() values (xmm: sendsig_vregs() values,
+        None: no FPU state)."""
+        ...
+
+    def set_syscall_success_in_gregs(self, vals: list[int]) -> None:
+        """getcontext's saved registers resume as a successful call returning 0."""
+        ...
+
+    def ucontext_tlsbase(self, uc_bytes: bytes) -> int | None:
+        """The TLS base a ucontext carries (_UC_TLSBASE), else None."""
+        ...
+
+    def pack_siginfo(self, ksi: Any) -> bytes:
+        """A siginfo_t from a kernel ksiginfo (kern_sig.Ksiginfo)."""
+        ...
+
+    def sendsig_vregs(self) -> tuple[int, ...]:
+        """The 128-bit registers a signal frame saves."""
+        ...
+
+    def sendsig_frame(self, vals: list[int], xmm: list[int], siginfo: bytes,
+                      sigmask: tuple[int, ...], was_onstack: bool, alt_top: int | None,
+                      handler: int, tramp: int, sig: int, trapno: int, err: int
+                      ) -> tuple[int, bytes, list[int], list[int], list[int], list[int]]:
+        """sendsig_siginfo(): (frame address, frame bytes, register ids and values
+        to load, vector register ids and values to load)."""
+        ...
 
     def set_tls(self, plat, l, value: int) -> None:
         """Load l's TLS base (cpu_lwp_setprivate) through the platform. Default:

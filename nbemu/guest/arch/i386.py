@@ -147,6 +147,21 @@ class I386(Abi):
     report_regs = tuple((n, getattr(X, "UC_X86_REG_" + n.upper())) for n in (
         "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags")) + (
         ("gs_base", TLS_SHADOW),)
+    # Unwinding (crash reports): i386 SysV DWARF numbers; `call` pushes the return address.
+    dwarf_regs = {0: "eax", 1: "ecx", 2: "edx", 3: "ebx", 4: "esp", 5: "ebp", 6: "esi", 7: "edi",
+                  8: "eip"}
+    frame_regs = ("eip", "esp", "ebp")
+    ra_on_stack = True
+    go_lwp_tramp_fn_reg = X.UC_X86_REG_ESI   # Go's runtime.lwp_tramp: the start function
+
+    # gdb's view of the port: target.xml, and how each of its registers is read
+    def gdb_target_xml(self) -> bytes:
+        return _gdb_target_xml().encode()
+
+    def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
+        return _gdb_reg_map()
+
+    gdb_fpsw_reg = X.UC_X86_REG_FPSW
 
     # -- system calls ----------------------------------------------------
     def nreg_args(self) -> int:
@@ -331,6 +346,85 @@ class I386(Abi):
         if self.ucontext_flags(uc_bytes) & _UC_TLSBASE:
             return struct.unpack_from("<I", uc_bytes, MC_TLSBASE_OFF)[0]
         return None
+
+
+# -- gdb's view (emu/gdb_regs.py): the target description and the register map ----------
+def _gdb_target_xml() -> str:
+    """NetBSD/i386 as gdb's i386 support expects it: the core feature (eight GPRs
+    in gdb's order eax ecx edx ebx esp ebp esi edi, eip, eflags, the six segment
+    selectors, then the x87 registers: gdb requires all of them), the sse feature
+    (xmm0-7, mxcsr) and the segments feature (fs_base, gs_base: NetBSD's TLS
+    base is the %gs base)."""
+    gprs = "".join(f'    <reg name="{n}" bitsize="32" type="{t}"/>\n' for n, t in (
+        ("eax", "int32"), ("ecx", "int32"), ("edx", "int32"), ("ebx", "int32"),
+        ("esp", "data_ptr"), ("ebp", "data_ptr"), ("esi", "int32"), ("edi", "int32"),
+        ("eip", "code_ptr"), ("eflags", "i386_eflags")))
+    eflags = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
+        ("CF", 0), ("", 1), ("PF", 2), ("AF", 4), ("ZF", 6), ("SF", 7), ("TF", 8),
+        ("IF", 9), ("DF", 10), ("OF", 11), ("NT", 14), ("RF", 16), ("VM", 17),
+        ("AC", 18), ("VIF", 19), ("VIP", 20), ("ID", 21)))
+    segs = "".join(f'    <reg name="{n}" bitsize="32" type="int32"/>\n'
+                   for n in ("cs", "ss", "ds", "es", "fs", "gs"))
+    x87 = "".join(f'    <reg name="st{i}" bitsize="80" type="i387_ext"/>\n' for i in range(8))
+    x87 += "".join(f'    <reg name="{n}" bitsize="32" type="int" group="float"/>\n' for n in (
+        "fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop"))
+    mxcsr = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
+        ("IE", 0), ("DE", 1), ("ZE", 2), ("OE", 3), ("UE", 4), ("PE", 5), ("DAZ", 6),
+        ("IM", 7), ("DM", 8), ("ZM", 9), ("OM", 10), ("UM", 11), ("PM", 12), ("FZ", 15)))
+    xmm = "".join(f'    <reg name="xmm{i}" bitsize="128" type="vec128"/>\n' for i in range(8))
+    return f"""<?xml version="1.0"?>
+<!DOCTYPE target SYSTEM "gdb-target.dtd">
+<target version="1.0">
+  <architecture>i386</architecture>
+  <feature name="org.gnu.gdb.i386.core">
+    <flags id="i386_eflags" size="4">
+{eflags}    </flags>
+{gprs}{segs}{x87}  </feature>
+  <feature name="org.gnu.gdb.i386.sse">
+    <vector id="v4f" type="ieee_single" count="4"/>
+    <vector id="v2d" type="ieee_double" count="2"/>
+    <vector id="v16i8" type="int8" count="16"/>
+    <vector id="v8i16" type="int16" count="8"/>
+    <vector id="v4i32" type="int32" count="4"/>
+    <vector id="v2i64" type="int64" count="2"/>
+    <union id="vec128">
+      <field name="v4_float" type="v4f"/>
+      <field name="v2_double" type="v2d"/>
+      <field name="v16_int8" type="v16i8"/>
+      <field name="v8_int16" type="v8i16"/>
+      <field name="v4_int32" type="v4i32"/>
+      <field name="v2_int64" type="v2i64"/>
+      <field name="uint128" type="uint128"/>
+    </union>
+    <flags id="i386_mxcsr" size="4">
+{mxcsr}    </flags>
+{xmm}    <reg name="mxcsr" bitsize="32" type="i386_mxcsr" group="vector"/>
+  </feature>
+  <feature name="org.gnu.gdb.i386.segments">
+    <reg name="fs_base" bitsize="32" type="int"/>
+    <reg name="gs_base" bitsize="32" type="int"/>
+  </feature>
+</target>
+"""
+
+
+def _gdb_reg_map() -> dict[str, tuple[str, int, int]]:
+    """As amd64's, plus kinds 'const' (the value arg, writes ignored) and 'tls'
+    (batched read, written through abi.set_tls). Unicorn's selectors stay 0 in
+    nbemu: gdb sees the user selectors NetBSD loads (as mcontexts show them).
+    %gs base: read from its DR0 shadow, written through the IA32_GS_BASE MSR
+    (guest/arch/i386.py)."""
+    from unicorn import x86_const as X
+    m: dict[str, tuple[str, int, int]] = {}
+    for n in "eax ecx edx ebx esp ebp esi edi eip eflags mxcsr".split():
+        m[n] = ("int", getattr(X, "UC_X86_REG_" + n.upper()), 0)
+    for n, v in (("cs", USER_CS), ("ss", USER_DS), ("ds", USER_DS),
+                 ("es", USER_DS), ("fs", USER_FS), ("gs", USER_GS)):
+        m[n] = ("const", 0, v)
+    m.update(amd64.gdb_x87_sse_map(8))
+    m["fs_base"] = ("const", 0, 0)          # NetBSD/i386 TLS uses %gs only
+    m["gs_base"] = ("tls", TLS_SHADOW, 0)
+    return m
 
 
 ABI = I386()

@@ -45,6 +45,35 @@ class HostChunk:
             self.addr = 0
 
 
+class Arena:
+    """Host memory laid out as the guest's: the guest range [w, w + WINDOW) of
+    a window w lives in one HostChunk, at the same offset. Mappings placed
+    here are host-adjacent when they are guest-adjacent, so the engine can
+    hold them in one region (emu/space.py). Host address space is only
+    reserved (MAP_NORESERVE, untouched pages cost nothing)."""
+
+    WINDOW = 1 << 30
+
+    __slots__ = ("_win",)
+
+    def __init__(self) -> None:
+        self._win: dict[int, HostChunk] = {}
+
+    def place(self, start: int, end: int) -> tuple[HostChunk, int] | None:
+        """(chunk, offset) for guest [start, end), or None when the range
+        crosses a window (it gets a chunk of its own)."""
+        w = start // self.WINDOW
+        if (end - 1) // self.WINDOW != w:
+            return None
+        c = self._win.get(w)
+        if c is None or not c.addr:            # (a window all of whose entries went)
+            c = self._win[w] = HostChunk(self.WINDOW)
+        return c, start - w * self.WINDOW
+
+    def owns(self, chunk: HostChunk) -> bool:
+        return any(c is chunk for c in self._win.values())
+
+
 read_host = ctypes.string_at
 memmove = ctypes.memmove
 memset = ctypes.memset

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errno import Errno
-from .host_mem import HostChunk, memmove, memset, read_host, resident_runs
+from .host_mem import Arena, HostChunk, memmove, memset, read_host, resident_runs
 
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
 PROT_ALL = 7
@@ -63,6 +63,7 @@ class VmMap:
         # [_td_lo, top of the mmap area) is known to be fully mapped: topdown
         # searches jump over it instead of walking every entry (issue 16 item 8).
         self._td_lo: int | None = None
+        self.arena = Arena()        # host memory of private mappings (host_mem.py)
 
     # -- lookup ------------------------------------------------------------
     def lookup(self, va: int) -> MapEntry | None:
@@ -138,15 +139,23 @@ class VmMap:
         return i, j
 
     # -- operations ------------------------------------------------------------
+    def _backing(self, start: int, end: int, own: bool) -> tuple[HostChunk, int]:
+        """Zero host memory for guest [start, end): in the arena (guest-adjacent
+        mappings host-adjacent: one engine region), or a chunk of its own for
+        memory another party shares (MAP_SHARED, the kernel's pages)."""
+        placed = None if own else self.arena.place(start, end)
+        return placed if placed is not None else (HostChunk(end - start), 0)
+
     def map_anon(self, start: int, size: int, prot: int, maxprot: int = PROT_ALL,
-                 name: str = "anon", inherit: int = 1) -> MapEntry:
-        """Map fresh zero pages at [start, start+size); the range must be free."""
+                 name: str = "anon", inherit: int = 1, own: bool = False) -> MapEntry:
+        """Map fresh zero pages at [start, start+size); the range must be free.
+        own: host memory of its own (the kernel keeps a view of it)."""
         size = self._round(size)
-        chunk = HostChunk(size)
-        e = MapEntry(start, start + size, prot, maxprot, chunk, 0, name, inherit)
+        chunk, off = self._backing(start, start + size, own or inherit == MAP_INHERIT_SHARE)
+        e = MapEntry(start, start + size, prot, maxprot, chunk, off, name, inherit)
         self._insert(e)
         self._last = None
-        self.pmap.pmap_enter(start, size, prot, chunk.addr)
+        self.pmap.pmap_enter(start, size, prot, chunk.addr + off)
         return e
 
     def unmap(self, start: int, end: int) -> None:
@@ -158,13 +167,19 @@ class VmMap:
         top = self._td_top()
         if self._td_lo is not None and top is not None and end > self._td_lo and start < top:
             self._td_lo = min(max(end, self._td_lo), top)   # the hole is below end
+        run = None                          # one pmap_remove per run of adjacent entries
         for e in self._entries[i:j]:
-            self.pmap.pmap_remove(e.start, e.end - e.start)
+            if run is not None and run[1] != e.start:
+                self.pmap.pmap_remove(run[0], run[1] - run[0])
+                run = None
+            run = [e.start, e.end] if run is None else [run[0], e.end]
             e.chunk.refs -= 1
             if e.chunk.refs == 0:
                 e.chunk.release()
             elif e.inherit != MAP_INHERIT_SHARE:   # (shared pages: another process's too)
                 e.chunk.discard(e.off, e.end - e.start)
+        if run is not None:
+            self.pmap.pmap_remove(run[0], run[1] - run[0])
         del self._starts[i:j]
         del self._entries[i:j]
         self._last = None
@@ -323,7 +338,24 @@ class VmMap:
         """uvm_map_inherit (minherit(2)); the range must be covered."""
         i, j = self._range(start, end)
         for e in self._entries[i:j]:
+            if inherit == MAP_INHERIT_SHARE and e.inherit != inherit \
+                    and self.arena.owns(e.chunk):
+                self._own_backing(e)
             e.inherit = inherit
+
+    def _own_backing(self, e: MapEntry) -> None:
+        """Move e's pages out of the arena into a chunk of its own: shared
+        with a child, they must outlive the arena's reuse of their range."""
+        size = e.end - e.start
+        chunk = HostChunk(size)
+        for off, n in resident_runs(e.host, size):
+            memmove(chunk.addr + off, e.host + off, n)
+        self.pmap.pmap_remove(e.start, size)
+        e.chunk.refs -= 1
+        e.chunk.discard(e.off, size)
+        e.chunk, e.off = chunk, 0
+        chunk.refs += 1
+        self.pmap.pmap_enter(e.start, size, e.prot, chunk.addr)
 
     def release_all(self) -> None:
         self.unmap(self.min_addr, self.max_addr)
@@ -338,12 +370,15 @@ _VM_FIELDS = ("vm_daddr", "vm_dsize", "vm_minsaddr", "vm_maxsaddr", "usrstack", 
 def uvmspace_fork(vm1: VmMap, pmap: Pmap) -> VmMap:
     """uvmspace_fork(): the child's address space. Shared entries (MAP_SHARED,
     MAP_INHERIT_SHARE) reference the same host pages; copied ones get pages of
-    their own holding what the parent's hold (only pages the host has: an
-    untouched page reads as zero in both); MAP_INHERIT_NONE ones are left out."""
+    their own (in the child's arena) holding what the parent's hold (only pages
+    the host has: an untouched page reads as zero in both); MAP_INHERIT_NONE
+    ones are left out. The engine gets one mapping per run of entries that are
+    adjacent in guest and host memory with one protection."""
     vm2 = VmMap(pmap, vm1.page, vm1.min_addr, vm1.max_addr)
     for f in _VM_FIELDS:
         if hasattr(vm1, f):
             setattr(vm2, f, getattr(vm1, f))
+    run: list[int] | None = None            # [start, end, prot, host]
     for e in vm1._entries:
         size = e.end - e.start
         if e.inherit == MAP_INHERIT_NONE:
@@ -351,13 +386,23 @@ def uvmspace_fork(vm1: VmMap, pmap: Pmap) -> VmMap:
         if e.inherit == MAP_INHERIT_SHARE:
             e2 = MapEntry(e.start, e.end, e.prot, e.maxprot, e.chunk, e.off, e.name, e.inherit)
         else:
-            chunk = HostChunk(size)
+            chunk, off = vm2._backing(e.start, e.end, False)
             src = e.chunk.addr + e.off
-            for off, n in resident_runs(src, size):
-                memmove(chunk.addr + off, src + off, n)
-            e2 = MapEntry(e.start, e.end, e.prot, e.maxprot, chunk, 0, e.name, e.inherit)
+            dst = chunk.addr + off
+            for o, n in resident_runs(src, size):
+                memmove(dst + o, src + o, n)
+            e2 = MapEntry(e.start, e.end, e.prot, e.maxprot, chunk, off, e.name, e.inherit)
         vm2._starts.append(e2.start)
         vm2._entries.append(e2)
         e2.chunk.refs += 1
-        pmap.pmap_enter(e2.start, size, e2.prot, e2.chunk.addr + e2.off)
+        host = e2.chunk.addr + e2.off
+        if run is not None and run[1] == e2.start and run[2] == e2.prot \
+                and run[3] + (run[1] - run[0]) == host:
+            run[1] = e2.end
+            continue
+        if run is not None:
+            pmap.pmap_enter(run[0], run[1] - run[0], run[2], run[3])
+        run = [e2.start, e2.end, e2.prot, host]
+    if run is not None:
+        pmap.pmap_enter(run[0], run[1] - run[0], run[2], run[3])
     return vm2

@@ -19,6 +19,8 @@ from typing import Any
 
 from unicorn import Uc
 
+from nbemu.syscalls.host_mem import Arena
+
 
 class Space:
     """The pmap(9) of one VmMap: mirrors guest mappings into its engine.
@@ -42,7 +44,7 @@ class Space:
     exactly as before."""
 
     __slots__ = ("uc", "uch", "hook_installed", "pyblock_hook", "scratch_ctx", "users",
-                 "_rs", "_rg", "_mapped")
+                 "_rs", "_rg", "_mapped", "arena", "_stale")
 
     FANOUT = 16                  # regions of one size tier that merge into one
     TIER_BITS = 4                # tiers: 1-15 pages, 16-255, 256-4095, ...
@@ -58,6 +60,8 @@ class Space:
         self._rs: list[int] = []        # region starts, sorted
         self._rg: list[list[int]] = []  # [start, end, prot, host address] per region
         self._mapped = 0                # bytes in all regions
+        self.arena = Arena()            # host memory of its address spaces (host_mem.py)
+        self._stale: dict[int, list[int]] = {}  # parked regions, by start
 
     def regions(self) -> list[tuple[int, ...]]:
         """The engine's regions as (start, end, prot, host address)."""
@@ -145,7 +149,39 @@ class Space:
     # -- pmap(9) -------------------------------------------------------------------------
     def pmap_enter(self, va: int, size: int, prot: int, host_addr: int) -> None:
         """Map [va, va+size) (nothing mapped there) to host memory at host_addr."""
-        self._absorb(bisect.bisect_left(self._rs, va), va, va + size, prot & 7, host_addr)
+        prot &= 7
+        i = bisect.bisect_left(self._rs, va)
+        if self._stale:
+            r = self._stale.pop(va, None)
+            if r is not None and r[1] == va + size and r[2] == prot and r[3] == host_addr:
+                self._rs.insert(i, va)              # the engine has it already
+                self._rg.insert(i, r)
+                self._mapped += size
+                return
+            if r is not None:
+                self._stale[va] = r
+            for s in [s for s, r in self._stale.items() if s < va + size and r[1] > va]:
+                r = self._stale.pop(s)
+                self.uc.mem_unmap(r[0], r[1] - r[0])
+        self._absorb(i, va, va + size, prot, host_addr)
+
+    def pmap_park(self) -> None:
+        """The address space ended with its pages (uvm_map.release_all): keep
+        its regions in the engine for the next one, whose mappings are likely
+        the same (the next child forked by the same parent) and cost nothing
+        then -- mem_unmap flushes every page of a region."""
+        for r in self._rg:
+            self._stale[r[0]] = r
+        self._rs.clear()
+        self._rg.clear()
+        self._mapped = 0
+
+    def pmap_update(self) -> None:
+        """A new address space is in place (pmap_update(9)): the parked regions
+        it did not take are unmapped, so their addresses fault."""
+        for r in self._stale.values():
+            self.uc.mem_unmap(r[0], r[1] - r[0])
+        self._stale.clear()
 
     def pmap_remove(self, va: int, size: int) -> None:
         """Unmap [va, va+size): a region partly inside keeps its outer parts."""
@@ -193,6 +229,7 @@ class Space:
 def vmmap_new(abi: Any, sp: Space) -> Any:
     """An empty process address space of the port, mirrored into sp's engine."""
     from nbemu.syscalls.uvm_map import VmMap
+    sp.pmap_update()                # (exec's image does not reuse the old one's regions)
     vm = VmMap(sp, abi.page_size, abi.page_size * 16, abi.vm_maxuser_address)
     vm.usrstack, vm.maxssiz, vm.dsiz_limit = abi.usrstack, abi.maxssiz, abi.dfldsiz
     return vm

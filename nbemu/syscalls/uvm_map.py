@@ -63,7 +63,8 @@ class VmMap:
         # [_td_lo, top of the mmap area) is known to be fully mapped: topdown
         # searches jump over it instead of walking every entry (issue 16 item 8).
         self._td_lo: int | None = None
-        self.arena = Arena()        # host memory of private mappings (host_mem.py)
+        # host memory of private mappings (host_mem.py): the engine's when it has one
+        self.arena: Arena = getattr(pmap, "arena", None) or Arena()
 
     # -- lookup ------------------------------------------------------------
     def lookup(self, va: int) -> MapEntry | None:
@@ -158,7 +159,9 @@ class VmMap:
         self.pmap.pmap_enter(start, size, prot, chunk.addr + off)
         return e
 
-    def unmap(self, start: int, end: int) -> None:
+    def unmap(self, start: int, end: int, park: bool = False) -> None:
+        """Remove [start, end); park: the engine keeps its regions for the
+        next address space on it (pmap_park)."""
         if start >= end:
             return
         i, j = self._range(start, end)
@@ -172,9 +175,10 @@ class VmMap:
             if run is not None and run[1] != e.start:
                 self.pmap.pmap_remove(run[0], run[1] - run[0])
                 run = None
-            run = [e.start, e.end] if run is None else [run[0], e.end]
+            if not park:
+                run = [e.start, e.end] if run is None else [run[0], e.end]
             e.chunk.refs -= 1
-            if e.chunk.refs == 0:
+            if e.chunk.refs == 0 and not e.chunk.window:
                 e.chunk.release()
             elif e.inherit != MAP_INHERIT_SHARE:   # (shared pages: another process's too)
                 e.chunk.discard(e.off, e.end - e.start)
@@ -358,7 +362,12 @@ class VmMap:
         self.pmap.pmap_enter(e.start, size, e.prot, chunk.addr)
 
     def release_all(self) -> None:
-        self.unmap(self.min_addr, self.max_addr)
+        """The address space ends (exit, exec): its pages go; an engine that
+        can keeps its regions for the next address space (pmap_park)."""
+        park = getattr(self.pmap, "pmap_park", None)
+        self.unmap(self.min_addr, self.max_addr, park=park is not None)
+        if park is not None:
+            park()
 
 
 # minherit(2) values (sys/mman.h)
@@ -405,4 +414,7 @@ def uvmspace_fork(vm1: VmMap, pmap: Pmap) -> VmMap:
         run = [e2.start, e2.end, e2.prot, host]
     if run is not None:
         pmap.pmap_enter(run[0], run[1] - run[0], run[2], run[3])
+    update = getattr(pmap, "pmap_update", None)
+    if update is not None:
+        update()
     return vm2

@@ -19,7 +19,7 @@ from typing import Any
 
 from unicorn import Uc
 
-from nbemu.syscalls.host_mem import Arena
+from nbemu.syscalls.host_mem import Arena, read_host
 
 
 class Space:
@@ -44,7 +44,7 @@ class Space:
     exactly as before."""
 
     __slots__ = ("uc", "uch", "hook_installed", "pyblock_hook", "scratch_ctx", "users",
-                 "_rs", "_rg", "_mapped", "arena", "_stale")
+                 "_rs", "_rg", "_mapped", "arena", "_stale", "_code", "_tb_stale")
 
     FANOUT = 16                  # regions of one size tier that merge into one
     TIER_BITS = 4                # tiers: 1-15 pages, 16-255, 256-4095, ...
@@ -62,6 +62,8 @@ class Space:
         self._mapped = 0                # bytes in all regions
         self.arena = Arena()            # host memory of its address spaces (host_mem.py)
         self._stale: dict[int, list[int]] = {}  # parked regions, by start
+        self._code: dict[int, bytes] = {}       # parked executable regions' bytes
+        self._tb_stale = False                  # translated code may be out of date
 
     def regions(self) -> list[tuple[int, ...]]:
         """The engine's regions as (start, end, prot, host address)."""
@@ -157,6 +159,8 @@ class Space:
                 self._rs.insert(i, va)              # the engine has it already
                 self._rg.insert(i, r)
                 self._mapped += size
+                if prot & 4 and read_host(host_addr, size) != self._code.get(va):
+                    self._tb_stale = True           # other code at the same place
                 return
             if r is not None:
                 self._stale[va] = r
@@ -172,16 +176,26 @@ class Space:
         then -- mem_unmap flushes every page of a region."""
         for r in self._rg:
             self._stale[r[0]] = r
+            if r[2] & 4:                            # its translated code stays
+                self._code[r[0]] = read_host(r[3], r[1] - r[0])
         self._rs.clear()
         self._rg.clear()
         self._mapped = 0
 
     def pmap_update(self) -> None:
         """A new address space is in place (pmap_update(9)): the parked regions
-        it did not take are unmapped, so their addresses fault."""
+        it did not take are unmapped, so their addresses fault (mem_unmap drops
+        their translated code). Code translated in a region taken over is
+        kept when its bytes are the same (a forked child of the same program:
+        a TB flush costs ~0.15 ms, and the code is translated again after it);
+        otherwise every translation goes."""
         for r in self._stale.values():
             self.uc.mem_unmap(r[0], r[1] - r[0])
         self._stale.clear()
+        self._code.clear()
+        if self._tb_stale:
+            self.uc.ctl_flush_tb()
+            self._tb_stale = False
 
     def pmap_remove(self, va: int, size: int) -> None:
         """Unmap [va, va+size): a region partly inside keeps its outer parts."""

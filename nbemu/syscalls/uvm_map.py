@@ -365,9 +365,9 @@ class VmMap:
         """The address space ends (exit, exec): its pages go; an engine that
         can keeps its regions for the next address space (pmap_park)."""
         park = getattr(self.pmap, "pmap_park", None)
-        self.unmap(self.min_addr, self.max_addr, park=park is not None)
         if park is not None:
-            park()
+            park()                          # (before the pages go: it reads the code)
+        self.unmap(self.min_addr, self.max_addr, park=park is not None)
 
 
 # minherit(2) values (sys/mman.h)

@@ -35,9 +35,11 @@ class Space:
     neighbours (their pages are flushed), so regions merge as the digits of a
     counter in base FANOUT: FANOUT regions of one size tier become one of the
     next, and each page is flushed once per tier (a 1 MiB mmap: ~2 times);
-    regions grow up to 1/FANOUT of all that is mapped (MERGE_MIN at least),
-    so the engine holds O(FANOUT x tiers) regions at any scale. The price:
-    unmapping part of a merged region flushes all of it (at most that size).
+    regions grow up to 1/FANOUT of all that is mapped (MERGE_MIN at least,
+    MERGE_CAP at most), so the engine holds O(FANOUT x tiers) regions up to
+    4 GiB mapped, then one more per MERGE_CAP (mappings larger than that stay
+    regions of their own: merging 1 GiB mmaps flushed 58 ms per GiB each
+    time). The price: unmapping part of a merged region flushes all of it.
     Executable regions never merge (unmapping one drops its translated
     code). Removing or re-protecting part of a region unmaps it and maps the
     rest back (what Unicorn's own split does): holes and PROT_NONE pages fault
@@ -48,7 +50,8 @@ class Space:
 
     FANOUT = 16                  # regions of one size tier that merge into one
     TIER_BITS = 4                # tiers: 1-15 pages, 16-255, 256-4095, ...
-    MERGE_MIN = 64 << 20         # bytes: regions grow to this, or 1/FANOUT of all mapped
+    MERGE_MIN = 64 << 20         # bytes: regions grow to this, or 1/FANOUT of all mapped,
+    MERGE_CAP = 256 << 20        # but never beyond this (a merge flushes ~14 ms then)
 
     def __init__(self, uc: Uc) -> None:
         self.uc = uc
@@ -124,7 +127,7 @@ class Space:
         return nb, na, size
 
     def _merge_max(self) -> int:
-        return max(self.MERGE_MIN, self._mapped // self.FANOUT)
+        return min(max(self.MERGE_MIN, self._mapped // self.FANOUT), self.MERGE_CAP)
 
     def _merges(self, nb: int, na: int, size: int, m: int) -> bool:
         """Join FANOUT - 1 neighbours, or fewer when the result is half as

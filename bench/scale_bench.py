@@ -4,14 +4,15 @@ the host (wall time of the whole nbemu process).
 
 - fixtures/c/bench_park8k.c: 8,192 LWPs created and parked, then released and
   joined -- with one mapping for every stack, and with a mapping per LWP
-  (`own`, as a thread library does) at smaller sizes: there the cost per LWP
-  grows with the number of mappings (Unicorn rebuilds its memory view on every
-  map and unmap, at a cost proportional to its number of regions).
-- fixtures/c/bench_mmap.c: untouched anonymous mappings (1 page, 1 GiB).
+  (`own`, as a thread library does). Unicorn rebuilds its memory view on every
+  map and unmap at a cost that grows with its number of regions: emu/space.py
+  keeps few (adjacent mappings share one).
+- fixtures/c/bench_mmap.c: untouched anonymous mappings (1 page, 1 MiB, 1 GiB).
 """
 from __future__ import annotations
 
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -25,14 +26,21 @@ from fixtures.build import build_c  # noqa: E402
 
 
 def run(name: str, *args: str) -> tuple[float, dict[str, int]]:
-    """(wall seconds of the nbemu process, the fixture's "<what> <ms>" lines)."""
+    """(wall seconds of the nbemu process, the fixture's "<what> <ms>" lines;
+    "cpu": the process's CPU time in ms -- on a loaded machine the guest-timed
+    figures measure the load as much as nbemu)."""
+    prog = str(build_c(name))               # (a build's compiler is a child too)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", str(build_c(name)), *args], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", prog, *args], cwd=REPO,
                        capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise RuntimeError(f"{name} {' '.join(args)}: exit {r.returncode}: {r.stderr[-200:]}")
-    return wall, {k: int(v) for k, v in re.findall(r"^(\w+) (\d+)$", r.stdout, re.M)}
+    out = {k: int(v) for k, v in re.findall(r"^(\w+) (\d+)$", r.stdout, re.M)}
+    out["cpu"] = int(1e3 * (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime))
+    return wall, out
 
 
 def rows(quick: bool) -> list[tuple[str, str, str, str]]:
@@ -46,24 +54,33 @@ def rows(quick: bool) -> list[tuple[str, str, str, str]]:
     out.append((f"{n:,} parked LWPs ended by exit()",
                 f"{max(wall_x - t_x['created'] / 1e3, 0):.1f} s after the last park",
                 "process wall time minus the guest-timed creation (issue 16: 88 s)", "linear"))
-    per = {}
-    for k in ((250, 500) if quick else (500, 1000)):
-        _, t = run("bench_park8k", str(k), "own")
-        per[k] = t["created"] / k
-    a, b = sorted(per)
+    def per_op(name: str, ks: tuple[int, int], *args: str) -> tuple[dict, dict]:
+        """Guest-timed ms per operation at each size, and CPU ms per operation
+        (the process's CPU time beyond a run of 1, start-up excluded)."""
+        base = run(name, "1", *args)[1]["cpu"]
+        wall, cpu = {}, {}
+        for k in ks:
+            t = run(name, str(k), *args)[1]
+            wall[k] = t["created" if "created" in t else "mapped"] / k
+            cpu[k] = (t["cpu"] - base) / (k - 1)
+        return wall, cpu
+
+    own = (250, 1000) if quick else (1000, 8192)
+    a, b = own
+    w, c = per_op("bench_park8k", own, "own")
     out.append((f"LWPs with a stack mapping each: create, {a:,} vs {b:,}",
-                f"{per[a]:.2f} / {per[b]:.2f} ms per LWP",
-                f"**{per[b] / per[a]:.2f}x** per LWP for 2x LWPs (1x = linear); Unicorn's "
-                "per-region cost", "linear"))
-    per = {}
-    for k in ((500, 1000) if quick else (1000, 2000)):
-        _, t = run("bench_mmap", str(k), "1")
-        per[k] = t["mapped"] / k
-    a, b = sorted(per)
-    out.append((f"untouched 1-page mmaps, {a:,} vs {b:,}",
-                f"{per[a] * 1e3:.0f} / {per[b] * 1e3:.0f} us per mmap",
-                f"**{per[b] / per[a]:.2f}x** per mmap for 2x mmaps (1x = linear; 100k: "
-                "not reachable while Unicorn's cost grows with its regions)", "linear"))
+                f"CPU {c[a]:.2f} / {c[b]:.2f} ms per LWP (guest-timed {w[a]:.2f} / {w[b]:.2f})",
+                f"**{c[b] / c[a]:.2f}x** CPU per LWP for {b // a}x LWPs (1x = linear; "
+                "start-up and exit included)", "linear (<= 2x)"))
+    for size, label, ks in (("4k", "1-page", (1000, 10000) if quick else (1000, 100000)),
+                            ("1", "1 MiB", (500, 2000) if quick else (1000, 10000))):
+        a, b = ks
+        w, c = per_op("bench_mmap", ks, size)
+        out.append((f"untouched {label} mmaps, {a:,} vs {b:,}",
+                    f"CPU {c[a] * 1e3:.0f} / {c[b] * 1e3:.0f} us per mmap (guest-timed "
+                    f"{w[a] * 1e3:.0f} / {w[b] * 1e3:.0f})",
+                    f"**{c[b] / c[a]:.2f}x** CPU per mmap for {b // a}x mmaps (1x = linear; "
+                    "exit included)", "linear (<= 2x)"))
     k = 100 if quick else 300
     wall, t = run("bench_mmap", str(k), "1024")
     out.append((f"{k} untouched 1 GiB mmaps, then exit",

@@ -128,8 +128,7 @@ class Machine:
         with the trap, fault and (deterministic mode) preemption hooks."""
         if self._space_pool:
             sp = self._space_pool.pop()
-            sp.users = 1
-            sp.uc.ctl_flush_tb()          # nothing of the last image may be re-run
+            sp.users = 1                  # (no image's stale code runs: Space.pmap_update)
             return sp
         abi = self.abi
         uc = new_engine(abi)                    # emu/engine.py: engine set-up

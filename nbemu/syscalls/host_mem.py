@@ -24,7 +24,7 @@ MAP_NORESERVE = 0x4000
 class HostChunk:
     """One anonymous host mapping; guest map entries reference parts of it."""
 
-    __slots__ = ("addr", "size", "refs")
+    __slots__ = ("addr", "size", "refs", "window")
 
     def __init__(self, size: int) -> None:
         addr = _libc.mmap(None, size, _mmap.PROT_READ | _mmap.PROT_WRITE,
@@ -34,6 +34,7 @@ class HostChunk:
         self.addr: int = addr
         self.size = size
         self.refs = 0
+        self.window = False        # an Arena's: kept (pages discarded) when unreferenced
 
     def discard(self, off: int, size: int) -> None:
         """Give pages back to the host; they read as zero afterwards."""
@@ -43,6 +44,44 @@ class HostChunk:
         if self.addr:
             _libc.munmap(self.addr, self.size)
             self.addr = 0
+
+
+class Arena:
+    """Host memory laid out as the guest's: the guest range [w, w + WINDOW) of
+    a window w lives in one HostChunk, at the same offset. Mappings placed
+    here are host-adjacent when they are guest-adjacent, so the engine can
+    hold them in one region (emu/space.py). Host address space is only
+    reserved (MAP_NORESERVE, untouched pages cost nothing). The arena belongs
+    to the engine (emu/space.py) and outlives a process: the next process on
+    that engine gets the same host addresses, so the engine's regions can be
+    reused as they are (a fork after a child's exit maps nothing anew)."""
+
+    WINDOW = 1 << 30
+
+    __slots__ = ("_win",)
+
+    def __init__(self) -> None:
+        self._win: dict[int, HostChunk] = {}
+
+    def place(self, start: int, end: int) -> tuple[HostChunk, int] | None:
+        """(chunk, offset) for guest [start, end), or None when the range
+        crosses a window (it gets a chunk of its own)."""
+        w = start // self.WINDOW
+        if (end - 1) // self.WINDOW != w:
+            return None
+        c = self._win.get(w)
+        if c is None:
+            c = self._win[w] = HostChunk(self.WINDOW)
+            c.window = True
+        return c, start - w * self.WINDOW
+
+    def owns(self, chunk: HostChunk) -> bool:
+        return any(c is chunk for c in self._win.values())
+
+    def release(self) -> None:
+        for c in self._win.values():
+            c.release()
+        self._win.clear()
 
 
 read_host = ctypes.string_at

@@ -16,23 +16,29 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errno import Errno
-from .host_mem import HostChunk, memmove, memset, read_host, resident_runs
+from .host_mem import Arena, HostChunk, memmove, memset, read_host, resident_runs
 
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
 PROT_ALL = 7
 
 
 class Pmap(Protocol):
+    arena: Arena | None                 # host memory kept across its address spaces
     def pmap_enter(self, va: int, size: int, prot: int, host_addr: int) -> None: ...
     def pmap_remove(self, va: int, size: int) -> None: ...
     def pmap_protect(self, va: int, size: int, prot: int) -> None: ...
+    def pmap_park(self) -> bool: ...    # address space ends: keep regions? (True: kept)
+    def pmap_update(self) -> None: ...  # a new address space is in place
 
 
 class NullPmap:
     """A pmap that mirrors nothing: for unit tests of the map alone."""
+    arena: Arena | None = None
     def pmap_enter(self, va: int, size: int, prot: int, host_addr: int) -> None: pass
     def pmap_remove(self, va: int, size: int) -> None: pass
     def pmap_protect(self, va: int, size: int, prot: int) -> None: pass
+    def pmap_park(self) -> bool: return False
+    def pmap_update(self) -> None: pass
 
 
 @dataclass
@@ -72,6 +78,8 @@ class VmMap:
         self.vm_dsize = 0
         self.vm_minsaddr = 0                # the stack's top and lowest address
         self.vm_maxsaddr = 0
+        # host memory of private mappings (host_mem.py): the engine's when it has one
+        self.arena: Arena = pmap.arena or Arena()
 
     # -- lookup ------------------------------------------------------------
     def lookup(self, va: int) -> MapEntry | None:
@@ -147,18 +155,28 @@ class VmMap:
         return i, j
 
     # -- operations ------------------------------------------------------------
+    def _backing(self, start: int, end: int, own: bool) -> tuple[HostChunk, int]:
+        """Zero host memory for guest [start, end): in the arena (guest-adjacent
+        mappings host-adjacent: one engine region), or a chunk of its own for
+        memory another party shares (MAP_SHARED, the kernel's pages)."""
+        placed = None if own else self.arena.place(start, end)
+        return placed if placed is not None else (HostChunk(end - start), 0)
+
     def map_anon(self, start: int, size: int, prot: int, maxprot: int = PROT_ALL,
-                 name: str = "anon", inherit: int = 1) -> MapEntry:
-        """Map fresh zero pages at [start, start+size); the range must be free."""
+                 name: str = "anon", inherit: int = 1, own: bool = False) -> MapEntry:
+        """Map fresh zero pages at [start, start+size); the range must be free.
+        own: host memory of its own (the kernel keeps a view of it)."""
         size = self._round(size)
-        chunk = HostChunk(size)
-        e = MapEntry(start, start + size, prot, maxprot, chunk, 0, name, inherit)
+        chunk, off = self._backing(start, start + size, own or inherit == MAP_INHERIT_SHARE)
+        e = MapEntry(start, start + size, prot, maxprot, chunk, off, name, inherit)
         self._insert(e)
         self._last = None
-        self.pmap.pmap_enter(start, size, prot, chunk.addr)
+        self.pmap.pmap_enter(start, size, prot, chunk.addr + off)
         return e
 
-    def unmap(self, start: int, end: int) -> None:
+    def unmap(self, start: int, end: int, park: bool = False) -> None:
+        """Remove [start, end); park: the engine keeps its regions for the
+        next address space on it (pmap_park)."""
         if start >= end:
             return
         i, j = self._range(start, end)
@@ -167,13 +185,20 @@ class VmMap:
         top = self._td_top()
         if self._td_lo is not None and top is not None and end > self._td_lo and start < top:
             self._td_lo = min(max(end, self._td_lo), top)   # the hole is below end
+        run = None                          # one pmap_remove per run of adjacent entries
         for e in self._entries[i:j]:
-            self.pmap.pmap_remove(e.start, e.end - e.start)
+            if run is not None and run[1] != e.start:
+                self.pmap.pmap_remove(run[0], run[1] - run[0])
+                run = None
+            if not park:
+                run = [e.start, e.end] if run is None else [run[0], e.end]
             e.chunk.refs -= 1
-            if e.chunk.refs == 0:
+            if e.chunk.refs == 0 and not e.chunk.window:
                 e.chunk.release()
             elif e.inherit != MAP_INHERIT_SHARE:   # (shared pages: another process's too)
                 e.chunk.discard(e.off, e.end - e.start)
+        if run is not None:
+            self.pmap.pmap_remove(run[0], run[1] - run[0])
         del self._starts[i:j]
         del self._entries[i:j]
         self._last = None
@@ -332,10 +357,30 @@ class VmMap:
         """uvm_map_inherit (minherit(2)); the range must be covered."""
         i, j = self._range(start, end)
         for e in self._entries[i:j]:
+            if inherit == MAP_INHERIT_SHARE and e.inherit != inherit \
+                    and self.arena.owns(e.chunk):
+                self._own_backing(e)
             e.inherit = inherit
 
+    def _own_backing(self, e: MapEntry) -> None:
+        """Move e's pages out of the arena into a chunk of its own: shared
+        with a child, they must outlive the arena's reuse of their range."""
+        size = e.end - e.start
+        chunk = HostChunk(size)
+        for off, n in resident_runs(e.host, size):
+            memmove(chunk.addr + off, e.host + off, n)
+        self.pmap.pmap_remove(e.start, size)
+        e.chunk.refs -= 1
+        e.chunk.discard(e.off, size)
+        e.chunk, e.off = chunk, 0
+        chunk.refs += 1
+        self.pmap.pmap_enter(e.start, size, e.prot, chunk.addr)
+
     def release_all(self) -> None:
-        self.unmap(self.min_addr, self.max_addr)
+        """The address space ends (exit, exec): its pages go; an engine that
+        can keeps its regions for the next address space (pmap_park)."""
+        park = self.pmap.pmap_park()        # (before the pages go: it reads the code)
+        self.unmap(self.min_addr, self.max_addr, park=park)
 
 
 # minherit(2) values (sys/mman.h)
@@ -345,12 +390,15 @@ MAP_INHERIT_SHARE, MAP_INHERIT_COPY, MAP_INHERIT_NONE = 0, 1, 2
 def uvmspace_fork(vm1: VmMap, pmap: Pmap) -> VmMap:
     """uvmspace_fork(): the child's address space. Shared entries (MAP_SHARED,
     MAP_INHERIT_SHARE) reference the same host pages; copied ones get pages of
-    their own holding what the parent's hold (only pages the host has: an
-    untouched page reads as zero in both); MAP_INHERIT_NONE ones are left out."""
+    their own (in the child's arena) holding what the parent's hold (only pages
+    the host has: an untouched page reads as zero in both); MAP_INHERIT_NONE
+    ones are left out. The engine gets one mapping per run of entries that are
+    adjacent in guest and host memory with one protection."""
     vm2 = VmMap(pmap, vm1.page, vm1.min_addr, vm1.max_addr)
     (vm2.vm_daddr, vm2.vm_dsize, vm2.vm_minsaddr, vm2.vm_maxsaddr, vm2.usrstack, vm2.maxssiz,
      vm2.dsiz_limit) = (vm1.vm_daddr, vm1.vm_dsize, vm1.vm_minsaddr, vm1.vm_maxsaddr,
                         vm1.usrstack, vm1.maxssiz, vm1.dsiz_limit)
+    run: list[int] | None = None            # [start, end, prot, host]
     for e in vm1._entries:
         size = e.end - e.start
         if e.inherit == MAP_INHERIT_NONE:
@@ -358,13 +406,24 @@ def uvmspace_fork(vm1: VmMap, pmap: Pmap) -> VmMap:
         if e.inherit == MAP_INHERIT_SHARE:
             e2 = MapEntry(e.start, e.end, e.prot, e.maxprot, e.chunk, e.off, e.name, e.inherit)
         else:
-            chunk = HostChunk(size)
+            chunk, off = vm2._backing(e.start, e.end, False)
             src = e.chunk.addr + e.off
-            for off, n in resident_runs(src, size):
-                memmove(chunk.addr + off, src + off, n)
-            e2 = MapEntry(e.start, e.end, e.prot, e.maxprot, chunk, 0, e.name, e.inherit)
+            dst = chunk.addr + off
+            for o, n in resident_runs(src, size):
+                memmove(dst + o, src + o, n)
+            e2 = MapEntry(e.start, e.end, e.prot, e.maxprot, chunk, off, e.name, e.inherit)
         vm2._starts.append(e2.start)
         vm2._entries.append(e2)
         e2.chunk.refs += 1
-        pmap.pmap_enter(e2.start, size, e2.prot, e2.chunk.addr + e2.off)
+        host = e2.chunk.addr + e2.off
+        if run is not None and run[1] == e2.start and run[2] == e2.prot \
+                and run[3] + (run[1] - run[0]) == host:
+            run[1] = e2.end
+            continue
+        if run is not None:
+            pmap.pmap_enter(run[0], run[1] - run[0], run[2], run[3])
+        run = [e2.start, e2.end, e2.prot, host]
+    if run is not None:
+        pmap.pmap_enter(run[0], run[1] - run[0], run[2], run[3])
+    pmap.pmap_update()
     return vm2

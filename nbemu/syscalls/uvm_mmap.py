@@ -221,7 +221,7 @@ def map_kernel_page(p: Proc, what: str) -> tuple[int, int] | None:
     va = vm.findspace(_default_addr(vm, vm.page), vm.page, vm.page, topdown=True)
     if va is None:
         return None
-    e = vm.map_anon(va, vm.page, PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE, what)
+    e = vm.map_anon(va, vm.page, PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE, what, own=True)
     e.chunk.refs += 1                 # the kernel's mapping
     return va, e.chunk.addr
 

@@ -144,6 +144,12 @@ def main() -> int:
     for r in proc_rows():
         row(*r)
     try:
+        from bench.netbsd_bench import rows as netbsd_rows
+        for r in netbsd_rows(q):
+            row(*r)
+    except Exception as e:  # reported, not hidden
+        row("NetBSD userland rows", "FAILED", str(e)[:80], "")
+    try:
         from nbemu.emu.atf.bench import rows as atf_rows
         for r in atf_rows(q):
             row(*r)

@@ -77,10 +77,23 @@ def test_mprotect_errors() -> None:
 
 def test_mmap_argument_errors() -> None:
     k, l = make_kernel()
-    assert _mmap(l, 0, 0, 3, MAP_PRIVATE | MAP_ANON)[0] == Errno.EINVAL
     assert _mmap(l, 0, PAGE, 3, MAP_PRIVATE | 0x1 | MAP_ANON)[0] == Errno.EINVAL  # SHARED|PRIVATE
     assert _mmap(l, 0x1001, PAGE, 3, MAP_PRIVATE | MAP_ANON | MAP_FIXED)[0] == Errno.EINVAL
     assert _mmap(l, 0, PAGE, 3, MAP_PRIVATE, fd=77)[0] == Errno.EBADF
+
+
+def test_mmap_zero_length_maps_nothing() -> None:
+    """uvm_mmap(): size 0 returns 0 and maps nothing; a MAP_FIXED one gets its
+    address back (ld.elf_so of 2016 maps an empty bss this way), a bad fd is still
+    EBADF, a misaligned MAP_FIXED address still EINVAL."""
+    k, l = make_kernel()
+    before = [(e.start, e.end) for e in l.l_proc.p_vmspace.entries()]
+    assert _mmap(l, 0x7000000000, 0, 3, MAP_PRIVATE | MAP_ANON | MAP_FIXED) == (0, 0x7000000000)
+    err, _ = _mmap(l, 0, 0, 3, MAP_PRIVATE | MAP_ANON)
+    assert err == 0
+    assert [(e.start, e.end) for e in l.l_proc.p_vmspace.entries()] == before
+    assert _mmap(l, 0, 0, 3, MAP_PRIVATE, fd=77)[0] == Errno.EBADF
+    assert _mmap(l, 0x1001, 0, 3, MAP_PRIVATE | MAP_ANON | MAP_FIXED)[0] == Errno.EINVAL
 
 
 def test_aligned_mapping() -> None:

@@ -37,7 +37,7 @@ def sys_mmap(l: Lwp, a, retval: list[int]) -> int:
         return Errno.EINVAL
     size = a.len
     pos = a.pos
-    if size == 0 or size > vm.max_addr:
+    if size > vm.max_addr:
         return Errno.EINVAL
     pageoff = pos & (page - 1)
     addr = a.addr
@@ -70,6 +70,12 @@ def sys_mmap(l: Lwp, a, retval: list[int]) -> int:
             return Errno.ENODEV
     elif a.fd != -1 and a.fd != 0xFFFFFFFF:
         pass                        # NetBSD ignores fd for MAP_ANON
+    if size == 0:
+        # uvm_mmap(): "if (size == 0) return 0" -- nothing mapped, the address
+        # returned.  The ld.elf_so of 2016 maps a library's bss this way even when
+        # it ends in the data segment's last page (map_object.c).
+        retval[0] = addr + pageoff
+        return 0
     if flags & MAP_FIXED:
         if fp is None and flags & MAP_PRIVATE and vm.covered(addr, addr + size) \
                 and all(e.name == "anon" and e.maxprot == maxprot

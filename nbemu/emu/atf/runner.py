@@ -365,7 +365,13 @@ class Runner:
         d = tempfile.mkdtemp(prefix="list.", dir=self._scratch_dir())
         try:
             env = dict(self._base_env, HOME=d, TMPDIR=d)
-            o = self._spawn([entry.path, "-l"], d, env, os.path.join(d, ".stdout"),
+            # Under --root the guest sees the program's folder by its guest path: name
+            # it (-s), as the case runs do, or atf-c looks for itself by argv[0].
+            srcdir = os.path.dirname(os.path.abspath(entry.path))
+            src = ["-s", _guest_path(self.config.root, srcdir)] \
+                if os.path.realpath(self.config.root) != "/" \
+                and _inside(self.config.root, srcdir) else []
+            o = self._spawn([entry.path, *src, "-l"], d, env, os.path.join(d, ".stdout"),
                             os.path.join(d, ".stderr"), self.config.list_timeout)
         finally:
             shutil.rmtree(d, ignore_errors=True)

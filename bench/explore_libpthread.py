@@ -40,12 +40,15 @@ def explore(prog: Path, case: str, runs: int, jobs: int, ncpu: int, seed: int = 
     run still going after that many seconds counts as a hang (generous: the
     machine may be loaded, and a long case makes ~50,000 system calls)."""
     t0 = time.monotonic()
+    # (explore's own options first: the first other option starts nbemu's)
     r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "explore", "--runs", str(runs),
-                        "--seed", str(seed), "--jobs", str(jobs), "--ncpu", str(ncpu),
-                        "--timeout", str(timeout), str(prog), case],
+                        "--seed", str(seed), "--jobs", str(jobs), "--timeout", str(timeout),
+                        "--ncpu", str(ncpu), str(prog), case],
                        cwd=REPO, capture_output=True, text=True)
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("nbemu explore")
              or "replay" in ln]
+    if r.returncode not in (0, 1):                 # explore itself failed: say why
+        lines += r.stderr.splitlines()[-5:]
     return r.returncode, "\n".join(lines), time.monotonic() - t0
 
 

@@ -30,5 +30,5 @@ def progs() -> dict[str, Path]:
 def test_explore_finds_no_failing_schedule(progs: dict[str, Path], prog: str,
                                            case: str) -> None:
     rc, text, _ = explore(progs[prog], case, runs=4, jobs=1, ncpu=2)
-    assert rc == 0, text
+    assert rc == 0, (rc, text)
     assert "no failure in 4 runs" in text, text

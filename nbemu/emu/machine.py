@@ -47,7 +47,8 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
 _TRAP_CB = ctypes.CFUNCTYPE(None)
 
-TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
+SLICE_NS = 1_000_000                 # fast mode: a vCPU's turn on the host thread (host time;
+                                     # not the guest's hardclock tick, kern_tc.TICK_NS)
 DET_SLICE_BLOCKS = (2_000, 20_000)   # deterministic mode: blocks per turn (seeded)
 
 # The access kinds Unicorn passes to an invalid-access hook (UC_MEM_*).
@@ -116,7 +117,7 @@ class Machine:
             nat.budget.value = 0
             nat.blocks.value = 0
             if not deterministic:
-                nat.lib.nb_start_ticker(TICK_NS)
+                nat.lib.nb_start_ticker(SLICE_NS)
         self.space = self.vmspace_new()
         self.uc = self.space.uc
         self.uch = self.space.uch

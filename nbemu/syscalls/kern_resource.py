@@ -63,8 +63,10 @@ CHILD_MAX = 160                          # syslimits.h; MAXUPRC defaults to it
 MAXUPRC = CHILD_MAX
 OPEN_MAX = 128                           # syslimits.h; NOFILE = OPEN_MAX
 NOFILE = OPEN_MAX
-MAXLWP, MAXMAXLWP = 4096, 65535          # sys/lwp.h
-# kern_lwp.c lwp_maxlwp(): one LWP per MiB of RAM, within [MAXLWP, MAXMAXLWP].
+MAXLWP, MAXMAXLWP = 4096, 65535          # sys/lwp.h 1.217 (netbsd-10)
+# kern_lwp.c 1.250 lwp_maxlwp(): one LWP per MiB of RAM, within [MAXLWP,
+# MAXMAXLWP]: kern.maxlwp (8192 here), the one bound on a process's LWPs
+# (RLIMIT_NTHR's hard limit; lwp_create enforces RLIMIT_NTHR only).
 MAXLWP_SYS = max(min(MAXMAXLWP, PHYSMEM // (1 << 20)), MAXLWP)
 
 # What nbemu's "login" changes from the kernel defaults (see rlimits_init).

@@ -245,6 +245,12 @@ class Proc:
         self.p_sigwaiters: list[Lwp] = []
         self.p_xstopsig = 0
 
+    @property
+    def p_lwpcv(self) -> tuple[str, int]:
+        """The wait channel of proc::p_lwpcv: _lwp_wait and _lwp_suspend sleep
+        on it; LWP exit, free, detach and continue broadcast it."""
+        return ("p_lwpcv", self.p_pid)
+
     def lwp_find(self, lid: int) -> Lwp | None:
         """proc_find_lwp(): the LWP with this id, zombies included."""
         return self.p_lwps.get(lid)

@@ -49,12 +49,10 @@ from .kern_event import EVFILT_READ, EVFILT_WRITE, Filterops, Kevent, Knote
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
 from .kern_time import copyin_timespec
 from .lwp import Lwp
+from .poll import (INFTIM, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDBAND,
+                   POLLRDNORM, POLLWRBAND, POLLWRNORM)
 from .table import syscall
 
-# <sys/poll.h>
-POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
-POLLRDNORM, POLLWRNORM, POLLRDBAND, POLLWRBAND = 0x40, 0x4, 0x80, 0x100
-INFTIM = -1
 POLLFD = CStruct("pollfd", [("int", "fd"), ("short", "events"), ("short", "revents")])
 NFDBITS = 32                    # bits of __fd_mask (uint32_t)
 NDFILE = 20                     # the descriptor table's first size (sys/filedesc.h)

@@ -40,6 +40,7 @@ from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FM
                            SEEK_CUR, SEEK_END, SEEK_SET, File, fd_affix, fd_alloc, fd_getfile,
                            stat_from_host)
 from .lwp import Lwp, Proc
+from .poll import POLLIN, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM
 from .table import syscall
 from .vfs_lookup import (AT_FDCWD, MAXPATHLEN, O_PATH, Nameidata, Vnode, cwd_set, cwd_vnode,
                          guest_path, is_root, vnode_path, namei, namei_at, proc_fd, split_guest,
@@ -53,7 +54,6 @@ F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
 ALLPERMS, ACCESSPERMS = 0o7777, 0o777
 CMASK = 0o022                      # the default umask (sys/param.h)
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-POLLIN, POLLPRI, POLLOUT, POLLRDNORM, POLLWRNORM = 0x1, 0x2, 0x4, 0x40, 0x4
 
 # dirent (sys/dirent.h): d_fileno u64, d_reclen u16, d_namlen u16, d_type u8, d_name
 DIRENT_HDR = struct.Struct("<QHHB")       # 13 bytes, d_name follows

@@ -35,6 +35,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from nbemu.guest.arch.base import Abi
 from nbemu.syscalls.kernel import Kernel
+from nbemu.syscalls.kern_resource import lwp_startrun, updatertime
 from nbemu.syscalls.lwp import LSONPROC, LW_USERRET, Lwp
 
 from . import native
@@ -653,6 +654,7 @@ class Machine:
         pc = pcv[0] if self._pc.n == 1 else self.abi.resume_address(pcv[0], pcv[1])
         self.in_emu = True
         err = 0
+        lwp_startrun(l)                 # its CPU time runs from here (updatertime below)
         try:
             # uc_emu_start directly: the binding's wrapper costs ~1 us per turn
             # and only re-raises exceptions of Python hooks, which ours never raise.
@@ -665,6 +667,7 @@ class Machine:
                 return
         finally:
             self.in_emu = False
+            updatertime(l)
             if nat is not None:
                 nat.armed.value = 0
                 nat.budget.value = 0

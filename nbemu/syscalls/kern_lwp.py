@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Generator
 
 from .errno import Errno
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
-from .kern_resource import RLIMIT_NTHR, MAXLWP_SYS as maxlwp
+from .kern_resource import RLIMIT_NTHR, MAXLWP_SYS as maxlwp, proc_addrtime
 from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSSTOP, LSSUSPENDED, LSZOMB, LWP_DETACHED, Lwp,
                   LwpFlag, Proc)
 
@@ -144,6 +144,7 @@ def lwp_free(k: "Kernel", l: Lwp) -> None:
     p = l.l_proc
     assert l.l_stat == LSZOMB
     if p.p_lwps.get(l.l_lid) is l:
+        proc_addrtime(l)
         del p.p_lwps[l.l_lid]
         p.p_nlwps -= 1
         p.p_nzlwps -= 1

@@ -47,15 +47,16 @@ def clock_ns(k, clock_id: int) -> int | None:
 
 @syscall(427, "__clock_gettime50")
 def sys___clock_gettime50(l: Lwp, a, retval: list[int]) -> int:
-    ns = clock_ns(l.l_proc.k, a.clock_id)
-    if ns is None:
-        if not a.clock_id & (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID):
-            return Errno.EINVAL
-        # a CPU-time clock of a given process / LWP (clock_getcpuclockid2)
+    if a.clock_id & (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID):
+        # the CPU time the kernel counted for a process / LWP (0: the caller's)
         from .sys_lwp import clock_gettime1
         error, ns = clock_gettime1(l, a.clock_id)
         if error:
             return error
+        return copyout_timespec(l, ns, a.tp)
+    ns = clock_ns(l.l_proc.k, a.clock_id)
+    if ns is None:
+        return Errno.EINVAL
     return copyout_timespec(l, ns, a.tp)
 
 

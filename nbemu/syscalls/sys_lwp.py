@@ -13,6 +13,7 @@ from .cstruct import TIMESPEC
 from .errno import Errno, KernErrno
 from .host_mem import memmove
 from .kern_lwp import lwp_continue, lwp_create, lwp_exit, lwp_free, lwp_start, lwp_wait
+from .kern_resource import lwp_rtime, proc_rtime
 from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interruptible, sleepq_block,
                           sleepq_enqueue, sleepq_remove, sleepq_wake)
 from .kern_tc import TICK_NS   # itimespecfix() rounds up to one tick
@@ -260,13 +261,13 @@ def clock_gettime1(l: Lwp, clock_id: int) -> tuple[int, int]:
     if clock_id & CLOCK_PROCESS_CPUTIME_ID:
         if clock_id & _CPUCLOCK_ID_MASK not in (0, p.p_pid):
             return Errno.ESRCH, 0
-        return 0, k.clock.monotonic_ns()
+        return 0, proc_rtime(p)[0]                # calcru(): the process's CPU time
     if clock_id & CLOCK_THREAD_CPUTIME_ID:
         lid = clock_id & _CPUCLOCK_ID_MASK
         t = l if lid == 0 else p.lwp_find(lid)
         if t is None or t.l_stat in (LSZOMB, LSIDL):
             return Errno.ESRCH, 0
-        return 0, k.clock.monotonic_ns()
+        return 0, lwp_rtime(t)[0]                 # addrulwp(): the LWP's CPU time
     if clock_id == CLOCK_REALTIME:
         return 0, k.clock.realtime_ns()
     if clock_id == CLOCK_MONOTONIC:

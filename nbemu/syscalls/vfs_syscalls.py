@@ -40,7 +40,7 @@ from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FM
                            SEEK_CUR, SEEK_END, SEEK_SET, File, fd_affix, fd_alloc, fd_getfile,
                            stat_from_host)
 from .lwp import Lwp, Proc
-from .poll import POLLIN, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM
+from .poll import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from .table import syscall
 from .vfs_lookup import (AT_FDCWD, MAXPATHLEN, O_PATH, Nameidata, Vnode, cwd_set, cwd_vnode,
                          guest_path, is_root, vnode_path, namei, namei_at, proc_fd, split_guest,
@@ -201,15 +201,17 @@ class HostFile(File):
     f_type = DTYPE_VNODE
 
     def __init__(self, hostfd: int, flag: int, name: str, owns_fd: bool,
-                 guest_path: list[bytes] | None) -> None:
+                 guest_path: list[bytes] | None, v_type: int | None = None) -> None:
         super().__init__(flag, name)
         self.hostfd = hostfd
         self.owns_fd = owns_fd
         self.f_guest = guest_path
-        try:
-            self.v_type = vtype_of(os.fstat(hostfd).st_mode)
-        except OSError:
-            self.v_type = VBAD                # e.g. the host started us with fd 1 closed
+        if v_type is None:                    # (sockets know theirs: there may be no fd)
+            try:
+                v_type = vtype_of(os.fstat(hostfd).st_mode)
+            except OSError:
+                v_type = VBAD                 # e.g. the host started us with fd 1 closed
+        self.v_type = v_type
         # Reads that can wait for the world: pipes, sockets and terminals (not
         # /dev/null, /dev/urandom and other character devices that never block).
         self.may_block = self.v_type in (VFIFO, VSOCK) or (

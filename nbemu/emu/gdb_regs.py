@@ -1,5 +1,5 @@
-"""GDB's view of an LWP's registers: the target description (target.xml, one
-file per architecture under guest/arch/) and the 'g'/'p' register file built
+"""GDB's view of an LWP's registers: the target description (target.xml, of
+each port in guest/arch/gdb_target.py) and the 'g'/'p' register file built
 from it.
 
 The XML is the single source of the register order: the n-th <reg> is gdb's
@@ -13,170 +13,16 @@ from __future__ import annotations
 
 import ctypes
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unicorn.unicorn_py3.unicorn import uclib
+
+from nbemu.guest.arch.gdb_target import target_xml
 
 if TYPE_CHECKING:
     from nbemu.syscalls.lwp import Lwp
 
     from .machine import Machine
-
-ARCH_DIR = Path(__file__).resolve().parents[1] / "guest" / "arch"
-
-
-def target_xml(arch: str) -> bytes | None:
-    """guest/arch/<arch>_gdb.xml, else a description built here."""
-    p = ARCH_DIR / f"{arch}_gdb.xml"
-    if p.is_file():
-        return p.read_bytes()
-    gen = _BUILT_IN_XML.get(arch)
-    return gen().encode() if gen is not None else None
-
-
-def _aarch64_xml() -> str:
-    """NetBSD/aarch64 as gdb's aarch64 support expects it: the core feature
-    (x0-x30, sp, pc, cpsr), the fpu feature (v0-v31, fpsr, fpcr), and the tls
-    feature (tpidr, TPIDR_EL0: NetBSD's TLS base)."""
-    core = "".join(f'    <reg name="x{i}" bitsize="64" type="int"/>\n' for i in range(31))
-    vec = "".join(f'    <reg name="v{i}" bitsize="128" type="aarch64v"/>\n' for i in range(32))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>aarch64</architecture>
-  <feature name="org.gnu.gdb.aarch64.core">
-    <flags id="cpsr_flags" size="4">
-      <field name="SP" start="0" end="0"/>
-      <field name="EL" start="2" end="3"/>
-      <field name="nRW" start="4" end="4"/>
-      <field name="F" start="6" end="6"/>
-      <field name="I" start="7" end="7"/>
-      <field name="A" start="8" end="8"/>
-      <field name="D" start="9" end="9"/>
-      <field name="V" start="28" end="28"/>
-      <field name="C" start="29" end="29"/>
-      <field name="Z" start="30" end="30"/>
-      <field name="N" start="31" end="31"/>
-    </flags>
-{core}    <reg name="sp" bitsize="64" type="data_ptr"/>
-    <reg name="pc" bitsize="64" type="code_ptr"/>
-    <reg name="cpsr" bitsize="32" type="cpsr_flags"/>
-  </feature>
-  <feature name="org.gnu.gdb.aarch64.fpu">
-    <vector id="v2d" type="ieee_double" count="2"/>
-    <vector id="v2u" type="uint64" count="2"/>
-    <vector id="v4f" type="ieee_single" count="4"/>
-    <vector id="v4u" type="uint32" count="4"/>
-    <vector id="v8u" type="uint16" count="8"/>
-    <vector id="v16u" type="uint8" count="16"/>
-    <union id="aarch64v">
-      <field name="d" type="v2d"/>
-      <field name="u2" type="v2u"/>
-      <field name="s" type="v4f"/>
-      <field name="u4" type="v4u"/>
-      <field name="h" type="v8u"/>
-      <field name="b" type="v16u"/>
-      <field name="q" type="uint128"/>
-    </union>
-{vec}    <reg name="fpsr" bitsize="32" type="int"/>
-    <reg name="fpcr" bitsize="32" type="int"/>
-  </feature>
-  <feature name="org.gnu.gdb.aarch64.tls">
-    <reg name="tpidr" bitsize="64" type="data_ptr"/>
-  </feature>
-</target>
-"""
-
-
-def _arm_xml() -> str:
-    """NetBSD/earmv7hf as gdb's arm support expects it: the core feature (r0-r12,
-    sp, lr, pc, cpsr), the VFPv3 feature (d0-d31, fpscr) and the tls feature
-    (tpidruro: NetBSD's TLS base, TPIDRURO)."""
-    core = "".join(f'    <reg name="r{i}" bitsize="32" type="uint32"/>\n' for i in range(13))
-    vfp = "".join(f'    <reg name="d{i}" bitsize="64" type="ieee_double"/>\n'
-                  for i in range(32))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>arm</architecture>
-  <feature name="org.gnu.gdb.arm.core">
-{core}    <reg name="sp" bitsize="32" type="data_ptr"/>
-    <reg name="lr" bitsize="32"/>
-    <reg name="pc" bitsize="32" type="code_ptr"/>
-    <reg name="cpsr" bitsize="32"/>
-  </feature>
-  <feature name="org.gnu.gdb.arm.vfp">
-{vfp}    <reg name="fpscr" bitsize="32" type="int" group="float"/>
-  </feature>
-  <feature name="org.gnu.gdb.arm.tls">
-    <reg name="tpidruro" bitsize="32" type="data_ptr"/>
-  </feature>
-</target>
-"""
-
-
-def _i386_xml() -> str:
-    """NetBSD/i386 as gdb's i386 support expects it: the core feature (eight GPRs
-    in gdb's order eax ecx edx ebx esp ebp esi edi, eip, eflags, the six segment
-    selectors, then the x87 registers: gdb requires all of them), the sse feature
-    (xmm0-7, mxcsr) and the segments feature (fs_base, gs_base: NetBSD's TLS
-    base is the %gs base)."""
-    gprs = "".join(f'    <reg name="{n}" bitsize="32" type="{t}"/>\n' for n, t in (
-        ("eax", "int32"), ("ecx", "int32"), ("edx", "int32"), ("ebx", "int32"),
-        ("esp", "data_ptr"), ("ebp", "data_ptr"), ("esi", "int32"), ("edi", "int32"),
-        ("eip", "code_ptr"), ("eflags", "i386_eflags")))
-    eflags = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
-        ("CF", 0), ("", 1), ("PF", 2), ("AF", 4), ("ZF", 6), ("SF", 7), ("TF", 8),
-        ("IF", 9), ("DF", 10), ("OF", 11), ("NT", 14), ("RF", 16), ("VM", 17),
-        ("AC", 18), ("VIF", 19), ("VIP", 20), ("ID", 21)))
-    segs = "".join(f'    <reg name="{n}" bitsize="32" type="int32"/>\n'
-                   for n in ("cs", "ss", "ds", "es", "fs", "gs"))
-    x87 = "".join(f'    <reg name="st{i}" bitsize="80" type="i387_ext"/>\n' for i in range(8))
-    x87 += "".join(f'    <reg name="{n}" bitsize="32" type="int" group="float"/>\n' for n in (
-        "fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop"))
-    mxcsr = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
-        ("IE", 0), ("DE", 1), ("ZE", 2), ("OE", 3), ("UE", 4), ("PE", 5), ("DAZ", 6),
-        ("IM", 7), ("DM", 8), ("ZM", 9), ("OM", 10), ("UM", 11), ("PM", 12), ("FZ", 15)))
-    xmm = "".join(f'    <reg name="xmm{i}" bitsize="128" type="vec128"/>\n' for i in range(8))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>i386</architecture>
-  <feature name="org.gnu.gdb.i386.core">
-    <flags id="i386_eflags" size="4">
-{eflags}    </flags>
-{gprs}{segs}{x87}  </feature>
-  <feature name="org.gnu.gdb.i386.sse">
-    <vector id="v4f" type="ieee_single" count="4"/>
-    <vector id="v2d" type="ieee_double" count="2"/>
-    <vector id="v16i8" type="int8" count="16"/>
-    <vector id="v8i16" type="int16" count="8"/>
-    <vector id="v4i32" type="int32" count="4"/>
-    <vector id="v2i64" type="int64" count="2"/>
-    <union id="vec128">
-      <field name="v4_float" type="v4f"/>
-      <field name="v2_double" type="v2d"/>
-      <field name="v16_int8" type="v16i8"/>
-      <field name="v8_int16" type="v8i16"/>
-      <field name="v4_int32" type="v4i32"/>
-      <field name="v2_int64" type="v2i64"/>
-      <field name="uint128" type="uint128"/>
-    </union>
-    <flags id="i386_mxcsr" size="4">
-{mxcsr}    </flags>
-{xmm}    <reg name="mxcsr" bitsize="32" type="i386_mxcsr" group="vector"/>
-  </feature>
-  <feature name="org.gnu.gdb.i386.segments">
-    <reg name="fs_base" bitsize="32" type="int"/>
-    <reg name="gs_base" bitsize="32" type="int"/>
-  </feature>
-</target>
-"""
-
-
-_BUILT_IN_XML = {"aarch64": _aarch64_xml, "earmv7hf": _arm_xml, "i386": _i386_xml}
-
 
 class Reg:
     __slots__ = ("num", "name", "size", "uc", "kind", "arg")

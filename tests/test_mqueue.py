@@ -17,7 +17,7 @@ from nbemu.syscalls.signals import Sig
 SIGUSR1, SIGUSR2 = Sig.SIGUSR1, Sig.SIGUSR2
 from nbemu.syscalls.sys_mqueue import (MQ_PRIO_MAX, MQ_UNLINKED, O_EXEC, SIGEV_NONE, SIGEV_SIGNAL,
                                  MQ_ATTR, SIGEVENT)
-from nbemu.syscalls.sys_select import POLLIN, POLLOUT
+from nbemu.syscalls.poll import POLLIN, POLLOUT
 from tests.khelp import call, err, get, make_kernel, ok, put, resume, scratch, second_lwp
 
 MS = 10**6

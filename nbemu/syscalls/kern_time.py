@@ -217,6 +217,28 @@ def _itimer_fire(arg) -> None:
     kpsignal2(p, Ksiginfo(_ITIMER_SIG[it.which], SI_TIMER, value=it.which))
 
 
+def dosetitimer(p, which: int, itv: tuple[int, int, int, int]) -> int:
+    """Arm (or, with a zero value, disarm) timer `which` of p from a struct
+    itimerval's (interval sec, usec, value sec, usec): EINVAL for a bad one."""
+    k = p.k
+    iv, val = _itimerfix(itv[0], itv[1]), _itimerfix(itv[2], itv[3])
+    if iv is None or val is None:
+        return Errno.EINVAL
+    timers = _itimers(p)
+    cur = timers.pop(which, None)
+    if cur is not None:
+        k.callout.stop(cur.callout)
+    value_ns = val[0] * 10**9 + val[1] * 1000
+    if value_ns:
+        it = Itimer(which, k.clock.monotonic_ns() + value_ns, iv[0] * 10**9 + iv[1] * 1000)
+        it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
+        timers[which] = it
+        # The running slice started without a pending timeout: end it so
+        # that the next one is cut in time for the expiry.
+        k.platform.request_stop()
+    return 0
+
+
 @syscall(425, "__setitimer50")
 def sys___setitimer50(l: Lwp, a, retval: list[int]) -> int:
     p = l.l_proc
@@ -232,22 +254,9 @@ def sys___setitimer50(l: Lwp, a, retval: list[int]) -> int:
         data = vm.copyin(a.itv, lay.size)
         if isinstance(data, int):
             return data
-        isec, iusec, vsec, vusec = lay.unpack(data)
-        iv = _itimerfix(isec, iusec)
-        val = _itimerfix(vsec, vusec)
-        if iv is None or val is None:
-            return Errno.EINVAL
-        cur = timers.pop(which, None)
-        if cur is not None:
-            k.callout.stop(cur.callout)
-        value_ns = val[0] * 10**9 + val[1] * 1000
-        if value_ns:
-            it = Itimer(which, k.clock.monotonic_ns() + value_ns, iv[0] * 10**9 + iv[1] * 1000)
-            it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
-            timers[which] = it
-            # The running slice started without a pending timeout: end it so
-            # that the next one is cut in time for the expiry.
-            k.platform.request_stop()
+        error = dosetitimer(p, which, lay.unpack(data))
+        if error:
+            return error
     if a.oitv:
         return vm.copyout(old, a.oitv)
     return 0

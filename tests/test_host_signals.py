@@ -68,7 +68,7 @@ def test_first_sigint_ends_a_spinning_guest() -> None:
 def test_second_sigint_ends_a_guest_that_blocks_it() -> None:
     """SIGINT blocked, one LWP spinning without system calls: the signal stays
     pending; the watchdog quits on the second SIGINT."""
-    g = _start(build_c("sigspin"), "masked")     # (SIGINT blocked before "ready")
+    g = _start(build_c("hostsig"), "masked")     # (SIGINT blocked before "ready")
     # nbemu quits on a SIGINT that comes while an earlier one is still
     # undelivered and old enough (hostsig.FORCE_QUIT_AFTER_S): send until it does.
     while g.p.poll() is None:

@@ -326,11 +326,8 @@ def compat_50_sys___lstat30(l: Lwp, a, retval: list[int]) -> int:
 
 @syscall(388, "compat_50___fstat30")
 def compat_50_sys___fstat30(l: Lwp, a, retval: list[int]) -> int:
-    from .kern_descrip import fd_getfile
-    fp = fd_getfile(l.l_proc, a.fd)
-    if fp is None:
-        return Errno.EBADF
-    st = fp.fo_stat(l)
+    from .kern_descrip import do_fstat
+    st = do_fstat(l, a.fd)
     if isinstance(st, int):
         return st
     return l.l_proc.p_vmspace.copyout(_stat30(l, st), a.sb)

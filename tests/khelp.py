@@ -14,7 +14,7 @@ from nbemu.guest.arch.amd64 import ABI
 from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
 from nbemu.syscalls.kernel import Kernel
 from nbemu.syscalls.kern_proc import proc_enter
-from nbemu.syscalls.lwp import LSONPROC, Lwp, Proc
+from nbemu.syscalls.lwp import LSONPROC, LSRUN, Lwp, Proc
 from nbemu.syscalls.table import SYSENT
 from nbemu.syscalls.uvm_map import NullPmap, VmMap
 
@@ -156,3 +156,55 @@ def err(l: Lwp, name: str, *args: int) -> int:
     e, _ = call(l, name, *u64(args))
     assert not hasattr(e, "send"), f"{name} blocked"
     return e
+
+
+def second_lwp(k, l: Lwp) -> Lwp:
+    """Another LWP of the process, running on CPU 1."""
+    l2 = lwp_create(k, l, l.l_proc, 0)
+    assert isinstance(l2, Lwp)
+    lwp_start(k, l2, False)
+    k.runq.sched_dequeue(l2)
+    l2.set_stat(LSONPROC)
+    k.cpus[1].ci_curlwp = l2
+    l2.l_cpu = k.cpus[1]
+    return l2
+
+
+def resume(k, l: Lwp, gen):
+    """Put a woken LWP back on CPU 0 and continue its blocked system call: its
+    result, or the generator when it blocks again."""
+    assert l.l_stat == LSRUN
+    k.runq.sched_dequeue(l)
+    l.set_stat(LSONPROC)
+    k.cpus[0].ci_curlwp = l
+    l.l_cpu = k.cpus[0]
+    try:
+        gen.send(l.l_sleeperr)
+    except StopIteration as stop:
+        return stop.value or 0
+    return gen
+
+
+def put(l: Lwp, va: int, data: bytes) -> int:
+    """Copy data out to guest address va; va."""
+    assert l.l_proc.p_vmspace.copyout(data, va) == 0
+    return va
+
+
+def get(l: Lwp, va: int, n: int):
+    return l.l_proc.p_vmspace.copyin(va, n)
+
+
+HANDLER, TRAMP = 0x401000, 0x402000     # a signal handler and trampoline address (amd64)
+
+
+def catch(l: Lwp, sig: int, flags: int | None = None, mask: int = 0) -> None:
+    """__sigaction_sigtramp(sig, HANDLER, ...) with TRAMP (SA_RESTART unless flags)."""
+    import struct
+    from nbemu.syscalls import kern_sig as ks
+    if flags is None:
+        flags = ks.SA_RESTART
+    va = scratch(l, 0x1000)
+    l.l_proc.p_vmspace.copyout(struct.pack("<Q4Ii4x", HANDLER, *ks.words_of(mask), flags), va)
+    err, _ = call(l, "__sigaction_sigtramp", sig, va, 0, TRAMP, 2)
+    assert err == 0

@@ -83,7 +83,6 @@ def test_crashes_timeouts_deadlocks_threads(progs) -> None:
     assert got[("atf_crash", "segv")] == "broken: Premature exit; test case received signal 11"
     assert got[("atf_crash", "timeout")] == \
         "broken: Test case body timed out (after 2 s; nbemu killed)"
-    assert 1.9 < res[("atf_crash", "timeout")].duration < 20
     assert got[("atf_crash", "deadlock")].startswith(
         "broken: Deadlock: every LWP is blocked forever and no timeout is pending "
         "(nbemu exit 125")

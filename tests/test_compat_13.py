@@ -9,8 +9,7 @@ from nbemu.syscalls import kern_sig as ks
 from nbemu.syscalls.errno import Errno
 from nbemu.syscalls.lwp import LSRUN, LSSLEEP
 from nbemu.syscalls.signals import SIGRTMIN, Sig
-from tests.khelp import call, err, make_kernel, ok, scratch
-from tests.test_signals_unit import catch
+from tests.khelp import call, catch, err, make_kernel, ok, resume, scratch
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 1, 2, 3
 B = ks.bit
@@ -59,8 +58,7 @@ def test_sigsuspend13_waits_with_the_given_mask_and_gives_eintr() -> None:
     assert hasattr(gen, "send") and l.l_stat == LSSLEEP
     assert ks.mask_of(l.l_sigmask) == 0                         # the suspend mask
     ks.kpsignal2(l.l_proc, ks.Ksiginfo(Sig.SIGUSR1))
-    from tests.test_compat_50 import _resume
-    assert _resume(k, l, gen) == Errno.EINTR
+    assert resume(k, l, gen) == Errno.EINTR
 
 
 def test_sigsuspend13_with_the_signal_already_pending() -> None:
@@ -70,5 +68,4 @@ def test_sigsuspend13_with_the_signal_already_pending() -> None:
     ks.kpsignal2(l.l_proc, ks.Ksiginfo(Sig.SIGUSR2))
     gen, _ = call(l, "compat_13_sigsuspend13", 0)
     assert l.l_stat == LSRUN                 # the sleep ended as it began
-    from tests.test_compat_50 import _resume
-    assert _resume(k, l, gen) == Errno.EINTR
+    assert resume(k, l, gen) == Errno.EINTR

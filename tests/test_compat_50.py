@@ -10,8 +10,7 @@ import pytest
 from nbemu.guest.arch.i386 import ABI as I386
 from nbemu.syscalls.cstruct import ITIMERVAL50, RUSAGE50, TIMESPEC50, TIMEVAL50
 from nbemu.syscalls.errno import Errno
-from nbemu.syscalls.lwp import LSONPROC, LSRUN
-from tests.khelp import call, err, make_kernel, ok, scratch
+from tests.khelp import call, err, make_kernel, ok, put, resume, scratch
 
 BAD = 0x9000_0000                      # never mapped, on LP64 and ILP32
 CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 3
@@ -74,19 +73,6 @@ def test_timespec50_truncates_seconds(env) -> None:
                                                   & 0xFFFFFFFF))[0]
 
 
-def _resume(k, l, gen):
-    assert l.l_stat == LSRUN
-    k.runq.sched_dequeue(l)
-    l.set_stat(LSONPROC)
-    k.cpus[0].ci_curlwp = l
-    l.l_cpu = k.cpus[0]
-    try:
-        gen.send(l.l_sleeperr)
-    except StopIteration as stop:
-        return stop.value or 0
-    return gen
-
-
 def test_nanosleep(env) -> None:
     k, l, buf = env
     vm = l.l_proc.p_vmspace
@@ -97,7 +83,7 @@ def test_nanosleep(env) -> None:
     assert hasattr(gen, "send")                                       # asleep
     k.clock.wait_until(k.callout.next_deadline())
     k.run_callouts()
-    assert _resume(k, l, gen) == 0
+    assert resume(k, l, gen) == 0
     assert k.clock.monotonic_ns() - t0 >= 5_000_000
     assert _get(l, TIMESPEC50, buf + 0x100) == (0, 0)                # nothing left
     vm.copyout(TIMESPEC50.on(k.abi).pack(0, 0), buf)
@@ -271,7 +257,6 @@ def test_garbage_arguments_give_errnos(env) -> None:
 def test_mq_timed_calls_with_timespec50(env) -> None:
     """compat_50_mq_timedsend / _timedreceive: the absolute timeout as a timespec50."""
     from nbemu.syscalls.cstruct import LONG
-    from tests.test_mqueue import put
     k, l, buf = env
     vm = l.l_proc.p_vmspace
     lay = TIMESPEC50.on(k.abi)
@@ -291,7 +276,7 @@ def test_mq_timed_calls_with_timespec50(env) -> None:
     assert hasattr(gen, "send")
     k.clock.wait_until(k.clock.monotonic_ns() + 60_000_000)
     k.run_callouts()
-    assert _resume(k, l, gen) == Errno.ETIMEDOUT
+    assert resume(k, l, gen) == Errno.ETIMEDOUT
     put(l, buf + 0x1000, b"m")
     sargs = (q, buf + 0x1000, 1, 2)
     assert ok(l, "compat_50_mq_timedsend", *sargs, 0) == [0, 0]           # room: no wait

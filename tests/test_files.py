@@ -16,11 +16,10 @@ from nbemu.syscalls.kern_descrip import (F_CLOSEM, F_DUPFD, F_DUPFD_CLOEXEC, F_G
                                    FIONREAD, FNONBLOCK, O_APPEND, O_CLOEXEC, O_CREAT,
                                    O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR,
                                    O_TRUNC, O_WRONLY, fd_getfile)
-from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
-from nbemu.syscalls.lwp import LSONPROC, LSRUN, LSSLEEP, Lwp
+from nbemu.syscalls.lwp import LSRUN, LSSLEEP, Lwp
 from nbemu.syscalls.sys_pipe import BIG_PIPE_SIZE, PIPE_SIZE
 from nbemu.syscalls.vfs_syscalls import TIOCGETA
-from tests.khelp import call, err, make_kernel, ok, scratch
+from tests.khelp import call, err, make_kernel, ok, resume, scratch, second_lwp
 
 AT_FDCWD = -100
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
@@ -91,32 +90,6 @@ def read_(l: Lwp, m: Mem, fd: int, n: int) -> bytes:
 def write_(l: Lwp, m: Mem, fd: int, data: bytes) -> int:
     m.put(m.base, data)
     return ok(l, "write", fd, m.base, len(data))[0]
-
-
-def second_lwp(k, l: Lwp) -> Lwp:
-    """Another LWP of the process, running on CPU 1."""
-    l2 = lwp_create(k, l, l.l_proc, 0)
-    assert isinstance(l2, Lwp)
-    lwp_start(k, l2, False)
-    k.runq.sched_dequeue(l2)
-    l2.set_stat(LSONPROC)
-    k.cpus[1].ci_curlwp = l2
-    l2.l_cpu = k.cpus[1]
-    return l2
-
-
-def resume(k, l: Lwp, gen):
-    """Put a woken LWP back on CPU 0 and continue its blocked system call."""
-    assert l.l_stat == LSRUN
-    k.runq.sched_dequeue(l)
-    l.set_stat(LSONPROC)
-    k.cpus[0].ci_curlwp = l
-    l.l_cpu = k.cpus[0]
-    try:
-        gen.send(l.l_sleeperr)
-    except StopIteration as stop:
-        return stop.value or 0
-    return gen
 
 
 STAT_SIZE = 152      # struct stat on amd64 (khelp's ABI); tests/test_cstruct.py checks it

@@ -6,7 +6,6 @@ so each session starts with `set osabi none` (see emu/gdbstub.py)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,30 +13,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.build import build_c
-from tests.test_gdb_protocol import FIXTURE, Nbemu
+from tests.guest import FIXTURE, Nbemu, find_gdb
 
 
-GDB_ARCH = {"x86_64": "i386:x86-64", "aarch64": "aarch64", "arm": "arm", "x86": "i386"}
-
-
-def _find_gdb(arch: str) -> tuple[str | None, str]:
-    found = []
-    for name in ("gdb-multiarch", "gdb"):
-        path = shutil.which(name)
-        if path is None:
-            continue
-        found.append(name)
-        r = subprocess.run([path, "-batch", "-nx", "-ex", f"set architecture {GDB_ARCH[arch]}"],
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode == 0 and not r.stderr.strip():
-            return path, ""
-    if not found:
-        return None, "neither gdb-multiarch nor gdb is installed (run tests/install_gdb.sh)"
-    return None, f"{' and '.join(found)} cannot debug {GDB_ARCH[arch]} (install gdb-multiarch)"
-
-
-GDBS = {arch: _find_gdb(arch) for arch in GDB_ARCH}
-GDB, _WHY = GDBS["x86_64"]
+GDB, _WHY = find_gdb("x86_64")
 pytestmark = pytest.mark.skipif(GDB is None, reason=_WHY)
 
 
@@ -46,7 +25,7 @@ def run_gdb(commands: list[str], *args: str, target: str | None = None,
             arch: str = "x86_64") -> tuple[str, int, str, str]:
     """Debug the fixture under nbemu -g with gdb -batch; (gdb output, nbemu exit
     status, nbemu stdout, nbemu stderr)."""
-    gdb, why = GDBS[arch]
+    gdb, why = find_gdb(arch)
     if gdb is None:
         pytest.skip(why)
     prog = build_c(FIXTURE, arch=arch)

@@ -5,124 +5,14 @@ from __future__ import annotations
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from fixtures.build import build_c
-from tests.guest import REPO
-
-FIXTURE = "gdb_threads"
-_WAIT_RE = re.compile(r"waiting for gdb on (?:port (\d+)|(\S+))")
-
-
-class Nbemu:
-    """nbemu -g under test: started, its port read from stderr."""
-
-    def __init__(self, *args: str, spec: str = "0", opts: tuple[str, ...] = (),
-                 fixture: str = FIXTURE, arch: str = "x86_64") -> None:
-        prog = build_c(fixture, arch=arch)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nbemu.emu.cli", *opts, "-g", spec, str(prog), *args],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        line = ""
-        for _ in range(50):                 # (warnings may come first)
-            more = self.proc.stderr.readline()
-            line += more
-            m = _WAIT_RE.search(more)
-            if m is not None or not more:
-                break
-        if m is None:
-            self.proc.kill()
-            raise AssertionError(f"no 'waiting for gdb' line: {line!r}")
-        self.port = int(m.group(1)) if m.group(1) else None
-        self.path = m.group(2)
-        self.first_line = line
-
-    def connect(self) -> "Client":
-        if self.port is not None:
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)    # as gdb does
-        else:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(30)
-            s.connect(self.path)
-        return Client(s)
-
-    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
-        out, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out, self.first_line + err
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
-
-
-class Client:
-    """A minimal remote-protocol client that checks every frame it receives."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.s = sock
-        self.buf = b""
-
-    def raw(self, data: bytes) -> None:
-        self.s.sendall(data)
-
-    def send(self, payload: bytes | str) -> None:
-        if isinstance(payload, str):
-            payload = payload.encode()
-        self.raw(b"$" + payload + b"#%02x" % (sum(payload) & 0xFF))
-
-    def _byte(self) -> int:
-        while not self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        c, self.buf = self.buf[0], self.buf[1:]
-        return c
-
-    def read_ack(self) -> bytes:
-        return bytes((self._byte(),))
-
-    def reply(self) -> bytes:
-        """The next packet (acks before it skipped), acknowledged, escapes undone."""
-        while True:
-            c = self._byte()
-            if c == ord("$"):
-                break
-            assert c in b"+-", f"unexpected byte {c!r} between packets"
-        body = bytearray()
-        while (c := self._byte()) != ord("#"):
-            body.append(c)
-        cs = bytes((self._byte(), self._byte()))
-        assert int(cs, 16) == sum(body) & 0xFF, "stub sent a bad checksum"
-        self.raw(b"+")
-        out = bytearray()
-        esc = False
-        for b in body:
-            if esc:
-                out.append(b ^ 0x20)
-                esc = False
-            elif b == 0x7D:
-                esc = True
-            else:
-                out.append(b)
-        return bytes(out)
-
-    def ask(self, payload: bytes | str) -> bytes:
-        self.send(payload)
-        return self.reply()
-
-    def close(self) -> None:
-        self.s.close()
-
+from tests.guest import FIXTURE, REPO, Client, Nbemu
 
 @pytest.fixture
 def stub():
@@ -242,21 +132,22 @@ def test_bad_input_gets_protocol_errors(stub) -> None:
     for unsup in ("qFooBar", "vFooBar", "!", "jUnknown", "QNonStop:1", "vFile:open:6a", "b"):
         assert c.ask(unsup) == b"", unsup
     # a random byte storm, then the stub still answers
+    marker = c.ask("qThreadExtraInfo,64")
     rnd = random.Random(7)
     for _ in range(200):
         n_bytes = rnd.randint(1, 40)
         c.raw(bytes(rnd.choice(b"$#}*+-0123456789abcdefgmMpPqQvZz:,;\x03\xff")
                     for _ in range(n_bytes)))
     c.raw(b"#00")              # close any packet the storm left open
-    time.sleep(0.2)
-    c.buf = b""
-    c.s.settimeout(0.5)
-    try:
-        while c.s.recv(65536):
-            pass
-    except (TimeoutError, socket.timeout):
+    # The storm's replies come first: read up to the reply of a marker packet
+    # (no storm packet can be it, nor get its answer), then the stub answers in step.
+    c.send("qThreadExtraInfo,64")
+    while c.reply() != marker:
         pass
-    c.s.settimeout(30)
+    c.send("qC")
+    while (r := c.reply()) == marker:      # (the marker's answer may come twice)
+        pass
+    assert r == b"QC64"
     assert c.ask("qC") == b"QC64"
     c.send("vCont;c")
     assert c.reply() == b"W07"
@@ -306,13 +197,16 @@ def test_ctrl_c_interrupts_a_spinning_guest_then_kill(stub) -> None:
     n = stub("spin")
     c = n.connect()
     assert c.ask("?").startswith(b"T05")
-    c.send("vCont;c")
-    time.sleep(0.5)
-    c.raw(b"\x03")
-    stop = c.reply().decode()
-    assert stop.startswith("T02") and "thread:64;" in stop
-    count = c.ask("m" + _sym(n, "spin_count") + ",8")
-    assert int.from_bytes(bytes.fromhex(count.decode()), "little") > 0
+    # Interrupt and look until the guest has spun (no sleep: on a loaded host
+    # Ctrl-C may come before its first round).
+    spun = 0
+    while not spun:
+        c.send("vCont;c")
+        c.raw(b"\x03")
+        stop = c.reply().decode()
+        assert stop.startswith("T02") and "thread:64;" in stop
+        count = c.ask("m" + _sym(n, "spin_count") + ",8")
+        spun = int.from_bytes(bytes.fromhex(count.decode()), "little")
     # 0x03 right behind the resume packet (before the stub has taken it)
     c.raw(b"$vCont;c#%02x\x03" % (sum(b"vCont;c") & 0xFF))
     assert c.reply().startswith(b"T02")

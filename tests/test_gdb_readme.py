@@ -15,11 +15,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.build import build_go
-from tests.test_gdb import GDBS
-from tests.test_gdb_protocol import _WAIT_RE
+from tests.guest import REPO, WAIT_RE, find_gdb
 
-REPO = Path(__file__).resolve().parents[1]
-GDB, _WHY = GDBS["x86_64"]
+GDB, _WHY = find_gdb("x86_64")
 pytestmark = pytest.mark.skipif(GDB is None, reason=_WHY)
 
 # What the test asks gdb once connected (appended to the README's gdb command).
@@ -55,7 +53,7 @@ def _debug(gdb_cmd: list[str], nbemu_cmd: list[str], prog: Path) -> str:
                          text=True)
     try:
         assert n.stderr is not None
-        m = _WAIT_RE.search(n.stderr.readline())
+        m = WAIT_RE.search(n.stderr.readline())
         assert m is not None and m.group(1), "nbemu -g printed no port"
         port = m.group(1)
         cmd = [GDB if w == "gdb-multiarch" else

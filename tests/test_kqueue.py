@@ -17,7 +17,7 @@ from nbemu.syscalls.kern_event import (EV_ADD, EV_CLEAR, EV_DELETE, EV_DISABLE, 
                                  NOTE_FFCOPY, NOTE_SECONDS, NOTE_TRIGGER)
 from nbemu.syscalls.lwp import LSRUN, LSSLEEP
 from tests.khelp import call, err, make_kernel, ok, scratch
-from tests.test_files import resume, second_lwp
+from tests.khelp import resume, second_lwp
 
 KEVENT_FMT = KEVENT.layout(8, 8)            # the kernel helper (khelp) runs amd64
 KEVENT100_FMT = KEVENT100.layout(8, 8)

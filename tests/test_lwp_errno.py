@@ -9,7 +9,7 @@ lwp_park and efault (tests/test_c_guest.py) cover the rest.
 
 Where nbemu still disagrees with NetBSD and the fix belongs outside sys_lwp.py, the
 check's key is listed in KNOWN with the reason: the fixture test tolerates those
-FAIL lines, and test_known_divergence (xfail) shows each one until it is fixed.
+FAIL lines, and test_known_divergences_still_diverge fails once one is fixed.
 
 The fixtures run on every port (tests/guest.py ARCHES); where NetBSD's ports differ
 (cpu_mcontext_validate, cpu_lwp_setprivate's range check, ILP32 sizes) the fixture
@@ -71,14 +71,12 @@ def test_errno_paths(name: str, ncpu: int, arch: str) -> None:
     assert rc == (1 if failing else 0), (rc, err[-2000:])
 
 
-@pytest.mark.parametrize("name,key", [
-    pytest.param(name, key, marks=pytest.mark.xfail(reason=reason, strict=False),
-                 id=key) for (name, key), reason in KNOWN.items()])
-def test_known_divergence(name: str, key: str) -> None:
-    _, out, _, results = _run(name, 1)
-    if key not in results:
-        pytest.skip(f"{key}: not checked in this environment")
-    assert results[key], "\n".join(ln for ln in out.splitlines() if key in ln)
+def test_known_divergences_still_diverge() -> None:
+    """Each KNOWN entry still fails on amd64 (a fixed one must leave the list);
+    none now."""
+    for (name, key), reason in KNOWN.items():
+        _, out, _, results = _run(name, 1)
+        assert results.get(key) is False, f"{name} {key} passes now: drop it ({reason})"
 
 
 # -- _lwp_exit: the process ends with the last live LWP ------------------------------

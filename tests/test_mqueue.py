@@ -17,9 +17,8 @@ from nbemu.syscalls.signals import Sig
 SIGUSR1, SIGUSR2 = Sig.SIGUSR1, Sig.SIGUSR2
 from nbemu.syscalls.sys_mqueue import (MQ_PRIO_MAX, MQ_UNLINKED, O_EXEC, SIGEV_NONE, SIGEV_SIGNAL,
                                  MQ_ATTR, SIGEVENT)
-from nbemu.syscalls.sys_select import POLLIN, POLLOUT
-from tests.khelp import call, err, make_kernel, ok, scratch
-from tests.test_files import resume, second_lwp
+from nbemu.syscalls.poll import POLLIN, POLLOUT
+from tests.khelp import call, err, get, make_kernel, ok, put, resume, scratch, second_lwp
 
 MS = 10**6
 BAD = 0x7000_0000_0000
@@ -29,15 +28,6 @@ BAD = 0x7000_0000_0000
 def kl():
     k, l = make_kernel(deterministic=True)
     return k, l, scratch(l, 0x100000)
-
-
-def put(l, va, data):
-    assert l.l_proc.p_vmspace.copyout(data, va) == 0
-    return va
-
-
-def get(l, va, n):
-    return l.l_proc.p_vmspace.copyin(va, n)
 
 
 def attr(l, va, flags=0, maxmsg=0, msgsize=0, cur=0):

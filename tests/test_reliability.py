@@ -60,7 +60,7 @@ def _spin_then_signal(arch: str, mode: str, sig: int) -> tuple[int, str, str]:
     import subprocess
     import sys
     from tests.guest import REPO
-    p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", str(build_c("sigspin", arch)), mode],
+    p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", str(build_c("hostsig", arch)), mode],
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout is not None
@@ -80,7 +80,7 @@ def _spin_then_signal(arch: str, mode: str, sig: int) -> tuple[int, str, str]:
 def test_first_signal_kills_a_spinning_guest(arch: str, sig: str) -> None:
     import signal
     n = getattr(signal, sig)
-    rc, out, err = _spin_then_signal(arch, "default", n)
+    rc, out, err = _spin_then_signal(arch, "spin", n)
     assert rc == 128 + n, err
     assert f"guest killed by signal {n} ({sig})" in err and "again" not in err, err
 

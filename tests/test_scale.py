@@ -123,15 +123,13 @@ def test_2000_lwps_alive_at_once(ncpu: int, deterministic: bool, arch: str) -> N
     assert f"all {n} alive and parked" in st["stdout"]
     assert st["nlwps_created"] == n + 1
     assert st["nlwps_max"] == n + 1           # main + n, all alive together
-    # All n parked together.  The guest releases them once all have counted
+    # All n parked together. The guest releases them once all have counted
     # themselves and a 20 ms nanosleep has passed: with virtual time
     # (--deterministic) that sleep ends only when nothing else can run, so all are
-    # parked; with host time a loaded host could wake main while the last few are
-    # still on their way into ___lwp_park60 -- hence the slack.
+    # parked. With host time, how many reached ___lwp_park60 by then is the
+    # host's timing: only "alive at once" (above) is checked there.
     if deterministic:
         assert st["parked_max"] == n
-    else:
-        assert st["parked_max"] >= n * 0.95, st["parked_max"]
     _check_clean_kernel(st)
 
 

@@ -13,10 +13,10 @@ from nbemu.syscalls.kern_descrip import O_CREAT, O_EXCL, O_RDWR, fd_getfile
 from nbemu.syscalls.kern_sleepq import sleepq_abort_interruptible
 from nbemu.syscalls.lwp import LSRUN, LSSLEEP, LSZOMB
 from nbemu.syscalls.sys_sched import SCHED_FIFO, SCHED_NONE, SCHED_OTHER, SCHED_RR
-from nbemu.syscalls.sys_select import POLLIN, POLLNVAL, POLLOUT, POLLHUP, POLLRDNORM
+from nbemu.syscalls.poll import POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM
 from nbemu.syscalls.uipc_sem import KSEM_PSHARED, KSEM_PSHARED_MARKER, SEM_VALUE_MAX
 from tests.khelp import call, err, make_kernel, ok, scratch
-from tests.test_files import resume, second_lwp
+from tests.khelp import resume, second_lwp
 
 MS = 10**6
 BAD = 0x7000_0000_0000

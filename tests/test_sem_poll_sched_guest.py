@@ -8,7 +8,7 @@ import pytest
 
 from fixtures.build import build_c
 from tests.guest import run_nbemu
-from tests.test_c_guest import ARCHES
+from tests.guest import ARCHES
 
 
 @pytest.mark.parametrize("arch", ARCHES)

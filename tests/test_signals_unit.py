@@ -18,11 +18,10 @@ from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
 from nbemu.syscalls.kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
 from nbemu.syscalls.lwp import LSONPROC, LSRUN, LSSLEEP, LSSTOP, Lwp, LwpFlag
 from nbemu.syscalls.signals import SIGRTMIN, Sig
-from tests.khelp import call, make_kernel, scratch
+from tests.khelp import HANDLER, TRAMP, call, catch, make_kernel, scratch
 from unicorn import x86_const as X
 
 SIGUSR1, SIGUSR2 = Sig.SIGUSR1, Sig.SIGUSR2
-HANDLER, TRAMP = 0x401000, 0x402000
 
 
 def spawn(k, l) -> Lwp:
@@ -31,15 +30,6 @@ def spawn(k, l) -> Lwp:
     k.platform.context_fork(l, l2)
     lwp_start(k, l2, False)
     return l2
-
-
-def catch(l: Lwp, sig: int, flags: int = ks.SA_RESTART, mask: int = 0) -> None:
-    """__sigaction_sigtramp(sig, handler, ...) through the handler."""
-    va = scratch(l, 0x1000)
-    vm = l.l_proc.p_vmspace
-    vm.copyout(struct.pack("<Q4Ii4x", HANDLER, *ks.words_of(mask), flags), va)
-    err, _ = call(l, "__sigaction_sigtramp", sig, va, 0, TRAMP, 2)
-    assert err == 0
 
 
 def block(l: Lwp, *sigs: int) -> None:

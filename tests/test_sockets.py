@@ -51,6 +51,15 @@ def sockname(l, buf: int, fd: int, peer: bool = False, room: int = 128) -> bytes
     return get(l, buf + 0x900, n)
 
 
+
+def _host_readable(l, fd: int) -> None:
+    """Wait until the host socket behind guest fd has data or EOF: loopback TCP
+    delivers when the host gets to it (a handshake, not a sleep)."""
+    import select
+    from nbemu.syscalls.kern_descrip import fd_getfile
+    fp = fd_getfile(l.l_proc, fd)
+    assert select.select([fp.hostfd], [], [], 60)[0], f"fd {fd}: nothing came in 60 s"
+
 def test_socket_errnos(env):
     k, l, buf, _ = env
     assert err(l, "__socket30", 99, SOCK_STREAM, 0) == Errno.EAFNOSUPPORT
@@ -115,19 +124,18 @@ def test_tcp_loopback_and_sockaddr(env):
     assert err(l, "setsockopt", cli, IPPROTO_TCP, TCP_NODELAY, buf + 0x100, 2) == Errno.EINVAL
     # data both ways: write/read and sendto/recvfrom
     assert ok(l, "write", cli, put(l, buf + 0x500, b"ping"), 4)[0] == 4
-    import time
-    time.sleep(0.05)
+    _host_readable(l, new)
     put(l, buf + 0x600, struct.pack("<I", 64))
     assert ok(l, "recvfrom", new, buf + 0x700, 100, 0, buf + 0x780, buf + 0x600)[0] == 4
     assert get(l, buf + 0x700, 4) == b"ping"
     assert get(l, buf + 0x600, 4) == bytes(4)                             # stream: no address
     assert ok(l, "sendto", new, put(l, buf + 0x500, b"pong!"), 5, 0, 0, 0)[0] == 5
-    time.sleep(0.05)
+    _host_readable(l, cli)
     assert ok(l, "read", cli, buf + 0x700, 100)[0] == 5
     assert err(l, "read", cli, buf + 0x700, 100) == Errno.EAGAIN          # non-blocking, empty
     ok(l, "shutdown", cli, 1)
     assert err(l, "shutdown", cli, 7) == Errno.EINVAL
-    time.sleep(0.05)
+    _host_readable(l, new)
     assert ok(l, "read", new, buf + 0x700, 100)[0] == 0                   # EOF
     for fd in (cli, new, srv):
         ok(l, "close", fd)

@@ -1,6 +1,6 @@
 """GDB's view of an LWP's registers: the 'g'/'p' register file built from the
-port's target description (target.xml) and register map, both in the port's
-module under guest/arch/ (Abi.gdb_target_xml, Abi.gdb_reg_map).
+port's target description (Abi.gdb_target_xml: written from the one description
+of guest/arch/gdb_target.py) and register map (Abi.gdb_reg_map).
 
 The XML is the single source of the register order: the n-th <reg> is gdb's
 register n and the n-th field of a 'g' packet. This module maps each name to a
@@ -16,6 +16,8 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from unicorn.unicorn_py3.unicorn import uclib
+
+from nbemu.guest.arch.gdb_target import target_xml
 
 if TYPE_CHECKING:
     from nbemu.syscalls.lwp import Lwp

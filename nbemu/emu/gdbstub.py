@@ -14,8 +14,8 @@ emu/gdb_hostio.py) with its NetBSD markers hidden, and the target description
 says `<osabi>none</osabi>`. A local file needs `-iex 'set osabi none'` before
 it. gdb 13 cannot open a Unix socket itself: relay it, e.g.
 `target remote | socat - UNIX-CONNECT:/path`. Architectures:
-amd64 (guest/arch/amd64_gdb.xml), aarch64, earmv7hf and i386 (built in
-emu/gdb_regs.py; need gdb-multiarch).
+amd64, aarch64, earmv7hf and i386 (their target descriptions:
+guest/arch/gdb_target.py; all but amd64 need gdb-multiarch).
 
 What gdb sees
 -------------

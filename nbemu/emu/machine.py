@@ -35,6 +35,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from nbemu.guest.arch.base import Abi
 from nbemu.syscalls.kernel import Kernel
+from nbemu.syscalls.kern_resource import lwp_startrun, updatertime
 from nbemu.syscalls.lwp import Lwp
 
 from . import native
@@ -47,7 +48,8 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
 _TRAP_CB = ctypes.CFUNCTYPE(None)
 
-TICK_NS = 1_000_000                  # fast mode: a vCPU's turn on the host thread
+SLICE_NS = 1_000_000                 # fast mode: a vCPU's turn on the host thread (host time;
+                                     # not the guest's hardclock tick, kern_tc.TICK_NS)
 
 # The access kinds Unicorn passes to an invalid-access hook (UC_MEM_*).
 _UNMAPPED = {UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED}
@@ -115,7 +117,7 @@ class Machine:
             nat.budget.value = 0
             nat.blocks.value = 0
             if not deterministic:
-                nat.lib.nb_start_ticker(TICK_NS)
+                nat.lib.nb_start_ticker(SLICE_NS)
         self.space = self.vmspace_new()
         self.uc = self.space.uc
         self.uch = self.space.uch
@@ -633,6 +635,7 @@ class Machine:
         pc = pcv[0] if self._pc.n == 1 else self.abi.resume_address(pcv[0], pcv[1])
         self.in_emu = True
         err = 0
+        lwp_startrun(l)                 # its CPU time runs from here (updatertime below)
         try:
             # uc_emu_start directly: the binding's wrapper costs ~1 us per turn
             # and only re-raises exceptions of Python hooks, which ours never raise.
@@ -645,6 +648,7 @@ class Machine:
                 return
         finally:
             self.in_emu = False
+            updatertime(l)
             if nat is not None:
                 nat.armed.value = 0
                 nat.budget.value = 0

@@ -232,6 +232,8 @@ class Recorder:
 class RecordingClock(Clock):
     """The host clock, every reading logged."""
 
+    cpu_by_work = True          # CPU time from guest work: the replay counts the same
+
     def __init__(self, work_blocks: Callable[[], int]) -> None:
         super().__init__(False, work_blocks)
         self._rec: Recorder | None = None       # set once the header (its boot time) is written
@@ -416,6 +418,8 @@ class Replayer:
 
 class ReplayClock(Clock):
     """The recorded host clock: readings come from the log, waits do not sleep."""
+
+    cpu_by_work = True
 
     def __init__(self, rp: Replayer, work_blocks: Callable[[], int]) -> None:
         super().__init__(False, work_blocks)

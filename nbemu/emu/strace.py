@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from nbemu.syscalls.errno import errno_name
+from nbemu.syscalls.errno import KernErrno, errno_name
 from nbemu.syscalls.lwp import Lwp
 from nbemu.syscalls.table import SYSENT, name_of
 
 _STR_ARGS = {"path", "name", "link", "from", "to", "fname"}
+
+
+def format_result(error: int, retval: list[int]) -> str:
+    """A system call's result: its value, `-1 ERRNO (n)`, or the kernel's
+    pseudo-errors by name (the call returns to user mode without a value)."""
+    if error == KernErrno.EJUSTRETURN:
+        return "JUSTRETURN"
+    if error == KernErrno.ERESTART:
+        return "RESTART"
+    if error:
+        return f"-1 {errno_name(error)} ({int(error)})"
+    r = retval[0]
+    return f"{r:#x}" if r > 0xFFFF else str(r)
 
 
 class Strace:
@@ -29,22 +42,20 @@ class Strace:
             return f"{v:#x}"
         return str(v)
 
-    def __call__(self, l: Lwp, code: int, args: tuple, error: int, retval: list[int]) -> None:
+    def format(self, l: Lwp, code: int, args: tuple, error: int,
+               retval: list[int]) -> tuple[str, str]:
+        """The call as `name(args)` and its result, as --strace and --trace
+        syscall both print them."""
         ent = SYSENT.get(code)
         if ent is not None and args:
             a = ", ".join(self._arg(l, s, v) for s, v in zip(ent.args, args) if s.name != "PAD")
         else:
             a = ""
-        if error == -2:
-            res = "JUSTRETURN"
-        elif error == -3:
-            res = "RESTART"
-        elif error:
-            res = f"-1 {errno_name(error)} ({int(error)})"
-        else:
-            r = retval[0]
-            res = f"{r:#x}" if r > 0xFFFF else str(r)
-        line = f"{l.l_proc.p_pid}/{l.l_lid} {name_of(code)}({a}) = {res}"
+        return f"{name_of(code)}({a})", format_result(error, retval)
+
+    def __call__(self, l: Lwp, code: int, args: tuple, error: int, retval: list[int]) -> None:
+        call, res = self.format(l, code, args, error, retval)
+        line = f"{l.l_proc.p_pid}/{l.l_lid} {call} = {res}"
         l.l_recent.append(f"{name_of(code)}={res}")
         if len(l.l_recent) > 8:
             del l.l_recent[:-8]

@@ -213,27 +213,13 @@ class Tracer:
 
     def syscall(self, l: Lwp, code: int, args: tuple, error: int, retval: list) -> None:
         """The `syscall` class: one line as the call returns, strace's formatting."""
-        from nbemu.syscalls.errno import errno_name
-        from nbemu.syscalls.table import SYSENT, name_of
         st = self._strace
         if st is None:
             from .strace import Strace
             st = self._strace = Strace(self.k, self.out)
-        ent = SYSENT.get(code)
-        a = ""
-        if ent is not None and args:
-            a = ", ".join(st._arg(l, sp, v) for sp, v in zip(ent.args, args) if sp.name != "PAD")
-        if error == -2:
-            res = "JUSTRETURN"
-        elif error == -3:
-            res = "RESTART"
-        elif error:
-            res = f"-1 {errno_name(error)} ({int(error)})"
-        else:
-            r = retval[0]
-            res = f"{r:#x}" if r > 0xFFFF else str(r)
+        call, res = st.format(l, code, args, error, retval)
         t = self.k.clock.stamp_ns()
-        self.out.write(f"{self._head(l, t, 'CALL')} {name_of(code)}({a}) = {res}\n")
+        self.out.write(f"{self._head(l, t, 'CALL')} {call} = {res}\n")
 
 
 def attach(session: Any, classes: str | set[str], out: TextIO | None = None) -> Tracer:

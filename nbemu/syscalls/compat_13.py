@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from typing import Generator
 
-from .errno import Errno
-from .kern_sig import CANTMASK, LW_PENDSIG, lsigpend, mask_of, psigpend, sigispending, words_of
-from .kern_sleepq import kpause
+from .kern_sig import lsigpend, psigpend, words_of
 from .lwp import Lwp
 from .table import syscall
 
@@ -52,19 +50,5 @@ def compat_13_sys_sigpending13(l: Lwp, a, retval: list[int]) -> int:
 @syscall(111, "compat_13_sigsuspend13")
 def compat_13_sys_sigsuspend13(l: Lwp, a, retval: list[int]) -> Generator:
     """sigsuspend1 with the 32-signal mask: always EINTR, after a signal."""
-    p = l.l_proc
-    # sigsuspendsetup: the handler's frame restores the mask from before.
-    l.l_sigoldmask = l.l_sigmask
-    l.l_sigrestore = True
-    l.l_sigmask = words_of(mask_of(_sigset13_to_sigset(a.mask)) & ~CANTMASK)
-    if sigispending(l):
-        l.l_flag |= LW_PENDSIG
-    while True:
-        error = yield from kpause(p.k, l, "pause", True, None,
-                                  wchan=("pause", p.p_pid, l.l_lid))
-        if error:
-            break
-    if l.l_sigrestore and not sigispending(l):
-        l.l_sigrestore = False
-        l.l_sigmask = l.l_sigoldmask
-    return Errno.EINTR
+    from .sys_sig import sigsuspend1
+    return (yield from sigsuspend1(l, _sigset13_to_sigset(a.mask)))

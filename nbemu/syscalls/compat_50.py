@@ -27,6 +27,7 @@ from typing import Generator
 from .cstruct import ITIMERVAL, ITIMERVAL50, RUSAGE, RUSAGE50, TIMESPEC50, TIMEVAL50
 from .errno import Errno, KernErrno
 from .kern_sleepq import kpause
+from .kern_time import copyin_timespec
 from .lwp import Lwp
 from .table import syscall
 
@@ -50,14 +51,6 @@ def _timespec50(l: Lwp, ns: int) -> bytes:
     """timespec_to_timespec50 of a nanosecond count."""
     abi = l.l_proc.k.abi
     return TIMESPEC50.on(abi).pack(_int32(ns // 10**9), ns % 10**9)
-
-
-def _copyin_timespec50(l: Lwp, va: int) -> tuple[int, int] | int:
-    lay = TIMESPEC50.on(l.l_proc.k.abi)
-    data = l.l_proc.p_vmspace.copyin(va, lay.size)
-    if isinstance(data, int):
-        return data
-    return lay.unpack(data)
 
 
 def _tv50(ws: int, sec: int, usec: int) -> tuple[int, int]:
@@ -105,7 +98,7 @@ def compat_50_sys_nanosleep(l: Lwp, a, retval: list[int]) -> Generator:
     """nanosleep1 on CLOCK_MONOTONIC; the time left goes out as a timespec50
     when asked for, also after EINTR."""
     k = l.l_proc.k
-    ts = _copyin_timespec50(l, a.rqtp)
+    ts = copyin_timespec(l, a.rqtp, "ts50")
     if isinstance(ts, int):
         return ts
     sec, nsec = ts
@@ -146,7 +139,7 @@ def compat_50_sys_getitimer(l: Lwp, a, retval: list[int]) -> int:
 def compat_50_sys_setitimer(l: Lwp, a, retval: list[int]) -> int:
     """(u_int)which > ITIMER_PROF is EINVAL; the new value is copied in, the
     old one out (compat getitimer), then dosetitimer checks and arms."""
-    from .kern_time import Itimer, _itimer_fire, _itimerfix, _itimers
+    from .kern_time import dosetitimer
     p = l.l_proc
     k = p.k
     which = a.which
@@ -166,20 +159,7 @@ def compat_50_sys_setitimer(l: Lwp, a, retval: list[int]) -> int:
             return error
     if new is None:
         return 0
-    iv, val = _itimerfix(new[0], new[1]), _itimerfix(new[2], new[3])
-    if iv is None or val is None:
-        return Errno.EINVAL
-    timers = _itimers(p)
-    cur = timers.pop(which, None)
-    if cur is not None:
-        k.callout.stop(cur.callout)
-    value_ns = val[0] * 10**9 + val[1] * 1000
-    if value_ns:
-        it = Itimer(which, k.clock.monotonic_ns() + value_ns, iv[0] * 10**9 + iv[1] * 1000)
-        it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
-        timers[which] = it
-        k.platform.request_stop()           # cut the running slice in time for it
-    return 0
+    return dosetitimer(p, which, new)
 
 
 # -- resources (kern_50.c / kern_time_50.c) -----------------------------------------------------
@@ -213,24 +193,10 @@ def compat_50_sys_select(l: Lwp, a, retval: list[int]) -> Generator:
     return (yield from selcommon(l, retval, a.nd, getattr(a, "in"), a.ou, a.ex, ts, None))
 
 
-def _ts50_mask(l: Lwp, tsp: int, maskp: int) -> tuple | int:
-    from .sys_select import _copyin_sigmask
-    ts = mask = None
-    if tsp:
-        ts = _copyin_timespec50(l, tsp)
-        if isinstance(ts, int):
-            return ts
-    if maskp:
-        mask = _copyin_sigmask(l, maskp)
-        if isinstance(mask, int):
-            return mask
-    return ts, mask
-
-
 @syscall(373, "compat_50_pselect")
 def compat_50_sys_pselect(l: Lwp, a, retval: list[int]) -> Generator:
-    from .sys_select import selcommon
-    got = _ts50_mask(l, a.ts, a.mask)
+    from .sys_select import _copyin_ts_mask, selcommon
+    got = _copyin_ts_mask(l, a.ts, a.mask, "ts50")
     if isinstance(got, int):
         return got
     return (yield from selcommon(l, retval, a.nd, getattr(a, "in"), a.ou, a.ex, *got))
@@ -238,8 +204,8 @@ def compat_50_sys_pselect(l: Lwp, a, retval: list[int]) -> Generator:
 
 @syscall(374, "compat_50_pollts")
 def compat_50_sys_pollts(l: Lwp, a, retval: list[int]) -> Generator:
-    from .sys_select import pollcommon
-    got = _ts50_mask(l, a.ts, a.mask)
+    from .sys_select import _copyin_ts_mask, pollcommon
+    got = _copyin_ts_mask(l, a.ts, a.mask, "ts50")
     if isinstance(got, int):
         return got
     return (yield from pollcommon(l, retval, a.fds, a.nfds, *got))
@@ -302,7 +268,7 @@ def compat_50_sys_futimes(l: Lwp, a, retval: list[int]) -> int:
 
 # -- message queues with an absolute timeout (sys_mqueue.c's compat_50 entries) -----------------
 def _abs_timeout50(l: Lwp, va: int) -> tuple[int, int] | None | int:
-    return _copyin_timespec50(l, va) if va else None
+    return copyin_timespec(l, va, "ts50") if va else None
 
 
 @syscall(265, "compat_50_mq_timedsend")
@@ -360,11 +326,8 @@ def compat_50_sys___lstat30(l: Lwp, a, retval: list[int]) -> int:
 
 @syscall(388, "compat_50___fstat30")
 def compat_50_sys___fstat30(l: Lwp, a, retval: list[int]) -> int:
-    from .kern_descrip import fd_getfile
-    fp = fd_getfile(l.l_proc, a.fd)
-    if fp is None:
-        return Errno.EBADF
-    st = fp.fo_stat(l)
+    from .kern_descrip import do_fstat
+    st = do_fstat(l, a.fd)
     if isinstance(st, int):
         return st
     return l.l_proc.p_vmspace.copyout(_stat30(l, st), a.sb)

@@ -599,12 +599,17 @@ def sys_fcntl(l: Lwp, a, retval: list[int]) -> int:
     return Errno.EINVAL
 
 
-@syscall(440, "__fstat50")
-def sys___fstat50(l: Lwp, a, retval: list[int]) -> int:
-    fp = fd_getfile(l.l_proc, a.fd)
+def do_fstat(l: Lwp, fd: int) -> NbStat | int:
+    """The stat of the file open on fd (fo_stat), or an errno (EBADF)."""
+    fp = fd_getfile(l.l_proc, fd)
     if fp is None:
         return Errno.EBADF
-    st = fp.fo_stat(l)
+    return fp.fo_stat(l)
+
+
+@syscall(440, "__fstat50")
+def sys___fstat50(l: Lwp, a, retval: list[int]) -> int:
+    st = do_fstat(l, a.fd)
     if isinstance(st, int):
         return st
     return l.l_proc.p_vmspace.copyout(st.pack(l.l_proc.k.abi), a.sb)

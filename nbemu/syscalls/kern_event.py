@@ -39,6 +39,7 @@ from . import upcall
 from .cstruct import KEVENT, KEVENT100, Layout
 from .errno import Errno, KernErrno
 from .hostinput import HOSTPOLL_NS   # how often a waiting scan re-polls host fds
+from .poll import POLLIN, POLLRDNORM
 from .kern_descrip import (DTYPE_KQUEUE, FNONBLOCK, FNOSIGPIPE, FREAD, FWRITE, O_CLOEXEC,
                            S_IFIFO, S_IRUSR, S_IWUSR, File, NbStat, fd_affix, fd_alloc,
                            fd_getfile)
@@ -470,7 +471,7 @@ class KqueueFile(File):
         return Errno.ENOTTY
 
     def fo_poll(self, events: int) -> int:
-        return events & 0x41 if self.f_kqueue.kq_count else 0     # POLLIN | POLLRDNORM
+        return events & (POLLIN | POLLRDNORM) if self.f_kqueue.kq_count else 0
 
     def fo_stat(self, l: Lwp) -> NbStat:
         return NbStat(st_mode=S_IFIFO | S_IRUSR | S_IWUSR, st_size=self.f_kqueue.kq_count,

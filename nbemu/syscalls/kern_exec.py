@@ -23,6 +23,7 @@ from typing import Any, Generator
 from .errno import Errno, KernErrno
 from .kern_descrip import fd_closeexec, fd_getfile
 from .kern_exit import lwp_off_queues
+from .kern_resource import proc_addrtime
 from .lwp import LSONPROC, LSRUN, LSSLEEP, LSZOMB, LPR_DETACHED, Lwp
 from .table import syscall
 from .vfs_lookup import AT_FDCWD, MAXPATHLEN, namei_path
@@ -108,6 +109,7 @@ def exit_lwps(l: Lwp) -> None:
         l2.l_stat = LSZOMB               # (forced: any state may end here)
         k.platform.context_free(l2)
         k.event("exit", l2)
+        proc_addrtime(l2)
         del p.p_lwps[l2.l_lid]
         p.p_nlwps -= 1
         p.p_nzlwps -= 1

@@ -66,17 +66,17 @@ import struct
 from . import upcall
 from .errno import Errno
 from .host_mem import memmove
+from .kern_resource import RLIMIT_NTHR, MAXLWP_SYS as maxlwp, proc_addrtime
 from .kern_sig import proc_stopping
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_remove, sleepq_wake
 from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
-                  Lwp, LwpFlag, Proc)
+                  LWP_DETACHED, Lwp, LwpFlag, Proc)
 from .uvm_mmap import map_kernel_page
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
 PID_MAX = 30000
-MAXLWP = 4096 * 4          # kern.maxlwp default scale
 UAREA_SIZE = 16 * 1024     # USPACE on amd64 (kernel stack + pcb)
 UAREA_ARENA = 4 * 1024 * 1024 * 1024   # the bounded kernel arena u-areas come from
 
@@ -123,9 +123,11 @@ def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
     limit -> EAGAIN beyond it or beyond maxlwp; no u-area left -> ENOMEM.
     """
     if p.p_nlwps != 0:
-        nthr = p.p_limits.get(11, [None])[0]   # RLIMIT_NTHR
+        # dosetrlimit() keeps RLIMIT_NTHR within kern.maxlwp; a site limit
+        # (k.config["rlimits"]) is held to it here.
+        nthr = min(p.p_limits.get(RLIMIT_NTHR, [maxlwp])[0], maxlwp)
         count = p.p_nlwps                      # the other LWPs, with the new one
-        if count >= MAXLWP or (nthr is not None and count > nthr):
+        if count > nthr:
             return Errno.EAGAIN
     arena = k.uarea_arena
     if not arena.alloc():
@@ -136,7 +138,7 @@ def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
         return Errno.EAGAIN
     l2 = Lwp(p, lid)
     l2.l_uarea = arena
-    if flags & 0x40:       # LWP_DETACHED
+    if flags & LWP_DETACHED:
         l2.l_prflag |= LPR_DETACHED
         p.p_ndlwps += 1
     if l1 is not None:
@@ -185,7 +187,7 @@ def lwp_exit(l: Lwp) -> None:
     if l.l_prflag & LPR_DETACHED:
         lwp_free(k, l)
     # Wake _lwp_wait()ers: they re-check for zombies and deadlock.
-    sleepq_wake(k, ("p_lwpcv", p.p_pid))
+    sleepq_wake(k, p.p_lwpcv)
 
 
 def lwp_free(k: "Kernel", l: Lwp) -> None:
@@ -193,6 +195,7 @@ def lwp_free(k: "Kernel", l: Lwp) -> None:
     p = l.l_proc
     assert l.l_stat == LSZOMB
     if p.p_lwps.get(l.l_lid) is l:
+        proc_addrtime(l)
         del p.p_lwps[l.l_lid]
         p.p_nlwps -= 1
         p.p_nzlwps -= 1
@@ -203,7 +206,7 @@ def lwp_free(k: "Kernel", l: Lwp) -> None:
             l.l_uarea = None
         k.event("free", l)
         # Have LWPs sleeping in lwp_wait() re-check for deadlock (lwp_free).
-        sleepq_wake(k, ("p_lwpcv", p.p_pid))
+        sleepq_wake(k, p.p_lwpcv)
 
 
 def lwp_wait(l: Lwp, lid: int, departed: list[int], exiting: bool = False
@@ -277,13 +280,13 @@ def lwp_wait(l: Lwp, lid: int, departed: list[int], exiting: bool = False
                 break
             if exiting:
                 # exit1(): a short timed wait, then the caller looks again.
-                sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "lwpwait", sleep_syncobj, False)
+                sleepq_enqueue(k, l, p.p_lwpcv, "lwpwait", sleep_syncobj, False)
                 error = yield from sleepq_block(k, l, 10_000_000)
                 break
             if p.p_nlwpwait == p.p_nlwps:
                 error = Errno.EDEADLK
                 break
-            sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "lwpwait", sleep_syncobj, True)
+            sleepq_enqueue(k, l, p.p_lwpcv, "lwpwait", sleep_syncobj, True)
             error = yield from sleepq_block(k, l, None)
             if error:
                 break
@@ -297,7 +300,7 @@ def lwp_wait(l: Lwp, lid: int, departed: list[int], exiting: bool = False
             l2.l_waiter = 0
     p.p_nlwpwait -= 1
     l.l_waitingfor = 0
-    sleepq_wake(k, ("p_lwpcv", p.p_pid))
+    sleepq_wake(k, p.p_lwpcv)
     return error
 
 
@@ -341,7 +344,7 @@ def lwp_suspend_self(l: Lwp) -> None:
     p.p_nrlwps -= 1
     l.set_stat(LSSUSPENDED)
     k.event("suspend", l)
-    sleepq_wake(k, ("p_lwpcv", p.p_pid))
+    sleepq_wake(k, p.p_lwpcv)
 
 
 def lwp_continue(l: Lwp) -> None:

@@ -50,6 +50,15 @@ ID_R_EQ_E, ID_R_EQ_R, ID_R_EQ_S = 0x010, 0x020, 0x040
 ID_S_EQ_E, ID_S_EQ_R, ID_S_EQ_S = 0x100, 0x200, 0x400
 
 
+
+def kauth_suser(p: Proc) -> bool:
+    """secmodel_suser's answer to the kauth_authorize_*() requests it decides
+    (scheduling classes, affinity, mqueue and semaphore access): is p root?
+    The guest's credentials never are (see above); ``k.config["suser"]``
+    grants root's paths to exercise them."""
+    return bool(p.k.config.get("suser"))
+
+
 @dataclass(frozen=True)
 class Cred:
     """kauth_cred_t, reduced to the ids."""

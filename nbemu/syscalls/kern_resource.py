@@ -14,8 +14,10 @@ Model
 - System-wide parameters (param.c for amd64 GENERIC, maxusers 64, and a
   modelled 8 GiB of RAM) are defined here; kern_sysctl.py reports the same
   numbers under kern.* and hw.*.
-- getrusage: times come from the kernel clock (k.clock): system time is what
-  the clock charges to system calls, user time the rest.
+- CPU time: the kernel charges every LWP the work of its turns on a vCPU
+  (Clock.cpu_ns: virtual under --deterministic and record/replay, host time
+  otherwise) and counts its system calls; getrusage and the CPU-time clocks
+  read those counts (system time: SYSCALL_NS per call, user time the rest).
 
 Not modelled: the stack-region mprotect that NetBSD's dosetrlimit does when
 RLIMIT_STACK's soft limit moves, and its EINVAL when the new limit is below
@@ -68,8 +70,10 @@ CHILD_MAX = 160                          # syslimits.h; MAXUPRC defaults to it
 MAXUPRC = CHILD_MAX
 OPEN_MAX = 128                           # syslimits.h; NOFILE = OPEN_MAX
 NOFILE = OPEN_MAX
-MAXLWP, MAXMAXLWP = 4096, 65535          # sys/lwp.h
-# kern_lwp.c lwp_maxlwp(): one LWP per MiB of RAM, within [MAXLWP, MAXMAXLWP].
+MAXLWP, MAXMAXLWP = 4096, 65535          # sys/lwp.h 1.217 (netbsd-10)
+# kern_lwp.c 1.250 lwp_maxlwp(): one LWP per MiB of RAM, within [MAXLWP,
+# MAXMAXLWP]: kern.maxlwp (8192 here), the one bound on a process's LWPs
+# (RLIMIT_NTHR's hard limit; lwp_create enforces RLIMIT_NTHR only).
 MAXLWP_SYS = max(min(MAXMAXLWP, PHYSMEM // (1 << 20)), MAXLWP)
 
 # What nbemu's "login" changes from the kernel defaults (see rlimits_init).
@@ -210,18 +214,79 @@ def _timeval(ns: int) -> tuple[int, int]:
     return us // 1_000_000, us % 1_000_000
 
 
+# -- CPU time (kern_synch.c updatertime, kern_resource.c calcru) -----------------------
+# The kernel charges each LWP the work of its turns on a vCPU (Clock.cpu_ns: guest
+# work in virtual time, or host time), and counts its system calls; a freed LWP's
+# totals go to its process (lwp_free), as NetBSD adds l_rtime to p_rtime.
+
+def lwp_startrun(l: Lwp) -> None:
+    """l starts a turn on a vCPU (NetBSD's l_stime at mi_switch)."""
+    clk = l.l_proc.k.clock
+    l.l_stime_ns = clk.cpu_ns()
+    l.l_stime_nsyscall = clk.syscalls
+
+
+def updatertime(l: Lwp) -> None:
+    """l's turn ended: add its run time and system calls since lwp_startrun."""
+    if l.l_stime_ns < 0:
+        return
+    clk = l.l_proc.k.clock
+    l.l_rtime += clk.cpu_ns() - l.l_stime_ns
+    l.l_nsyscall += clk.syscalls - l.l_stime_nsyscall
+    l.l_stime_ns = -1
+
+
+def proc_addrtime(l: Lwp) -> None:
+    """l leaves its process (lwp_free, exec): its counts go to the process's
+    base values, as lwp_free adds l_rtime to p_rtime."""
+    updatertime(l)
+    p = l.l_proc
+    p.p_rtime += l.l_rtime
+    p.p_nsyscall += l.l_nsyscall
+    l.l_rtime = l.l_nsyscall = 0
+
+
+def lwp_rtime(l: Lwp) -> tuple[int, int]:
+    """(CPU time in ns, system calls) of l, its turn in progress included
+    (addrulwp)."""
+    rt, ns = l.l_rtime, l.l_nsyscall
+    if l.l_stime_ns >= 0:
+        clk = l.l_proc.k.clock
+        rt += clk.cpu_ns() - l.l_stime_ns
+        ns += clk.syscalls - l.l_stime_nsyscall
+    return rt, ns
+
+
+def proc_rtime(p: Proc) -> tuple[int, int]:
+    """(CPU time in ns, system calls) of p: its LWPs', freed ones included."""
+    rt, ns = p.p_rtime, p.p_nsyscall
+    for l in p.p_lwps.values():
+        a, b = lwp_rtime(l)
+        rt += a
+        ns += b
+    return rt, ns
+
+
+def calcru(rtime: int, nsyscall: int) -> tuple[int, int]:
+    """(user, system) ns of a CPU time: the system share is what the kernel
+    charges per system call (SYSCALL_NS), within the total."""
+    sys_ns = min(rtime, nsyscall * SYSCALL_NS)
+    return rtime - sys_ns, sys_ns
+
+
 def rusage_self(p: Proc) -> bytes:
-    """struct rusage for RUSAGE_SELF."""
+    """struct rusage for RUSAGE_SELF: times from the counted CPU time, the
+    resident size from the mapped pages, involuntary switches from the
+    preemptions counted per LWP."""
     k = p.k
-    total = max(0, k.clock.monotonic_ns() - p.p_start_ns)
-    sys_ns = min(total, k.clock.syscalls * SYSCALL_NS)
+    user_ns, sys_ns = calcru(*proc_rtime(p))
     vm = p.p_vmspace
     rss_kb = 0
     if vm is not None:
         rss_kb = sum(e.end - e.start for e in vm.entries() if e.prot) // 1024
     nivcsw = sum(l.l_pctr for l in p.p_lwps.values())
     longs = [rss_kb, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, nivcsw]
-    return RUSAGE.on(k.abi).pack(*_timeval(total - sys_ns), *_timeval(sys_ns), *longs)
+    return RUSAGE.on(k.abi).pack(*_timeval(user_ns), *_timeval(sys_ns), *longs)
 
 
 def ruadd(abi: Any, ru: bytes | None, ru2: bytes | None) -> bytes | None:

@@ -173,6 +173,28 @@ def sigispending(l: Lwp) -> int:
     return 0
 
 
+def sigsuspendsetup(l: Lwp, mask: tuple[int, int, int, int]) -> None:
+    """Wait with signal mask `mask` (sigsuspend, pselect, pollts): a handler's
+    frame restores the mask from before (postsig uses l_sigoldmask while
+    l_sigrestore is set)."""
+    l.l_sigoldmask = l.l_sigmask
+    l.l_sigrestore = True
+    l.l_sigmask = words_of(mask_of(mask) & ~CANTMASK)
+    if sigispending(l):
+        l.l_flag |= LW_PENDSIG
+
+
+def sigsuspendteardown(l: Lwp) -> None:
+    """After the wait: the old mask back, unless a signal is pending (its
+    handler's frame restores it then)."""
+    if l.l_sigrestore:
+        if sigispending(l):
+            l.l_flag |= LW_PENDSIG
+        else:
+            l.l_sigrestore = False
+            l.l_sigmask = l.l_sigoldmask
+
+
 def sleepq_sigtoerror(l: Lwp, sig: int) -> int:
     """ERESTART when the handler asks for restarts (SA_RESTART), else EINTR."""
     if sigaction_of(l, sig)[2] & SA_RESTART:

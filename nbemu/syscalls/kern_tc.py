@@ -23,6 +23,10 @@ TICK_US = TICK_NS // 1000
 
 
 class Clock:
+    # CPU time counts guest work where a run must repeat: record/replay's clocks
+    # set this (their monotonic readings come from a log; the work does not).
+    cpu_by_work = False
+
     def __init__(self, virtual: bool, work_blocks: Callable[[], int]) -> None:
         self.virtual = virtual
         self._blocks = work_blocks
@@ -40,6 +44,19 @@ class Clock:
             return (MONOTONIC_AT_BOOT_NS + self._blocks() * BLOCK_NS
                     + self.syscalls * SYSCALL_NS + self._skew)
         return time.monotonic_ns() - self._mono0 + MONOTONIC_AT_BOOT_NS
+
+    def cpu_ns(self) -> int:
+        """The count LWPs' CPU time is charged from (kern_resource.lwp_startrun /
+        updatertime): guest work -- translated blocks and system calls, as the
+        virtual clock counts them -- under --deterministic and record/replay,
+        so that the same run reads the same CPU times; host time otherwise.
+        Never logged. Idle time is not work: the virtual clock's jumps are left
+        out. Under record/replay the block hook is installed only while LWPs
+        compete for a vCPU (installing it for good costs the recorded CPU loop
+        ~2x): a turn run without it counts its system calls only."""
+        if self.virtual or self.cpu_by_work:
+            return self._blocks() * BLOCK_NS + self.syscalls * SYSCALL_NS
+        return time.monotonic_ns()
 
     def realtime_ns(self) -> int:
         if self.virtual:

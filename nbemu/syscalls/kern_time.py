@@ -6,6 +6,7 @@ from typing import Generator
 
 from .cstruct import ITIMERVAL, TIMESPEC, TIMESPEC50, TIMEVAL
 from .errno import Errno, KernErrno
+from .kern_resource import lwp_rtime, proc_rtime
 from .kern_sleepq import kpause
 from .kern_tc import TICK_NS, TICK_US   # 1 / hz: the smallest non-zero timeout / timer
 from .lwp import LSIDL, LSZOMB, Lwp
@@ -61,13 +62,13 @@ def clock_gettime1(l: Lwp, clock_id: int) -> tuple[int, int]:
     if clock_id & CLOCK_PROCESS_CPUTIME_ID:
         if clock_id & _CPUCLOCK_ID_MASK not in (0, p.p_pid):
             return Errno.ESRCH, 0
-        return 0, k.clock.monotonic_ns()
+        return 0, proc_rtime(p)[0]                # calcru(): the process's CPU time
     if clock_id & CLOCK_THREAD_CPUTIME_ID:
         lid = clock_id & _CPUCLOCK_ID_MASK
         t = l if lid == 0 else p.lwp_find(lid)
         if t is None or t.l_stat in (LSZOMB, LSIDL):
             return Errno.ESRCH, 0
-        return 0, k.clock.monotonic_ns()
+        return 0, lwp_rtime(t)[0]                 # addrulwp(): the LWP's CPU time
     if clock_id == CLOCK_REALTIME:
         return 0, k.clock.realtime_ns()
     if clock_id == CLOCK_MONOTONIC:
@@ -108,14 +109,15 @@ def ts2timo(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int], want_start: 
 
 @syscall(427, "__clock_gettime50")
 def sys___clock_gettime50(l: Lwp, a, retval: list[int]) -> int:
-    ns = clock_ns(l.l_proc.k, a.clock_id)
-    if ns is None:
-        if not a.clock_id & (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID):
-            return Errno.EINVAL
-        # a CPU-time clock of a given process / LWP (clock_getcpuclockid2)
+    if a.clock_id & (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID):
+        # the CPU time the kernel counted for a process / LWP (0: the caller's)
         error, ns = clock_gettime1(l, a.clock_id)
         if error:
             return error
+        return copyout_timespec(l, ns, a.tp)
+    ns = clock_ns(l.l_proc.k, a.clock_id)
+    if ns is None:
+        return Errno.EINVAL
     return copyout_timespec(l, ns, a.tp)
 
 
@@ -276,6 +278,28 @@ def _itimer_fire(arg) -> None:
     kpsignal2(p, Ksiginfo(_ITIMER_SIG[it.which], SI_TIMER, value=it.which))
 
 
+def dosetitimer(p, which: int, itv: tuple[int, int, int, int]) -> int:
+    """Arm (or, with a zero value, disarm) timer `which` of p from a struct
+    itimerval's (interval sec, usec, value sec, usec): EINVAL for a bad one."""
+    k = p.k
+    iv, val = _itimerfix(itv[0], itv[1]), _itimerfix(itv[2], itv[3])
+    if iv is None or val is None:
+        return Errno.EINVAL
+    timers = _itimers(p)
+    cur = timers.pop(which, None)
+    if cur is not None:
+        k.callout.stop(cur.callout)
+    value_ns = val[0] * 10**9 + val[1] * 1000
+    if value_ns:
+        it = Itimer(which, k.clock.monotonic_ns() + value_ns, iv[0] * 10**9 + iv[1] * 1000)
+        it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
+        timers[which] = it
+        # The running slice started without a pending timeout: end it so
+        # that the next one is cut in time for the expiry.
+        k.platform.request_stop()
+    return 0
+
+
 @syscall(425, "__setitimer50")
 def sys___setitimer50(l: Lwp, a, retval: list[int]) -> int:
     p = l.l_proc
@@ -291,22 +315,9 @@ def sys___setitimer50(l: Lwp, a, retval: list[int]) -> int:
         data = vm.copyin(a.itv, lay.size)
         if isinstance(data, int):
             return data
-        isec, iusec, vsec, vusec = lay.unpack(data)
-        iv = _itimerfix(isec, iusec)
-        val = _itimerfix(vsec, vusec)
-        if iv is None or val is None:
-            return Errno.EINVAL
-        cur = timers.pop(which, None)
-        if cur is not None:
-            k.callout.stop(cur.callout)
-        value_ns = val[0] * 10**9 + val[1] * 1000
-        if value_ns:
-            it = Itimer(which, k.clock.monotonic_ns() + value_ns, iv[0] * 10**9 + iv[1] * 1000)
-            it.callout = k.callout.schedule(it.deadline, _itimer_fire, (p, it))
-            timers[which] = it
-            # The running slice started without a pending timeout: end it so
-            # that the next one is cut in time for the expiry.
-            k.platform.request_stop()
+        error = dosetitimer(p, which, lay.unpack(data))
+        if error:
+            return error
     if a.oitv:
         return vm.copyout(old, a.oitv)
     return 0

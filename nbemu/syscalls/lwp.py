@@ -88,7 +88,9 @@ class Lwp:
         "l_proc", "l_lid", "l_stat", "l_flag", "l_prflag", "l_cpu", "l_priority",
         # scheduling (sys_sched.py)
         "l_class", "l_schedprio", "l_affinity", "l_protectdepth", "l_protectprio",
-        "l_pctr", "l_ticks", "l_stime_ns",
+        "l_pctr", "l_ticks",
+        # CPU time (kern_resource.py): run time, system calls, the current turn's start
+        "l_rtime", "l_nsyscall", "l_stime_ns", "l_stime_nsyscall",
         # sleep state (kern_sleepq.py)
         "l_wchan", "l_wmesg", "l_sleepq", "l_syncobj", "l_sleeperr", "l_timeout",
         "l_park_hint",
@@ -123,7 +125,10 @@ class Lwp:
         self.l_protectprio = -1
         self.l_pctr = 0                     # preemptions (lc_pctr)
         self.l_ticks = 0                    # ticks used of the current quantum
-        self.l_stime_ns = 0
+        self.l_rtime = 0                    # ns of CPU time charged (turns ended)
+        self.l_nsyscall = 0                 # system calls made in those turns
+        self.l_stime_ns = -1                # Clock.cpu_ns() at the start of its turn; -1: off
+        self.l_stime_nsyscall = 0           # Clock.syscalls then
         # sleep state (kern_sleepq.c)
         self.l_wchan: Any = None
         self.l_wmesg = ""
@@ -184,6 +189,7 @@ class Proc:
         "k", "p_pid", "p_ppid", "p_pptr", "p_children", "p_stat", "p_flag", "p_sflag",
         "p_exiting",
         "p_xstat", "p_xsig", "p_ru", "p_cru", "p_start_ns", "p_vforkwaiting",
+        "p_rtime", "p_nsyscall",
         # LWPs
         "p_lwps", "p_nlwpid", "p_nlwps", "p_nzlwps", "p_nrlwps", "p_ndlwps", "p_nlwpwait",
         "p_nstopchild", "p_lwpctl_pages", "p_lwpctl_free",
@@ -213,6 +219,8 @@ class Proc:
         self.p_cru: Any = None              # reaped children's rusage (p_stats->p_cru)
         self.p_start_ns = 0                 # kernel clock at fork/boot
         self.p_vforkwaiting = False         # a vfork parent sleeps until exec/exit
+        self.p_rtime = 0                    # CPU time (ns) and system calls of freed LWPs
+        self.p_nsyscall = 0
         self.p_lwps: dict[int, Lwp] = {}
         self.p_nlwpid = 1                   # next LWP id to try
         self.p_nlwps = 0                    # LWPs that exist (zombies included)
@@ -246,6 +254,12 @@ class Proc:
         self.p_sigpend = Sigpend()
         self.p_sigwaiters: list[Lwp] = []
         self.p_xstopsig = 0
+
+    @property
+    def p_lwpcv(self) -> tuple[str, int]:
+        """The wait channel of proc::p_lwpcv: _lwp_wait and _lwp_suspend sleep
+        on it; LWP exit, free, detach and continue broadcast it."""
+        return ("p_lwpcv", self.p_pid)
 
     def lwp_find(self, lid: int) -> Lwp | None:
         """proc_find_lwp(): the LWP with this id, zombies included."""

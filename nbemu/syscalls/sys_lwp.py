@@ -128,7 +128,7 @@ def sys__lwp_detach(l: Lwp, a, retval: list[int]) -> int:
     t.l_prflag |= LPR_DETACHED
     p.p_ndlwps += 1
     # LWPs waiting in _lwp_wait re-check (they may now deadlock or find nothing).
-    sleepq_wake(p.k, ("p_lwpcv", p.p_pid))
+    sleepq_wake(p.k, p.p_lwpcv)
     return 0
 
 
@@ -149,13 +149,13 @@ def sys__lwp_suspend(l: Lwp, a, retval: list[int]) -> Generator:
         if t2 is not t or t.l_stat == LSZOMB:
             return Errno.ESRCH if t2 is None else 0
         if p.p_exiting or (l.l_flag | t.l_flag) & (LwpFlag.LW_WEXIT | LwpFlag.LW_WCORE):
-            return -3            # ERESTART
+            return int(KernErrno.ERESTART)
         if t.l_stat == LSSUSPENDED or not t.l_flag & LwpFlag.LW_WSUSPEND:
             return 0
-        sleepq_enqueue(k, l, ("p_lwpcv", p.p_pid), "suspend", sleep_syncobj, True)
+        sleepq_enqueue(k, l, p.p_lwpcv, "suspend", sleep_syncobj, True)
         error = yield from sleepq_block(k, l, None)
         if error:
-            return -3            # ERESTART: interrupted by a signal
+            return int(KernErrno.ERESTART)   # interrupted by a signal
 
 
 @syscall(314, "_lwp_continue")

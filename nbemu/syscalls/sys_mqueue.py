@@ -62,10 +62,11 @@ from .kern_descrip import (FREAD, FWRITE, FFLAGS, O_ACCMODE, O_APPEND, O_ASYNC, 
                            O_NONBLOCK, O_NOSIGPIPE, O_RSYNC, O_SHLOCK, O_SYNC, O_TRUNC, O_ALT_IO,
                            File, NbStat, fd_affix, fd_alloc, fd_close, fd_getfile)
 from .kern_event import Filterops, Knote, knote
-from .kern_prot import proc_cred
+from .kern_prot import kauth_suser, proc_cred
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
 from .kern_time import CLOCK_REALTIME, TIMER_ABSTIME, copyin_timespec
 from .lwp import Lwp, Proc
+from .poll import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from .signals import NSIG
 from .table import syscall
 
@@ -90,7 +91,6 @@ O_MASK = (O_ACCMODE | O_NONBLOCK | O_APPEND | O_SHLOCK | O_EXLOCK | O_ASYNC | O_
 ALLPERMS, S_ISTXT = 0o7777, 0o1000
 S_IRUSR, S_IWUSR, S_IRGRP, S_IWGRP, S_IROTH, S_IWOTH = 0o400, 0o200, 0o040, 0o020, 0o004, 0o002
 SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD = 0, 1, 2
-POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM = 0x1, 0x4, 0x40, 0x4
 
 MQ_ATTR = CStruct("mq_attr", [("long", "mq_flags"), ("long", "mq_maxmsg"), ("long", "mq_msgsize"),
                               ("long", "mq_curmsgs")])
@@ -209,14 +209,10 @@ def _mq_seldetach(kn: Knote) -> None:
 _mq_selops = Filterops(isfd=True, attach=None, detach=_mq_seldetach, event=lambda kn, hint: False)
 
 
-def _suser(l: Lwp) -> bool:
-    return bool(l.l_proc.k.config.get("suser"))
-
-
 def mqueue_access(l: Lwp, mq: Mqueue, fflag: int) -> int:
     """genfs_can_access on the queue's mode for the read/write of fflag."""
     cred = proc_cred(l.l_proc)
-    if _suser(l):
+    if kauth_suser(l.l_proc):
         return 0
     if cred.cr_euid == mq.mq_euid:
         r, w = S_IRUSR, S_IWUSR
@@ -329,7 +325,7 @@ def sys_mq_unlink(l: Lwp, a, retval: list[int]) -> int:
     mq = st.mqueue_head.get(bytes(name))
     if mq is None:
         return Errno.ENOENT
-    if proc_cred(l.l_proc).cr_euid != mq.mq_euid and not _suser(l):   # KAUTH_SYSTEM_MQUEUE
+    if proc_cred(l.l_proc).cr_euid != mq.mq_euid and not kauth_suser(l.l_proc):   # KAUTH_SYSTEM_MQUEUE
         return Errno.EACCES
     del st.mqueue_head[bytes(name)]
     if mq.mq_refcnt:

@@ -33,6 +33,7 @@ from .kern_descrip import (DTYPE_PIPE, FIOASYNC, FIOGETOWN, FIONBIO, FIONREAD, F
 from .kern_event import EVFILT_READ, EVFILT_WRITE, Filterops, Knote, knote, knote_set_eof
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
 from .lwp import Lwp
+from .poll import POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from .table import syscall
 
 PIPE_BUF = 512             # sys/syslimits.h: writes up to this size are atomic
@@ -40,7 +41,6 @@ PIPE_SIZE = 16384          # sys/pipe.h
 BIG_PIPE_SIZE = 4 * PIPE_SIZE
 PIPE_ASYNC = 0x001         # pipe_state bits (sys/pipe.h)
 PIPE_EOF = 0x010
-POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, POLLHUP = 0x1, 0x4, 0x40, 0x4, 0x10
 
 _pipe_ino = itertools.count(1)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import struct
 
 from .errno import Errno
+from .kern_prot import kauth_suser
 from .kern_synch import yield_
 from .lwp import LSIDL, LSZOMB, Lwp, Proc
 from .table import syscall
@@ -66,10 +67,6 @@ def kc_bitsize(abi) -> int:
     """Bytes of a kernel CPU set: KC_MAXCPUS (MAXCPUS rounded up to 32) / 8."""
     maxcpus = abi.maxcpus
     return ((maxcpus + 31) // 32) * 4
-
-
-def _suser(p: Proc) -> bool:
-    return bool(p.k.config.get("suser"))
 
 
 def _find_proc(l: Lwp, pid: int) -> Proc | None:
@@ -113,7 +110,7 @@ def convert_pri(t: Lwp, policy: int, pri: int) -> int:
 def _may_setparam(p: Proc, t: Lwp, policy: int, kpri: int) -> bool:
     """kauth KAUTH_PROCESS_SCHEDULER_SETPARAM: root, or (sched_listener_cb)
     the owner keeping its class or going to SCHED_OTHER, never raising."""
-    if _suser(p):
+    if kauth_suser(p):
         return True
     return ((policy == l_class(t) or policy not in (SCHED_FIFO, SCHED_RR))
             and kpri <= l_schedprio(t))
@@ -207,7 +204,7 @@ def sys__sched_setaffinity(l: Lwp, a, retval: list[int]) -> int:
         return Errno.ESRCH
     # KAUTH_PROCESS_SCHEDULER_SETAFFINITY: secmodel_suser (root), or
     # secmodel_extensions' security.models.extensions.user_set_cpu_affinity.
-    if not (_suser(p) or k.config.get("user_set_cpu_affinity")):
+    if not (kauth_suser(p) or k.config.get("user_set_cpu_affinity")):
         return Errno.EPERM
     lcnt = 0
     for t in reversed(list(p.p_lwps.values())):

@@ -47,14 +47,12 @@ from .kern_tc import TICK_NS
 from .kern_descrip import RLIMIT_NOFILE, fd_getfile
 from .kern_event import EVFILT_READ, EVFILT_WRITE, Filterops, Kevent, Knote
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
+from .kern_sig import sigsuspendsetup, sigsuspendteardown
 from .kern_time import copyin_timespec
 from .lwp import Lwp
+from .poll import INFTIM, POLLERR, POLLHUP, POLLNVAL, POLLRDBAND, POLLRDNORM, POLLWRNORM
 from .table import syscall
 
-# <sys/poll.h>
-POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
-POLLRDNORM, POLLWRNORM, POLLRDBAND, POLLWRBAND = 0x40, 0x4, 0x80, 0x100
-INFTIM = -1
 POLLFD = CStruct("pollfd", [("int", "fd"), ("short", "events"), ("short", "revents")])
 NFDBITS = 32                    # bits of __fd_mask (uint32_t)
 NDFILE = 20                     # the descriptor table's first size (sys/filedesc.h)
@@ -208,31 +206,12 @@ def sel_do_scan(l: Lwp, scan, ts: tuple[int, int] | None) -> Generator[Any, int,
     return error, n
 
 
-# -- signal masks of pselect / pollts (sigsuspendsetup / sigsuspendteardown) ---------------
+# -- signal masks of pselect / pollts (kern_sig.sigsuspendsetup / sigsuspendteardown) -------
 def _copyin_sigmask(l: Lwp, va: int) -> tuple[int, int, int, int] | int:
     data = l.l_proc.p_vmspace.copyin(va, 16)
     if isinstance(data, int):
         return data
     return struct.unpack("<4I", data)
-
-
-def sigsuspendsetup(l: Lwp, mask: tuple[int, int, int, int]) -> None:
-    from .kern_sig import CANTMASK, LW_PENDSIG, mask_of, sigispending, words_of
-    l.l_sigoldmask = l.l_sigmask
-    l.l_sigrestore = True
-    l.l_sigmask = words_of(mask_of(mask) & ~CANTMASK)
-    if sigispending(l):
-        l.l_flag |= LW_PENDSIG
-
-
-def sigsuspendteardown(l: Lwp) -> None:
-    from .kern_sig import LW_PENDSIG, sigispending
-    if l.l_sigrestore:
-        if sigispending(l):
-            l.l_flag |= LW_PENDSIG
-        else:
-            l.l_sigrestore = False
-            l.l_sigmask = l.l_sigoldmask
 
 
 # -- select ------------------------------------------------------------------------------------
@@ -301,12 +280,14 @@ def sys___select50(l: Lwp, a, retval: list[int]) -> Generator:
     return (yield from selcommon(l, retval, a.nd, getattr(a, "in"), a.ou, a.ex, ts, None))
 
 
-def _copyin_ts_mask(l: Lwp, tsp: int, maskp: int) -> tuple[Any, Any] | int:
-    """pselect/pollts: the timeout (None: wait forever) and the signal mask to
-    wait with (None: keep the current one), or an errno."""
+def _copyin_ts_mask(l: Lwp, tsp: int, maskp: int, layout: str = "ts"
+                    ) -> tuple[Any, Any] | int:
+    """pselect/pollts: the timeout (None: wait forever; layout "ts50": NetBSD
+    5's timespec, compat_50) and the signal mask to wait with (None: keep the
+    current one), or an errno."""
     ts = mask = None
     if tsp:
-        ts = copyin_timespec(l, tsp)
+        ts = copyin_timespec(l, tsp, layout)
         if isinstance(ts, int):
             return ts
     if maskp:

@@ -17,6 +17,7 @@ from .kern_sig import (CANTMASK, LW_PENDSIG, SA_ALLBITS, SA_NODEFER, SI_QUEUE, S
                        SIG_DFL, SIG_IGN, SIGTRAMP_SIGINFO_VERSION_MAX,
                        SIGTRAMP_SIGINFO_VERSION_MIN, SS_DISABLE, SS_ONSTACK, Ksiginfo, bit,
                        kpsignal2, lsigpend, mask_of, psigpend, sig_clear_everywhere,
+                       sigsuspendsetup, sigsuspendteardown,
                        sig_ignored, sigaction_of, sigispending, sigpost, sigwait_chan,
                        sigwaiters, words_of, SIGPROP, firstsig, sig_action)
 from .kern_sleepq import kpause, sleep_syncobj, sleepq_block, sleepq_enqueue
@@ -166,31 +167,30 @@ def sys___sigpending14(l: Lwp, a, retval: list[int]) -> int:
 
 
 # -- waiting for signals ---------------------------------------------------------------
-@syscall(294, "__sigsuspend14")
-def sys___sigsuspend14(l: Lwp, a, retval: list[int]) -> Generator:
+def sigsuspend1(l: Lwp, mask: tuple[int, int, int, int] | None) -> Generator:
+    """Wait for a signal with the signal mask `mask` (None: the current one):
+    always EINTR, never a restart. __sigsuspend14 and compat_13's sigsuspend13."""
     p = l.l_proc
-    k = p.k
-    if a.set:
-        data = p.p_vmspace.copyin(a.set, 16)
-        if isinstance(data, int):
-            return data
-        # The handler's frame gets the mask from before sigsuspend (postsig
-        # uses l_sigoldmask while l_sigrestore is set).
-        l.l_sigoldmask = l.l_sigmask
-        l.l_sigrestore = True
-        l.l_sigmask = words_of(mask_of(_sigset(data)) & ~CANTMASK)
-        if sigispending(l):
-            l.l_flag |= LW_PENDSIG
+    if mask is not None:
+        sigsuspendsetup(l, mask)
     while True:
-        error = yield from kpause(k, l, "pause", True, None,
+        error = yield from kpause(p.k, l, "pause", True, None,
                                   wchan=("pause", p.p_pid, l.l_lid))
         if error:
             break
-    # sigsuspendteardown(): no handler will restore the old mask; do it here.
-    if l.l_sigrestore and not sigispending(l):
-        l.l_sigrestore = False
-        l.l_sigmask = l.l_sigoldmask
-    return Errno.EINTR               # always EINTR, never a restart
+    sigsuspendteardown(l)
+    return Errno.EINTR
+
+
+@syscall(294, "__sigsuspend14")
+def sys___sigsuspend14(l: Lwp, a, retval: list[int]) -> Generator:
+    mask = None
+    if a.set:
+        data = l.l_proc.p_vmspace.copyin(a.set, 16)
+        if isinstance(data, int):
+            return data
+        mask = _sigset(data)
+    return (yield from sigsuspend1(l, mask))
 
 
 def sigtimedwait1(l: Lwp, setp: int, infop: int, tsp: int, layout: str

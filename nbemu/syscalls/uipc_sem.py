@@ -33,7 +33,7 @@ from typing import Generator
 from .cstruct import LONG
 from .errno import Errno
 from .kern_descrip import FREAD, FWRITE, O_CREAT, O_EXCL, File, fd_affix, fd_alloc, fd_close, fd_getfile
-from .kern_prot import proc_cred
+from .kern_prot import kauth_suser, proc_cred
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
 from .kern_time import CLOCK_REALTIME, TIMER_ABSTIME, copyin_timespec
 from .lwp import Lwp, Proc
@@ -115,7 +115,7 @@ def ksem_perm(l: Lwp, ks: Ksem) -> int:
     cred = proc_cred(l.l_proc)
     m = ks.ks_mode
     if (cred.cr_euid == ks.ks_uid and m & S_IWUSR) or (cred.cr_egid == ks.ks_gid and m & S_IWGRP) \
-            or m & S_IWOTH or l.l_proc.k.config.get("suser"):
+            or m & S_IWOTH or kauth_suser(l.l_proc):
         return 0
     return Errno.EACCES
 

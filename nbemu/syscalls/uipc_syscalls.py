@@ -40,7 +40,7 @@ from .cstruct import TIMEVAL, CStruct, ssize_max
 from .errno import Errno, from_host
 from .hostinput import HOSTPOLL_NS, host_input
 from .kern_descrip import (DTYPE_SOCKET, FNONBLOCK, FNOSIGPIPE, FREAD, FWRITE, S_IFSOCK,
-                           File, NbStat, fd_alloc, fd_affix, fd_getfile)
+                           NbStat, fd_alloc, fd_affix, fd_getfile)
 from .kern_sleepq import kpause
 from .lwp import Lwp
 from .sys_generic import ERESTART, Uio, copyin_iovec, sigpipe_hook
@@ -263,21 +263,12 @@ class SocketFile(HostFile):
 
     def __init__(self, sock: socket.socket | None, family: int, type_: int, flag: int,
                  unp: UnpState | None = None) -> None:
-        File.__init__(self, flag, "socket")
+        super().__init__(sock.fileno() if sock is not None else -1, flag, "socket", True, None,
+                         v_type=VSOCK)
         self.so_unp = unp if family == AF_LOCAL else None   # files in flight (AF_LOCAL)
         self.sock = sock
         if sock is not None:
             sock.setblocking(False)
-        self.hostfd = sock.fileno() if sock is not None else -1
-        self.owns_fd = True
-        self.f_guest = None
-        self.v_type = VSOCK
-        self.may_block = True
-        self.is_dir = False
-        self._dirents = None
-        self._dirpos = 0
-        self._soft_off = 0
-        self._pending_pos = 0
         self.so_family = family
         self.so_type = type_
         self.so_listening = False

@@ -40,6 +40,7 @@ from .kern_descrip import (DTYPE_VNODE, FAPPEND, FIOASYNC, FIONBIO, FIONREAD, FM
                            SEEK_CUR, SEEK_END, SEEK_SET, File, fd_affix, fd_alloc, fd_getfile,
                            stat_from_host)
 from .lwp import Lwp, Proc
+from .poll import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from .table import syscall
 from .vfs_lookup import (VBAD, VBLK, VCHR, VDIR, VFIFO, VLNK, VNON, VREG, VSOCK,  # noqa: F401
                          AT_FDCWD, MAXPATHLEN, O_PATH, Nameidata, Vnode, cwd_set, cwd_vnode,
@@ -52,7 +53,6 @@ F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
 ALLPERMS, ACCESSPERMS = 0o7777, 0o777
 CMASK = 0o022                      # the default umask (sys/param.h)
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-POLLIN, POLLPRI, POLLOUT, POLLRDNORM, POLLWRNORM = 0x1, 0x2, 0x4, 0x40, 0x4
 
 # dirent (sys/dirent.h): d_fileno u64, d_reclen u16, d_namlen u16, d_type u8, d_name
 DIRENT_HDR = struct.Struct("<QHHB")       # 13 bytes, d_name follows
@@ -201,15 +201,17 @@ class HostFile(File):
     f_type = DTYPE_VNODE
 
     def __init__(self, hostfd: int, flag: int, name: str, owns_fd: bool,
-                 guest_path: list[bytes] | None) -> None:
+                 guest_path: list[bytes] | None, v_type: int | None = None) -> None:
         super().__init__(flag, name)
         self.hostfd = hostfd
         self.owns_fd = owns_fd
         self.f_guest = guest_path
-        try:
-            self.v_type = vtype_of(os.fstat(hostfd).st_mode)
-        except OSError:
-            self.v_type = VBAD                # e.g. the host started us with fd 1 closed
+        if v_type is None:                    # (sockets know theirs: there may be no fd)
+            try:
+                v_type = vtype_of(os.fstat(hostfd).st_mode)
+            except OSError:
+                v_type = VBAD                 # e.g. the host started us with fd 1 closed
+        self.v_type = v_type
         # Reads that can wait for the world: pipes, sockets and terminals (not
         # /dev/null, /dev/urandom and other character devices that never block).
         self.may_block = self.v_type in (VFIFO, VSOCK) or (

@@ -31,6 +31,7 @@ from unicorn import UC_ARCH_ARM64, UC_MODE_ARM
 from unicorn import arm64_const as A
 
 from .base import Abi
+from .gdb_target import target_xml as _gdb_target
 
 # __gregs[] (arm/mcontext.h): x0..x30, sp (_REG_X31), pc (_REG_ELR), spsr, tpidr.
 NGREG = 35
@@ -121,7 +122,7 @@ class Aarch64(Abi):
 
     # gdb's view of the port: target.xml, and how each of its registers is read
     def gdb_target_xml(self) -> bytes:
-        return _gdb_target_xml().encode()
+        return _gdb_target(self.name)
 
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         return _gdb_reg_map()
@@ -336,59 +337,6 @@ class Aarch64(Abi):
 
 
 # -- gdb's view (emu/gdb_regs.py): the target description and the register map ----------
-def _gdb_target_xml() -> str:
-    """NetBSD/aarch64 as gdb's aarch64 support expects it: the core feature
-    (x0-x30, sp, pc, cpsr), the fpu feature (v0-v31, fpsr, fpcr), and the tls
-    feature (tpidr, TPIDR_EL0: NetBSD's TLS base)."""
-    core = "".join(f'    <reg name="x{i}" bitsize="64" type="int"/>\n' for i in range(31))
-    vec = "".join(f'    <reg name="v{i}" bitsize="128" type="aarch64v"/>\n' for i in range(32))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>aarch64</architecture>
-  <feature name="org.gnu.gdb.aarch64.core">
-    <flags id="cpsr_flags" size="4">
-      <field name="SP" start="0" end="0"/>
-      <field name="EL" start="2" end="3"/>
-      <field name="nRW" start="4" end="4"/>
-      <field name="F" start="6" end="6"/>
-      <field name="I" start="7" end="7"/>
-      <field name="A" start="8" end="8"/>
-      <field name="D" start="9" end="9"/>
-      <field name="V" start="28" end="28"/>
-      <field name="C" start="29" end="29"/>
-      <field name="Z" start="30" end="30"/>
-      <field name="N" start="31" end="31"/>
-    </flags>
-{core}    <reg name="sp" bitsize="64" type="data_ptr"/>
-    <reg name="pc" bitsize="64" type="code_ptr"/>
-    <reg name="cpsr" bitsize="32" type="cpsr_flags"/>
-  </feature>
-  <feature name="org.gnu.gdb.aarch64.fpu">
-    <vector id="v2d" type="ieee_double" count="2"/>
-    <vector id="v2u" type="uint64" count="2"/>
-    <vector id="v4f" type="ieee_single" count="4"/>
-    <vector id="v4u" type="uint32" count="4"/>
-    <vector id="v8u" type="uint16" count="8"/>
-    <vector id="v16u" type="uint8" count="16"/>
-    <union id="aarch64v">
-      <field name="d" type="v2d"/>
-      <field name="u2" type="v2u"/>
-      <field name="s" type="v4f"/>
-      <field name="u4" type="v4u"/>
-      <field name="h" type="v8u"/>
-      <field name="b" type="v16u"/>
-      <field name="q" type="uint128"/>
-    </union>
-{vec}    <reg name="fpsr" bitsize="32" type="int"/>
-    <reg name="fpcr" bitsize="32" type="int"/>
-  </feature>
-  <feature name="org.gnu.gdb.aarch64.tls">
-    <reg name="tpidr" bitsize="64" type="data_ptr"/>
-  </feature>
-</target>
-"""
-
 
 def _gdb_reg_map() -> dict[str, tuple[str, int, int]]:
     from unicorn import arm64_const as A

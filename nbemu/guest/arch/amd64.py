@@ -13,6 +13,7 @@ from unicorn import UC_ARCH_X86, UC_MODE_64
 from unicorn import x86_const as X
 
 from .base import Abi
+from .gdb_target import target_xml as _gdb_target
 
 # mcontext __gregs[] order (frame_regs.h): index -> Unicorn register, None for
 # segment/trap slots the emulator does not load from user contexts.
@@ -102,7 +103,7 @@ class Amd64(Abi):
 
     # gdb's view of the port: target.xml, and how each of its registers is read
     def gdb_target_xml(self) -> bytes:
-        return (Path(__file__).parent / "amd64_gdb.xml").read_bytes()
+        return _gdb_target(self.name)
 
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         return _gdb_reg_map()

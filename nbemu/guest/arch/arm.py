@@ -45,6 +45,7 @@ from unicorn import UC_ARCH_ARM, UC_MODE_ARM
 from unicorn import arm_const as A
 
 from .base import Abi
+from .gdb_target import target_xml as _gdb_target
 
 # __gregs[] (arm/mcontext.h): r0..r12, sp, lr, pc, cpsr.
 NGREG = 17
@@ -203,7 +204,7 @@ class Arm(Abi):
 
     # gdb's view of the port: target.xml, and how each of its registers is read
     def gdb_target_xml(self) -> bytes:
-        return _gdb_target_xml().encode()
+        return _gdb_target(self.name)
 
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         return _gdb_reg_map()
@@ -433,32 +434,6 @@ class Arm(Abi):
 
 
 # -- gdb's view (emu/gdb_regs.py): the target description and the register map ----------
-def _gdb_target_xml() -> str:
-    """NetBSD/earmv7hf as gdb's arm support expects it: the core feature (r0-r12,
-    sp, lr, pc, cpsr), the VFPv3 feature (d0-d31, fpscr) and the tls feature
-    (tpidruro: NetBSD's TLS base, TPIDRURO)."""
-    core = "".join(f'    <reg name="r{i}" bitsize="32" type="uint32"/>\n' for i in range(13))
-    vfp = "".join(f'    <reg name="d{i}" bitsize="64" type="ieee_double"/>\n'
-                  for i in range(32))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>arm</architecture>
-  <feature name="org.gnu.gdb.arm.core">
-{core}    <reg name="sp" bitsize="32" type="data_ptr"/>
-    <reg name="lr" bitsize="32"/>
-    <reg name="pc" bitsize="32" type="code_ptr"/>
-    <reg name="cpsr" bitsize="32"/>
-  </feature>
-  <feature name="org.gnu.gdb.arm.vfp">
-{vfp}    <reg name="fpscr" bitsize="32" type="int" group="float"/>
-  </feature>
-  <feature name="org.gnu.gdb.arm.tls">
-    <reg name="tpidruro" bitsize="32" type="data_ptr"/>
-  </feature>
-</target>
-"""
-
 
 def _gdb_reg_map() -> dict[str, tuple[str, int, int]]:
     from unicorn import arm_const as A

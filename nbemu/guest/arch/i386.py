@@ -40,6 +40,7 @@ from unicorn import x86_const as X
 
 from . import amd64
 from .base import Abi
+from .gdb_target import target_xml as _gdb_target
 
 # mcontext __gregs[] (i386 mcontext.h): 19 ints.
 _REG_GS, _REG_FS, _REG_ES, _REG_DS, _REG_EDI, _REG_ESI, _REG_EBP, _REG_ESP = range(8)
@@ -156,7 +157,7 @@ class I386(Abi):
 
     # gdb's view of the port: target.xml, and how each of its registers is read
     def gdb_target_xml(self) -> bytes:
-        return _gdb_target_xml().encode()
+        return _gdb_target(self.name)
 
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         return _gdb_reg_map()
@@ -349,64 +350,6 @@ class I386(Abi):
 
 
 # -- gdb's view (emu/gdb_regs.py): the target description and the register map ----------
-def _gdb_target_xml() -> str:
-    """NetBSD/i386 as gdb's i386 support expects it: the core feature (eight GPRs
-    in gdb's order eax ecx edx ebx esp ebp esi edi, eip, eflags, the six segment
-    selectors, then the x87 registers: gdb requires all of them), the sse feature
-    (xmm0-7, mxcsr) and the segments feature (fs_base, gs_base: NetBSD's TLS
-    base is the %gs base)."""
-    gprs = "".join(f'    <reg name="{n}" bitsize="32" type="{t}"/>\n' for n, t in (
-        ("eax", "int32"), ("ecx", "int32"), ("edx", "int32"), ("ebx", "int32"),
-        ("esp", "data_ptr"), ("ebp", "data_ptr"), ("esi", "int32"), ("edi", "int32"),
-        ("eip", "code_ptr"), ("eflags", "i386_eflags")))
-    eflags = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
-        ("CF", 0), ("", 1), ("PF", 2), ("AF", 4), ("ZF", 6), ("SF", 7), ("TF", 8),
-        ("IF", 9), ("DF", 10), ("OF", 11), ("NT", 14), ("RF", 16), ("VM", 17),
-        ("AC", 18), ("VIF", 19), ("VIP", 20), ("ID", 21)))
-    segs = "".join(f'    <reg name="{n}" bitsize="32" type="int32"/>\n'
-                   for n in ("cs", "ss", "ds", "es", "fs", "gs"))
-    x87 = "".join(f'    <reg name="st{i}" bitsize="80" type="i387_ext"/>\n' for i in range(8))
-    x87 += "".join(f'    <reg name="{n}" bitsize="32" type="int" group="float"/>\n' for n in (
-        "fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop"))
-    mxcsr = "".join(f'      <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in (
-        ("IE", 0), ("DE", 1), ("ZE", 2), ("OE", 3), ("UE", 4), ("PE", 5), ("DAZ", 6),
-        ("IM", 7), ("DM", 8), ("ZM", 9), ("OM", 10), ("UM", 11), ("PM", 12), ("FZ", 15)))
-    xmm = "".join(f'    <reg name="xmm{i}" bitsize="128" type="vec128"/>\n' for i in range(8))
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>i386</architecture>
-  <feature name="org.gnu.gdb.i386.core">
-    <flags id="i386_eflags" size="4">
-{eflags}    </flags>
-{gprs}{segs}{x87}  </feature>
-  <feature name="org.gnu.gdb.i386.sse">
-    <vector id="v4f" type="ieee_single" count="4"/>
-    <vector id="v2d" type="ieee_double" count="2"/>
-    <vector id="v16i8" type="int8" count="16"/>
-    <vector id="v8i16" type="int16" count="8"/>
-    <vector id="v4i32" type="int32" count="4"/>
-    <vector id="v2i64" type="int64" count="2"/>
-    <union id="vec128">
-      <field name="v4_float" type="v4f"/>
-      <field name="v2_double" type="v2d"/>
-      <field name="v16_int8" type="v16i8"/>
-      <field name="v8_int16" type="v8i16"/>
-      <field name="v4_int32" type="v4i32"/>
-      <field name="v2_int64" type="v2i64"/>
-      <field name="uint128" type="uint128"/>
-    </union>
-    <flags id="i386_mxcsr" size="4">
-{mxcsr}    </flags>
-{xmm}    <reg name="mxcsr" bitsize="32" type="i386_mxcsr" group="vector"/>
-  </feature>
-  <feature name="org.gnu.gdb.i386.segments">
-    <reg name="fs_base" bitsize="32" type="int"/>
-    <reg name="gs_base" bitsize="32" type="int"/>
-  </feature>
-</target>
-"""
-
 
 def _gdb_reg_map() -> dict[str, tuple[str, int, int]]:
     """As amd64's, plus kinds 'const' (the value arg, writes ignored) and 'tls'

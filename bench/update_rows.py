@@ -1,0 +1,81 @@
+"""Re-measure some rows of BENCHMARKS.md without a whole `make bench`.
+
+    python -m bench.update_rows [--quick] [--out BENCHMARKS.md] GROUP...
+
+GROUP: scale (bench/scale_bench.py), proc (bench/proc_bench.py), netbsd
+(bench/netbsd_bench.py), atf (nbemu/emu/atf/bench.py).  Each group's rows replace
+the table's rows of the same name (new ones go at the end of the table), and a line
+under the table says which groups were re-measured when; everything else in the
+file stays as the last `make bench` wrote it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+Row = tuple[str, str, str, str]
+
+
+def _groups() -> dict[str, Callable[[bool], list[Row]]]:
+    from bench.netbsd_bench import rows as netbsd_rows
+    from bench.proc_bench import rows as proc_rows
+    from bench.scale_bench import rows as scale_rows
+    from nbemu.emu.atf.bench import rows as atf_rows
+    return {"scale": lambda q: list(scale_rows(q)), "proc": lambda q: list(proc_rows()),
+            "netbsd": lambda q: list(netbsd_rows(q)), "atf": lambda q: list(atf_rows(q))}
+
+
+def merge(text: str, rows: list[Row], note: str) -> str:
+    """The file with rows replacing same-named table rows (or appended to the table)
+    and note after the table."""
+    lines = text.splitlines()
+    table = [i for i, ln in enumerate(lines) if ln.startswith("| ")]
+    if not table:
+        raise ValueError("no table in the file")
+    name_at = {lines[i].split("|")[1].strip(): i for i in table}
+    extra = []
+    for r in rows:
+        line = "| " + " | ".join(r) + " |"
+        if r[0] in name_at:
+            lines[name_at[r[0]]] = line
+        else:
+            extra.append(line)
+    end = table[-1] + 1
+    lines[end:end] = extra + ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.update_rows")
+    ap.add_argument("groups", nargs="+", metavar="GROUP")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
+    ns = ap.parse_args(argv)
+    groups = _groups()
+    unknown = [g for g in ns.groups if g not in groups]
+    if unknown:
+        ap.error(f"unknown group {', '.join(unknown)} (known: {', '.join(groups)})")
+    rows: list[Row] = []
+    for g in ns.groups:
+        got = groups[g](ns.quick)
+        for r in got:
+            print("| " + " | ".join(r) + " |", flush=True)
+        rows += got
+    out = Path(ns.out)
+    note = (f"Rows of {', '.join(ns.groups)} re-measured on {time.strftime('%Y-%m-%d')} with "
+            f"`python -m bench.update_rows {' '.join(ns.groups)}` (the rest: the last "
+            "`make bench`).")
+    out.write_text(merge(out.read_text(), rows, note))
+    print(f"updated {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

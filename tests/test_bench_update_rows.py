@@ -1,0 +1,36 @@
+"""bench/update_rows.py merges re-measured rows into BENCHMARKS.md's table: a row of
+the same name is replaced, a new one goes at the end of the table, the rest of the
+file stays."""
+from __future__ import annotations
+
+import pytest
+
+from bench.update_rows import merge
+
+DOC = """# nbemu benchmarks
+
+| what | nbemu | reference | goal |
+|---|---|---|---|
+| a | 1 | x | <= 2 |
+| b | 5 | y | <= 3 |
+
+How: notes.
+
+## Fuzzing
+kept
+"""
+
+
+def test_rows_replaced_or_appended_and_the_rest_kept() -> None:
+    out = merge(DOC, [("b", "2", "y2", "<= 3"), ("c", "7", "", "")], "re-measured: b, c")
+    lines = out.splitlines()
+    assert "| b | 2 | y2 | <= 3 |" in lines and "| b | 5 | y | <= 3 |" not in lines
+    assert lines.index("| c | 7 |  |  |") == lines.index("| b | 2 | y2 | <= 3 |") + 1
+    assert "| a | 1 | x | <= 2 |" in lines
+    assert "re-measured: b, c" in lines and out.endswith("## Fuzzing\nkept\n")
+    assert "How: notes." in lines
+
+
+def test_a_file_without_a_table_is_refused() -> None:
+    with pytest.raises(ValueError):
+        merge("# nothing\n", [("a", "1", "", "")], "n")

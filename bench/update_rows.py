@@ -36,9 +36,14 @@ def merge(text: str, rows: list[Row], note: str) -> str:
     """The file with rows replacing same-named table rows (or appended to the table)
     and note after the table."""
     lines = text.splitlines()
-    table = [i for i, ln in enumerate(lines) if ln.startswith("| ")]
-    if not table:
+    # the first table only (the sections after it have tables of their own)
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("| ")), None)
+    if first is None:
         raise ValueError("no table in the file")
+    table = [first]
+    while table[-1] + 1 < len(lines) and lines[table[-1] + 1].startswith("|"):
+        table.append(table[-1] + 1)
+    table = [i for i in table if lines[i].startswith("| ")]
     name_at = {lines[i].split("|")[1].strip(): i for i in table}
     extra = []
     for r in rows:

@@ -31,7 +31,6 @@ from unicorn import UC_ARCH_ARM64, UC_MODE_ARM
 from unicorn import arm64_const as A
 
 from .base import Abi
-from .gdb_target import target_xml as _gdb_target
 
 # __gregs[] (arm/mcontext.h): x0..x30, sp (_REG_X31), pc (_REG_ELR), spsr, tpidr.
 NGREG = 35
@@ -120,10 +119,7 @@ class Aarch64(Abi):
     ra_on_stack = False
     go_lwp_tramp_fn_reg = A.UC_ARM64_REG_X2   # Go's runtime.lwp_tramp: the start function
 
-    # gdb's view of the port: target.xml, and how each of its registers is read
-    def gdb_target_xml(self) -> bytes:
-        return _gdb_target(self.name)
-
+    # gdb's view of the port: how each register of its target.xml (base.Abi) is read
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         return _gdb_reg_map()
 

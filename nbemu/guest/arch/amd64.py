@@ -13,7 +13,6 @@ from unicorn import UC_ARCH_X86, UC_MODE_64
 from unicorn import x86_const as X
 
 from .base import Abi
-from .gdb_target import target_xml as _gdb_target
 
 # mcontext __gregs[] order (frame_regs.h): index -> Unicorn register, None for
 # segment/trap slots the emulator does not load from user contexts.
@@ -101,10 +100,7 @@ class Amd64(Abi):
     ra_on_stack = True
     go_lwp_tramp_fn_reg = X.UC_X86_REG_R12   # Go's runtime.lwp_tramp: the start function
 
-    # gdb's view of the port: target.xml, and how each of its registers is read
-    def gdb_target_xml(self) -> bytes:
-        return _gdb_target(self.name)
-
+    # gdb's view of the port: how each register of its target.xml (base.Abi) is read
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         return _gdb_reg_map()
 

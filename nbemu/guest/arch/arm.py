@@ -45,7 +45,6 @@ from unicorn import UC_ARCH_ARM, UC_MODE_ARM
 from unicorn import arm_const as A
 
 from .base import Abi
-from .gdb_target import target_xml as _gdb_target
 
 # __gregs[] (arm/mcontext.h): r0..r12, sp, lr, pc, cpsr.
 NGREG = 17
@@ -202,10 +201,7 @@ class Arm(Abi):
     ra_on_stack = False
     go_lwp_tramp_fn_reg = A.UC_ARM_REG_R2   # Go's runtime.lwp_tramp: the start function
 
-    # gdb's view of the port: target.xml, and how each of its registers is read
-    def gdb_target_xml(self) -> bytes:
-        return _gdb_target(self.name)
-
+    # gdb's view of the port: how each register of its target.xml (base.Abi) is read
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         return _gdb_reg_map()
 

@@ -108,8 +108,12 @@ class Abi(Protocol):
 
     def gdb_target_xml(self) -> bytes:
         """gdb's target description of the port (target.xml): the order of its
-        <reg>s is gdb's register numbering and the 'g' packet's layout."""
-        ...
+        <reg>s is gdb's register numbering and the 'g' packet's layout.  Every
+        port's is written from the one description in gdb_target.py."""
+        from .gdb_target import target_xml
+        xml = target_xml(self.name)
+        assert xml is not None, f"no gdb target description for {self.name}"
+        return xml
 
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         """gdb register name -> (kind, Unicorn id, arg), for emu/gdb_regs.py.

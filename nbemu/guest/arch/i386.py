@@ -40,7 +40,6 @@ from unicorn import x86_const as X
 
 from . import amd64
 from .base import Abi
-from .gdb_target import target_xml as _gdb_target
 
 # mcontext __gregs[] (i386 mcontext.h): 19 ints.
 _REG_GS, _REG_FS, _REG_ES, _REG_DS, _REG_EDI, _REG_ESI, _REG_EBP, _REG_ESP = range(8)
@@ -155,10 +154,7 @@ class I386(Abi):
     ra_on_stack = True
     go_lwp_tramp_fn_reg = X.UC_X86_REG_ESI   # Go's runtime.lwp_tramp: the start function
 
-    # gdb's view of the port: target.xml, and how each of its registers is read
-    def gdb_target_xml(self) -> bytes:
-        return _gdb_target(self.name)
-
+    # gdb's view of the port: how each register of its target.xml (base.Abi) is read
     def gdb_reg_map(self) -> dict[str, tuple[str, int, int]]:
         return _gdb_reg_map()
 

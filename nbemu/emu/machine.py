@@ -678,8 +678,10 @@ class Machine:
         if self._fault is not None:
             access, addr, _size = self._fault
             kind = _MEM_ACCESS.get(access, "access")
+            # PROT_NONE pages are not in the engine (space.py): mapped, not permitted
+            unmapped = access in _UNMAPPED and l.l_proc.p_vmspace.lookup(addr) is None
             sig, code, addr, trapno, errc, what = fsi(
-                "unmapped" if access in _UNMAPPED else "prot", addr, pc, access=kind)
+                "unmapped" if unmapped else "prot", addr, pc, access=kind)
         elif self._intno is not None:
             sig, code, addr, trapno, errc, what = fsi("intr", 0, pc, intno=self._intno)
         elif err is not None:

@@ -4,6 +4,10 @@
 # Everything installs into .venv/ and builds into .cache/ (both git-ignored).
 
 PYTHON ?= python3
+# Every guest run is a Python process: with PYTHONDONTWRITEBYTECODE set (some
+# environments set it) each one compiles nbemu from source again, ~3x the
+# instructions of its imports. The project's own runs keep their bytecode.
+unexport PYTHONDONTWRITEBYTECODE
 VENV   := .venv
 BIN    := $(VENV)/bin
 MADE   := $(VENV)/.created

@@ -208,11 +208,14 @@ def _stubs(cls: type) -> set[str]:
 
 
 def test_ports_implement_the_abi() -> None:
-    from nbemu.guest.arch import _BY_MACHINE
+    from nbemu.guest.arch import PORTS, all_ports
     from nbemu.guest.arch.base import Abi
     need = _stubs(Abi)
     assert {"fault_siginfo", "machine", "maxcpus", "sendsig_frame"} <= need
-    for port in _BY_MACHINE.values():
+    ports = all_ports()
+    assert sorted((p.elf_machine, p.name) for p in ports) == sorted(
+        (m, name) for m, (_mod, name) in PORTS.items())      # the table names them right
+    for port in ports:
         missing = sorted(n for n in need
                          if not any(n in vars(c) for c in type(port).__mro__
                                     if c not in (Abi, object) and c.__module__ != "typing"))

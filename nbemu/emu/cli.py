@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -147,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     except EnvError as e:
         print(f"nbemu: {e}", file=sys.stderr)
         return 2
+    # Start-up: no collections while nbemu's modules load (they make only
+    # long-lived objects), and those are frozen out of every later collection.
+    gc.disable()
     from .boot import Options, run_program
+    gc.freeze()
+    gc.enable()
     replay = None
     if ns.replay is not None or ns.record is not None:
         if ns.gdb is not None:

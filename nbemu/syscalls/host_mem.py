@@ -8,10 +8,11 @@ reads and writes guest memory with memmove, without going through the engine.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import mmap as _mmap
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library Python itself is linked with (ctypes.util.find_library would
+# run `ldconfig -p` in a subprocess at every start: ~10 ms).
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                        ctypes.c_int, ctypes.c_long]

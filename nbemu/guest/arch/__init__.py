@@ -5,11 +5,18 @@ the architecture, they call the ABI object.
 """
 from __future__ import annotations
 
-from .base import Abi
-from . import aarch64, amd64, arm, i386
+import importlib
 
-_BY_MACHINE: dict[int, Abi] = {a.elf_machine: a for a in (amd64.ABI, aarch64.ABI, i386.ABI,
-                                                             arm.ABI)}
+from .base import Abi
+
+# e_machine -> (module, the port's name): a run imports only the port its
+# program needs (each port module costs ~5 ms of start-up to import).
+PORTS: dict[int, tuple[str, str]] = {
+    62: ("amd64", "amd64"),           # EM_X86_64
+    183: ("aarch64", "aarch64"),      # EM_AARCH64
+    3: ("i386", "i386"),              # EM_386
+    40: ("arm", "earmv7hf"),          # EM_ARM
+}
 
 # e_machine values of NetBSD ports we do not emulate, for a precise message.
 KNOWN_UNSUPPORTED = {
@@ -20,11 +27,20 @@ KNOWN_UNSUPPORTED = {
 
 
 def for_elf_machine(e_machine: int) -> Abi | None:
-    return _BY_MACHINE.get(e_machine)
+    port = PORTS.get(e_machine)
+    if port is None:
+        return None
+    abi: Abi = importlib.import_module(f"{__name__}.{port[0]}").ABI
+    return abi
+
+
+def all_ports() -> list[Abi]:
+    """Every port's ABI (imports them all)."""
+    return [a for m in PORTS if (a := for_elf_machine(m)) is not None]
 
 
 def supported_names() -> list[str]:
-    return sorted(a.name for a in _BY_MACHINE.values())
+    return sorted(name for _mod, name in PORTS.values())
 
 
-__all__ = ["Abi", "for_elf_machine", "supported_names", "KNOWN_UNSUPPORTED"]
+__all__ = ["Abi", "PORTS", "for_elf_machine", "all_ports", "supported_names", "KNOWN_UNSUPPORTED"]

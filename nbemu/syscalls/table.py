@@ -8,7 +8,7 @@ trace printer and the ENOSYS answer for calls nbemu does not implement.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .syscalls_master import SYSCALLS
@@ -54,20 +54,37 @@ def arg_spec(ctype: str, name: str) -> ArgSpec:
 Handler = Callable[..., Any]
 
 
-@dataclass
 class SysEnt:
-    """One row of the table (NetBSD's struct sysent plus its syscallargs)."""
-    code: int
-    name: str
-    args: tuple[ArgSpec, ...]
-    flags: str
-    handler: Handler | None = None
-    decode: Callable[[list[int]], tuple] = field(default=lambda raw: tuple(raw))
-    argcls: type | None = None
-    restartable: bool = True
-    # ILP32 ABIs: the decoder over 32-bit words and how many words the call takes.
-    decode32: Callable[[list[int]], tuple] = field(default=lambda raw: tuple(raw))
-    nwords32: int = 0
+    """One row of the table (NetBSD's struct sysent plus its syscallargs).
+
+    decode / decode32 / argcls are built on first use (__getattr__ runs only
+    while the slot is empty): generating ~1,500 decoders and argument classes
+    at import cost ~40 ms of every nbemu start; a program calls a few dozen."""
+
+    __slots__ = ("code", "name", "args", "flags", "handler", "restartable", "nwords32",
+                 "decode", "decode32", "argcls")
+
+    def __init__(self, code: int, name: str, args: tuple[ArgSpec, ...], flags: str) -> None:
+        self.code = code
+        self.name = name
+        self.args = args
+        self.flags = flags
+        self.handler: Handler | None = None
+        self.restartable = True
+        # ILP32 ABIs: how many 32-bit argument words the call takes
+        self.nwords32 = sum(2 if sp.wide else 1 for sp in args)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "decode":
+            fn: Any = _make_decoder(self.args)
+        elif attr == "decode32":
+            fn = _make_decoder32(self.args)[0]
+        elif attr == "argcls":
+            fn = _make_argcls(self.name or f"sys{self.code}", self.args)
+        else:
+            raise AttributeError(attr)
+        setattr(self, attr, fn)
+        return fn
 
     @property
     def nargs(self) -> int:
@@ -128,28 +145,12 @@ def _make_decoder32(specs: tuple[ArgSpec, ...]) -> tuple[Callable[[list[int]], t
     return ns["decode"], i
 
 
-def _lazy(ent: SysEnt, attr: str, build: Callable[[], Callable]) -> Callable:
-    """A stand-in for ent.<attr> that builds the real callable on its first call
-    and replaces itself: generating ~1,500 decoders and argument classes at
-    import cost ~40 ms of every nbemu start; a program calls a few dozen."""
-    def first(arg: Any) -> Any:
-        fn = build()
-        setattr(ent, attr, fn)
-        return fn(arg)
-    return first
-
-
+_SPECS: dict[tuple[str, str], ArgSpec] = {}     # (C type, name) -> its spec, shared
 SYSENT: dict[int, SysEnt] = {}
 for _code, (_name, _args, _flags) in SYSCALLS.items():
-    _specs = tuple(arg_spec(t, n) for t, n in _args if not t.startswith("register_t["))
-    _ent = SysEnt(_code, _name, _specs, _flags)
-    _ent.decode = _lazy(_ent, "decode", lambda sp=_specs: _make_decoder(sp))  # type: ignore[misc]
-    _ent.decode32 = _lazy(_ent, "decode32",  # type: ignore[misc]
-                          lambda sp=_specs: _make_decoder32(sp)[0])
-    _ent.nwords32 = sum(2 if sp.wide else 1 for sp in _specs)
-    _ent.argcls = _lazy(_ent, "argcls",  # type: ignore[assignment]
-                        lambda sp=_specs, nm=_name or f"sys{_code}": _make_argcls(nm, sp))
-    SYSENT[_code] = _ent
+    _specs = tuple(_SPECS.get((t, n)) or _SPECS.setdefault((t, n), arg_spec(t, n))
+                   for t, n in _args if not t.startswith("register_t["))
+    SYSENT[_code] = SysEnt(_code, _name, _specs, _flags)
 
 SYS_syscall = 0
 SYS___syscall = 198

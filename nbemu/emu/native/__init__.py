@@ -7,12 +7,9 @@ Python block hook that is ~190x slower on tight loops (one warning line).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
+import zlib
 from pathlib import Path
 
 _SRC = Path(__file__).with_name("nbhook.c")
@@ -64,6 +61,9 @@ _loaded: NativeHook | None = None
 
 
 def _build(out: Path) -> bool:
+    import shutil                  # (only when it is built: start-up imports less)
+    import subprocess
+    import tempfile
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if not cc:
         return False
@@ -85,7 +85,8 @@ def load() -> NativeHook | None:
     global _loaded
     if _loaded is not None:
         return _loaded
-    digest = hashlib.sha256(_SRC.read_bytes()).hexdigest()[:16]
+    src = _SRC.read_bytes()
+    digest = f"{zlib.crc32(src):08x}{len(src):x}"   # (hashlib costs ~4 ms of start-up)
     so = cache_dir() / "native" / f"nbhook-{digest}.so"
     if not so.exists() and not _build(so):
         return None

@@ -92,3 +92,21 @@ def test_signals_are_recorded_and_replayed(tmp_path: Path) -> None:
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == out
+
+
+def test_a_signal_arriving_mid_turn_replays(tmp_path: Path) -> None:
+    """The guest spins without system calls after "ready", so SIGINT cuts a
+    turn in the middle; the recorded run posts it before the next turn, and
+    the replay must post it there too -- not at a system call of the turn it
+    cut (the log records which kind of delivery point it was)."""
+    log = tmp_path / "catch.log"
+    prog = build_c("hostsig")
+    g = _start(prog, "catch", "--record", str(log))
+    g.signal(signal.SIGINT)
+    rc, out, err = g.finish()
+    assert rc == 0, err
+    assert out == "ready\ncaught 2\ncounters agree\n", (out, err)
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--replay", str(log), str(prog),
+                        "catch"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == out

@@ -198,9 +198,12 @@ class Recorder:
     def clock(self, tag: bytes, v: int) -> None:
         self._buf += tag + _I64.pack(v)
 
-    # signals from the host (emu/hostsig.py), at the point the kernel posts them
-    def host_signal(self, sig: int) -> None:
-        self._buf += b"G" + bytes((sig & 0xFF,))
+    # signals from the host (emu/hostsig.py), at the point the kernel posts them:
+    # "G" at a system call's end (inside a turn), "g" before a turn. Both follow
+    # the S record of the turn they come after or inside, so one tag could not
+    # tell a replay whether to post at the turn's first system call or after it.
+    def host_signal(self, sig: int, at_turn: bool = False) -> None:
+        self._buf += (b"g" if at_turn else b"G") + bytes((sig & 0xFF,))
 
     # host inputs (syscalls/hostinput.py)
     def input(self, kind: str, fn: Callable[[], Any]) -> Any:
@@ -255,7 +258,7 @@ class RecordingClock(Clock):
 # -- replaying --------------------------------------------------------------------------------
 _WHAT = {ord("S"): "a vCPU turn", ord("M"): "a CLOCK_MONOTONIC reading",
          ord("R"): "a CLOCK_REALTIME reading", ord("I"): "a host input",
-         ord("G"): "a signal from the host",
+         ord("G"): "a signal from the host", ord("g"): "a signal from the host",
          ord("X"): "the end of the run"}
 
 
@@ -360,11 +363,12 @@ class Replayer:
         return self._read(_I64, self._next(tag, wanted))[0]
 
     # signals from the host: the recorded run posted them at this point
-    def host_signals(self) -> list[int]:
+    def host_signals(self, at_turn: bool = False) -> list[int]:
         sigs = []
         buf = self._buf
-        while self._pos < len(buf) and buf[self._pos] == ord("G"):
-            pos = self._next(ord("G"), "a signal from the host")
+        tag = ord("g") if at_turn else ord("G")
+        while self._pos < len(buf) and buf[self._pos] == tag:
+            pos = self._next(tag, "a signal from the host")
             sigs.append(self._read(_U8, pos)[0])
         return sigs
 
@@ -489,7 +493,7 @@ def walk(body: bytes | memoryview):
     line), without replaying it: for summary() and for tests that edit a log."""
     buf = memoryview(body)
     names = {ord("S"): "turns", ord("M"): "monotonic", ord("R"): "realtime", ord("X"): "end",
-             ord("G"): "hostsignal"}
+             ord("G"): "hostsignal", ord("g"): "hostsignal"}
     pos = 0
     while pos < len(buf):
         tag = buf[pos]
@@ -502,7 +506,7 @@ def walk(body: bytes | memoryview):
             pos += 1 + _SLICE.size
         elif tag in names:
             name = names[tag]
-            pos += 1 + {ord("X"): 4, ord("G"): 1}.get(tag, 8)
+            pos += 1 + {ord("X"): 4, ord("G"): 1, ord("g"): 1}.get(tag, 8)
         else:
             raise LogError(f"bad record tag {tag:#x} at offset {pos}")
         yield at, chr(tag), name

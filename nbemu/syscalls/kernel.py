@@ -210,7 +210,7 @@ class Kernel:
     def next_turn(self) -> tuple[CpuInfo, Lwp | None] | None:
         """(vCPU, the LWP it runs now -- None: ask again), or None: all idle."""
         if self.hostsig_check:
-            self.post_host_signals()
+            self.post_host_signals(at_turn=True)
         if self.callout.pending:
             self.run_callouts()
         ci = self.pick_cpu()
@@ -398,19 +398,20 @@ class Kernel:
         self.host_sigs.append(sig)
         self.hostsig_check = True
 
-    def post_host_signals(self) -> None:
-        """A delivery point (a system call's end, a vCPU turn's start): psignal()
-        what the host sent. Under record/replay the posts are logged where they
-        happen and a replay posts the logged ones at the same points."""
+    def post_host_signals(self, at_turn: bool = False) -> None:
+        """A delivery point (a system call's end, or at_turn: before a vCPU
+        turn): psignal() what the host sent. Under record/replay the posts are
+        logged where they happen, and a replay posts the logged ones at the
+        same points."""
         log = self.hostsig_log
         if log is not None and log.replaying:
-            sigs = log.host_signals()
+            sigs = log.host_signals(at_turn)
         else:
             sigs, self.host_sigs = self.host_sigs, []
             self.hostsig_check = False
             if log is not None:
                 for sig in sigs:
-                    log.host_signal(sig)
+                    log.host_signal(sig, at_turn)
         p = self.proc
         if p is not None and not p.p_exiting:
             for sig in sigs:

@@ -61,6 +61,10 @@ def test_clock_gettime_and_getres(env) -> None:
     ok(l, "compat_50_clock_getres", CLOCK_REALTIME, 0)
     assert err(l, "compat_50_clock_getres", 12345, buf) == Errno.EINVAL
     assert err(l, "compat_50_clock_getres", CLOCK_MONOTONIC, BAD) == Errno.EFAULT
+    for clock in (1, 2):                # CLOCK_VIRTUAL, CLOCK_PROF: itimer clocks only
+        for call in ("compat_50_clock_gettime", "compat_50_clock_getres", "__clock_gettime50",
+                     "__clock_getres50"):
+            assert err(l, call, clock, buf) == Errno.EINVAL, call
 
 
 def test_timespec50_truncates_seconds(env) -> None:

@@ -85,12 +85,11 @@ def compat_50_sys_clock_gettime(l: Lwp, a, retval: list[int]) -> int:
 
 @syscall(234, "compat_50_clock_getres")
 def compat_50_sys_clock_getres(l: Lwp, a, retval: list[int]) -> int:
-    from .kern_time import clock_ns
-    if clock_ns(l.l_proc.k, a.clock_id) is None:
-        return Errno.EINVAL
-    if not a.tp:
-        return 0
-    return l.l_proc.p_vmspace.copyout(_timespec50(l, 1), a.tp)
+    from .kern_time import clock_getres1
+    error, ns = clock_getres1(a.clock_id)
+    if error or not a.tp:
+        return error
+    return l.l_proc.p_vmspace.copyout(_timespec50(l, ns), a.tp)
 
 
 @syscall(240, "compat_50_nanosleep")

@@ -42,6 +42,7 @@ from .kern_prot import NGROUPS_MAX
 from .kern_resource import MAXFILES, MAXLWP_SYS, NPROC, PHYSMEM, USERMEM
 from .kern_tc import HZ, TICK_US
 from .lwp import Lwp
+from .rtsock import PF_ROUTE, sysctl_rtable
 from .table import syscall
 
 CTL_MAXNAME = 12
@@ -329,7 +330,14 @@ def _build_tree(k) -> SysctlNode:
         dir_node(CTL_KERN, "kern", "High kernel", kern),
         dir_node(CTL_VM, "vm", "Virtual memory", vm),
         dir_node(CTL_VFS, "vfs", "Filesystem", []),
-        dir_node(CTL_NET, "net", "Networking", []),
+        dir_node(CTL_NET, "net", "Networking", [
+            # sysctl_net_route_setup(NULL, PF_ROUTE, "rtable") in rtsock_shared.c 1.21
+            dir_node(PF_ROUTE, "rtable", "PF_ROUTE information", [
+                dir_node(0, "rtable", "Routing table information", [], func=_rtable),
+                struct_node(next(dyn), "stats", 40, lambda l: bytes(40), "Routing statistics",
+                            helper=False),
+            ]),
+        ]),
         dir_node(CTL_DEBUG, "debug", "Debugging", []),
         dir_node(CTL_HW, "hw", "Generic CPU, I/O", hw),
         dir_node(CTL_MACHDEP, "machdep", "Machine dependent", []),
@@ -378,6 +386,20 @@ def _arandom(req: SysctlReq, name: list, node: SysctlNode) -> int:
     req.oldlen = n
     data = _random(req.l, n) if req.oldp else bytes(n)
     return sysctl_lookup(req, name, node, data, size=n)
+
+
+def _rtable(req: SysctlReq, name: list, node: SysctlNode) -> int:
+    """net.route.rtable.<af>.<op>.<arg> (rtsock.py); CTL_QUERY lists nothing."""
+    if len(name) == 1 and name[0] == CTL_QUERY:
+        return sysctl_query(req, name, node)
+    error, out, req.oldlen = sysctl_rtable(_k(req.l), name, bool(req.oldp), req.oldlen,
+                                           bool(req.newp))
+    if out:
+        cerror = req.l.l_proc.p_vmspace.copyout(out, req.oldp)
+        if cerror:
+            req.oldlen = 0                      # copyout failed: w_where is not advanced
+            return cerror
+    return error
 
 
 def _copy_sized(req: SysctlReq, data: bytes) -> int:

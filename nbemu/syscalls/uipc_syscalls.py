@@ -22,8 +22,8 @@ Record/replay: every result the host decides goes through host_input("sock")
 values, bytes sent, data received) or host_input("ready"); a replay does not
 touch host sockets. Not logged: fstat of a socket (answered from the kernel's
 own state, no host call), FIONREAD (a host ioctl, as for other host files).
-Ancillary data: SCM_RIGHTS on AF_LOCAL sockets (uipc_usrreq.py). Not modelled:
-SCM_CREDS/LOCAL_CREDS, control data on inet sockets (sendmsg: EOPNOTSUPP; recvmsg
+Ancillary data: SCM_RIGHTS, and SCM_CREDS for a socket with LOCAL_CREDS, on AF_LOCAL
+sockets (uipc_usrreq.py). Not modelled: control data on inet sockets (sendmsg: EOPNOTSUPP; recvmsg
 returns none), paccept's signal mask, socket
 options beyond the table below (ENOPROTOOPT), SO_LINGER's effect on close.
 """
@@ -46,8 +46,9 @@ from .lwp import Lwp
 from .sys_generic import ERESTART, Uio, copyin_iovec, sigpipe_hook
 from .table import syscall
 from .vfs_lookup import AT_FDCWD, namei_path, proc_fd, root_host
-from .uipc_usrreq import (HOST_ANCBUF, MCLBYTES, MSG_CMSG_CLOEXEC, UnpState, cmsg_align,
-                          copyout_msg_control, free_rights, token_ids, token_send_anc, unp_externalize,
+from .uipc_usrreq import (HOST_ANCBUF, LOCAL_CREDS, MCLBYTES, MSG_CMSG_CLOEXEC, SOL_LOCAL,
+                          UnpState, cmsg_align, copyout_msg_control, free_rights, sockcred_msg,
+                          token_ids, token_send_anc, unp_addsockcred, unp_externalize,
                           unp_internalize, unp_state)
 from .vfs_syscalls import VSOCK, HostFile
 
@@ -274,6 +275,7 @@ class SocketFile(HostFile):
         self.so_listening = False
         self.so_rcvtimeo = 0        # ns, 0: none
         self.so_sndtimeo = 0
+        self.so_wantcred = False    # unp_flags & UNP_WANTCRED (LOCAL_CREDS)
 
     def __repr__(self) -> str:
         return f"<SocketFile af={self.so_family} type={self.so_type} fd={self.hostfd}>"
@@ -332,6 +334,7 @@ class SocketFile(HostFile):
         addr = None
         outflags = 0
         stream = self.so_type == SOCK_STREAM
+        atomic_rcv = self.so_type == SOCK_DGRAM
         while True:
             n = uio.writable(min(uio.resid, CHUNK)) if uio.resid else 0
             if uio.resid and n == 0:
@@ -348,6 +351,9 @@ class SocketFile(HostFile):
                     addr = sockaddr_from_host(l.l_proc.k, self.so_family, raddr)
                 if ids and not flags & MSG_PEEK:
                     if rights is None:
+                        if self.so_wantcred and not atomic_rcv and \
+                                any(i in self.so_unp.creds for i in ids):
+                            self.so_wantcred = False    # the one message was read
                         self.so_unp.dispose(ids)
                     else:
                         rights.extend(ids)
@@ -382,6 +388,13 @@ class SocketFile(HostFile):
         nonblock = bool(self.f_flag & FNONBLOCK or flags & (MSG_DONTWAIT | MSG_NBIO))
         hflags = _msgflags(flags, _MSG_OUT) | socket.MSG_NOSIGNAL
         atomic = self.so_type != SOCK_STREAM
+        unp = self.so_unp
+        if unp is not None and unp.creds_wanted:
+            # unp_addsockcred: the sender's credentials go with the first bytes
+            if rights:
+                unp.creds[rights] = unp_addsockcred(l)
+            else:
+                rights = unp.add([], unp_addsockcred(l))
         sent_any = False
         while uio.resid or not sent_any:
             data, error = uio.copyin(uio.resid if atomic else min(uio.resid, CHUNK))
@@ -725,6 +738,7 @@ def _do_accept(l: Lwp, s: int, name: int, anamelen: int, flags: int, clrflags: i
     nflag = (so.f_flag & ~clrflags) | (FNONBLOCK if flags & SOCK_NONBLOCK else 0) | (
         FNOSIGPIPE if flags & SOCK_NOSIGPIPE else 0)
     nfp = SocketFile(ns, so.so_family, so.so_type, nflag, so.so_unp)
+    nfp.so_wantcred = so.so_wantcred            # unp3->unp_flags = unp2->unp_flags
     error, fd = _install(l, nfp, flags)
     if error:
         return error
@@ -810,6 +824,16 @@ def sys_setsockopt(l: Lwp, a, retval: list[int]) -> int:
         if isinstance(d, int):
             return d
         data = d
+    if level == SOL_LOCAL and so.so_unp is not None:
+        # uipc_ctloutput PRCO_SETOPT: LOCAL_CREDS takes an int (sockopt_getint)
+        if name != LOCAL_CREDS:
+            return Errno.ENOPROTOOPT
+        if len(data) != 4:
+            return Errno.EINVAL
+        so.so_wantcred = INT.unpack_from(data)[0] != 0
+        if so.so_wantcred:
+            so.so_unp.creds_wanted = True
+        return 0
     if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
         ns = _timeo_in(l, data)
         if ns < 0:
@@ -862,7 +886,11 @@ def sys_getsockopt(l: Lwp, a, retval: list[int]) -> int:
         (valsize,) = struct.unpack("<I", d)
         if valsize > 0x7FFFFFFF:
             return Errno.EINVAL
-    if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+    if level == SOL_LOCAL and so.so_unp is not None:
+        if name != LOCAL_CREDS:
+            return Errno.ENOPROTOOPT
+        out = INT.pack(1 if so.so_wantcred else 0)
+    elif level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
         ns = so.so_rcvtimeo if name == SO_RCVTIMEO else so.so_sndtimeo
         sec, nsec = divmod(ns, 1_000_000_000)
         out = TIMEVAL.on(l.l_proc.k.abi).pack(sec, nsec // 1000)
@@ -1027,16 +1055,22 @@ def sys_recvmsg(l: Lwp, a, retval: list[int]) -> Generator:
     if control:
         # unp_externalize (soreceive), then copyout_msg_control
         msgs = []
-        for mid in rights or ():
+        for i, mid in enumerate(rights or ()):
             assert so.so_unp is not None
-            error, msg = unp_externalize(l, so.so_unp.take(mid), bool(a.flags & MSG_CMSG_CLOEXEC))
-            if error:
-                for m_ in msgs:
-                    free_rights(l, m_)
-                for rest in (rights or [])[len(msgs) + 1:]:
-                    so.so_unp.dispose([rest])
-                return error
-            msgs.append(msg)
+            files = so.so_unp.take(mid)
+            cred = so.so_unp.take_cred(mid)
+            if files:
+                error, msg = unp_externalize(l, files, bool(a.flags & MSG_CMSG_CLOEXEC))
+                if error:
+                    for m_ in msgs:
+                        free_rights(l, m_)
+                    so.so_unp.dispose((rights or [])[i + 1:])
+                    return error
+                msgs.append(msg)
+            if cred is not None and so.so_wantcred:
+                msgs.append(sockcred_msg(l.l_proc.k.abi, cred))
+                if so.so_type != SOCK_DGRAM:
+                    so.so_wantcred = False      # once on SOCK_STREAM / SOCK_SEQPACKET
         error, controllen, trunc = copyout_msg_control(l, control, controllen, msgs)
         if error:
             return error

@@ -15,9 +15,21 @@ Record/replay: the host calls go through host_input and log the in-flight
 numbers, which the kernel assigns in guest order, so a replay (no host sockets)
 finds the same entries.
 
-Not modelled: SCM_CREDS / LOCAL_CREDS (the peer of a host socket is not known
-to the kernel), the garbage collector for a socket that holds a right to itself
-in its own queue (unp_gc): such files stay open until nbemu ends.
+Credentials (LOCAL_CREDS, SCM_CREDS; unp_addsockcred): a socket with LOCAL_CREDS
+set (UNP_WANTCRED) receives a struct sockcred of the sender with a message.
+NetBSD's sender looks at its peer's flag; here the peer of a host socket is not
+known to the kernel, so once any socket of the kernel has asked for credentials
+every AF_LOCAL send takes its sender's (pid, uid, euid, gid, egid, groups) along
+in the in-flight table, under the same token as its rights, and the receiver
+delivers them if it wants them when the message arrives (once on a stream, as
+NetBSD clears UNP_WANTCRED after the first message; every datagram).  So a
+socket that sets LOCAL_CREDS after a message was sent may see that message's
+credentials, which NetBSD would not attach.  A program that never sets
+LOCAL_CREDS pays nothing.
+
+Not modelled: LOCAL_CONNWAIT and LOCAL_PEEREID (ENOPROTOOPT), the garbage
+collector for a socket that holds a right to itself in its own queue (unp_gc):
+such files stay open until nbemu ends.
 """
 from __future__ import annotations
 
@@ -35,6 +47,10 @@ if TYPE_CHECKING:
     from .lwp import Lwp
 
 SCM_RIGHTS = 0x01
+SCM_CREDS = 0x10                      # struct sockcred
+SOL_LOCAL = 0                         # the level of AF_LOCAL socket options
+LOCAL_CREDS = 0x0004                  # sys/un.h: pass credentials to receiver
+SOCKCRED_HEAD = struct.Struct("<iIIIIi")  # sc_pid sc_uid sc_euid sc_gid sc_egid sc_ngroups
 MSG_CMSG_CLOEXEC = 0x800
 MCLBYTES = 2048                       # sockargs: control data larger than this is EINVAL
 UNP_RIGHTS_RATIO = 2                  # files in flight: at most maxfiles / 2
@@ -71,13 +87,17 @@ class UnpState:
 
     def __init__(self) -> None:
         self.inflight: dict[int, list[File]] = {}
+        self.creds: dict[int, bytes] = {}     # message number -> struct sockcred
+        self.creds_wanted = False             # some socket has set LOCAL_CREDS
         self.nextid = 1
         self.nrights = 0
 
-    def add(self, files: list[File]) -> int:
+    def add(self, files: list[File], cred: bytes | None = None) -> int:
         mid = self.nextid
         self.nextid += 1
         self.inflight[mid] = files
+        if cred is not None:
+            self.creds[mid] = cred
         return mid
 
     def take(self, mid: int) -> list[File]:
@@ -85,9 +105,13 @@ class UnpState:
         self.nrights -= len(files)
         return files
 
+    def take_cred(self, mid: int) -> bytes | None:
+        return self.creds.pop(mid, None)
+
     def dispose(self, mids: list[int]) -> None:
         """unp_dispose / unp_discard_now: the files of messages nobody receives."""
         for mid in mids:
+            self.creds.pop(mid, None)
             for fp in self.take(mid):
                 closef(fp)
 
@@ -150,11 +174,30 @@ def unp_externalize(l: Lwp, files: list[File], cloexec: bool) -> tuple[int, byte
     return 0, msg.ljust(cmsg_space(abi, len(payload)), b"\0")
 
 
+def unp_addsockcred(l: Lwp) -> bytes:
+    """The sender's struct sockcred (SOCKCREDSIZE(ngroups) bytes)."""
+    from .kern_prot import proc_cred
+    p = l.l_proc
+    c = proc_cred(p)
+    groups = c.cr_groups
+    return SOCKCRED_HEAD.pack(p.p_pid, c.cr_uid, c.cr_euid, c.cr_gid, c.cr_egid,
+                              len(groups)) + struct.pack(f"<{len(groups)}I", *groups)
+
+
+def sockcred_msg(abi: Any, cred: bytes) -> bytes:
+    """An SCM_CREDS control message as sbcreatecontrol1 builds it (CMSG_SPACE long)."""
+    hdr = CMSGHDR.pack(cmsg_len(abi, len(cred)), 0xFFFF, SCM_CREDS)
+    msg = hdr.ljust(cmsg_align(abi, CMSGHDR.size), b"\0") + cred
+    return msg.ljust(cmsg_space(abi, len(cred)), b"\0")
+
+
 def free_rights(l: Lwp, msg: bytes) -> None:
     """Close the descriptors of an externalized message that was not copied out."""
     p = l.l_proc
     abi = p.k.abi
-    clen = CMSGHDR.unpack_from(msg)[0]
+    clen, _, type_ = CMSGHDR.unpack_from(msg)
+    if type_ != SCM_RIGHTS:
+        return
     base = cmsg_align(abi, CMSGHDR.size)
     for (fd,) in struct.iter_unpack("<i", msg[base:clen]):
         if fd_getfile(p, fd) is not None:
@@ -164,8 +207,8 @@ def free_rights(l: Lwp, msg: bytes) -> None:
 def copyout_msg_control(l: Lwp, control_va: int, controllen: int,
                         msgs: list[bytes]) -> tuple[int, int, bool]:
     """copyout_msg_control: as many whole messages as fit (an SCM_RIGHTS message
-    is never cut; the descriptors of the ones left out are closed). Returns
-    (errno, bytes copied, truncated)."""
+    is never cut, another one is cut to the room left; the descriptors of the
+    ones left out are closed). Returns (errno, bytes copied, truncated)."""
     vm = l.l_proc.p_vmspace
     if controllen <= 0 or not msgs:
         for m in msgs:
@@ -178,7 +221,9 @@ def copyout_msg_control(l: Lwp, control_va: int, controllen: int,
         m = msgs[i]
         if left < len(m):
             trunc = True
-            break                     # SCM_RIGHTS: do not truncate
+            if CMSGHDR.unpack_from(m)[2] == SCM_RIGHTS:
+                break                 # SCM_RIGHTS: do not truncate
+            m = m[:left]
         error = vm.copyout(m, control_va + q)
         if error:
             i = 0

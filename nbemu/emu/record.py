@@ -56,7 +56,7 @@ from nbemu.syscalls import hostinput
 from nbemu.syscalls.kern_tc import Clock
 
 FORMAT = "nbemu-replay-log"
-VERSION = 1
+VERSION = 2               # 2: host signals posted before a turn have a tag of their own ("g")
 EXIT_DIVERGED = 124       # the replay asked for something the log does not have next
 
 INPUT_KINDS = ("read", "pread", "ready", "mmap", "readdir", "random", "sock")

@@ -255,14 +255,24 @@ class Space:
         if self._ng:
             self._none_take(va, end)
         i, j = self._overlapping(va, end)
-        for _ in range(j - i):
-            s, e, prot, host = self._drop(i)
-            if s < va:
-                self._add(s, va, prot, host)
-                i += 1
-            if e > end:
-                self._add(end, e, prot, host + (end - s))
-                i += 1
+        for _ in range(j - i):      # (only the last one can leave a part above end)
+            i = self._split(i, va, end, inner=False)[3]
+
+    def _split(self, i: int, va: int, end: int, inner: bool = True
+               ) -> tuple[int, int, int, int]:
+        """Cut region i at va and end: its parts outside [va, end) become regions
+        of their own (same protection); the part inside, (start, end, host
+        address), is mapped alone at the index returned (inner), or not at all."""
+        s, e, prot, host = self._drop(i)
+        if s < va:
+            self._add(s, va, prot, host)
+            i += 1
+        if e > end:
+            self._add(end, e, prot, host + (end - s))
+        lo, hi = max(s, va), min(e, end)
+        if inner:
+            self._add(lo, hi, prot, host + (lo - s))
+        return lo, hi, host + (lo - s), i
 
     def pmap_protect(self, va: int, size: int, prot: int) -> None:
         """Change the protection of [va, va+size) (every page of it mapped)."""
@@ -272,26 +282,12 @@ class Space:
         while i < len(self._rg) and self._rg[i][0] < end:
             s, e, old, host = self._rg[i]
             if old != prot and not prot:            # out of the engine
-                self._drop(i)
-                lo, hi = max(s, va), min(e, end)
-                if s < va:
-                    self._add(s, va, old, host)
-                    i += 1
-                if e > end:
-                    self._add(end, e, old, host + (end - s))
-                self._none_add(lo, hi, host + (lo - s))
+                lo, hi, h, i = self._split(i, va, end, inner=False)
+                self._none_add(lo, hi, h)
                 continue
             if old != prot:
                 if s < va or e > end:               # the outer parts keep theirs
-                    self._drop(i)
-                    lo, hi = max(s, va), min(e, end)
-                    if s < va:
-                        self._add(s, va, old, host)
-                        i += 1
-                    if e > end:
-                        self._add(end, e, old, host + (end - s))
-                    self._add(lo, hi, old, host + (lo - s))
-                    s, e, host = lo, hi, host + (lo - s)
+                    s, e, host, i = self._split(i, va, end)
                 # the engine's own change on a whole region (no split): it also
                 # ends the running block when the region loses EXEC
                 self.uc.mem_protect(s, e - s, prot)

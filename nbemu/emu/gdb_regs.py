@@ -60,7 +60,7 @@ class RegFile:
         if l is self.m.loaded:
             uclib.uc_reg_read(self.m.uch, uc_id, buf)
         else:
-            uclib.uc_context_reg_read(l.l_md.context, uc_id, buf)
+            uclib.uc_context_reg_read(l.l_md, uc_id, buf)
         return buf.raw[:n]
 
     def _raw_write(self, l: "Lwp", uc_id: int, data: bytes) -> None:
@@ -70,7 +70,7 @@ class RegFile:
         if l is self.m.loaded:
             uclib.uc_reg_write(self.m.uch, uc_id, buf)
         else:
-            uclib.uc_context_reg_write(l.l_md.context, uc_id, buf)
+            uclib.uc_context_reg_write(l.l_md, uc_id, buf)
 
     # -- gdb's view -------------------------------------------------------------
     def read_all(self, l: "Lwp") -> list[bytes | None]:

@@ -23,6 +23,7 @@ from typing import Any, Generator
 from .errno import Errno, KernErrno
 from .kern_descrip import fd_closeexec, fd_getfile
 from .kern_exit import lwp_off_queues
+from .kern_lwp import uarea_free
 from .kern_resource import proc_addrtime
 from .lwp import LSONPROC, LSRUN, LSSLEEP, LSZOMB, LPR_DETACHED, Lwp
 from .table import syscall
@@ -115,9 +116,7 @@ def exit_lwps(l: Lwp) -> None:
         p.p_nzlwps -= 1
         if l2.l_prflag & LPR_DETACHED:
             p.p_ndlwps -= 1
-        if l2.l_uarea is not None:
-            l2.l_uarea.free()
-            l2.l_uarea = None
+        uarea_free(k, l2)
 
 
 def exec_lookup(l: Lwp, path: bytes, read: Any = None) -> tuple[str, Any] | int:

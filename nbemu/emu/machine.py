@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
                      UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
@@ -34,7 +34,6 @@ from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
 from unicorn.unicorn_py3.unicorn import uclib
 
 from nbemu.guest.arch.base import Abi
-from nbemu.syscalls.kernel import Kernel
 from nbemu.syscalls.kern_resource import lwp_startrun, updatertime
 from nbemu.syscalls.lwp import Lwp
 
@@ -42,6 +41,9 @@ from . import native
 from .engine import new_engine
 from .regs import RegBatch
 from .space import Space, vmmap_new
+
+if TYPE_CHECKING:                # built by the boot code, reached through attach()
+    from nbemu.syscalls.kernel import Kernel
 
 _INSN_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
@@ -67,8 +69,7 @@ class GuestFault(Exception):
 class Machine:
     """Hardware for one NetBSD process: engine, pmap, vCPU turns."""
 
-    def __init__(self, abi: Abi, ncpu: int = 4, deterministic: bool = False, seed: int = 0,
-                 root: str = "/") -> None:
+    def __init__(self, abi: Abi, deterministic: bool = False) -> None:
         self.abi = abi
         self.deterministic = deterministic
         self._never_pc = (1 << 8 * abi.word_size) - 1    # uc_emu_start's `until`
@@ -123,8 +124,11 @@ class Machine:
         self.uch = self.space.uch
         self._ctx_template = self.uc.context_save()     # what _pcb_init copies
         assert self._ctx_template.size <= abi.uspace, "the saved context exceeds USPACE"
-        self.kernel = Kernel(abi, self, ncpu=ncpu, deterministic=deterministic, seed=seed,
-                             root=root)
+        self.kernel: Kernel = None  # type: ignore[assignment]   # attach(): boot.boot_machine
+
+    def attach(self, kernel: Kernel) -> None:
+        """The kernel this machine runs (built by the boot code on this Platform)."""
+        self.kernel = kernel
 
     # -- engines: one per address space (emu/space.py) -------------------------------
     def vmspace_new(self) -> Space:

@@ -85,3 +85,58 @@ def test_memory_option_default_and_bad_sizes() -> None:
     for bad in ("0", "12Q", "2T", "512K", "nan"):
         r = run_nbemu(prog, "1", opts=("-m", bad))
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and f"-m {bad}:" in r.stderr
+
+
+# -- the debugger reads a parked LWP's registers from its u-area ----------------------------
+@pytest.mark.parametrize("arch", ARCHES)
+def test_debugger_reads_a_parked_lwps_registers_from_its_uarea(arch: str) -> None:
+    """gdb's register file (emu/gdb_regs.py, what 'g'/'p' answer) for an LWP parked
+    in _lwp_park: its general registers are the bytes of its u-area at the port's
+    offsets -- a byte changed there is what gdb sees, and what the engine would
+    load (the same memory is the saved context); changed back, the run goes on."""
+    from nbemu.emu.boot import Options, Session
+    from nbemu.emu.gdb_regs import RegFile
+    from nbemu.syscalls.lwp import LSSLEEP
+    abi = PORTS[arch]
+    s = Session(str(build_c("lwp_errno_enomem", arch)), [str(1 << 20)],
+                Options(memory=1 << 20, deterministic=True))
+    m, k = s.machine, s.kernel
+    rf = RegFile(m)
+    num = {r.name: r.num for r in rf.regs}
+    done: list[str] = []
+
+    def on_event(kind: str, l, data: dict) -> None:
+        if kind != "create" or done:
+            return
+        parked = [t for t in k.proc.p_lwps.values()
+                  if t.l_stat == LSSLEEP and t.l_wmesg == "parked" and t is not m.loaded]
+        if len(parked) < 2:
+            return
+        t = parked[0]
+        before = rf.read_all(t)
+        # the same values as the engine's reader of the saved context
+        pc, sp = m.regs_get(t, (abi.pc_reg, abi.sp_reg))
+        pc_name = next(n for n, r in abi.report_regs if r == abi.pc_reg)
+        assert int.from_bytes(before[num[pc_name]], "little") == pc
+        assert sp != 0
+        name = sorted(abi.uarea_regs)[0]
+        off, n = abi.uarea_regs[name]
+        assert before[num[name]] == ctypes.string_at(t.l_uarea + off, n)
+        orig = ctypes.string_at(t.l_uarea + off, n)
+        marker = bytes(range(0xA1, 0xA1 + n))
+        ctypes.memmove(t.l_uarea + off, marker, n)
+        try:
+            after = rf.read_all(t)
+            assert after[num[name]] == marker
+            assert [a for i, a in enumerate(after) if i != num[name]] == \
+                [b for i, b in enumerate(before) if i != num[name]]
+            uc_id = abi.gdb_reg_map()[name][1]
+            assert m.regs_get(t, (uc_id,))[0] == int.from_bytes(marker, "little")
+        finally:
+            ctypes.memmove(t.l_uarea + off, orig, n)
+        assert rf.read_all(t) == before
+        done.append(name)
+
+    k.listeners.append(on_event)
+    assert s.run() == 0
+    assert done

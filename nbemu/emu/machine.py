@@ -271,6 +271,10 @@ class Machine:
                 return
         self._batch(ids).write_ctx(l.l_md, vals)
 
+    def pending_pc(self, l: Lwp) -> int | None:
+        """A PC written to l off the engine that its saved context does not hold yet."""
+        return self._ctx_pc.get(id(l)) if self._ctx_pc else None
+
     def regs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
         if l is self.loaded:
             pc = self.abi.pc_reg

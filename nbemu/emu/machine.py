@@ -334,12 +334,11 @@ class Machine:
             self._out.write_ctx(l.l_md, vals)
 
     def context_fork(self, parent: Lwp, child: Lwp) -> None:
-        """child gets parent's registers (the trap's): on parent's engine for a
-        new LWP, on the child process's engine for fork (a context of that
-        engine, filled with the live CPU state of this one)."""
+        """child gets parent's registers (the trap's), in its u-area: a new
+        LWP of the process, or a fork child, whose engine loads them from there."""
         assert parent is self.loaded
         self._pcb_init(child)
-        uclib.uc_context_save(self.uch, child.l_md)     # (to the child's engine for fork)
+        uclib.uc_context_save(self.uch, child.l_md)
         # Unless the ucontext sets them, the child resumes after the trap.
         pc = self.uc.reg_read(self.abi.pc_reg)
         if self.in_hook:

@@ -78,10 +78,10 @@ MAXCOMLEN = 16
 
 
 class Lwp:
-    """One LWP (struct lwp). Its user context lives in its u-area (l_uarea; l_md
-    points at it, as md_regs at the trapframe) while it is off-CPU; l_kstack holds the kernel
-    continuation of a system call that blocked (a generator, resumed with the
-    wakeup's error). Every field is declared here, grouped as sys/lwp.h groups
+    """One LWP (struct lwp). Its user context lives in its u-area (l_uarea;
+    l_md points at it, as md_regs at the trapframe) while it is off-CPU;
+    l_kstack holds the kernel continuation of a system call that blocked (a
+    generator, resumed with the wakeup's error). Every field is declared here, grouped as sys/lwp.h groups
     them; subsystems never add fields on the fly."""
 
     __slots__ = (

@@ -50,6 +50,10 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
 _TRAP_CB = ctypes.CFUNCTYPE(None)
 
+# The switch path's two calls (uarea_save, uarea_load), looked up once: a hop
+# between LWPs makes one of each.
+_ctx_save, _ctx_restore = uclib.uc_context_save, uclib.uc_context_restore
+
 SLICE_NS = 1_000_000                 # fast mode: a vCPU's turn on the host thread (host time;
                                      # not the guest's hardclock tick, kern_tc.TICK_NS)
 
@@ -534,11 +538,11 @@ class Machine:
     # (its layout: Abi.uarea_regs). These two are the switch path's only copies.
     def uarea_save(self, l: Lwp) -> None:
         """The engine's registers (l's) to l's u-area."""
-        uclib.uc_context_save(self.uch, l.l_md)
+        _ctx_save(self.uch, l.l_md)
 
     def uarea_load(self, l: Lwp) -> None:
         """l's registers from its u-area to the engine."""
-        uclib.uc_context_restore(self.uch, l.l_md)
+        _ctx_restore(self.uch, l.l_md)
 
     def _pcb_init(self, l: Lwp) -> None:
         """Make l's u-area hold a context (Unicorn's header, then the CPU state

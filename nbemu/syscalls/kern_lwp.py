@@ -125,7 +125,10 @@ class UareaArena:
         self.used -= self.usize
 
     def __del__(self) -> None:
-        self.release()
+        try:
+            self.release()
+        except Exception:       # interpreter shutdown: libc's binding may be gone already
+            pass
 
     def release(self) -> None:
         """The kernel ends: give the host memory back."""

@@ -147,7 +147,7 @@ def test_create_enomem_when_uarea_arena_exhausted() -> None:
     vals = [0] * len(ABI.getmcontext_ids())
     uc = ABI.build_ucontext(vals, (0, 0, 0, 0), (0, 0, 4), None)
     assert l.l_proc.p_vmspace.copyout(uc, va) == 0
-    k.uarea_arena = UareaArena(size=0)
+    k.uarea_arena = UareaArena(0, ABI.uspace)
     err, _ = call(l, "_lwp_create", va, 0, va + 0x8000)
     assert err == Errno.ENOMEM
     assert struct.unpack("<i", bytes(l.l_proc.p_vmspace.copyin(va + 0x8000, 4)))[0] == 0

@@ -7,9 +7,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from nbemu.guest.arch.base import Abi
 from nbemu.guest.elf import ElfError
 from nbemu.guest.exec_elf import exec_image, host_ids, read_program
 from nbemu.syscalls.kern_lwp import lwp_create, lwp_start
+from nbemu.syscalls.kern_resource import PHYSMEM
+from nbemu.syscalls.kernel import Kernel
 from nbemu.syscalls.lwp import Lwp, Proc
 from nbemu.syscalls.signals import signame
 from nbemu.syscalls.kern_proc import proc_enter
@@ -25,6 +28,7 @@ EXIT_INTERNAL = 70       # EX_SOFTWARE: nbemu itself failed (a bug), with a cras
 @dataclass
 class Options:
     ncpu: int = 4
+    memory: int = PHYSMEM             # -m SIZE: the guest's RAM, bytes (hw.physmem64)
     deterministic: bool = False
     seed: int = 0
     root: str = "/"
@@ -56,15 +60,23 @@ def guest_cwd(root: str) -> str:
     return "/"
 
 
+def boot_machine(abi: Abi, opts: Options) -> tuple[Machine, Kernel]:
+    """The hardware, then the kernel on it: the Kernel sees the Machine only
+    as its Platform (syscalls/kernel.py); the Machine runs the Kernel's turns."""
+    m = Machine(abi, deterministic=opts.deterministic)
+    k = Kernel(abi, m, ncpu=opts.ncpu, deterministic=opts.deterministic, seed=opts.seed,
+               root=opts.root, physmem=opts.memory)
+    m.attach(k)
+    return m, k
+
+
 class Session:
     """A booted program, ready to run (also the base of the Python API)."""
 
     def __init__(self, path: str, args: list[str], opts: Options) -> None:
         img, abi = read_program(path)
         self.opts = opts
-        self.machine = m = Machine(abi, ncpu=opts.ncpu, deterministic=opts.deterministic,
-                                   seed=opts.seed, root=opts.root)
-        k = self.kernel = m.kernel
+        self.machine, self.kernel = m, k = boot_machine(abi, opts)
         self.rr = None
         cwd = guest_cwd(opts.root)
         if opts.record is not None or opts.replay is not None:

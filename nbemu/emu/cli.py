@@ -1,6 +1,6 @@
 """nbemu's command line, in qemu-user's style:
 
-    nbemu [--ncpu N] [--deterministic] [--seed S] [--root DIR] [--strace[=FILE]]
+    nbemu [--ncpu N] [-m SIZE] [--deterministic] [--seed S] [--root DIR] [--strace[=FILE]]
           [-E VAR=VALUE]... [-U VAR]... [-0 ARGV0] PROGRAM [ARGS...]
     nbemu atf|explore|timeline ...        (tools built on the emulator)
 """
@@ -14,7 +14,25 @@ import sys
 from . import __doc__ as _pkgdoc  # noqa: F401
 
 VERSION = "0.1.0"
-_TAKES_VALUE = {"--ncpu", "--seed", "--root", "-E", "-U", "-0", "-g", "--record", "--replay"}
+_TAKES_VALUE = {"--ncpu", "-m", "--memory", "--seed", "--root", "-E", "-U", "-0", "-g", "--record", "--replay"}
+
+MIN_MEMORY, MAX_MEMORY = 1 << 20, 1 << 40
+_SUFFIX = {"": 1 << 20, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int | None:
+    """qemu's -m SIZE: a number of MiB, or with a suffix (B, K, M, G, T; any
+    case); None when it is not one."""
+    t = text.strip().upper()
+    unit = t[-1:] if t[-1:] in _SUFFIX and not t[-1:].isdigit() else ""
+    num = t[:len(t) - len(unit)]
+    try:
+        val = float(num)
+    except ValueError:
+        return None
+    if not num or val != val or val < 0 or val == float("inf"):
+        return None
+    return int(val * _SUFFIX[unit])
 
 
 USAGE = """nbemu [options] PROGRAM [ARGS...]
@@ -45,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG)
     ap.add_argument("--ncpu", type=int, default=4, metavar="N",
                     help="number of emulated CPUs (default 4; hw.ncpu)")
+    ap.add_argument("-m", "--memory", default=None, metavar="SIZE",
+                    help="the guest's RAM, as qemu's -m: MiB, or with a suffix K, M, G, T "
+                         "(default 8G; hw.physmem64; half of it is the kernel arena LWPs' "
+                         "u-areas come from: _lwp_create's ENOMEM)")
     ap.add_argument("--deterministic", action="store_true",
                     help="seeded scheduling and a virtual clock: the same run every time")
     ap.add_argument("--seed", type=int, default=0, metavar="S",
@@ -142,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isdir(ns.root):
         print(f"nbemu: --root {ns.root}: not a directory", file=sys.stderr)
         return 2
+    memory = None
+    if ns.memory is not None:
+        memory = parse_size(ns.memory)
+        if memory is None or not MIN_MEMORY <= memory <= MAX_MEMORY:
+            print(f"nbemu: -m {ns.memory}: a size of 1M to 1T is wanted (MiB, or a number "
+                  f"with K, M, G or T)", file=sys.stderr)
+            return 2
     from .guest_env import EnvError, guest_env
     try:
         env, _ = guest_env(ns.setenv, ns.unsetenv, ns.root)
@@ -177,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             given["seed"] = ns.seed
         if "--root" in flags:
             given["root"] = os.path.abspath(ns.root)
+        if memory is not None:
+            given["memory"] = memory
         if ns.setenv or ns.unsetenv or ns.argv0 is not None:
             print("nbemu: --replay: the environment and argv0 come from the log "
                   "(no -E, -U or -0)", file=sys.stderr)
@@ -188,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         h = replay.header
         ns.ncpu, ns.deterministic, ns.seed = h["ncpu"], h["deterministic"], h["seed"]
         ns.root, ns.argv0, env = h["root"], h["argv0"], dict(h["env"])
+        memory = h.get("memory")            # (logs older than -m: the default)
         now = stdio_kinds()
         for fd, (was, is_) in enumerate(zip(h.get("stdio", now), now)):
             # stdin's kind chooses the read path; a tty on 1/2 may change buffering
@@ -201,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                    root=os.path.abspath(ns.root), strace=strace_out, env=env,
                    argv0=ns.argv0, sched_log=ns.sched_hash, stats=ns.stats, trace=ns.trace,
                    timeline=ns.timeline)
+    if memory is not None:
+        opts.memory = memory
     opts.gdb = ns.gdb
     opts.record, opts.replay = ns.record, replay
     sys.stdout.flush()

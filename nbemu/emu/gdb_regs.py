@@ -7,7 +7,11 @@ register n and the n-th field of a 'g' packet. This module maps each name to a
 way of reading it from an LWP — a live engine or a saved context, through the
 Machine's batched regs_get/regs_set for registers of up to 64 bits, or raw
 uc_(context_)reg_read for the wide ones (x87 80-bit, SSE 128-bit) that the
-batch arrays cannot hold.
+batch arrays cannot hold. An LWP off the engine (parked, runnable, stopped)
+keeps its registers in its u-area: the general registers, SP and PC are read
+from that memory as a debugger reads a pcb, at the offsets of the port's
+layout (Abi.uarea_regs); the rest through the engine's reader of the same
+saved context.
 """
 from __future__ import annotations
 
@@ -51,6 +55,13 @@ class RegFile:
         self._batched = [r for r in self.regs if r.kind in ("int", "ro", "ftag", "tls")]
         self._batch_ids = tuple(r.uc for r in self._batched)  # type: ignore[misc]
         self._fpsw = abi.gdb_fpsw_reg         # x87 status word (st<i> are relative to TOP)
+        # gdb register number -> (offset, bytes) in the u-area; the other batched ones
+        self._in_uarea = {r.num: abi.uarea_regs[r.name] for r in self._batched
+                          if r.kind == "int" and r.name in abi.uarea_regs}
+        self._uarea_span = max((o + n for o, n in self._in_uarea.values()), default=0)
+        self._not_in_uarea = [r for r in self._batched if r.num not in self._in_uarea]
+        self._not_in_uarea_ids = tuple(r.uc for r in self._not_in_uarea)  # type: ignore[misc]
+        self._pc_num = next((r.num for r in self._batched if r.uc == abi.pc_reg), -1)
         self._buf = ctypes.create_string_buffer(64)
 
     # -- raw access to wide registers -------------------------------------------
@@ -60,7 +71,7 @@ class RegFile:
         if l is self.m.loaded:
             uclib.uc_reg_read(self.m.uch, uc_id, buf)
         else:
-            uclib.uc_context_reg_read(l.l_md.context, uc_id, buf)
+            uclib.uc_context_reg_read(l.l_md, uc_id, buf)
         return buf.raw[:n]
 
     def _raw_write(self, l: "Lwp", uc_id: int, data: bytes) -> None:
@@ -70,14 +81,17 @@ class RegFile:
         if l is self.m.loaded:
             uclib.uc_reg_write(self.m.uch, uc_id, buf)
         else:
-            uclib.uc_context_reg_write(l.l_md.context, uc_id, buf)
+            uclib.uc_context_reg_write(l.l_md, uc_id, buf)
 
     # -- gdb's view -------------------------------------------------------------
     def read_all(self, l: "Lwp") -> list[bytes | None]:
         """Each register's bytes (target order, little-endian); None: unavailable."""
         if l.l_md is None and l is not self.m.loaded:
             return [None] * len(self.regs)
-        vals = dict(zip((r.num for r in self._batched), self.m.regs_get(l, self._batch_ids)))
+        if l is self.m.loaded:
+            vals = dict(zip((r.num for r in self._batched), self.m.regs_get(l, self._batch_ids)))
+        else:
+            vals = self._read_uarea(l)
         top = 0
         if self._fpsw is not None:
             top = (self.m.regs_get(l, (self._fpsw,))[0] >> 11) & 7
@@ -103,6 +117,18 @@ class RegFile:
             else:
                 out.append(None)
         return out
+
+    def _read_uarea(self, l: "Lwp") -> dict[int, int]:
+        """The batched registers of an LWP off the engine: from its u-area."""
+        raw = ctypes.string_at(l.l_uarea, self._uarea_span)
+        vals = {num: int.from_bytes(raw[off:off + n], "little")
+                for num, (off, n) in self._in_uarea.items()}
+        vals.update(zip((r.num for r in self._not_in_uarea),
+                        self.m.regs_get(l, self._not_in_uarea_ids)))
+        pc = self.m.pending_pc(l)
+        if pc is not None:                 # written by gdb, not in the u-area yet (ARM)
+            vals[self._pc_num] = pc
+        return vals
 
     def read_one(self, l: "Lwp", num: int) -> bytes | None:
         return self.read_all(l)[num]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
                      UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
@@ -34,7 +34,6 @@ from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
 from unicorn.unicorn_py3.unicorn import uclib
 
 from nbemu.guest.arch.base import Abi
-from nbemu.syscalls.kernel import Kernel
 from nbemu.syscalls.kern_resource import lwp_startrun, updatertime
 from nbemu.syscalls.lwp import Lwp
 
@@ -43,10 +42,17 @@ from .engine import new_engine
 from .regs import RegBatch
 from .space import Space, vmmap_new
 
+if TYPE_CHECKING:                # built by the boot code, reached through attach()
+    from nbemu.syscalls.kernel import Kernel
+
 _INSN_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
 _TRAP_CB = ctypes.CFUNCTYPE(None)
+
+# The switch path's two calls (uarea_save, uarea_load), looked up once: a hop
+# between LWPs makes one of each.
+_ctx_save, _ctx_restore = uclib.uc_context_save, uclib.uc_context_restore
 
 SLICE_NS = 1_000_000                 # fast mode: a vCPU's turn on the host thread (host time;
                                      # not the guest's hardclock tick, kern_tc.TICK_NS)
@@ -67,8 +73,7 @@ class GuestFault(Exception):
 class Machine:
     """Hardware for one NetBSD process: engine, pmap, vCPU turns."""
 
-    def __init__(self, abi: Abi, ncpu: int = 4, deterministic: bool = False, seed: int = 0,
-                 root: str = "/") -> None:
+    def __init__(self, abi: Abi, deterministic: bool = False) -> None:
         self.abi = abi
         self.deterministic = deterministic
         self._never_pc = (1 << 8 * abi.word_size) - 1    # uc_emu_start's `until`
@@ -121,8 +126,13 @@ class Machine:
         self.space = self.vmspace_new()
         self.uc = self.space.uc
         self.uch = self.space.uch
-        self.kernel = Kernel(abi, self, ncpu=ncpu, deterministic=deterministic, seed=seed,
-                             root=root)
+        self._ctx_template = self.uc.context_save()     # what _pcb_init copies
+        assert self._ctx_template.size <= abi.uspace, "the saved context exceeds USPACE"
+        self.kernel: Kernel = None  # type: ignore[assignment]   # attach(): boot.boot_machine
+
+    def attach(self, kernel: Kernel) -> None:
+        """The kernel this machine runs (built by the boot code on this Platform)."""
+        self.kernel = kernel
 
     # -- engines: one per address space (emu/space.py) -------------------------------
     def vmspace_new(self) -> Space:
@@ -196,7 +206,7 @@ class Machine:
         if sp.users > 1:                     # a vfork child leaves its parent's space
             sp.users -= 1
             if self.loaded is l and l.l_md is not None:
-                uclib.uc_context_save(self.uch, l.l_md.context)
+                self.uarea_save(l)
             self.loaded = None
             sp = self.vmspace_new()
         else:
@@ -221,7 +231,7 @@ class Machine:
             return
         cur = self.loaded
         if cur is not None and cur.l_md is not None:
-            uclib.uc_context_save(self.uch, cur.l_md.context)
+            self.uarea_save(cur)
         self.loaded = None
         if self.space.users == 0:            # an ended address space's engine
             self._space_pool.append(self.space)
@@ -265,6 +275,10 @@ class Machine:
                 return
         self._batch(ids).write_ctx(l.l_md, vals)
 
+    def pending_pc(self, l: Lwp) -> int | None:
+        """A PC written to l off the engine that its saved context does not hold yet."""
+        return self._ctx_pc.get(id(l)) if self._ctx_pc else None
+
     def regs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
         if l is self.loaded:
             pc = self.abi.pc_reg
@@ -296,7 +310,7 @@ class Machine:
         if l is self.loaded:
             uclib.uc_reg_read_batch(self.uch, cids, ptrs, n)
         else:
-            uclib.uc_context_reg_read_batch(l.l_md.context, cids, ptrs, n)
+            uclib.uc_context_reg_read_batch(l.l_md, cids, ptrs, n)
         raw = bytes(bufs)
         return [int.from_bytes(raw[16 * i:16 * i + 16], "little") for i in range(n)]
 
@@ -307,7 +321,7 @@ class Machine:
             if l is self.loaded:
                 uclib.uc_reg_write(self.uch, r, buf)
             elif l.l_md is not None:
-                uclib.uc_context_reg_write(l.l_md.context, r, buf)
+                uclib.uc_context_reg_write(l.l_md, r, buf)
 
     def syscall_return(self, l: Lwp, vals: Sequence[int]) -> None:
         """Write abi.syscall_out_regs (the trap's hot path: one prebuilt batch)."""
@@ -324,16 +338,11 @@ class Machine:
             self._out.write_ctx(l.l_md, vals)
 
     def context_fork(self, parent: Lwp, child: Lwp) -> None:
-        """child gets parent's registers (the trap's): on parent's engine for a
-        new LWP, on the child process's engine for fork (a context of that
-        engine, filled with the live CPU state of this one)."""
+        """child gets parent's registers (the trap's), in its u-area: a new
+        LWP of the process, or a fork child, whose engine loads them from there."""
         assert parent is self.loaded
-        sp = child.l_proc.p_vmspace.pmap
-        if sp is self.space:
-            child.l_md = self.uc.context_save()
-        else:
-            child.l_md = sp.uc.context_save()
-            uclib.uc_context_save(self.uch, child.l_md.context)
+        self._pcb_init(child)
+        uclib.uc_context_save(self.uch, child.l_md)
         # Unless the ucontext sets them, the child resumes after the trap.
         pc = self.uc.reg_read(self.abi.pc_reg)
         if self.in_hook:
@@ -357,11 +366,11 @@ class Machine:
         if scratch is None:
             scratch = sp.scratch_ctx = sp.uc.context_save()
         uclib.uc_context_save(sp.uch, scratch.context)
-        uclib.uc_context_restore(sp.uch, l.l_md.context)
+        uclib.uc_context_restore(sp.uch, l.l_md)
         try:
             fn(sp.uc)
         finally:
-            uclib.uc_context_save(sp.uch, l.l_md.context)
+            uclib.uc_context_save(sp.uch, l.l_md)
             uclib.uc_context_restore(sp.uch, scratch.context)
 
     def context_free(self, l: Lwp) -> None:
@@ -524,16 +533,34 @@ class Machine:
         uc.emu_stop()
 
     # -- loading LWPs ------------------------------------------------------------------
+    # An LWP off the engine keeps its registers in its u-area (kern_lwp.UareaArena):
+    # the engine's saved CPU state at the u-area's start, l_md pointing at it
+    # (its layout: Abi.uarea_regs). These two are the switch path's only copies.
+    def uarea_save(self, l: Lwp) -> None:
+        """The engine's registers (l's) to l's u-area."""
+        _ctx_save(self.uch, l.l_md)
+
+    def uarea_load(self, l: Lwp) -> None:
+        """l's registers from its u-area to the engine."""
+        _ctx_restore(self.uch, l.l_md)
+
+    def _pcb_init(self, l: Lwp) -> None:
+        """Make l's u-area hold a context (Unicorn's header, then the CPU state
+        that uarea_save fills in): l_md points at it from now on."""
+        assert l.l_uarea, "an LWP without a u-area"
+        t = self._ctx_template
+        ctypes.memmove(l.l_uarea, t.context, t.size)
+        l.l_md = l.l_uarea
+
     def _load(self, l: Lwp) -> None:
         if self.loaded is l:
             return
         sp = l.l_proc.p_vmspace.pmap
         if sp is not self.space:
             self._switch_space(sp)
-        # uc_context_save/restore directly: the binding's wrappers add ~1 us each.
         if self.loaded is not None and self.loaded.l_md is not None:
-            uclib.uc_context_save(self.uch, self.loaded.l_md.context)
-        uclib.uc_context_restore(self.uch, l.l_md.context)
+            self.uarea_save(self.loaded)
+        self.uarea_load(l)
         self.loaded = l
         if self._ctx_pc:
             pc = self._ctx_pc.pop(id(l), None)
@@ -545,10 +572,12 @@ class Machine:
         """Registers of a process's first LWP (boot and exec)."""
         self._switch_space(l.l_proc.p_vmspace.pmap)
         if self.loaded is not None and self.loaded is not l and self.loaded.l_md is not None:
-            uclib.uc_context_save(self.uch, self.loaded.l_md.context)
+            self.uarea_save(self.loaded)
         for rid, v in regs.items():
             self.uc.reg_write(rid, v)
-        l.l_md = self.uc.context_save()
+        if l.l_md is None:
+            self._pcb_init(l)
+        self.uarea_save(l)
         self.loaded = l
 
     # -- the run loop --------------------------------------------------------------------

@@ -35,12 +35,13 @@ class RegBatch:
             v[i] = x & 0xFFFFFFFFFFFFFFFF
         uclib.uc_reg_write_batch(uch, self._ids, self._ptrs, self.n)
 
-    def read_ctx(self, ctx) -> list[int]:
-        uclib.uc_context_reg_read_batch(ctx.context, self._ids, self._ptrs, self.n)
+    def read_ctx(self, ctx: int) -> list[int]:
+        """From a saved context (its host address: an LWP's l_md)."""
+        uclib.uc_context_reg_read_batch(ctx, self._ids, self._ptrs, self.n)
         return self._vals[:]
 
-    def write_ctx(self, ctx, vals: Sequence[int]) -> None:
+    def write_ctx(self, ctx: int, vals: Sequence[int]) -> None:
         v = self._vals
         for i, x in enumerate(vals):
             v[i] = x & 0xFFFFFFFFFFFFFFFF
-        uclib.uc_context_reg_write_batch(ctx.context, self._ids, self._ptrs, self.n)
+        uclib.uc_context_reg_write_batch(ctx, self._ids, self._ptrs, self.n)

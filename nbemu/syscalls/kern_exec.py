@@ -23,8 +23,8 @@ from typing import Any, Generator
 from .errno import Errno, KernErrno
 from .kern_descrip import fd_closeexec, fd_getfile
 from .kern_exit import lwp_off_queues
-from .kern_resource import proc_addrtime
-from .lwp import LSONPROC, LSRUN, LSSLEEP, LSZOMB, LPR_DETACHED, Lwp
+from .kern_lwp import lwp_free
+from .lwp import LSONPROC, LSRUN, LSSLEEP, LSZOMB, Lwp
 from .table import syscall
 from .vfs_lookup import AT_FDCWD, MAXPATHLEN, namei_path
 
@@ -109,15 +109,7 @@ def exit_lwps(l: Lwp) -> None:
         l2.l_stat = LSZOMB               # (forced: any state may end here)
         k.platform.context_free(l2)
         k.event("exit", l2)
-        proc_addrtime(l2)
-        del p.p_lwps[l2.l_lid]
-        p.p_nlwps -= 1
-        p.p_nzlwps -= 1
-        if l2.l_prflag & LPR_DETACHED:
-            p.p_ndlwps -= 1
-        if l2.l_uarea is not None:
-            l2.l_uarea.free()
-            l2.l_uarea = None
+        lwp_free(k, l2)
 
 
 def exec_lookup(l: Lwp, path: bytes, read: Any = None) -> tuple[str, Any] | int:

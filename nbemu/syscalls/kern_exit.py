@@ -19,6 +19,7 @@ from .cstruct import RUSAGE
 from .errno import Errno
 from .kern_descrip import fd_free
 from .kern_fork import vfork_chan
+from .kern_lwp import uarea_free
 from .kern_proc import proc_free, proc_reparent, wait_chan
 from .kern_prot import orphan_candidates, orphaned_now, proc_cred, proc_pgid, proc_session
 from .kern_resource import ruadd, rusage_self
@@ -74,9 +75,7 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     cwdfree(p)
     for l2 in list(p.p_lwps.values()):
         k.platform.context_free(l2)
-        if l2.l_uarea is not None:
-            l2.l_uarea.free()
-            l2.l_uarea = None
+        uarea_free(k, l2)
     vm = p.p_vmspace
     if vm is not None:
         pmap = vm.pmap

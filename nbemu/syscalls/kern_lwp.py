@@ -65,7 +65,7 @@ import struct
 
 from . import upcall
 from .errno import Errno
-from .host_mem import memmove
+from .host_mem import HostChunk, memmove
 from .kern_resource import RLIMIT_NTHR, MAXLWP_SYS as maxlwp, proc_addrtime
 from .kern_sig import proc_stopping
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_remove, sleepq_wake
@@ -77,26 +77,73 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 PID_MAX = 30000
-UAREA_SIZE = 16 * 1024     # USPACE on amd64 (kernel stack + pcb)
-UAREA_ARENA = 4 * 1024 * 1024 * 1024   # the bounded kernel arena u-areas come from
+UAREA_CHUNK_SLOTS = 64     # u-areas per host mapping of the arena
 
 
 class UareaArena:
-    """The kernel memory u-areas come from (uvm_uarea_alloc), bounded."""
+    """The kernel memory u-areas come from (uvm_uarea_alloc / uvm_uarea_free):
+    USPACE-sized slots (`usize`, the port's Abi.uspace) of host memory, in
+    anonymous host mappings of UAREA_CHUNK_SLOTS slots made as they are needed,
+    never more than `size` bytes in all (the kernel's share of the guest's RAM,
+    `-m`). A freed slot is reused first. A slot's first bytes hold its LWP's
+    saved user context while the LWP is off its CPU (the pcb: emu/ saves and
+    loads it there, in the port's layout, Abi.uarea_regs); the rest is the
+    kernel stack a real kernel would have, never touched, so it costs no host
+    memory (MAP_NORESERVE)."""
 
-    def __init__(self, size: int = UAREA_ARENA, usize: int = UAREA_SIZE) -> None:
+    __slots__ = ("size", "usize", "used", "_chunks", "_free", "_next", "_end")
+
+    def __init__(self, size: int, usize: int) -> None:
         self.size = size
         self.usize = usize
         self.used = 0
+        self._chunks: list[HostChunk] = []
+        self._free: list[int] = []      # host addresses of freed slots
+        self._next = 0                  # the next never-used slot of the last chunk
+        self._end = 0
 
-    def alloc(self) -> bool:
-        if self.used + self.usize > self.size:
-            return False
-        self.used += self.usize
-        return True
+    def alloc(self) -> int:
+        """A u-area's host address; 0 when the arena is exhausted (ENOMEM)."""
+        usize = self.usize
+        if self.used + usize > self.size:
+            return 0
+        self.used += usize
+        if self._free:
+            return self._free.pop()
+        if self._next == self._end:
+            mapped = sum(c.size for c in self._chunks)
+            n = min(UAREA_CHUNK_SLOTS, (self.size - mapped) // usize)
+            c = HostChunk(n * usize)
+            self._chunks.append(c)
+            self._next, self._end = c.addr, c.addr + c.size
+        addr = self._next
+        self._next += usize
+        return addr
 
-    def free(self) -> None:
+    def free(self, addr: int) -> None:
+        self._free.append(addr)
         self.used -= self.usize
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:       # interpreter shutdown: libc's binding may be gone already
+            pass
+
+    def release(self) -> None:
+        """The kernel ends: give the host memory back."""
+        for c in self._chunks:
+            c.release()
+        self._chunks.clear()
+        self._free.clear()
+        self._next = self._end = self.used = 0
+
+
+def uarea_free(k: "Kernel", l: Lwp) -> None:
+    """uvm_uarea_free(): l's u-area goes back to the arena (lwp_free, exit, exec)."""
+    if l.l_uarea:
+        k.uarea_arena.free(l.l_uarea)
+        l.l_uarea = 0
 
 
 def alloc_lid(k: "Kernel", p: Proc) -> int:
@@ -130,14 +177,15 @@ def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
         if count > nthr:
             return Errno.EAGAIN
     arena = k.uarea_arena
-    if not arena.alloc():
+    uarea = arena.alloc()
+    if not uarea:
         return Errno.ENOMEM
     lid = alloc_lid(k, p)
     if lid < 0:
-        arena.free()
+        arena.free(uarea)
         return Errno.EAGAIN
     l2 = Lwp(p, lid)
-    l2.l_uarea = arena
+    l2.l_uarea = uarea
     if flags & LWP_DETACHED:
         l2.l_prflag |= LPR_DETACHED
         p.p_ndlwps += 1
@@ -201,9 +249,7 @@ def lwp_free(k: "Kernel", l: Lwp) -> None:
         p.p_nzlwps -= 1
         if l.l_prflag & LPR_DETACHED:
             p.p_ndlwps -= 1
-        if l.l_uarea is not None:
-            l.l_uarea.free()
-            l.l_uarea = None
+        uarea_free(k, l)
         k.event("free", l)
         # Have LWPs sleeping in lwp_wait() re-check for deadlock (lwp_free).
         sleepq_wake(k, p.p_lwpcv)

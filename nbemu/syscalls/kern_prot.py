@@ -337,6 +337,18 @@ def ttystop_discarded(p: Proc, prop_ttystop: bool) -> bool:
     return pg_orphaned(p.k, proc_pgid(p))
 
 
+def proc_enterpgrp(p: Proc, pgid: int, sess: Session | None = None) -> None:
+    """proc_enterpgrp()'s move, checked by the caller: p joins group pgid (of
+    the new session sess when given, setsid); fixjobc: groups it leaves
+    orphaned get SIGHUP + SIGCONT (kern_tty.orphanpg_check)."""
+    cands = orphan_candidates(p) | {pgid}
+    before = orphaned_now(p.k, cands)
+    if sess is not None:
+        p.p_session = sess
+    p.p_pgid = pgid
+    upcall.orphanpg_check(p.k, cands, before)
+
+
 @syscall(147, "setsid")
 def sys_setsid(l: Lwp, a, retval: list[int]) -> int:
     """proc_enterpgrp(p, pid, pid, mksess): a process-group leader -- or a
@@ -345,11 +357,7 @@ def sys_setsid(l: Lwp, a, retval: list[int]) -> int:
     retval[0] = p.p_pid
     if proc_pgid(p) == p.p_pid or any(proc_pgid(q) == p.p_pid for q in p.k.allproc.values()):
         return Errno.EPERM
-    cands = orphan_candidates(p)
-    before = orphaned_now(p.k, cands)
-    p.p_session = Session(p.p_pid, proc_session(p).s_login)
-    p.p_pgid = p.p_pid
-    upcall.orphanpg_check(p.k, cands, before)
+    proc_enterpgrp(p, p.p_pid, Session(p.p_pid, proc_session(p).s_login))
     return 0
 
 
@@ -380,10 +388,7 @@ def sys_setpgid(l: Lwp, a, retval: list[int]) -> int:
     if pgid != targ.p_pid and not any(
             proc_pgid(q) == pgid and proc_session(q) is sess for q in p.k.allproc.values()):
         return Errno.EPERM
-    cands = orphan_candidates(targ) | {pgid}
-    before = orphaned_now(p.k, cands)
-    targ.p_pgid = pgid
-    upcall.orphanpg_check(p.k, cands, before)   # fixjobc
+    proc_enterpgrp(targ, pgid)
     return 0
 
 

@@ -61,8 +61,15 @@ NZERO = 20                               # sys/param.h: default nice
 RUSAGE_SELF, RUSAGE_CHILDREN = 0, -1
 
 # System-wide parameters (sys/param.h, sys/syslimits.h, conf/param.c, amd64 GENERIC).
-PHYSMEM = 8 << 30                        # modelled RAM (hw.physmem64)
-USERMEM = PHYSMEM - (256 << 20)          # hw.usermem64: RAM not wired by the kernel
+PHYSMEM = 8 << 30                        # modelled RAM (hw.physmem64) unless `-m` says
+
+
+def usermem(physmem: int) -> int:
+    """hw.usermem64: RAM not wired by the kernel (8 GiB - 256 MiB by default)."""
+    return physmem - physmem // 32
+
+
+USERMEM = usermem(PHYSMEM)
 MAXUSERS = 64                            # amd64 GENERIC "maxusers 64"
 NPROC = 20 + 16 * MAXUSERS               # maxproc = 1044
 MAXFILES = 3 * (NPROC + MAXUSERS) + 80   # maxfiles = 3404
@@ -92,7 +99,7 @@ def rlimits_init(p: Proc) -> None:
     the hard limit, as such a login would: the guest tests run 200-300 LWPs."""
     abi = p.k.abi
     inf = RLIM_INFINITY
-    lim = min(abi.vm_maxuser_address, USERMEM)
+    lim = min(abi.vm_maxuser_address, usermem(p.k.physmem))
     table = {
         RLIMIT_CPU: (inf, inf),
         RLIMIT_FSIZE: (inf, inf),

@@ -39,7 +39,7 @@ from .cstruct import LOADAVG, PS_STRINGS, SIZE_T, TIMESPEC
 from .errno import Errno
 from .hostinput import host_input
 from .kern_prot import NGROUPS_MAX
-from .kern_resource import MAXFILES, MAXLWP_SYS, NPROC, PHYSMEM, USERMEM
+from .kern_resource import MAXFILES, MAXLWP_SYS, NPROC, usermem
 from .kern_tc import HZ, TICK_US
 from .lwp import Lwp
 from .rtsock import PF_ROUTE, sysctl_rtable
@@ -300,7 +300,7 @@ def _build_tree(k) -> SysctlNode:
     vm = [
         struct_node(2, "loadavg", LOADAVG.on(k.abi).size, _loadavg, "System load average history", helper=False),
         int_node(9, "maxslp", lambda l: 20, "Maximum process sleep time before being swapped"),
-        imm_int(10, "uspace", 6 * 4096, "Number of bytes allocated for a kernel stack"),
+        imm_int(10, "uspace", k.abi.uspace, "Number of bytes allocated for a kernel stack"),
         imm_quad(14, "minaddress", 0, "Minimum user address"),
         imm_quad(15, "maxaddress", 0x00007FBFDFEFF000, "Maximum user address"),
         int_node(17, "guard_size", lambda l: 1 << 20, "Guard size of main thread",
@@ -308,21 +308,22 @@ def _build_tree(k) -> SysctlNode:
         int_node(18, "thread_guard_size", lambda l: 64 * 1024, "Guard size of other threads",
                  CTLFLAG_PERMANENT | CTLFLAG_UNSIGNED | CTLFLAG_READWRITE),
     ]
-    physmem32 = min(PHYSMEM, 0xFFFFFFFF)
+    physmem, umem = k.physmem, usermem(k.physmem)       # `-m`
+    physmem32 = min(physmem, 0xFFFFFFFF)
     hw = [
         str_node(1, "machine", k.abi.machine, "Machine class"),
         str_node(2, "model", CPU_MODEL, "Machine model"),
         int_node(3, "ncpu", lambda l: k.ncpu, "Number of CPUs configured"),
         imm_int(4, "byteorder", 1234, "System byte order"),
         imm_int(5, "physmem", _s32(physmem32), "Bytes of physical memory"),
-        int_node(6, "usermem", lambda l: min(USERMEM, 0xFFFFFFFF), "Bytes of non-kernel memory",
+        int_node(6, "usermem", lambda l: min(umem, 0xFFFFFFFF), "Bytes of non-kernel memory",
                  helper=True),
         imm_int(7, "pagesize", k.abi.page_size, "Software page size"),
         str_node(10, "machine_arch", k.abi.machine_arch, "Machine CPU class"),
         imm_int(11, "alignbytes", k.abi.alignbytes, "Alignment constraint for all possible data types"),
-        imm_quad(13, "physmem64", PHYSMEM, "Bytes of physical memory"),
+        imm_quad(13, "physmem64", physmem, "Bytes of physical memory"),
         SysctlNode(14, "usermem64", CTLTYPE_QUAD, CTLFLAG_PERMANENT, 8,
-                   "Bytes of non-kernel memory", data=struct.pack("<q", USERMEM),
+                   "Bytes of non-kernel memory", data=struct.pack("<q", umem),
                    func=_lookup_func),
         int_node(16, "ncpuonline", lambda l: k.ncpu, "Number of CPUs online"),
     ]

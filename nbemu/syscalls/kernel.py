@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from .errno import Errno, KernErrno, errno_name
 from .kern_lwp import UareaArena, lwp_exit, lwp_suspend_self
+from .kern_resource import PHYSMEM
 from .kern_ras import ras_switch_in
 from .kern_runq import CpuInfo, RunQueues
 from .kern_sig import psignal, sig_sleep_check, sig_userret
@@ -74,7 +75,8 @@ class Platform(Protocol):
 
 class Kernel:
     def __init__(self, abi: "Abi", platform: Platform, ncpu: int = 4, deterministic: bool = False,
-                 seed: int = 0, root: str = "/", env_warn: Callable[[str], None] | None = None) -> None:
+                 seed: int = 0, root: str = "/", env_warn: Callable[[str], None] | None = None,
+                 physmem: int = PHYSMEM) -> None:
         self.abi = abi
         self._ilp32 = abi.word_size == 4     # argument words are 32-bit (table.decode32)
         self.platform = platform
@@ -121,7 +123,10 @@ class Kernel:
         self.vfs_rootvp: tuple[str, Any] | None = None   # (k.root, its vfs_lookup.RootVnode)
         self.fifo_opens: dict[tuple, Any] = {}   # fifo_vnops: (dev, ino) -> FifoCounts
         self.unp_names: dict[str, bytes] = {}    # uipc_syscalls: host socket name -> guest path
-        self.uarea_arena = UareaArena()
+        # The guest's RAM (`-m`: hw.physmem64); half of it is the kernel arena
+        # u-areas come from (lwp_create's ENOMEM when it runs out).
+        self.physmem = physmem
+        self.uarea_arena = UareaArena(physmem // 2, abi.uspace)
 
     # -- events ----------------------------------------------------------------
     def event(self, kind: str, l: Lwp, **data: Any) -> None:

@@ -78,10 +78,10 @@ MAXCOMLEN = 16
 
 
 class Lwp:
-    """One LWP (struct lwp). Its user context lives in l_md (a saved register
-    file owned by emu/) while it is off-CPU; l_kstack holds the kernel
-    continuation of a system call that blocked (a generator, resumed with the
-    wakeup's error). Every field is declared here, grouped as sys/lwp.h groups
+    """One LWP (struct lwp). Its user context lives in its u-area (l_uarea;
+    l_md points at it, as md_regs at the trapframe) while it is off-CPU;
+    l_kstack holds the kernel continuation of a system call that blocked (a
+    generator, resumed with the wakeup's error). Every field is declared here, grouped as sys/lwp.h groups
     them; subsystems never add fields on the fly."""
 
     __slots__ = (
@@ -144,11 +144,12 @@ class Lwp:
         self.l_sysargs: Any = ()
         self.l_retval: list[int] = [0, 0]
         # user context and TLS
-        self.l_md: Any = None
+        self.l_md: int | None = None        # host address of its saved user context (in
+                                            # its u-area, emu/); None: none (exited)
         self.l_private = 0
         self.l_name: bytes | None = None
         self.l_lwpctl = 0                   # guest address of this LWP's lwpctl_t, or 0
-        self.l_uarea: Any = None
+        self.l_uarea = 0                    # host address of its u-area (kern_lwp.UareaArena)
         # signals: mask, stack, pending set; the mask to restore after
         # sigsuspend/pselect (l_sigrestore); sigtimedwait's result holder and set
         self.l_sigmask = (0, 0, 0, 0)

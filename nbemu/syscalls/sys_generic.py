@@ -202,71 +202,60 @@ def copyin_iovec(l: Lwp, iovp: int, iovcnt: int) -> list[tuple[int, int]] | int:
     return iov
 
 
-@syscall(3, "read")
-def sys_read(l: Lwp, a, retval: list[int]) -> Generator:
-    fp = _getfile(l, a.fd, FREAD)
+def _rw_file(l: Lwp, a, write: bool, positional: bool) -> tuple[File, int | None] | int:
+    """The checks every read/write call makes first: the descriptor open for
+    it (EBADF) and, for the positional ones, a seekable file and offset
+    (_positional). (fp, the explicit offset or None) or an errno."""
+    fp = _getfile(l, a.fd, FWRITE if write else FREAD)
     if isinstance(fp, int):
         return fp
+    if not positional:
+        return fp, None
+    error = _positional(fp, a.offset)
+    return error or (fp, a.offset)
+
+
+def _rw(l: Lwp, a, retval: list[int], write: bool, positional: bool) -> Generator:
+    """read, write, pread, pwrite: one buffer of at most SSIZE_MAX bytes."""
+    f = _rw_file(l, a, write, positional)
+    if isinstance(f, int):
+        return f
     if a.nbyte > ssize_max(l.l_proc.k.abi):
         return Errno.EINVAL
-    return (yield from dofileread(l, fp, Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)]), retval))
+    uio = Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)], f[1])
+    return (yield from (dofilewrite if write else dofileread)(l, f[0], uio, retval))
+
+
+def _rwv(l: Lwp, a, retval: list[int], write: bool, positional: bool) -> Generator:
+    """readv, writev, preadv, pwritev: the guest's iovec array."""
+    f = _rw_file(l, a, write, positional)
+    if isinstance(f, int):
+        return f
+    iov = copyin_iovec(l, a.iovp, a.iovcnt)
+    if isinstance(iov, int):
+        return iov
+    uio = Uio(l.l_proc.p_vmspace, iov, f[1])
+    return (yield from (dofilewrite if write else dofileread)(l, f[0], uio, retval))
+
+
+@syscall(3, "read")
+def sys_read(l: Lwp, a, retval: list[int]) -> Generator:
+    return (yield from _rw(l, a, retval, False, False))
 
 
 @syscall(4, "write")
 def sys_write(l: Lwp, a, retval: list[int]) -> Generator:
-    fp = _getfile(l, a.fd, FWRITE)
-    if isinstance(fp, int):
-        return fp
-    if a.nbyte > ssize_max(l.l_proc.k.abi):
-        return Errno.EINVAL
-    return (yield from dofilewrite(l, fp, Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)]), retval))
+    return (yield from _rw(l, a, retval, True, False))
 
 
 @syscall(173, "pread")
 def sys_pread(l: Lwp, a, retval: list[int]) -> Generator:
-    fp = _getfile(l, a.fd, FREAD)
-    if isinstance(fp, int):
-        return fp
-    error = _positional(fp, a.offset)
-    if error:
-        return error
-    if a.nbyte > ssize_max(l.l_proc.k.abi):
-        return Errno.EINVAL
-    uio = Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)], a.offset)
-    return (yield from dofileread(l, fp, uio, retval))
+    return (yield from _rw(l, a, retval, False, True))
 
 
 @syscall(174, "pwrite")
 def sys_pwrite(l: Lwp, a, retval: list[int]) -> Generator:
-    fp = _getfile(l, a.fd, FWRITE)
-    if isinstance(fp, int):
-        return fp
-    error = _positional(fp, a.offset)
-    if error:
-        return error
-    if a.nbyte > ssize_max(l.l_proc.k.abi):
-        return Errno.EINVAL
-    uio = Uio(l.l_proc.p_vmspace, [(a.buf, a.nbyte)], a.offset)
-    return (yield from dofilewrite(l, fp, uio, retval))
-
-
-def _rwv(l: Lwp, a, retval: list[int], write: bool, positional: bool) -> Generator:
-    fp = _getfile(l, a.fd, FWRITE if write else FREAD)
-    if isinstance(fp, int):
-        return fp
-    offset = None
-    if positional:
-        error = _positional(fp, a.offset)
-        if error:
-            return error
-        offset = a.offset
-    iov = copyin_iovec(l, a.iovp, a.iovcnt)
-    if isinstance(iov, int):
-        return iov
-    uio = Uio(l.l_proc.p_vmspace, iov, offset)
-    if write:
-        return (yield from dofilewrite(l, fp, uio, retval))
-    return (yield from dofileread(l, fp, uio, retval))
+    return (yield from _rw(l, a, retval, True, True))
 
 
 @syscall(120, "readv")

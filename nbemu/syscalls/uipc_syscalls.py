@@ -1005,18 +1005,27 @@ def _msghdr_in(l: Lwp, va: int) -> tuple | int:
     return lay.unpack(d)
 
 
-@syscall(28, "sendmsg")
-def sys_sendmsg(l: Lwp, a, retval: list[int]) -> Generator:
+def _getmsg(l: Lwp, a) -> tuple[Any, tuple, list[tuple[int, int]]] | int:
+    """sendmsg/recvmsg's first steps: the socket, the guest's struct msghdr
+    and its iovecs (none when msg_iovlen is 0), or an errno."""
     so = fd_getsock(l, a.s)
     if isinstance(so, int):
         return so
     m = _msghdr_in(l, a.msg)
     if isinstance(m, int):
         return m
-    name, namelen, iovp, iovlen, control, controllen, _ = m
-    iov = copyin_iovec(l, iovp, iovlen) if iovlen else []
+    iov = copyin_iovec(l, m[2], m[3]) if m[3] else []
     if isinstance(iov, int):
         return iov
+    return so, m, iov
+
+
+@syscall(28, "sendmsg")
+def sys_sendmsg(l: Lwp, a, retval: list[int]) -> Generator:
+    g = _getmsg(l, a)
+    if isinstance(g, int):
+        return g
+    so, (name, namelen, _, _, control, controllen, _), iov = g
     rights = 0
     if control:
         k = l.l_proc.k
@@ -1036,16 +1045,10 @@ def sys_sendmsg(l: Lwp, a, retval: list[int]) -> Generator:
 
 @syscall(27, "recvmsg")
 def sys_recvmsg(l: Lwp, a, retval: list[int]) -> Generator:
-    so = fd_getsock(l, a.s)
-    if isinstance(so, int):
-        return so
-    m = _msghdr_in(l, a.msg)
-    if isinstance(m, int):
-        return m
-    name, namelen, iovp, iovlen, control, controllen, _ = m
-    iov = copyin_iovec(l, iovp, iovlen) if iovlen else []
-    if isinstance(iov, int):
-        return iov
+    g = _getmsg(l, a)
+    if isinstance(g, int):
+        return g
+    so, (name, namelen, iovp, iovlen, control, controllen, _), iov = g
     rights: list[int] | None = [] if control else None
     error, sa, mflags = yield from _recv(l, so, iov, a.flags, retval, rights)
     if error:

@@ -85,6 +85,9 @@ class Aarch64(Abi):
     elf_machine = 183          # EM_AARCH64
     elf_class = 64
     page_size = PAGE_SIZE
+    uspace = 4 * PAGE_SIZE    # UPAGES 4; the engine's context: 12,640 bytes
+    # Saved context at the u-area's start (Unicorn's CPU state after a 40-byte header).
+    uarea_regs = {**{f"x{i}": (104 + 8 * i, 8) for i in range(31)}, "sp": (352, 8), "pc": (360, 8)}
     word_size = 8
     maxcpus = 256              # MAXCPUS (machine/param.h): the kernel's CPU-set size
     usrstack = VM_MAXUSER_ADDRESS

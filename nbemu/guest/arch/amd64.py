@@ -70,6 +70,11 @@ class Amd64(Abi):
     elf_machine = 62           # EM_X86_64
     elf_class = 64
     page_size = PAGE_SIZE
+    uspace = 6 * PAGE_SIZE    # vm.uspace of NetBSD 10 GENERIC; the engine's context: 5,608 bytes
+    # Saved context at the u-area's start (Unicorn's CPU state after a 40-byte header).
+    uarea_regs = {n: (40 + 8 * i, 8) for i, n in enumerate(
+        "rax rcx rdx rbx rsp rbp rsi rdi r8 r9 r10 r11 r12 r13 r14 r15 rip".split())} | {
+        "fs_base": (328, 8), "gs_base": (352, 8)}
     word_size = 8
     maxcpus = 256              # MAXCPUS (machine/param.h): the kernel's CPU-set size
     usrstack = VM_MAXUSER_ADDRESS

@@ -162,6 +162,10 @@ class Arm(Abi):
     elf_machine = 40           # EM_ARM
     elf_class = 32
     page_size = PAGE_SIZE
+    uspace = 2 * PAGE_SIZE    # UPAGES 2; the engine's context: 4,340 bytes
+    # Saved context at the u-area's start (Unicorn's CPU state after a 40-byte header).
+    uarea_regs = {f"r{i}": (40 + 4 * i, 4) for i in range(13)} | {
+        "sp": (92, 4), "lr": (96, 4), "pc": (100, 4)}
     word_size = 4
     maxcpus = 8              # MAXCPUS (machine/param.h): the kernel's CPU-set size
     int64_align = 8            # EABI: 64-bit members are 8-aligned

@@ -52,6 +52,14 @@ class Abi(Protocol):
     rv1_index: int = 3
     # Registers written back on return (set_return produces their values).
     syscall_out_regs: tuple[int, ...]
+    # The u-area (machine/param.h USPACE: bytes per LWP of the kernel arena) and
+    # where its saved user context keeps each register while the LWP is off its
+    # CPU: gdb register name -> (offset in the u-area, bytes). The context is
+    # the engine's saved CPU state at the u-area's start (emu/machine.py
+    # uarea_save), so this is that state's layout: a debugger reads a parked
+    # LWP's registers there (emu/gdb_regs.py); tests/test_uarea.py checks it.
+    uspace: int
+    uarea_regs: dict[str, tuple[int, int]]
     # Registers of a crash report, with their names.
     report_regs: tuple[tuple[str, int], ...]
     # Unwinding (emu/crash.py backtraces): the psABI's DWARF register numbers ->

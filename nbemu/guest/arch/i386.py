@@ -120,6 +120,10 @@ class I386(Abi):
     elf_machine = 3            # EM_386
     elf_class = 32
     page_size = PAGE_SIZE
+    uspace = 3 * PAGE_SIZE    # UPAGES 3 (DIAGNOSTIC); the engine's context: 5,608 bytes
+    # Saved context at the u-area's start (Unicorn's CPU state after a 40-byte header).
+    uarea_regs = {n: (40 + 8 * i, 4) for i, n in enumerate(
+        "eax ecx edx ebx esp ebp esi edi".split())} | {"eip": (168, 4)}
     word_size = 4
     maxcpus = 32              # MAXCPUS (machine/param.h): the kernel's CPU-set size
     int64_align = 4            # i386 aligns long long / int64_t members to 4

@@ -205,11 +205,10 @@ def _getregs(l: Lwp, t: Proc, addr: int, data: int) -> int:
     lt = _first_lwp(t) if data == 0 else t.lwp_find(data)
     if lt is None or lt.l_stat == LSZOMB:
         return Errno.ESRCH
-    pack = getattr(abi, "ptrace_reg", None)
-    if pack is None:
+    reg = abi.ptrace_reg(k.platform.regs_get(lt, abi.getmcontext_ids()))
+    if reg is None:
         return Errno.EINVAL               # no struct reg for this port in nbemu
-    return l.l_proc.p_vmspace.copyout(pack(k.platform.regs_get(lt, abi.getmcontext_ids())),
-                                      addr)
+    return l.l_proc.p_vmspace.copyout(reg, addr)
 
 
 def do_ptrace(l: Lwp, req: int, pid: int, addr: int, data: int, retval: list[int]) -> int:

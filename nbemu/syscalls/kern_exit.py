@@ -88,19 +88,19 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     before = orphaned_now(k, cands, also=p)
     init = k.proc
     for c in list(p.p_children):
-        if c.p_slflag & PSL_TRACED:
-            # its tracer is gone: it goes back to its parent and is killed
-            # ("their existence means someone is screwing up")
-            c.p_slflag &= ~PSL_TRACED
-            opp, c.p_opptr = c.p_opptr, None
-            if opp is not None and opp is not p and not opp.p_exiting:
-                proc_reparent(c, opp)
-                kpsignal2(c, Ksiginfo.noinfo(Sig.SIGKILL))
-                continue
+        traced = bool(c.p_slflag & PSL_TRACED)
+        opp, c.p_opptr = c.p_opptr, None
+        c.p_slflag &= ~PSL_TRACED
+        if traced and opp is not None and opp is not p and not opp.p_exiting:
+            proc_reparent(c, opp)             # back to the parent it had
+        else:
+            proc_reparent(c, init if init is not None and not init.p_exiting else None)
+        if traced:
+            # its tracer is gone: it is killed ("their existence means
+            # someone is screwing up")
             kpsignal2(c, Ksiginfo.noinfo(Sig.SIGKILL))
-        proc_reparent(c, init if init is not None and not init.p_exiting else None)
-        if c.p_stat == SZOMB and init is not None:
-            sleepq_wake(k, wait_chan(init))
+        if c.p_stat == SZOMB and c.p_pptr is not None:
+            sleepq_wake(k, wait_chan(c.p_pptr))
     p.p_stat = SZOMB
     # after the reparenting: a child the SIGHUP kills at once is init's zombie
     sess_leader_exit(p)

@@ -301,11 +301,7 @@ def kpsignal2(p: Proc, ksi: Ksiginfo) -> None:
     if not prop & SigProp.SA_CANTMASK and not stopping and sigunwait(p, ksi):
         return
     if lid:
-        t = p.lwp_find(lid)
-        if t is None or t.l_stat == LSZOMB:
-            return
-        lsigpend(t).put(ksi)
-        sigpost(t, action, prop, sig)
+        _post_lwp(p, lid, ksi, action, prop)
         return
     if not stopping:
         if prop & SigProp.SA_CONT and action == SIG_DFL:
@@ -333,17 +329,22 @@ def kpsignal2(p: Proc, ksi: Ksiginfo) -> None:
             break
 
 
+def _post_lwp(p: Proc, lid: int, ksi: Ksiginfo, action: int, prop: int) -> None:
+    """An LWP-directed signal: pending on LWP lid of p (dropped if it is gone)."""
+    t = p.lwp_find(lid)
+    if t is None or t.l_stat == LSZOMB:
+        return
+    lsigpend(t).put(ksi)
+    sigpost(t, action, prop, ksi.signo)
+
+
 def _post_traced(p: Proc, ksi: Ksiginfo, lid: int, prop: int) -> None:
     """A traced process takes every signal (SIGKILL aside) through its tracer,
     ignored ones included: it is made pending, and the LWP that finds it stops
     in issignal. Nothing stops or continues here; a stopped process stays so."""
     sig = ksi.signo
     if lid:
-        t = p.lwp_find(lid)
-        if t is None or t.l_stat == LSZOMB:
-            return
-        lsigpend(t).put(ksi)
-        sigpost(t, SIG_CATCH, prop, sig)
+        _post_lwp(p, lid, ksi, SIG_CATCH, prop)
         return
     psigpend(p).put(ksi)
     for t in _post_order(p):

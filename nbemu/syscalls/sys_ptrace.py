@@ -241,7 +241,8 @@ def do_ptrace(l: Lwp, req: int, pid: int, addr: int, data: int, retval: list[int
         got = _io(t, PIOD_READ_D, addr, 4)
         if isinstance(got, int):
             return got
-        retval[0] = int.from_bytes(got, "little", signed=True)
+        # the int, sign-extended to a register (register_t)
+        retval[0] = int.from_bytes(got, "little", signed=True) & ((1 << 8 * k.abi.word_size) - 1)
         return 0
     if req in (PT_WRITE_I, PT_WRITE_D):
         return _io(t, PIOD_WRITE_D, addr, (data & 0xFFFFFFFF).to_bytes(4, "little"))  # type: ignore[return-value]

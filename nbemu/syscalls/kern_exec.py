@@ -24,7 +24,9 @@ from .errno import Errno, KernErrno
 from .kern_descrip import fd_closeexec, fd_getfile
 from .kern_exit import lwp_off_queues
 from .kern_lwp import lwp_free
-from .lwp import LSONPROC, LSRUN, LSSLEEP, LSZOMB, Lwp
+from .kern_sig import kpsignal2
+from .lwp import LSONPROC, LSRUN, LSSLEEP, LSZOMB, PSL_TRACED, Lwp
+from .signals import TRAP_EXEC, Ksiginfo, Sig
 from .table import syscall
 from .vfs_lookup import AT_FDCWD, MAXPATHLEN, namei_path
 
@@ -195,6 +197,10 @@ def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int) -> Generator[str, i
     from .kern_exit import vfork_done
     vfork_done(p)
     k.event("exec", l, path=execname.decode(errors="replace"))
+    if p.p_slflag & PSL_TRACED:
+        # stop for the tracer before the new image's first instruction
+        # (execve_runproc's eventswitch(TRAP_EXEC)): l finds it at userret
+        kpsignal2(p, Ksiginfo(Sig.SIGTRAP, TRAP_EXEC, lid=l.l_lid))
     return int(KernErrno.EJUSTRETURN)          # the new image's registers stand
 
 

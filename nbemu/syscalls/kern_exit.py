@@ -23,10 +23,10 @@ from .kern_lwp import uarea_free
 from .kern_proc import proc_free, proc_reparent, wait_chan
 from .kern_prot import orphan_candidates, orphaned_now, proc_cred, proc_pgid, proc_session
 from .kern_resource import ruadd, rusage_self
-from .kern_sig import Ksiginfo, child_notify
+from .kern_sig import Ksiginfo, child_notify, kpsignal2
 from .kern_tty import orphanpg_check, sess_leader_exit
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_wake
-from .lwp import LSONPROC, LSRUN, LSSLEEP, PS_CONTINUED, SSTOP, SZOMB, Lwp, Proc
+from .lwp import LSONPROC, LSRUN, LSSLEEP, PS_CONTINUED, PSL_TRACED, SSTOP, SZOMB, Lwp, Proc
 from .signals import (CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED,  # noqa: F401
                       CLD_TRAPPED, Sig)
 from .table import syscall
@@ -87,9 +87,19 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
     before = orphaned_now(k, cands, also=p)
     init = k.proc
     for c in list(p.p_children):
-        proc_reparent(c, init if init is not None and not init.p_exiting else None)
-        if c.p_stat == SZOMB and init is not None:
-            sleepq_wake(k, wait_chan(init))
+        traced = bool(c.p_slflag & PSL_TRACED)
+        opp, c.p_opptr = c.p_opptr, None
+        c.p_slflag &= ~PSL_TRACED
+        if traced and opp is not None and opp is not p and not opp.p_exiting:
+            proc_reparent(c, opp)             # back to the parent it had
+        else:
+            proc_reparent(c, init if init is not None and not init.p_exiting else None)
+        if traced:
+            # its tracer is gone: it is killed ("their existence means
+            # someone is screwing up")
+            kpsignal2(c, Ksiginfo.noinfo(Sig.SIGKILL))
+        if c.p_stat == SZOMB and c.p_pptr is not None:
+            sleepq_wake(k, wait_chan(c.p_pptr))
     p.p_stat = SZOMB
     # after the reparenting: a child the SIGHUP kills at once is init's zombie
     sess_leader_exit(p)
@@ -157,15 +167,27 @@ def do_sys_waitid(l: Lwp, idtype: int, id_: int, options: int, out: dict
             return Errno.ECHILD
         for c in kids:
             if c.p_stat == SZOMB and options & WEXITED:
-                out.update(pid=c.p_pid, status=wait_status(c), child=c,
-                           code=CLD_KILLED if c.p_xsig else CLD_EXITED)
+                code = CLD_KILLED if c.p_xsig else CLD_EXITED
+                out.update(pid=c.p_pid, status=wait_status(c), child=c, code=code)
+                opp = c.p_opptr
+                if (not options & WNOWAIT and opp is not None and opp is not p
+                        and not opp.p_exiting):
+                    # a tracer reaps what it attached to: the zombie goes back
+                    # to its parent, which collects it in turn
+                    c.p_opptr = None
+                    c.p_slflag &= ~PSL_TRACED
+                    proc_reparent(c, opp)
+                    child_notify(c, code)
+                    return 0
                 if not options & WNOWAIT:
                     p.p_cru = ruadd(k.abi, p.p_cru, c.p_ru)
                     proc_free(k, c)
                 return 0
-            if c.p_stat == SSTOP and options & WSTOPPED and c.p_nstopchild:
+            traced = bool(c.p_slflag & PSL_TRACED)
+            if (c.p_stat == SSTOP and c.p_nstopchild
+                    and (options & WSTOPPED or traced and options & WTRAPPED)):
                 out.update(pid=c.p_pid, status=(c.p_xstopsig << 8) | _WSTOPPED, child=c,
-                           code=CLD_STOPPED)
+                           code=CLD_TRAPPED if traced else CLD_STOPPED)
                 if not options & WNOWAIT:
                     c.p_nstopchild = 0
                 return 0
@@ -259,7 +281,8 @@ def sys_wait6(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
     if a.info:
         code = out["code"]
         value = (c.p_xsig if code == CLD_KILLED else (c.p_xstat or 0)
-                 if code == CLD_EXITED else c.p_xstopsig if code == CLD_STOPPED else Sig.SIGCONT)
+                 if code == CLD_EXITED else c.p_xstopsig if code in (CLD_STOPPED, CLD_TRAPPED)
+                 else Sig.SIGCONT)
         ksi = Ksiginfo(Sig.SIGCHLD, code, c.p_pid, proc_cred(c).cr_uid, value)
         error = vm.copyout(k.abi.pack_siginfo(ksi)[:k.abi.ksiginfo_size], a.info)
     return error

@@ -48,7 +48,7 @@ from .kern_proc import proc_free, wait_chan
 from .kern_prot import proc_cred, ttystop_discarded
 from .kern_sleepq import lwp_park_syncobj, sleepq_remove, sleepq_wake
 from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB, PS_CONTINUED,
-                  PS_STOPPING, SACTIVE, SSTOP, Lwp, LwpFlag, Proc)
+                  PS_STOPPING, PSL_TRACED, SACTIVE, SSTOP, Lwp, LwpFlag, Proc)
 from .signals import (CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED,  # noqa: F401
                       CLD_TRAPPED, NSIG, SI_ASYNCIO, SI_LWP, SI_MESGQ, SI_NOINFO, SI_QUEUE, SI_TIMER,  # noqa: F401
                       SI_USER, SIGPROP, SIGRTMIN, Ksiginfo, Sig, SigProp, Sigpend, bit, signame)
@@ -287,6 +287,9 @@ def kpsignal2(p: Proc, ksi: Ksiginfo) -> None:
         if t is not None:
             sigexit(t, sig)
         return
+    if p.p_slflag & PSL_TRACED:
+        _post_traced(p, ksi, lid, prop)
+        return
     if sig_ignored(p, sig):
         return
     action = sig_action(p, sig)
@@ -298,11 +301,7 @@ def kpsignal2(p: Proc, ksi: Ksiginfo) -> None:
     if not prop & SigProp.SA_CANTMASK and not stopping and sigunwait(p, ksi):
         return
     if lid:
-        t = p.lwp_find(lid)
-        if t is None or t.l_stat == LSZOMB:
-            return
-        lsigpend(t).put(ksi)
-        sigpost(t, action, prop, sig)
+        _post_lwp(p, lid, ksi, action, prop)
         return
     if not stopping:
         if prop & SigProp.SA_CONT and action == SIG_DFL:
@@ -327,6 +326,29 @@ def kpsignal2(p: Proc, ksi: Ksiginfo) -> None:
         if sigpost(t, action, prop, sig) and not toall:
             break
         if p.p_exiting:
+            break
+
+
+def _post_lwp(p: Proc, lid: int, ksi: Ksiginfo, action: int, prop: int) -> None:
+    """An LWP-directed signal: pending on LWP lid of p (dropped if it is gone)."""
+    t = p.lwp_find(lid)
+    if t is None or t.l_stat == LSZOMB:
+        return
+    lsigpend(t).put(ksi)
+    sigpost(t, action, prop, ksi.signo)
+
+
+def _post_traced(p: Proc, ksi: Ksiginfo, lid: int, prop: int) -> None:
+    """A traced process takes every signal (SIGKILL aside) through its tracer,
+    ignored ones included: it is made pending, and the LWP that finds it stops
+    in issignal. Nothing stops or continues here; a stopped process stays so."""
+    sig = ksi.signo
+    if lid:
+        _post_lwp(p, lid, ksi, SIG_CATCH, prop)
+        return
+    psigpend(p).put(ksi)
+    for t in _post_order(p):
+        if sigpost(t, SIG_CATCH, prop, sig):
             break
 
 
@@ -421,7 +443,7 @@ def proc_stop_check(p: Proc) -> None:
     if t is not None:
         p.k.event("proc_stop", t, sig=p.p_xstopsig)
     p.p_nstopchild = 1                 # (wait: reported once, as p_waited)
-    child_notify(p, CLD_STOPPED)
+    child_notify(p, CLD_TRAPPED if p.p_slflag & PSL_TRACED else CLD_STOPPED)
 
 
 def sigswitch(l: Lwp) -> None:
@@ -444,14 +466,18 @@ def sleep_stop(l: Lwp) -> None:
     proc_stop_check(p)
 
 
-def proc_unstop(p: Proc) -> None:
+def proc_unstop(p: Proc, continued: bool = True) -> None:
     """SIGCONT: every stopped LWP runs again, or goes back to sleep if its sleep
-    has not ended meanwhile."""
+    has not ended meanwhile. A tracer's resume (continued=False) is no
+    SIGCONT: the parent hears of no CLD_CONTINUED."""
     k = p.k
     was_stopped = p.p_stat == SSTOP
     p.p_stat = SACTIVE
-    p.p_sflag = (p.p_sflag & ~PS_STOPPING) | PS_CONTINUED
-    if was_stopped:
+    p.p_sflag = p.p_sflag & ~PS_STOPPING
+    p.p_nstopchild = 0
+    if continued:
+        p.p_sflag |= PS_CONTINUED
+    if was_stopped and continued:
         child_notify(p, CLD_CONTINUED)
     for t in list(p.p_lwps.values()):
         if t.l_stat == LSSTOP:
@@ -483,24 +509,43 @@ def issignal(l: Lwp) -> Ksiginfo | None:
         if proc_stopping(p):
             sigswitch(l)
             return None
-        mask = mask_of(l.l_sigmask)
-        pend = lsp.set & ~mask
-        sp = lsp
-        if not pend:
-            pend = psp.set & ~mask
-            sp = psp
+        traced = bool(p.p_slflag & PSL_TRACED)
+        if p.p_ptrace_lid and p.p_ptrace_lid == l.l_lid:
+            # l resumes from its trace stop with the signal the tracer chose
+            sig, ksi = p.p_ptrace_sig, p.p_ptrace_ksi
+            p.p_ptrace_lid, p.p_ptrace_sig, p.p_ptrace_ksi = 0, 0, None
+            if not sig:
+                continue
+            if ksi is None or ksi.signo != sig:
+                ksi = Ksiginfo.noinfo(sig)
+            if masked(l, sig):
+                psp.put(ksi)              # a masked one waits, pending again
+                continue
+        else:
+            mask = mask_of(l.l_sigmask)
+            pend = lsp.set & ~mask
+            sp = lsp
             if not pend:
-                l.l_flag &= ~LW_PENDSIG
-                _renotify(p, l)
-                return None
-        sig = firstsig(pend)
-        ksi = sp.get(sig)
+                pend = psp.set & ~mask
+                sp = psp
+                if not pend:
+                    l.l_flag &= ~LW_PENDSIG
+                    _renotify(p, l)
+                    return None
+            sig = firstsig(pend)
+            ksi = sp.get(sig)
+            if traced and sig != Sig.SIGKILL:
+                # stop for the tracer, which decides what l takes (p_xsig)
+                p.p_ptrace_sig, p.p_ptrace_lid, p.p_ptrace_ksi = sig, l.l_lid, ksi
+                proc_stop(p, sig)
+                continue
         if sig_ignored(p, sig):
             continue
         prop = SIGPROP[sig]
         if sig_action(p, sig) == SIG_DFL:
             if prop & SigProp.SA_STOP:
-                proc_stop(p, sig)
+                if not traced:            # the tracer saw the stop signal already
+                    proc_stop(p, sig)
                 continue
             if prop & SigProp.SA_IGNORE:
                 continue              # SIGCONT by default: it already continued us

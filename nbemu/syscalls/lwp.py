@@ -179,6 +179,7 @@ class Lwp:
 SIDL, SACTIVE, SDYING, SSTOP, SZOMB, SDEAD = 1, 2, 3, 4, 5, 6
 PS_CONTINUED = 0x40000000
 PS_STOPPING = 0x80000000
+PSL_TRACED = 0x00000800          # p_slflag: traced by the process p_pptr (sys/proc.h)
 
 
 class Proc:
@@ -201,6 +202,8 @@ class Proc:
         "p_cred", "p_pgid", "p_session", "p_sugid",
         # signals (kern_sig.py)
         "p_sigacts", "p_sigignore", "p_sigpend", "p_sigwaiters", "p_xstopsig",
+        # ptrace (sys_ptrace.py)
+        "p_slflag", "p_opptr", "p_ptrace_sig", "p_ptrace_lid", "p_ptrace_ksi",
         "__weakref__",
     )
 
@@ -255,6 +258,14 @@ class Proc:
         self.p_sigpend = Sigpend()
         self.p_sigwaiters: list[Lwp] = []
         self.p_xstopsig = 0
+        self.p_slflag = 0                   # PSL_TRACED: a tracer holds it (p_pptr)
+        self.p_opptr: Proc | None = None    # the parent before the tracer's attach
+        # A trace stop, as p_xsig / p_sigctx.ps_lwp / ps_info keep it: the signal the
+        # stopped LWP takes when it resumes (the tracer may change it; 0 none),
+        # that LWP (0: none) and the ksiginfo that stopped it.
+        self.p_ptrace_sig = 0
+        self.p_ptrace_lid = 0
+        self.p_ptrace_ksi: Any = None
 
     @property
     def p_lwpcv(self) -> tuple[str, int]:

@@ -165,6 +165,8 @@ SI_LWP = -5
 SI_NOINFO = 32767
 # SIGCHLD's si_code
 CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
+# si_code of SIGTRAP (sys/siginfo.h)
+TRAP_BRKPT, TRAP_TRACE, TRAP_EXEC, TRAP_CHLD, TRAP_LWP = 1, 2, 3, 4, 5
 
 
 def bit(sig: int) -> int:

@@ -216,6 +216,11 @@ class Amd64(Abi):
     def getmcontext_ids(self) -> tuple[int, ...]:
         return _GREG_IDS + (X.UC_X86_REG_FS_BASE, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)
 
+    def ptrace_reg(self, vals: list[int]) -> bytes:
+        """struct reg is long regs[_NGREG], indexed as the mcontext's __gregs."""
+        uc = self.build_ucontext(vals, (0, 0, 0, 0), (0, 0, 0), None)
+        return bytes(uc[UC_MCONTEXT_OFF:UC_MCONTEXT_OFF + 8 * NGREG])
+
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, int, int, int],
                        stack: tuple[int, int, int], xmm: list[int] | None) -> bytes:
         """A ucontext_t as NetBSD's getucontext() fills it (values of getmcontext_ids)."""

@@ -200,6 +200,11 @@ class Abi(Protocol):
         """The registers getcontext / sendsig save (build_ucontext's `vals`)."""
         ...
 
+    def ptrace_reg(self, vals: list[int]) -> bytes | None:
+        """struct reg (machine/reg.h) of PT_GETREGS from the values of
+        getmcontext_ids(); None where nbemu has none for the port."""
+        return None
+
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, ...],
                        stack: tuple[int, int, int], xmm: list[int] | None) -> bytes:
         """A ucontext_t from getmcontext_ids() values (xmm: sendsig_vregs() values,

@@ -179,3 +179,33 @@ def test_bad_binds_are_refused(world) -> None:
     with pytest.raises(MountError):
         parse_bind(":/x")
     assert parse_bind("/a") == ("/a", "/a") and parse_bind("/a:/b") == ("/a", "/b")
+
+
+def test_nbemu_bind_option(tmp_path: Path) -> None:
+    """`nbemu --bind`: the guest starts in a bound folder by its guest path (getcwd
+    of a real guest, crossing the mount upwards); a bad bind is one line, exit 2."""
+    import subprocess
+    import sys
+
+    from fixtures.build import build_c
+    from tests.guest import REPO
+    prog = str(build_c("pwd"))
+    root, host = tmp_path / "root", tmp_path / "host"
+    root.mkdir()
+    (host / "sub").mkdir(parents=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+
+    def nbemu(*opts: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--root", str(root),
+                               *opts, prog], cwd=cwd, capture_output=True, text=True,
+                              timeout=120, env=env)
+
+    r = nbemu("--bind", f"{host}:/work/here", cwd=host / "sub")
+    assert r.returncode == 0 and r.stdout.strip() == "/work/here/sub", r.stderr
+    r = nbemu("--bind", str(host), cwd=host / "sub")                  # GUEST = HOST
+    assert r.returncode == 0 and r.stdout.strip() == f"{os.path.realpath(host)}/sub", r.stderr
+    assert os.listdir(root) == []                                     # nothing made in the root
+    for bad in (f"{tmp_path}/nope:/mnt", ":/mnt", f"{host}:/"):
+        r = nbemu("--bind", bad)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, (bad, r.stderr)
+        assert r.stderr.startswith("nbemu: --bind") and "Traceback" not in r.stderr

@@ -81,9 +81,8 @@ class Progs(dict):
     opts: tuple[str, ...] = ()
 
 
-@pytest.fixture(scope="module", params=["static", "dynamic"])
-def progs(request: pytest.FixtureRequest) -> Progs:
-    linkage = request.param
+def build_progs(linkage: str, arch: str = "amd64") -> Progs:
+    """The test programs of one linkage and port (skips without the sources)."""
     try:
         nu.netbsd_src()
         nu.check_host_tools()
@@ -91,7 +90,7 @@ def progs(request: pytest.FixtureRequest) -> Progs:
         pytest.skip(str(e).splitlines()[0])
     from fixtures.netbsd.atf_progs import build_test_programs
 
-    built = build_test_programs("tests/lib/libpthread", linkage=linkage)
+    built = build_test_programs("tests/lib/libpthread", arch=arch, linkage=linkage)
     for name, reason in NOT_BUILT.items():
         assert built[name].path is None and "lib" in built[name].reason
     missing = {n: p.reason for n, p in built.items() if p.path is None and n not in NOT_BUILT}
@@ -99,8 +98,13 @@ def progs(request: pytest.FixtureRequest) -> Progs:
     assert set(CASES) == {n for n, p in built.items() if p.path is not None}
     out = Progs((n, p.path) for n, p in built.items() if p.path is not None)
     if linkage == "dynamic":
-        out.opts = ("--root", str(nu.build_userland("amd64")))
+        out.opts = ("--root", str(nu.build_userland(arch)))
     return out
+
+
+@pytest.fixture(scope="module", params=["static", "dynamic"])
+def progs(request: pytest.FixtureRequest) -> Progs:
+    return build_progs(request.param)
 
 
 def run_atf(progs: Progs, cases: list[str], opts: tuple[str, ...],

@@ -15,6 +15,7 @@ from nbemu.syscalls.kern_resource import PHYSMEM
 from nbemu.syscalls.kernel import Kernel
 from nbemu.syscalls.lwp import Lwp, Proc
 from nbemu.syscalls.signals import signame
+from nbemu.syscalls.vfs_mount import MountError
 from nbemu.syscalls.kern_proc import proc_enter
 from nbemu.syscalls.kern_tc import MONOTONIC_AT_BOOT_NS
 
@@ -43,21 +44,28 @@ class Options:
     gdb: str | None = None            # -g PORT | HOST:PORT | unix:PATH (emu/gdbstub.py)
     record: str | None = None         # --record LOG (emu/record.py)
     replay: Any = None                # --replay LOG: an opened emu/record.Replayer
+    binds: list[tuple[str, str]] = field(default_factory=list)   # --bind (host, guest)
     extra: dict = field(default_factory=dict)
 
 
-def guest_cwd(root: str) -> str:
-    """The guest starts in nbemu's working directory, as seen inside the guest
-    root (qemu-user keeps the cwd too); "/" when that directory is outside it."""
-    cwd = os.path.realpath(os.getcwd())
-    root = os.path.realpath(root)
-    if root == "/":
-        return cwd
-    if cwd == root:
+def guest_cwd(root: str, binds: list[tuple[str, str]] = (),  # type: ignore[assignment]
+              host_cwd: str | None = None) -> str:
+    """The guest starts in nbemu's working directory (qemu-user keeps the cwd too),
+    as seen inside the guest root or through a --bind (the deepest host directory
+    that holds it); "/" when the guest cannot see that directory."""
+    try:
+        cwd = os.path.realpath(host_cwd if host_cwd is not None else os.getcwd())
+    except OSError:
         return "/"
-    if cwd.startswith(root + os.sep):
-        return cwd[len(root):]
-    return "/"
+    best: tuple[int, str] | None = None
+    for host, guest in [(root, "/"), *binds]:
+        h = os.path.realpath(host)
+        if cwd == h or cwd.startswith(h.rstrip("/") + "/"):
+            if best is None or len(h) > best[0]:
+                rest = cwd[len(h.rstrip("/")):]
+                g = ("/" + guest.strip("/")).rstrip("/")
+                best = (len(h), os.path.normpath(g + rest) if g + rest else "/")
+    return best[1] if best is not None else "/"
 
 
 def boot_machine(abi: Abi, opts: Options) -> tuple[Machine, Kernel]:
@@ -78,7 +86,10 @@ class Session:
         self.opts = opts
         self.machine, self.kernel = m, k = boot_machine(abi, opts)
         self.rr = None
-        cwd = guest_cwd(opts.root)
+        if opts.binds:
+            from nbemu.syscalls.vfs_mount import mount_binds
+            mount_binds(k, opts.binds)           # before exec: ld.elf_so may lie in one
+        cwd = guest_cwd(opts.root, opts.binds)
         if opts.record is not None or opts.replay is not None:
             # First: every clock reading and host input from here on is logged / replayed.
             from .record import attach as attach_rr
@@ -98,7 +109,7 @@ class Session:
         argv = [(opts.argv0 or path).encode()] + [a.encode() for a in args]
         envp = [f"{kk}={vv}".encode() for kk, vv in env.items()]
         uid, gid = host_ids()
-        res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid, root=opts.root)
+        res = exec_image(vm, img, abi, argv, envp, path.encode(), uid, gid, root=k)
         p.p_path = os.path.abspath(path)        # kern.proc_args.-1.KERN_PROC_PATHNAME
         p.p_textvp = img
         p.p_cwd = cwd
@@ -220,6 +231,9 @@ def run_program(path: str, args: list[str], opts: Options) -> int:
     except ElfError as e:
         print(f"nbemu: {e}", file=sys.stderr)
         return e.code
+    except MountError as e:
+        print(f"nbemu: {e}", file=sys.stderr)
+        return 2
     except Exception as e:
         if opts.record is None and opts.replay is None:
             raise

@@ -1,6 +1,7 @@
 """nbemu's command line, in qemu-user's style:
 
-    nbemu [--ncpu N] [-m SIZE] [--deterministic] [--seed S] [--root DIR] [--strace[=FILE]]
+    nbemu [--ncpu N] [-m SIZE] [--deterministic] [--seed S] [--root DIR]
+          [--bind HOST[:GUEST]]... [--strace[=FILE]]
           [-E VAR=VALUE]... [-U VAR]... [-0 ARGV0] PROGRAM [ARGS...]
     nbemu atf|explore|timeline ...        (tools built on the emulator)
 """
@@ -14,7 +15,7 @@ import sys
 from . import __doc__ as _pkgdoc  # noqa: F401
 
 VERSION = "0.1.0"
-_TAKES_VALUE = {"--ncpu", "-m", "--memory", "--seed", "--root", "-E", "-U", "-0", "-g", "--record", "--replay"}
+_TAKES_VALUE = {"--ncpu", "-m", "--memory", "--seed", "--root", "--bind", "-E", "-U", "-0", "-g", "--record", "--replay"}
 
 MIN_MEMORY, MAX_MEMORY = 1 << 20, 1 << 40
 _SUFFIX = {"": 1 << 20, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -73,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="seed of --deterministic scheduling (default 0)")
     ap.add_argument("--root", default="/", metavar="DIR",
                     help="the guest's / (default: the host's /, as qemu-user)")
+    ap.add_argument("--bind", dest="binds", action="append", default=[],
+                    metavar="HOST[:GUEST]",
+                    help="the host directory HOST seen at GUEST (default: HOST) inside "
+                         "the guest root, as a mount; repeatable")
     ap.add_argument("--strace", nargs="?", const="-", default=None, metavar="FILE",
                     help="print one line per system call (to stderr, or to FILE)")
     ap.add_argument("-E", dest="setenv", action="append", default=[], metavar="VAR=VALUE",
@@ -171,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nbemu: -m {ns.memory}: a size of 1M to 1T is wanted (MiB, or a number "
                   f"with K, M, G or T)", file=sys.stderr)
             return 2
+    from nbemu.syscalls.vfs_mount import MountError, parse_bind
+    try:
+        binds = [parse_bind(b) for b in ns.binds]
+    except MountError as e:
+        print(f"nbemu: {e}", file=sys.stderr)
+        return 2
     from .guest_env import EnvError, guest_env
     try:
         env, _ = guest_env(ns.setenv, ns.unsetenv, ns.root)
@@ -208,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             given["root"] = os.path.abspath(ns.root)
         if memory is not None:
             given["memory"] = memory
+        if "--bind" in flags:
+            given["binds"] = [[os.path.abspath(h), g] for h, g in binds]
         if ns.setenv or ns.unsetenv or ns.argv0 is not None:
             print("nbemu: --replay: the environment and argv0 come from the log "
                   "(no -E, -U or -0)", file=sys.stderr)
@@ -220,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         ns.ncpu, ns.deterministic, ns.seed = h["ncpu"], h["deterministic"], h["seed"]
         ns.root, ns.argv0, env = h["root"], h["argv0"], dict(h["env"])
         memory = h.get("memory")            # (logs older than -m: the default)
+        binds = [(b[0], b[1]) for b in h.get("binds", [])]
         now = stdio_kinds()
         for fd, (was, is_) in enumerate(zip(h.get("stdio", now), now)):
             # stdin's kind chooses the read path; a tty on 1/2 may change buffering
@@ -232,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(ncpu=ns.ncpu, deterministic=ns.deterministic, seed=ns.seed,
                    root=os.path.abspath(ns.root), strace=strace_out, env=env,
                    argv0=ns.argv0, sched_log=ns.sched_hash, stats=ns.stats, trace=ns.trace,
-                   timeline=ns.timeline)
+                   timeline=ns.timeline, binds=[(os.path.abspath(h), g) for h, g in binds])
     if memory is not None:
         opts.memory = memory
     opts.gdb = ns.gdb

@@ -215,7 +215,7 @@ class Machine:
         vm = vmmap_new(self.abi, sp)
         p.p_vmspace = vm
         uid, gid = host_ids()
-        res = exec_image(vm, img, self.abi, argv, envp, execname, uid, gid)
+        res = exec_image(vm, img, self.abi, argv, envp, execname, uid, gid, root=self.kernel)
         p.p_psstrp = res.ps_strings
         self._ctx_pc.pop(id(l), None)
         self._pending_pc = None

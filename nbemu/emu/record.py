@@ -452,6 +452,7 @@ def make_header(path: str, args: list[str], opts: Any, cwd: str, boottime_ns: in
             "sha256": program_sha256(path), "args": list(args), "argv0": opts.argv0,
             "arch": arch, "ncpu": opts.ncpu, "deterministic": opts.deterministic,
             "seed": opts.seed, "root": opts.root, "memory": opts.memory, "cwd": cwd,
+            "binds": [list(b) for b in opts.binds],
             # as pairs: the order of envp is guest-visible
             "env": [[k, v] for k, v in (os.environ if opts.env is None else opts.env).items()],
             "hostname": socket.gethostname(), "boottime_ns": boottime_ns,

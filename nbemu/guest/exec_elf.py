@@ -16,6 +16,7 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from nbemu.syscalls.uvm_map import PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, VmMap
 
@@ -210,7 +211,7 @@ def _check_entry(entry: int, abi: archmod.Abi, what: str) -> None:
         raise ElfError(f"{what}: entry point {entry:#x} is outside the user address space")
 
 
-def load_interp(vm: VmMap, name: str, abi: archmod.Abi, root: str) -> tuple[int, int]:
+def load_interp(vm: VmMap, name: str, abi: archmod.Abi, root: Any) -> tuple[int, int]:
     """elf_load_interp(): map the interpreter (looked up in the guest root) where
     an mmap(0, size) would go, topdown below the stack; (base, entry)."""
     what = f"interpreter {name}"
@@ -247,20 +248,23 @@ def load_interp(vm: VmMap, name: str, abi: archmod.Abi, root: str) -> tuple[int,
 
 
 class _Root:
-    """What vfs_lookup.namei needs of a kernel: the guest root, and the slot
-    where rootvnode() keeps it open (Kernel.vfs_rootvp)."""
+    """What vfs_lookup.namei needs of a kernel: the guest root, the slot
+    where rootvnode() keeps it open (Kernel.vfs_rootvp), and no mounts."""
 
     def __init__(self, root: str) -> None:
+        from nbemu.syscalls.vfs_mount import MountTable
         self.root = root
         self.vfs_rootvp: tuple[str, object] | None = None
+        self.vfs_mounts = MountTable()
 
 
-def _lookup_in_root(root: str, name: str):
+def _lookup_in_root(root: Any, name: str):
     """The interpreter `name`, looked up by the kernel's namei inside the guest
-    root (symbolic links cannot leave it): a Nameidata holding it. ENOENT: 127."""
+    root (symbolic links cannot leave it): a Nameidata holding it. ENOENT: 127.
+    `root`: the kernel (its root and --bind mounts), or a root folder alone."""
     from nbemu.syscalls.errno import Errno
     from nbemu.syscalls.vfs_lookup import namei, rootvnode
-    k = _Root(root)
+    k = _Root(root) if isinstance(root, str) else root
     nd = namei(k, rootvnode(k), os.fsencode(name), True)
     if isinstance(nd, int) or not nd.ni_exists:
         err = Errno.ENOENT if not isinstance(nd, int) else nd
@@ -280,7 +284,7 @@ def _host_errno(err: int) -> int:
 
 def exec_image(vm: VmMap, img: ElfImage, abi: archmod.Abi, argv: list[bytes],
                envp: list[bytes], execname: bytes, uid: int, gid: int,
-               root: str = "/") -> ExecResult:
+               root: Any = "/") -> ExecResult:
     page = abi.page_size
     bias = 0
     if img.e_type == ET_DYN:

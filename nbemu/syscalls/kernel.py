@@ -30,6 +30,7 @@ from .kern_timeout import CalloutQueue
 from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, SSTOP, Lwp,
                   LwpFlag, Proc)
 from .table import SYS___syscall, SYS_syscall, SYSENT, name_of
+from .vfs_mount import MountTable
 
 if TYPE_CHECKING:                # a type only: the kernel imports nothing of guest/
     from nbemu.guest.arch.base import Abi
@@ -121,6 +122,7 @@ class Kernel:
         self.unp_state: Any = None               # uipc_usrreq.UnpState (files in flight)
         self.tty_state: Any = None               # kern_tty: host st_rdev -> Tty
         self.vfs_rootvp: tuple[str, Any] | None = None   # (k.root, its vfs_lookup.RootVnode)
+        self.vfs_mounts = MountTable()           # vfs_mount: --bind HOST[:GUEST]
         self.fifo_opens: dict[tuple, Any] = {}   # fifo_vnops: (dev, ino) -> FifoCounts
         self.unp_names: dict[str, bytes] = {}    # uipc_syscalls: host socket name -> guest path
         # The guest's RAM (`-m`: hw.physmem64); half of it is the kernel arena

@@ -221,12 +221,16 @@ def getcwd_path(k: Any, fd: int) -> bytes | int:
     names: list[bytes] = []
     root = rootvnode(k)
     root_id = root.v_id
+    mounts = k.vfs_mounts
     cur = os.dup(fd)
     try:
         for _ in range(MAXPATHLEN // 2):
             st = os.fstat(cur)
             if (st.st_dev, st.st_ino) == root_id:
                 return b"/" + b"/".join(reversed(names))
+            m = mounts.covering((st.st_dev, st.st_ino), []) if mounts else None
+            if m is not None:               # the top of a mount: its guest path
+                return guest_path(list(m.mnt_comps) + names[::-1])
             if st.st_nlink == 0:
                 return Errno.ENOENT
             up = os.open("..", _DIR, dir_fd=cur)
@@ -356,6 +360,7 @@ def _walk(k: Any, root: RootVnode, cur: int, comps: list[bytes], pending: deque[
     every exit closes it or hands it to the result."""
     links = 0
     done = False
+    mounts = k.vfs_mounts
     try:
         while pending:
             c = pending.popleft()
@@ -363,16 +368,42 @@ def _walk(k: Any, root: RootVnode, cur: int, comps: list[bytes], pending: deque[
                 continue
             if c == b"..":
                 st = os.fstat(cur)
-                if (st.st_dev, st.st_ino) != root.v_id:
-                    up = os.open(b"..", _DIR, dir_fd=cur)
+                ident = (st.st_dev, st.st_ino)
+                if ident == root.v_id:
+                    continue                    # ".." at the root is the root
+                m = mounts.covering(ident, comps) if mounts else None
+                if m is not None:
+                    # the top of a mount: ".." of the covered directory (NetBSD's
+                    # lookup crosses back to the mount point first), found from the root
+                    up = _mount_parent(k, m)
+                    if up < 0:
+                        return -up
                     os.close(cur)
-                    cur = up
-                    if comps:
-                        comps.pop()
+                    cur, comps = up, list(m.mnt_comps[:-1])
+                    continue
+                up = os.open(b"..", _DIR, dir_fd=cur)
+                os.close(cur)
+                cur = up
+                if comps:
+                    comps.pop()
                 continue
             if len(c) > NAME_MAX:
                 return Errno.ENAMETOOLONG
             last = not pending
+            m = mounts.by_path.get(tuple(comps) + (c,)) if mounts else None
+            if m is not None:
+                # a mount point: continue in the mounted directory (v_mountedhere)
+                if not last:
+                    os.close(cur)
+                    cur = -1
+                    cur = os.dup(m.mnt_fd)
+                    comps.append(c)
+                    continue
+                vp = os.dup(m.mnt_fd)
+                done = True
+                nd = Nameidata(cur, c, vp, comps + [c], os.fstat(vp), trailing, lastname)
+                nd.is_root = True               # VV_ROOT: not removed nor renamed (EBUSY)
+                return nd
             if not last:
                 try:
                     nxt = os.open(c, _DIR, dir_fd=cur)
@@ -425,11 +456,25 @@ def _walk(k: Any, root: RootVnode, cur: int, comps: list[bytes], pending: deque[
         st = os.fstat(cur)
         done = True
         nd = Nameidata(None, b"", cur, comps, st, trailing, lastname)
-        nd.is_root = (st.st_dev, st.st_ino) == root.v_id
+        nd.is_root = (st.st_dev, st.st_ino) == root.v_id or \
+            bool(mounts and mounts.covering((st.st_dev, st.st_ino), comps))
         return nd
     finally:
         if not done and cur >= 0:
             os.close(cur)
+
+
+def _mount_parent(k: Any, m: Any) -> int:
+    """A held descriptor of the directory that holds mount m's mount point (minus
+    an errno if it is gone). Looked up from the root by its guest path, so it is
+    the guest's, crossing the mounts it lies in."""
+    nd = namei(k, rootvnode(k), guest_path(list(m.mnt_comps[:-1])), True)
+    if isinstance(nd, int):
+        return -nd
+    with nd:
+        if nd.ni_st is None or not host_stat.S_ISDIR(nd.ni_st.st_mode):
+            return -Errno.ENOTDIR
+        return nd.take_vp()
 
 
 def start_dir(l: Any, dirfd: int, path: bytes) -> Vnode | tuple[int, list[bytes]] | int:

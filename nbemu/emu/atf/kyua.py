@@ -35,9 +35,14 @@ runs: no result changes).  Other properties such a Kyua does not know
 (``require.diskspace``, ``execenv``) are passed through and it reports the program
 as broken.
 
-Limits: the guest root must be ``/`` (Kyua's work and control directories are host
-paths that the guest must reach); programs named by a broken Kyuafile/Atffile line
-are left out (nbemu's own runner reports them).
+With a guest root other than ``/`` (``--root SYSROOT``: dynamically linked programs,
+whose ld.elf_so and libraries are the sysroot's), the guest still reaches the host
+paths Kyua names: each wrapper binds (``--bind``) its program's folder, and the
+launcher binds the case's work directory and the folder of its ``-r`` result file,
+each at its own path inside the root.
+
+Limits: programs named by a broken Kyuafile/Atffile line are left out (nbemu's own
+runner reports them).
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ import shlex
 import sys
 from collections import Counter
 
+from .launch import CASE_BINDS
 from .suite import Entry, discover
 
 SUITE = "nbemu"
@@ -148,12 +154,13 @@ def prepare_suite(dest: str, paths: list[str], nbemu_opts: list[str],
                   python: str | None = None, parallelism: int = 0) -> str:
     """Write the suite; the path of its top Kyuafile."""
     variables = variables or {}
+    root = "/"
     for i, o in enumerate(nbemu_opts):
-        root = (nbemu_opts[i + 1] if o == "--root" and i + 1 < len(nbemu_opts)
-                else o.split("=", 1)[1] if o.startswith("--root=") else None)
-        if root is not None and os.path.realpath(root) != "/":
-            raise ValueError("a Kyua suite needs the guest root to be / (Kyua's work "
-                             "directories are host paths the guest must reach)")
+        if o == "--root" and i + 1 < len(nbemu_opts):
+            root = nbemu_opts[i + 1]
+        elif o.startswith("--root="):
+            root = o.split("=", 1)[1]
+    rooted = os.path.realpath(root) != "/"
     entries: list[Entry] = []
     for p in paths:
         for e in discover(p):
@@ -181,11 +188,16 @@ def prepare_suite(dest: str, paths: list[str], nbemu_opts: list[str],
         wrapper = os.path.join(dest, name)
         os.makedirs(os.path.dirname(wrapper), exist_ok=True)
         prog = os.path.abspath(e.path)
+        # Under another root the guest sees the program's folder at its host path (atf-c
+        # looks for the program in dirname(argv[0])), and launch.py binds the case's
+        # work and control folders, which Kyua names by host paths too.
+        opts = ([CASE_BINDS, "--bind", os.path.dirname(prog), *nbemu_opts]
+                if rooted else nbemu_opts)
         fields = dict(prog=prog, repo=shlex.quote(REPO), python=shlex.quote(python),
                       client=shlex.quote(os.path.join(os.path.dirname(__file__),
                                                       "kyua_client.py")),
                       suite=shlex.quote(dest),
-                      opts=" ".join(shlex.quote(o) for o in nbemu_opts),
+                      opts=" ".join(shlex.quote(o) for o in opts),
                       opts_comment=" ".join(nbemu_opts) or "default options",
                       qprog=shlex.quote(prog))
         text = _WRAPPER.format(list_filter=_LIST_FILTER.format(**fields)

@@ -21,20 +21,11 @@ import signal
 import sys
 
 
-def guest_cwd(root: str, host_cwd: str | None = None) -> str:
-    """The guest path of the host's cwd when it lies inside ``root``; else ``/``."""
-    try:
-        cwd = os.path.realpath(host_cwd if host_cwd is not None else os.getcwd())
-    except OSError:
-        return "/"
-    r = os.path.realpath(root)
-    if r == "/":
-        return cwd
-    if cwd == r:
-        return "/"
-    if cwd.startswith(r + "/"):
-        return cwd[len(r):]
-    return "/"
+def guest_cwd(root: str, host_cwd: str | None = None,
+              binds: list[tuple[str, str]] = ()) -> str:  # type: ignore[assignment]
+    """The guest path of the host's cwd (inside ``root`` or a bind); else ``/``."""
+    from nbemu.emu.boot import guest_cwd as boot_guest_cwd
+    return boot_guest_cwd(root, binds, host_cwd)
 
 
 def die_of_signal(sig: int) -> None:
@@ -70,7 +61,7 @@ def _atf_session_class():
     class AtfSession(boot.Session):
         def __init__(self, path: str, args: list[str], opts) -> None:
             super().__init__(path, args, opts)
-            self.kernel.proc.p_cwd = guest_cwd(opts.root)
+            self.kernel.proc.p_cwd = guest_cwd(opts.root, binds=opts.binds)
             _sessions.append(self)
 
     return AtfSession
@@ -86,8 +77,52 @@ def _scrub_environment() -> None:
         os.environ["PYTHONPATH"] = orig
 
 
+CASE_BINDS = "--bind-case-dirs"     # first argument: bind the case's host folders
+
+
+def case_binds(argv: list[str], cwd: str | None = None) -> list[str]:
+    """The nbemu command line with ``--bind`` options for the host folders a Kyua
+    case uses when the guest root is not ``/``: its work directory (the cwd; Kyua's
+    HOME and TMPDIR too) and the folder of the ``-r`` result file (Kyua's control
+    directory), each at its own path, so the paths Kyua passes mean the same inside."""
+    from nbemu.emu.cli import _TAKES_VALUE
+    i, root = 0, "/"
+    while i < len(argv) and argv[i].startswith("-"):
+        a = argv[i]
+        if a in _TAKES_VALUE:
+            if a == "--root" and i + 1 < len(argv):
+                root = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--root="):
+            root = a.split("=", 1)[1]
+        i += 1
+    if os.path.realpath(root) == "/":
+        return argv
+    dirs = [cwd if cwd is not None else os.getcwd()]
+    rest = argv[i + 1:]
+    for j, a in enumerate(rest):
+        if a == "--":
+            break
+        if a.startswith("-r"):
+            res = a[2:] or (rest[j + 1] if j + 1 < len(rest) else "")
+            if res:           # by the path Kyua names (it may go through a symlink)
+                dirs.insert(0, os.path.dirname(os.path.abspath(res)))
+            break
+    binds: list[str] = []
+    for d in dirs:            # one bind for nested folders (the work dir is in the control dir)
+        real = os.path.realpath(d)
+        if not any(real == r or real.startswith(r.rstrip("/") + "/")
+                   for r in map(os.path.realpath, binds)):
+            binds.append(d)
+    return [*argv[:i], *(x for d in binds for x in ("--bind", d)), *argv[i:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     _scrub_environment()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == CASE_BINDS:
+        argv = case_binds(argv[1:])
     from nbemu.emu import boot, cli
     boot.Session = _atf_session_class()    # run_program looks it up at call time
     status = cli.main(argv)

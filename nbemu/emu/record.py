@@ -199,11 +199,15 @@ class Recorder:
         self._buf += tag + _I64.pack(v)
 
     # signals from the host (emu/hostsig.py), at the point the kernel posts them:
-    # "G" at a system call's end (inside a turn), "g" before a turn. Both follow
-    # the S record of the turn they come after or inside, so one tag could not
-    # tell a replay whether to post at the turn's first system call or after it.
-    def host_signal(self, sig: int, at_turn: bool = False) -> None:
-        self._buf += (b"g" if at_turn else b"G") + bytes((sig & 0xFF,))
+    # "g" before a turn, "G" at a system call's end with the kernel's count of
+    # system calls then. Both come after the S record of the turn they follow or
+    # cut, and a turn's system calls log nothing of their own as a rule, so the
+    # tag tells a replay before which turn, the count at which system call.
+    def host_signal(self, sig: int, at_turn: bool = False, nsyscalls: int = 0) -> None:
+        if at_turn:
+            self._buf += b"g" + bytes((sig & 0xFF,))
+        else:
+            self._buf += b"G" + bytes((sig & 0xFF,)) + _U64.pack(nsyscalls)
 
     # host inputs (syscalls/hostinput.py)
     def input(self, kind: str, fn: Callable[[], Any]) -> Any:
@@ -363,13 +367,18 @@ class Replayer:
         return self._read(_I64, self._next(tag, wanted))[0]
 
     # signals from the host: the recorded run posted them at this point
-    def host_signals(self, at_turn: bool = False) -> list[int]:
+    def host_signals(self, at_turn: bool = False, nsyscalls: int = 0) -> list[int]:
         sigs = []
         buf = self._buf
         tag = ord("g") if at_turn else ord("G")
         while self._pos < len(buf) and buf[self._pos] == tag:
+            if not at_turn and self._pos + 10 <= len(buf) \
+                    and _U64.unpack_from(buf, self._pos + 2)[0] != nsyscalls:
+                break                   # posted at a later system call's end
             pos = self._next(tag, "a signal from the host")
             sigs.append(self._read(_U8, pos)[0])
+            if not at_turn:
+                self._read(_U64, self._pos)
         return sigs
 
     # host inputs
@@ -507,7 +516,7 @@ def walk(body: bytes | memoryview):
             pos += 1 + _SLICE.size
         elif tag in names:
             name = names[tag]
-            pos += 1 + {ord("X"): 4, ord("G"): 1, ord("g"): 1}.get(tag, 8)
+            pos += 1 + {ord("X"): 4, ord("G"): 9, ord("g"): 1}.get(tag, 8)
         else:
             raise LogError(f"bad record tag {tag:#x} at offset {pos}")
         yield at, chr(tag), name

@@ -412,13 +412,13 @@ class Kernel:
         same points."""
         log = self.hostsig_log
         if log is not None and log.replaying:
-            sigs = log.host_signals(at_turn)
+            sigs = log.host_signals(at_turn, self.nsyscalls)
         else:
             sigs, self.host_sigs = self.host_sigs, []
             self.hostsig_check = False
             if log is not None:
                 for sig in sigs:
-                    log.host_signal(sig, at_turn)
+                    log.host_signal(sig, at_turn, self.nsyscalls)
         p = self.proc
         if p is not None and not p.p_exiting:
             for sig in sigs:

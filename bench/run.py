@@ -6,6 +6,7 @@ Each figure comes from the same run, side by side with its reference:
 - trivial system call (_lwp_self), park/unpark hop between two LWPs, LWP
   create+exit+wait: per-operation cost from two runs of different sizes, so that
   start-up cancels out.
+- start-up of a whole process, wall time and instructions (bench/startup_bench.py);
 - processes: fork+exit+wait, fork+execve+wait, a two-process pipe (bench/proc_bench.py),
   next to the same source built for Linux under qemu-x86_64 and natively.
 - real code, amd64 and aarch64: fixtures/c/bench_real.c (LZ77, quicksort, hash
@@ -149,6 +150,9 @@ def main() -> int:
             row(*r)
     except Exception as e:  # reported, not hidden
         row("NetBSD userland rows", "FAILED", str(e)[:80], "")
+    from bench.startup_bench import rows as startup_rows
+    for r in startup_rows(q):
+        row(*r)
     try:
         from nbemu.emu.atf.bench import rows as atf_rows
         for r in atf_rows(q):

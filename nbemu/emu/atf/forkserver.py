@@ -29,10 +29,28 @@ import signal
 import subprocess
 import sys
 import threading
+from typing import Iterator, TypeVar
 
 
 # ---------------------------------------------------------------- server side
 
+
+
+T = TypeVar("T")
+
+
+def reaped(children: dict[int, T]) -> Iterator[tuple[T, int]]:
+    """(what children held for it, wait status) of each child that has ended,
+    without blocking; popped from children (pid -> anything)."""
+    while children:
+        try:
+            pid, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if pid in children:
+            yield children.pop(pid), st
 
 def _child(req: dict, keep: tuple[int, ...], stdio: tuple[int, int, int] | None = None) -> None:
     """In the forked child: become the nbemu process of the request; never returns.
@@ -118,16 +136,8 @@ def serve() -> int:
             data = data[n:]
 
     def reap() -> None:
-        while children:
-            try:
-                pid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            rid = children.pop(pid, None)
-            if rid is not None:
-                send({"id": rid, "status": st})
+        for rid, st in reaped(children):
+            send({"id": rid, "status": st})
 
     sel = selectors.DefaultSelector()
     sel.register(req_fd, selectors.EVENT_READ, "req")

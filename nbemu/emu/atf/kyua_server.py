@@ -33,7 +33,7 @@ import socket
 import struct
 import time
 
-from .forkserver import _child, _preload
+from .forkserver import _child, _preload, reaped
 
 _MAX_REQUEST = 8 << 20               # bytes of JSON: argv + environment
 
@@ -111,20 +111,12 @@ def serve_unix(path: str, idle: float = 60.0) -> int:
         return (lsock.fileno(), rpipe, wpipe, *(c.fileno() for c in by_conn))
 
     def reap() -> None:
-        while children:
-            try:
-                pid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            conn = children.pop(pid, None)
-            if conn is not None:
-                by_conn.pop(conn, None)
-                _send(conn, {"status": st})
-                if _registered(sel, conn):
-                    sel.unregister(conn)
-                conn.close()
+        for conn, st in reaped(children):
+            by_conn.pop(conn, None)
+            _send(conn, {"status": st})
+            if _registered(sel, conn):
+                sel.unregister(conn)
+            conn.close()
 
     def start(conn: socket.socket) -> None:
         try:

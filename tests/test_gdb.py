@@ -57,7 +57,7 @@ def test_threads_breakpoint_backtrace_watchpoint_exit(arch: str) -> None:
         "delete", "continue"], arch=arch)
     assert re.search(r'Thread \d+ "worker-\d" hit Breakpoint 1, worker_body', text), text
     # every LWP, with its name and NetBSD state
-    threads = re.findall(r'^\*?\s+(\d+)\s+Thread (\d+) "([^"]+)" \(([^)]*)\)', text, re.M)
+    threads = re.findall(r'^\*?\s+(\d+)\s+Thread (?:\d+\.)?(\d+) "([^"]+)" \(([^)]*)\)', text, re.M)
     first = threads[:4]
     assert sorted(t[2] for t in first) == ["gdb-main", "worker-1", "worker-2", "worker-3"], text
     main = next(t for t in first if t[2] == "gdb-main")
@@ -65,7 +65,7 @@ def test_threads_breakpoint_backtrace_watchpoint_exit(arch: str) -> None:
     assert all(re.match(r"(running|runnable) on vCPU \d|sleeping on \w+", t[3]) for t in first)
     # bt of the LWP at the breakpoint, then `thread 1` (main, blocked in _lwp_wait)
     assert re.search(r"#0\s+worker_body \(id=.*\n#1\s+0x[0-9a-f]+ in worker \(", text), text
-    assert re.search(r"Switching to thread 1 \(Thread 100\)", text), text
+    assert re.search(r"Switching to thread 1 \(Thread 100(\.100)?\)", text), text
     assert re.search(r"_lwp_wait \(.*\n(#\d.*\n)*?#\d\s+0x[0-9a-f]+ in main \(", text), text
     # the watchpoint fires in the LWP that writes, after the write
     assert re.search(r'Thread \d+ "worker-2" hit Hardware watchpoint 2: shared_value', text), text

@@ -78,6 +78,6 @@ def test_shared_libraries_pending_breakpoint_and_thread_names(program) -> None:
         assert re.search(r"0x[0-9a-f]+\s+0x[0-9a-f]+\s+Yes.*target:\S*" + re.escape(lib),
                          text), (lib, text)
     assert re.search(r'Thread \d+ "worker-[12]" hit Breakpoint 2(\.\d+)?, worker_body', text), text
-    assert re.search(r'Thread \d+ "worker-[12]"', text.split("info threads")[-1]
+    assert re.search(r'Thread (\d+\.)?\d+ "worker-[12]"', text.split("info threads")[-1]
                      if "info threads" in text else text), text
     assert rc == 0 and out.strip() == "shared=3", (rc, out, text)

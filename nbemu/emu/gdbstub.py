@@ -73,21 +73,21 @@ Ctrl-C can stop a guest that makes no system call).
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
-from unicorn.unicorn_py3.unicorn import uclib
+from unicorn import UC_HOOK_CODE, UcError
 
 from nbemu.syscalls.kern_synch import preempt
-from nbemu.syscalls.lwp import LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB, Lwp
+from nbemu.syscalls.lwp import (LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
+                                Lwp, Proc)
 
 from .gdb_conn import PACKET_SIZE, Conn, Listener
 from .gdb_hostio import HostIO
+from .gdb_points import Points, engine_of
 from .gdb_solib import for_session
 from .gdb_regs import RegFile
 
@@ -103,6 +103,9 @@ E_NOTSUP = "E03"
 
 _RESUMED = object()      # a handler resumed the guest: the reply is the next stop
 _GONE = object()         # the session with gdb ended (detach, kill, disconnect)
+
+# The kernel events (Kernel.event) that matter to the stub: process life.
+_PROC_EVENTS = frozenset(("fork", "vfork_done", "exec", "proc_exit"))
 
 # gdb's signal numbers equal NetBSD's for 1..28 and 30..32; NetBSD's SIGINFO (29)
 # is gdb's 142; NetBSD's real-time signals 33..63 are gdb's REALTIME_33.. (45..).
@@ -149,10 +152,12 @@ def lwp_state(l: Lwp) -> str:
 
 
 class Stop:
-    __slots__ = ("kind", "lwp", "sig", "addr")
+    __slots__ = ("kind", "lwp", "sig", "addr", "other")
 
-    def __init__(self, kind: str, lwp: Lwp | None, sig: int, addr: int = 0) -> None:
+    def __init__(self, kind: str, lwp: Lwp | None, sig: int, addr: int = 0,
+                 other: Any = None) -> None:
         self.kind, self.lwp, self.sig, self.addr = kind, lwp, sig, addr
+        self.other = other           # fork/vfork: the child's LWP; exec: the path; exit: the Proc
 
 
 class GdbStub:
@@ -162,7 +167,13 @@ class GdbStub:
         self.session = session
         self.m = m = session.machine
         self.k = session.kernel
-        self.proc = session.kernel.proc
+        self.first = session.kernel.proc     # nbemu ends with it
+        # The processes gdb debugs (gdb's inferiors): the first, and with fork
+        # events the children of debugged processes until gdb detaches them.
+        self.attached: dict[int, Proc] = {self.first.p_pid: self.first}
+        self.exe: dict[int, str] = {self.first.p_pid: os.path.abspath(session.path)}
+        self.multiprocess = False    # gdb's qSupported offers (p<pid>.<lid> thread ids)
+        self.fork_events = self.vfork_events = self.exec_events = False
         self.regs = RegFile(m)
         self.listener = Listener(spec)
         self.conn: Conn | None = None
@@ -171,24 +182,26 @@ class GdbStub:
         self._event: Stop | None = None
         self._intr = False
         self._eof = False
-        self.actions: dict[int, tuple[str, int]] = {}   # lid -> (action, gdb signal)
+        # (pid, lid) -> (action, gdb signal); lid -1: every LWP of the process
+        self.actions: dict[tuple[int, int], tuple[str, int]] = {}
         self.default_action: tuple[str, int] | None = None
-        self.g_lid = 0               # Hg: whose registers g/p/G/P address (0: the stopped one)
-        self.c_lid = 0               # Hc: the thread of legacy c/s
-        self.last_lid = 0            # the LWP of the last stop
+        # Thread ids are (pid, lid); 0: any (the stopped one), -1: all.
+        self.g_tid = (0, 0)          # Hg: whose registers and memory g/p/m/Z address
+        self.c_tid = (0, 0)          # Hc: the thread of legacy c/s
+        self.last: Lwp | None = None  # the LWP of the last stop
         self.last_reply = "S05"
-        self.bps: dict[int, int] = {}                    # address -> hook handle
-        self.watches: dict[tuple[int, int, int], int] = {}  # (type, addr, len) -> hook handle
-        self._insn_hook: Any = None  # the per-instruction hook while watchpoints exist
+        self.last_ev: Stop | None = None
+        self.points = Points(m, self._on_breakpoint, self._on_watch, self._on_insn_py)
+        self._queued: list[Stop] = []   # stops that came while one was pending
         self.step_lwp: Lwp | None = None
         self._step_started = False
-        self._step_hook: Any = None
+        self._step_hook: tuple[Any, Any] | None = None    # (engine, hook)
         self._spins = 0
         self._deadlock_reported = False
         self._signal_lwp: Lwp | None = None    # the LWP whose fault gdb is deciding on
         self._signal_decision = 0
         self._swbreak = False
-        self._thread_list: list[int] = []
+        self._thread_list: list[str] = []
         self._threads_xml = b""
         self._libraries_xml = b""
         # The OS ABI gdb should use when the file says nothing (emu/gdb_hostio.py
@@ -206,7 +219,8 @@ class GdbStub:
         m.debugger = self
         m._install_block_hook()      # so that Ctrl-C can stop code that makes no syscall
         session._finishers.append(self._finish)
-        first = min(self.proc.p_lwps.values(), key=lambda x: x.l_lid)
+        self.k.listeners.append(self._on_kernel_event)
+        first = min(self.first.p_lwps.values(), key=lambda x: x.l_lid)
         self._set_event(Stop("start", first, SIGTRAP))
         print(f"nbemu: waiting for gdb on {self.listener.where} "
               f"(gdb-multiarch -ex 'target remote {self.listener.gdb_target}')",
@@ -236,9 +250,22 @@ class GdbStub:
             ev = Stop("intr", self._focus_lwp(), SIGINT)
         self._report(ev)
 
+    def _action(self, l: Lwp) -> tuple[str, int] | None:
+        """What gdb's last resume said l does (None: it stays stopped)."""
+        a = self.actions
+        if a:
+            pid = l.l_proc.p_pid
+            got = a.get((pid, l.l_lid)) or a.get((pid, -1))
+            if got is not None:
+                return got
+        return self.default_action
+
     def hold(self, ci: Any, l: Lwp) -> bool:
-        """May l take its turn on ci? True: it is held by gdb (not resumed)."""
-        if self.default_action is not None or not self.active or l.l_lid in self.actions:
+        """May l take its turn on ci? True: it is held by gdb (not resumed).
+        Processes gdb does not debug (children it detached or was never told
+        of) are never held."""
+        if (not self.active or self._action(l) is not None
+                or l.l_proc.p_pid not in self.attached):
             self._spins = 0
             self._deadlock_reported = False
             return False
@@ -277,7 +304,7 @@ class GdbStub:
     def on_signal(self, l: Lwp, sig: int) -> int:
         """A synchronous signal (a fault) of LWP l, about to be posted: stop for
         gdb first. Returns the signal to post (0: gdb discarded it)."""
-        if not self.active or self.conn is None:
+        if not self.active or self.conn is None or l.l_proc.p_pid not in self.attached:
             return sig
         self._clear_step()
         self._signal_lwp, self._signal_decision = l, 0
@@ -287,22 +314,97 @@ class GdbStub:
             self._signal_lwp = None
         if not self.active:
             return sig                   # detached while stopped: as without gdb
-        if self.proc.p_exiting:
+        if l.l_proc.p_exiting:
             return 0
         return sig_from_gdb(self._signal_decision)
 
     # ====================================================================
     # Hooks called from Unicorn callbacks (inside emu_start)
     # ====================================================================
-    def _set_event(self, ev: Stop) -> None:
+    def _set_event(self, ev: Stop, queue: bool = False) -> None:
+        """The stop to report at the next turn boundary; with queue, one that
+        must not be lost when another is pending (a process's fork, exec or
+        exit): it is reported at the next resume, before anything runs."""
         if self._event is None:
             self._event = ev
+        elif queue:
+            self._queued.append(ev)
         self.stop_pending = True
 
+    # -- processes: fork, vfork, exec and exit (a kernel listener) ---------------
+    def _on_kernel_event(self, kind: str, l: Lwp, data: dict) -> None:
+        """The kernel's fork, vfork_done, exec and proc_exit events of the
+        processes gdb debugs become gdb's fork/vfork/vforkdone/exec stops and
+        process exits (gdbserver's reports on Linux). Without the matching
+        qSupported feature a fork child is not debugged: it runs unseen."""
+        if kind not in _PROC_EVENTS or not self.active:
+            return
+        p = l.l_proc
+        pid = p.p_pid
+        if pid not in self.attached:
+            return
+        if kind == "fork":
+            p2 = self.k.allproc.get(data["child"])
+            if p2 is None or not p2.p_lwps:
+                return
+            vfork = p2.p_vmspace is p.p_vmspace
+            if not (self.vfork_events if vfork else self.fork_events):
+                return
+            self.attached[p2.p_pid] = p2
+            self.exe[p2.p_pid] = self.exe.get(pid, self.hostio.path)
+            self.points.clone(p, p2)
+            self.m._install_block_hook(engine_of(p2))   # Ctrl-C reaches its code
+            child = min(p2.p_lwps.values(), key=lambda x: x.l_lid)
+            self._set_event(Stop("vfork" if vfork else "fork", l, SIGTRAP, other=child),
+                            queue=True)
+        elif kind == "vfork_done":
+            if not self.vfork_events:
+                return
+            self._set_event(Stop("vforkdone", l, SIGTRAP), queue=True)
+        elif kind == "exec":
+            path = self.session_host_path(p.p_path)
+            self.exe[pid] = path
+            self.hostio.allow(path)
+            if not self.exec_events:
+                return
+            # The old image and its points are gone; gdb inserts them anew.
+            self.points.drop(pid)
+            self.m._install_block_hook(engine_of(p))
+            self._set_event(Stop("exec", l, SIGTRAP, other=path), queue=True)
+        elif kind == "proc_exit":
+            if p is self.first:
+                return                   # nbemu ends: _finish reports it
+            self.points.drop(pid)        # (before its engine goes back to the pool)
+            self._forget(pid)
+            self._set_event(Stop("exited", l, 0, other=p), queue=True)
+        else:
+            return
+        self.m.request_stop()
+
+    def session_host_path(self, guest: str) -> str:
+        """The host file of a guest program path (inside --root)."""
+        root = self.session.opts.root
+        if root in ("", "/"):
+            return os.path.abspath(guest)
+        return os.path.join(os.path.abspath(root), guest.lstrip("/"))
+
+    def _forget(self, pid: int) -> None:
+        """pid is no longer debugged (it exited or gdb detached it)."""
+        self.attached.pop(pid, None)
+        self.actions = {k: v for k, v in self.actions.items() if k[0] != pid}
+        if self.last is not None and self.last.l_proc.p_pid == pid:
+            self.last = None
+        st = self.step_lwp
+        if st is not None and st.l_proc.p_pid == pid:
+            self._clear_step()
+
     def _on_breakpoint(self, uc, addr, size, user) -> None:
-        if self._event is not None or addr not in self.bps or not self.active:
+        if self._event is not None or not self.active:
             return
         l = self.m.curlwp
+        # (a vfork child runs on its parent's engine: its parent's points are not its own)
+        if l is None or l.l_proc.p_pid != user or not self.points.has_bp(user, addr):
+            return
         if l is self.step_lwp and not self._step_started:
             return                   # the step's own first instruction: the step hook decides
         self._set_event(Stop("swbreak", l, SIGTRAP, addr))
@@ -314,6 +416,9 @@ class GdbStub:
         `library` reply (gdb re-reads the list, resolves pending breakpoints and
         resumes by itself)."""
         if self._event is not None or not self.active or self.conn is None:
+            return
+        l = self.m.curlwp
+        if l is None or l.l_proc is not self.first or self.first.p_pid not in self.attached:
             return
         assert self.solib is not None
         if self.solib.objects(self._read_mem) != self.solib.reported:
@@ -334,9 +439,12 @@ class GdbStub:
     def _on_watch(self, uc, access, address, size, value, user) -> None:
         if self._event is not None or not self.active:
             return
+        l = self.m.curlwp
+        if l is None or l.l_proc.p_pid != user:
+            return
         kind = _ACCESS.get(access, 0)
         end = address + size
-        for (t, a, n) in self.watches:
+        for (t, a, n) in self.points.watches_of(user):
             if a < end and address < a + n and (t == 4 or t == kind):
                 name = {2: "watch", 3: "rwatch", 4: "awatch"}[t]
                 self._set_event(Stop(name, self.m.curlwp, SIGTRAP, a))
@@ -386,19 +494,33 @@ class GdbStub:
     # ====================================================================
     def _focus_lwp(self) -> Lwp | None:
         live = self._live()
-        for cand in (self.step_lwp, self.m.curlwp, self.proc.lwp_find(self.last_lid)):
+        for cand in (self.step_lwp, self.m.curlwp, self.last):
             if cand is not None and cand in live:
                 return cand
         return live[0] if live else None
 
     def _live(self) -> list[Lwp]:
-        """The LWPs gdb sees as threads (those with a register context)."""
-        return sorted((l for l in self.proc.p_lwps.values()
-                       if l.l_stat != LSZOMB and (l.l_md is not None or l is self.m.loaded)),
-                      key=lambda x: x.l_lid)
+        """The LWPs gdb sees as threads (those with a register context), of
+        every process it debugs."""
+        out: list[Lwp] = []
+        for pid in sorted(self.attached):
+            out += sorted((l for l in self.attached[pid].p_lwps.values()
+                           if l.l_stat != LSZOMB and (l.l_md is not None or l is self.m.loaded)),
+                          key=lambda x: x.l_lid)
+        return out
+
+    def _tid(self, l: Lwp) -> str:
+        """l's thread id for gdb: p<pid>.<lid> once gdb speaks multiprocess."""
+        if self.multiprocess:
+            return f"p{l.l_proc.p_pid:x}.{l.l_lid:x}"
+        return f"{l.l_lid:x}"
 
     def _stop_reply(self, ev: Stop) -> str:
-        lid = ev.lwp.l_lid if ev.lwp is not None else 0
+        if ev.kind == "exited":
+            p = ev.other
+            r = (f"X{sig_to_gdb(p.p_xsig):02x}" if p.p_xsig
+                 else f"W{(p.p_xstat or 0) & 0xFF:02x}")
+            return r + (f";process:{p.p_pid:x}" if self.multiprocess else "")
         r = f"T{ev.sig:02x}"
         if ev.kind in ("watch", "rwatch", "awatch"):
             r += f"{ev.kind}:{ev.addr:x};"
@@ -406,15 +528,22 @@ class GdbStub:
             r += "swbreak:;"
         elif ev.kind == "library":
             r += "library:;"
-        if lid:
-            r += f"thread:{lid:x};"
+        elif ev.kind in ("fork", "vfork"):
+            r += f"{ev.kind}:{self._tid(ev.other)};"
+        elif ev.kind == "vforkdone":
+            r += "vforkdone:;"
+        elif ev.kind == "exec":
+            r += f"exec:{os.fsencode(ev.other).hex()};"
+        if ev.lwp is not None:
+            r += f"thread:{self._tid(ev.lwp)};"
         return r
 
     def _report(self, ev: Stop) -> None:
-        if ev.lwp is not None:
-            self.last_lid = ev.lwp.l_lid
-        self.g_lid = self.c_lid = 0
+        if ev.lwp is not None and ev.kind != "exited":
+            self.last = ev.lwp
+        self.g_tid = self.c_tid = (0, 0)
         self.actions, self.default_action = {}, None
+        self.last_ev = ev
         self.last_reply = self._stop_reply(ev)
         if self.conn is None:
             if not self._accept():
@@ -508,50 +637,57 @@ class GdbStub:
             return E_MALFORMED
 
     # -- threads ------------------------------------------------------------
-    def _parse_tid(self, s: str) -> int:
-        """A thread id: hex, 0 (any), -1 (all), or pPID.TID; _ProtoError if malformed."""
+    def _parse_tid(self, s: str) -> tuple[int, int]:
+        """A thread id as (pid, lid): LID, or pPID.LID, pPID (all its LWPs); 0
+        is any, -1 all; _ProtoError if malformed."""
         if s.startswith("p"):
-            _, _, s = s[1:].partition(".")
-            if not s:
-                return -1
-        if s == "-1":
-            return -1
-        return _hex(s)
+            ps, dot, ls = s[1:].partition(".")
+            pid = -1 if ps == "-1" else _hex(ps)
+            return pid, (-1 if not dot or ls == "-1" else _hex(ls))
+        return 0, (-1 if s == "-1" else _hex(s))
 
-    def _lwp(self, lid: int, default_to_focus: bool = True) -> Lwp:
-        if lid in (0, -1) and default_to_focus:
-            l = self.proc.lwp_find(self.last_lid)
-            if l is None or l not in self._live():
-                l = self._focus_lwp()
-            if l is None:
-                raise _ProtoError(E_THREAD)
-            return l
-        l = self.proc.lwp_find(lid)
-        if l is None or l not in self._live():
+    def _lwp(self, tid: tuple[int, int], default_to_focus: bool = True) -> Lwp:
+        """The live LWP a thread id names; "any" (lid 0 or -1) is the focus
+        (the last stop's LWP), within the process when one is named."""
+        pid, lid = tid
+        live = self._live()
+        if lid in (0, -1):
+            if default_to_focus:
+                cands = [l for l in live if pid in (0, -1) or l.l_proc.p_pid == pid]
+                for c in (self.last, self._focus_lwp()):
+                    if c is not None and c in cands:
+                        return c
+                if cands:
+                    return cands[0]
             raise _ProtoError(E_THREAD)
-        return l
+        for l in live:
+            if l.l_lid == lid and (pid in (0, -1) or l.l_proc.p_pid == pid):
+                return l
+        raise _ProtoError(E_THREAD)
+
+    def _key(self, l: Lwp) -> tuple[int, int]:
+        return l.l_proc.p_pid, l.l_lid
 
     def _h_H(self, text: str, raw: bytes) -> str:
         if len(text) < 3 or text[1] not in "gc":
             raise _ProtoError(E_MALFORMED)
-        lid = self._parse_tid(text[2:])
-        if lid not in (0, -1):
-            self._lwp(lid)
+        tid = self._parse_tid(text[2:])
+        if tid[1] not in (0, -1) or tid[0] > 0:
+            self._lwp(tid)
         if text[1] == "g":
-            self.g_lid = lid
+            self.g_tid = tid
         else:
-            self.c_lid = lid
+            self.c_tid = tid
         return "OK"
 
     def _h_T(self, text: str, raw: bytes) -> str:
-        lid = self._parse_tid(text[1:])
-        self._lwp(lid, default_to_focus=False)
+        self._lwp(self._parse_tid(text[1:]), default_to_focus=False)
         return "OK"
 
     def _threads_xml_build(self) -> bytes:
         out = ['<?xml version="1.0"?>\n<threads>\n']
         for l in self._live():
-            attrs = f'id="{l.l_lid:x}"'
+            attrs = f'id="{self._tid(l)}"'
             if l.l_cpu is not None:
                 attrs += f' core="{l.l_cpu.ci_index}"'
             if l.l_name:
@@ -566,23 +702,29 @@ class GdbStub:
         if text.startswith("qSupported"):
             feats = text[len("qSupported:"):].split(";") if ":" in text else []
             self._swbreak = "swbreak+" in feats
+            # Fork, vfork and exec events need multiprocess thread ids (as gdbserver).
+            self.multiprocess = mp = "multiprocess+" in feats
+            self.fork_events = mp and "fork-events+" in feats
+            self.vfork_events = mp and "vfork-events+" in feats
+            self.exec_events = mp and "exec-events+" in feats
+            extra = "".join(f";{name}+" for name, on in (
+                ("multiprocess", mp), ("fork-events", self.fork_events),
+                ("vfork-events", self.vfork_events), ("exec-events", self.exec_events)) if on)
             return (f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;qXfer:threads:read+;"
                     "vContSupported+;swbreak+;hwbreak+;QStartNoAckMode+;"
                     "qXfer:exec-file:read+" +
-                    (";qXfer:libraries:read+" if self.solib is not None else ""))
+                    (";qXfer:libraries:read+" if self.solib is not None else "") + extra)
         if text == "qfThreadInfo":
-            self._thread_list = [l.l_lid for l in self._live()]
+            self._thread_list = [self._tid(l) for l in self._live()]
             return self._thread_chunk()
         if text == "qsThreadInfo":
             return self._thread_chunk()
         if text == "qC":
-            l = self._focus_lwp() if not self.last_lid else self.proc.lwp_find(self.last_lid)
-            return f"QC{l.l_lid:x}" if l is not None else "QC0"
+            l = self._focus_lwp() if self.last is None or self.last not in self._live() \
+                else self.last
+            return f"QC{self._tid(l)}" if l is not None else "QC0"
         if text.startswith("qThreadExtraInfo,"):
-            lid = self._parse_tid(text.split(",", 1)[1])
-            l = self.proc.lwp_find(lid)
-            if l is None:
-                raise _ProtoError(E_THREAD)
+            l = self._lwp(self._parse_tid(text.split(",", 1)[1]), default_to_focus=False)
             return lwp_state(l).encode().hex()
         if text.startswith("qXfer:"):
             return self._xfer(text)
@@ -598,7 +740,7 @@ class GdbStub:
         if not self._thread_list:
             return "l"
         part, self._thread_list = self._thread_list[:256], self._thread_list[256:]
-        return "m" + ",".join(f"{x:x}" for x in part)
+        return "m" + ",".join(part)
 
     def _xfer(self, text: str) -> Any:
         parts = text.split(":")
@@ -613,7 +755,11 @@ class GdbStub:
             data = self._tdesc
         elif obj == "exec-file":
             # gdb's `target remote` without a `file`: it loads the program from here
-            data = os.path.abspath(self.session.path).encode()
+            # (the annex: a process's pid, after a fork or exec)
+            pid = _hex(annex) if annex else self.first.p_pid
+            if pid not in self.exe:
+                return "E00"
+            data = os.fsencode(self.exe[pid])
         elif obj == "libraries" and self.solib is not None:
             if off == 0 or not self._libraries_xml:
                 objs = self.solib.reported = self.solib.objects(self._read_mem)
@@ -640,7 +786,11 @@ class GdbStub:
 
     # -- registers ------------------------------------------------------------
     def _reg_lwp(self) -> Lwp:
-        return self._lwp(self.g_lid)
+        return self._lwp(self.g_tid)
+
+    def _mem_proc(self) -> Proc:
+        """The process whose memory m/M/X/Z address: Hg's."""
+        return self._lwp(self.g_tid).l_proc
 
     def _h_g(self, text: str, raw: bytes) -> str:
         if text != "g":
@@ -682,8 +832,8 @@ class GdbStub:
         return "OK"
 
     # -- memory ---------------------------------------------------------------
-    def _read_mem(self, addr: int, n: int) -> bytes:
-        vm = self.proc.p_vmspace
+    def _read_mem(self, addr: int, n: int, p: Proc | None = None) -> bytes:
+        vm = (p or self.first).p_vmspace
         data = vm.copyin(addr, n)
         if not isinstance(data, int):
             return data
@@ -699,7 +849,8 @@ class GdbStub:
         return out
 
     def _write_mem(self, addr: int, data: bytes) -> bool:
-        vm = self.proc.p_vmspace
+        p = self._mem_proc()
+        vm = p.p_vmspace
         if not data:
             return True
         va, end = addr, addr + len(data)
@@ -712,7 +863,7 @@ class GdbStub:
             va = e.end
         vm.write_force(addr, data)
         try:
-            self.m.uc.ctl_remove_cache(addr, end)   # patched code must be retranslated
+            engine_of(p).uc.ctl_remove_cache(addr, end)   # patched code must be retranslated
         except UcError:
             pass
         return True
@@ -727,7 +878,8 @@ class GdbStub:
         addr, n = self._addr_len(text[1:])
         if n == 0:
             return ""
-        data = self._read_mem(addr, min(n, PACKET_SIZE // 2 - 8))   # a short read is allowed
+        data = self._read_mem(addr, min(n, PACKET_SIZE // 2 - 8),   # a short read is allowed
+                              self._mem_proc())
         return data.hex() if data else E_FAULT
 
     def _h_M(self, text: str, raw: bytes) -> str:
@@ -757,73 +909,23 @@ class GdbStub:
         if len(fields) != 3:
             raise _ProtoError(E_MALFORMED)
         t, addr, kind = _hex(fields[0]), _hex(fields[1]), _hex(fields[2])
-        uc = self.m.uc
+        if t not in (0, 1, 2, 3, 4):
+            return ""
+        p = self._mem_proc()
+        pts = self.points
         if t in (0, 1):
             if insert:
-                if addr not in self.bps:
-                    self.bps[addr] = uc.hook_add(UC_HOOK_CODE, self._on_breakpoint,
-                                                 begin=addr, end=addr)
-                    uc.ctl_remove_cache(addr, addr + 1)
+                pts.insert_bp(p, addr)
             else:
-                h = self.bps.pop(addr, None)
-                if h is not None:
-                    uc.hook_del(h)
-                    uc.ctl_remove_cache(addr, addr + 1)
+                pts.remove_bp(p.p_pid, addr)
             return "OK"
-        if t in (2, 3, 4):
-            if kind <= 0 or kind > 1 << 20 or addr + kind > 1 << 64:
-                raise _ProtoError(E_MALFORMED)
-            key = (t, addr, kind)
-            if insert:
-                if key not in self.watches:
-                    types = {2: UC_HOOK_MEM_WRITE, 3: UC_HOOK_MEM_READ,
-                             4: UC_HOOK_MEM_WRITE | UC_HOOK_MEM_READ}[t]
-                    self.watches[key] = uc.hook_add(types, self._on_watch,
-                                                    begin=max(0, addr - 15),
-                                                    end=addr + kind - 1)
-                    self._insn_hook_update()
-            else:
-                h = self.watches.pop(key, None)
-                if h is not None:
-                    uc.hook_del(h)
-                    self._insn_hook_update()
-            return "OK"
-        return ""
-
-    def _insn_hook_update(self) -> None:
-        """Keep a per-instruction hook exactly while watchpoints exist."""
-        uc = self.m.uc
-        if self.watches and self._insn_hook is None:
-            nat = self.m.native
-            if nat is not None:
-                h = ctypes.c_size_t()
-                err = uclib.uc_hook_add(self.m.uch, ctypes.byref(h), UC_HOOK_CODE,
-                                        nat.block_hook, None, ctypes.c_uint64(1),
-                                        ctypes.c_uint64(0))
-                if err:
-                    raise UcError(err)
-                self._insn_hook = ("native", h.value)
-            else:
-                self._insn_hook = ("py", uc.hook_add(UC_HOOK_CODE, self._on_insn_py))
-        elif not self.watches and self._insn_hook is not None:
-            kind, h = self._insn_hook
-            if kind == "native":
-                uclib.uc_hook_del(self.m.uch, ctypes.c_size_t(h))
-            else:
-                uc.hook_del(h)
-            self._insn_hook = None
-        uc.ctl_flush_tb()
-
-    def _remove_all_points(self) -> None:
-        uc = self.m.uc
-        for addr, h in list(self.bps.items()):
-            uc.hook_del(h)
-            uc.ctl_remove_cache(addr, addr + 1)
-        self.bps.clear()
-        for h in self.watches.values():
-            uc.hook_del(h)
-        self.watches.clear()
-        self._insn_hook_update()
+        if kind <= 0 or kind > 1 << 20 or addr + kind > 1 << 64:
+            raise _ProtoError(E_MALFORMED)
+        if insert:
+            pts.insert_watch(p, t, addr, kind)
+        else:
+            pts.remove_watch(p.p_pid, t, addr, kind)
+        return "OK"
 
     # -- resuming -------------------------------------------------------------------
     def _h_c(self, text: str, raw: bytes) -> Any:
@@ -834,17 +936,12 @@ class GdbStub:
         if op in "CS":
             s, _, arg = arg.partition(";")
             sig = _hex(s)
+        l = self._lwp(self.c_tid)
         if arg:
-            l = self._lwp(self.c_lid)
             self.m.regs_set(l, (self.m.abi.pc_reg,), (_hex(arg),))
-        act = op.lower()
-        if act == "c":
-            if self.c_lid in (0, -1):
-                focus = self._lwp(0)
-                return self._resume([("c", sig, focus.l_lid), ("c", 0, None)])
-            return self._resume([("c", sig, self.c_lid), ("c", 0, None)])
-        target = self._lwp(self.c_lid).l_lid
-        return self._resume([("s", sig, target)])
+        if op.lower() == "c":
+            return self._resume([("c", sig, self._key(l)), ("c", 0, None)])
+        return self._resume([("s", sig, self._key(l))])
 
     def _h_v(self, text: str, raw: bytes) -> Any:
         if text == "vCont?":
@@ -858,18 +955,32 @@ class GdbStub:
                 sig = _hex(a[1:]) if a[0] in "CS" else 0
                 if a[0] in "cs" and len(a) != 1:
                     raise _ProtoError(E_MALFORMED)
-                lid: int | None = None
+                key: tuple[int, int] | None = None     # None: every thread
                 if tid:
-                    lid = self._parse_tid(tid)
-                    if lid == -1:
-                        lid = None
-                    else:
-                        self._lwp(lid, default_to_focus=False)
-                acts.append((a[0].lower(), sig, lid))
+                    pid, lid = self._parse_tid(tid)
+                    if lid != -1:
+                        key = self._key(self._lwp((pid, lid), default_to_focus=False))
+                    elif pid > 0:
+                        if pid not in self.attached:
+                            raise _ProtoError(E_THREAD)
+                        key = (pid, -1)                # every LWP of that process
+                acts.append((a[0].lower(), sig, key))
             if not acts:
                 raise _ProtoError(E_MALFORMED)
             return self._resume(acts)
         if text.startswith("vKill"):
+            _, sep, pid_s = text.partition(";")
+            pid = _hex(pid_s) if sep else self.first.p_pid
+            p = self.attached.get(pid)
+            if p is None:
+                return E_THREAD
+            if p is not self.first and len(self.attached) > 1:
+                # One of several: it dies; gdb goes on with the others.
+                from nbemu.syscalls.kern_sig import psignal
+                self.points.drop(pid)
+                self._forget(pid)
+                psignal(p, SIGKILL)
+                return "OK"
             self._kill()
             self.conn.send("OK")  # type: ignore[union-attr]
             return _GONE
@@ -880,41 +991,44 @@ class GdbStub:
             return _Raw(reply) if isinstance(reply, bytes) else reply
         return ""
 
-    def _resume(self, acts: list[tuple[str, int, int | None]]) -> Any:
-        actions: dict[int, tuple[str, int]] = {}
+    def _resume(self, acts: list[tuple[str, int, tuple[int, int] | None]]) -> Any:
+        """Resume as vCont says: per thread (pid, lid), per process (pid, -1),
+        or for every thread (None); a thread without an action stays stopped."""
+        actions: dict[tuple[int, int], tuple[str, int]] = {}
         default = None
-        for a, sig, lid in acts:
-            if lid is None:
+        for a, sig, key in acts:
+            if key is None:
                 if default is None:
                     default = (a, sig)
-            elif lid not in actions:
-                actions[lid] = (a, sig)
-        step = next((lid for lid, (a, _) in actions.items() if a == "s"), None)
+            elif key not in actions:
+                actions[key] = (a, sig)
+        step = next((key for key, (a, _) in actions.items() if a == "s" and key[1] != -1), None)
         if step is None and default is not None and default[0] == "s":
             # "step every thread": step the one gdb focuses on, continue the others
-            focus = self._lwp(0)
-            step = focus.l_lid
+            step = self._key(self._lwp((0, 0)))
             actions[step] = default
             default = ("c", 0)
         self.actions, self.default_action = actions, default
         # Signals: the faulting LWP's is its decision; others get theirs posted.
         from nbemu.syscalls.kern_sig import kpsignal_lwp
-        for lid, (a, sig) in actions.items():
-            l = self.proc.lwp_find(lid)
-            if l is None:
-                continue
-            if l is self._signal_lwp:
-                self._signal_decision = sig
-            elif sig:
-                nsig = sig_from_gdb(sig)
-                if nsig:
-                    kpsignal_lwp(l, nsig)
         sl = self._signal_lwp
-        if default is not None and default[1] and sl is not None and sl.l_lid not in actions:
-            self._signal_decision = default[1]       # "C sig" for no thread: the signalled one
+        for (pid, lid), (a, sig) in actions.items():
+            p = self.attached.get(pid)
+            l = p.lwp_find(lid) if p is not None and lid != -1 else None
+            if l is None or l is sl or not sig:
+                continue
+            nsig = sig_from_gdb(sig)
+            if nsig:
+                kpsignal_lwp(l, nsig)
+        if sl is not None:
+            act = self._action(sl)
+            self._signal_decision = act[1] if act is not None else 0
         if step is not None:
-            self._start_step(self.proc.lwp_find(step))
+            self._start_step(self.attached[step[0]].lwp_find(step[1]))
         self._spins = 0
+        if self._queued:
+            # A stop that came with the last one: report it before anything runs.
+            self._set_event(self._queued.pop(0))
         return _RESUMED
 
     def _start_step(self, l: Lwp | None) -> None:
@@ -922,20 +1036,31 @@ class GdbStub:
             return
         self.step_lwp = l
         self._step_started = False
-        uc = self.m.uc
-        self._step_hook = uc.hook_add(UC_HOOK_CODE, self._on_step)
-        uc.ctl_flush_tb()
+        sp = engine_of(l.l_proc)
+        self._step_hook = (sp, sp.uc.hook_add(UC_HOOK_CODE, self._on_step))
+        sp.uc.ctl_flush_tb()
 
     def _clear_step(self) -> None:
         if self._step_hook is not None:
-            self.m.uc.hook_del(self._step_hook)
+            sp, h = self._step_hook
             self._step_hook = None
-            self.m.uc.ctl_flush_tb()
+            sp.uc.hook_del(h)
+            sp.uc.ctl_flush_tb()
         self.step_lwp = None
 
     # -- leaving ---------------------------------------------------------------------
     def _h_D(self, text: str, raw: bytes) -> Any:
         assert self.conn is not None
+        _, sep, pid_s = text.partition(";")
+        if sep:
+            pid = _hex(pid_s)
+            if pid not in self.attached:
+                return E_MALFORMED
+            if len(self.attached) > 1:
+                # One of several processes (gdb's detach-on-fork): it runs on alone.
+                self.points.drop(pid)
+                self._forget(pid)
+                return "OK"
         self.conn.send("OK")
         self._detach("gdb detached")
         return _GONE
@@ -946,9 +1071,9 @@ class GdbStub:
 
     def _kill(self) -> None:
         from nbemu.syscalls.kern_exit import exit1
-        l = self._focus_lwp()
-        if l is not None and not self.proc.p_exiting:
-            exit1(l, 0, SIGKILL)
+        first = self.first
+        if not first.p_exiting and first.p_lwps:
+            exit1(min(first.p_lwps.values(), key=lambda x: x.l_lid), 0, SIGKILL)
         self._detach(None, close_now=False)
 
     def _detach(self, why: str | None, close_now: bool = True) -> None:
@@ -961,10 +1086,11 @@ class GdbStub:
         self.active = False
         self.stop_pending = False
         self._event = None
+        self._queued = []
         self.actions, self.default_action = {}, ("c", 0)
         try:
             self._clear_step()
-            self._remove_all_points()
+            self.points.drop_all()
         except UcError:
             pass
         if close_now:
@@ -979,12 +1105,16 @@ class GdbStub:
         """Session finisher: the program ended; tell gdb how."""
         conn = self.conn
         if self.active and conn is not None and not conn.closed:
-            p = self.proc
+            p = self.first
             if p.p_xsig:
-                conn.send(f"X{sig_to_gdb(p.p_xsig):02x}")
+                r = f"X{sig_to_gdb(p.p_xsig):02x}"
             else:
                 xs = p.p_xstat if p.p_xstat is not None else status
-                conn.send(f"W{xs & 0xFF:02x}")
+                r = f"W{xs & 0xFF:02x}"
+            if p.p_pid not in self.attached and self.attached:
+                # gdb debugs only children of it: they end with nbemu (killed)
+                p, r = self.attached[min(self.attached)], f"X{SIGKILL:02x}"
+            conn.send(r + (f";process:{p.p_pid:x}" if self.multiprocess else ""))
             # Let gdb take the reply (and ack it) before the connection goes.
             for _ in range(4):
                 ev = conn.get(0.5)
@@ -1046,7 +1176,7 @@ def _access_table() -> dict[int, int]:
 _ACCESS = _access_table()
 
 _HANDLERS = {
-    "?": lambda self, t, r: self.last_reply,
+    "?": lambda self, t, r: self._stop_reply(self.last_ev) if self.last_ev else self.last_reply,
     "q": GdbStub._h_q, "Q": GdbStub._h_Q, "H": GdbStub._h_H, "T": GdbStub._h_T,
     "g": GdbStub._h_g, "G": GdbStub._h_G, "p": GdbStub._h_p, "P": GdbStub._h_P,
     "m": GdbStub._h_m, "M": GdbStub._h_M, "X": GdbStub._h_X,

@@ -622,6 +622,8 @@ class Machine:
                 raise InternalError(l, l.l_sysvals or [], e) from e
             if self._pending_pc is not None:
                 self._apply_pending_pc()
+            if go and dbg is not None and dbg.stop_pending:
+                continue                        # a stop came in its system call (exec): report first
             if go:
                 self._run_slice(ci, l)
 

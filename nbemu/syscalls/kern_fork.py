@@ -102,6 +102,7 @@ def _vfork(l: Lwp, retval: list[int]) -> Generator[str, int, int]:
     while p2.p_vforkwaiting:
         sleepq_enqueue(k, l, vfork_chan(p2), "ppwait", sleep_syncobj, False)
         yield from sleepq_block(k, l, None)
+    k.event("vfork_done", l, child=p2.p_pid)      # (a debugger's vforkdone stop)
     return 0
 
 

@@ -378,6 +378,7 @@ def sys_posix_spawn(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
     while p2.p_vforkwaiting:
         sleepq_enqueue(k, l, vfork_chan(p2), "pspawn", sleep_syncobj, False)
         yield from sleepq_block(k, l, None)
+    k.event("vfork_done", l, child=p2.p_pid)      # (a debugger's vforkdone stop)
     if state["error"]:
         retval[0] = state["error"]
         return 0

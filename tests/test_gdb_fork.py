@@ -1,0 +1,173 @@
+"""gdb across fork, vfork and exec (emu/gdbstub.py's multiprocess support).
+
+A real gdb drives fixtures/c/gdb_fork.c (a parent and its child; its exec and
+vfork modes run gdb_threads in the child) under `nbemu -g`: follow-fork-mode
+child with a breakpoint in the child, a parent's breakpoint that must not stop
+the child it detached, detach-on-fork off with both inferiors run to their
+exit, catch fork/vfork/exec with the new image's symbols; and the protocol
+itself (p<pid>.<lid> ids, fork and exit replies, D;pid) spoken directly."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from fixtures.build import build_c
+from tests.guest import Nbemu, find_gdb
+
+GDB, _WHY = find_gdb("x86_64")
+pytestmark = pytest.mark.skipif(GDB is None, reason=_WHY)
+
+
+def run_gdb(commands: list[str], *args: str, opts: tuple[str, ...] = (),
+            arch: str = "x86_64") -> tuple[str, int, str, str]:
+    """Debug gdb_fork under nbemu -g with gdb -batch: (gdb's output, nbemu's exit
+    status, nbemu's stdout, nbemu's stderr). "THREADS" in args: gdb_threads' path."""
+    gdb, why = find_gdb(arch)
+    if gdb is None:
+        pytest.skip(why)
+    prog = build_c("gdb_fork", arch=arch)
+    args = tuple(str(build_c("gdb_threads", arch=arch)) if a == "THREADS" else a for a in args)
+    n = Nbemu(*args, opts=opts, fixture="gdb_fork", arch=arch)
+    try:
+        cmd = [gdb, "-batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off",
+               "-ex", "set width 0", "-ex", "set osabi none", "-ex", f"file {prog}",
+               "-ex", f"target remote :{n.port}"]
+        for c in commands:
+            cmd += ["-ex", c]
+        g = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        rc, out, err = n.finish(timeout=60)
+    finally:
+        n.kill()
+    return g.stdout + g.stderr, rc, out, err
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_follow_fork_child_stops_at_a_breakpoint_in_the_child(arch: str) -> None:
+    text, rc, out, err = run_gdb([
+        "set follow-fork-mode child", "break child_body", "continue",
+        "info inferiors", "bt 1", "finish", "print child_value", "continue"], arch=arch)
+    assert re.search(r"Attaching after Thread 100\.100 fork to child Thread (\d+)\.\1", text), text
+    child = re.search(r"\[New inferior 2 \(process (\d+)\)\]", text).group(1)
+    assert "[Detaching after fork from parent process 100]" in text, text
+    assert re.search(r"hit Breakpoint 1, child_body \(v=(v@entry=)?3\)", text), text
+    assert re.search(rf"^\* 2\s+process {child}\s", text, re.M), text   # info inferiors
+    assert re.search(r"^\$1 = 3$", text, re.M), text                    # after finish
+    assert f"[Inferior 2 (process {child}) exited with code 03]" in text, text
+    # the parent, detached, ran on: it reaped the child and exited 7
+    assert rc == 7 and "gdb_fork: child reaped exited 3" in out, (rc, out, err)
+    assert "Traceback" not in err + text
+
+
+def test_a_parent_breakpoint_does_not_stop_the_detached_child() -> None:
+    """common_body is called by both; gdb detaches the child at the fork (after
+    removing the breakpoint copies from it): only the parent stops there."""
+    text, rc, out, err = run_gdb(["break common_body", "continue", "continue"])
+    assert re.search(r"\[Detaching after fork from child process \d+\]", text), text
+    hits = re.findall(r"Breakpoint 1, common_body \(who=0x[0-9a-f]+ \"(\w+)\"\)", text)
+    assert hits == ["parent"], text
+    assert "[Inferior 1 (process 100) exited with code 07]" in text, text
+    assert "child: common" in out and "child reaped exited 3" in out and rc == 7, (rc, out)
+
+
+def _two_inferiors(opts: tuple[str, ...] = ()) -> tuple[str, int, str, str]:
+    return run_gdb([
+        "set detach-on-fork off", "set schedule-multiple on",
+        "break child_body", "continue",
+        "info inferiors", "delete",
+        "continue",                         # the child exits; the parent stops with it
+        "inferior 1", "continue"], opts=opts)
+
+
+def test_detach_on_fork_off_runs_both_inferiors_to_their_exit() -> None:
+    text, rc, out, err = _two_inferiors()
+    child = re.search(r"\[New inferior 2 \(process (\d+)\)\]", text).group(1)
+    assert re.search(r"Thread 2\.1 hit Breakpoint 1(\.\d+)?, child_body", text), text
+    # both processes are gdb's inferiors at once
+    assert re.search(r"^\s+1\s+process 100\s", text, re.M), text
+    assert re.search(rf"^\* 2\s+process {child}\s", text, re.M), text
+    assert f"[Inferior 2 (process {child}) exited with code 03]" in text, text
+    assert "[Inferior 1 (process 100) exited with code 07]" in text, text
+    assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
+
+
+def test_two_inferiors_are_stopped_and_resumed_deterministically() -> None:
+    """Under --deterministic the whole session (stops, which process hits
+    what, the LWPs' states) is the same every time."""
+    def norm(t: str) -> str:
+        return re.sub(r"remote :\d+", "remote :PORT", t)
+    runs = [_two_inferiors(("--deterministic", "--seed", "3")) for _ in range(2)]
+    assert runs[0][1] == runs[1][1] == 7, runs
+    assert norm(runs[0][0]) == norm(runs[1][0]), runs
+    assert runs[0][2] == runs[1][2], runs
+
+
+def test_catch_fork_and_exec_with_the_new_image_symbols() -> None:
+    text, rc, out, err = run_gdb([
+        "set follow-fork-mode child", "catch fork", "catch exec", "continue", "continue",
+        "info inferiors", "break worker_body", "continue", "bt 2", "delete", "continue"],
+        "exec", "THREADS")
+    assert re.search(r"Catchpoint 1 \(forked process (\d+)\)", text), text
+    assert re.search(r"process \d+ is executing new program: \S*/gdb_threads", text), text
+    assert re.search(r"hit Catchpoint 2 \(exec'd \S*/gdb_threads\)", text), text
+    assert re.search(r"^\* 2\s+process \d+\s.*\S*/gdb_threads", text, re.M), text
+    # worker_body exists only in the new image; it stops a named LWP of the child
+    assert re.search(r'Thread 2\.\d+ "worker-\d" hit Breakpoint 3, worker_body', text), text
+    assert re.search(r"#1\s+0x[0-9a-f]+ in worker \(arg=", text), text
+    assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 07\]", text), text
+    assert rc == 7 and "child reaped exited 7" in out and "shared_value=42" in out, (rc, out)
+
+
+def test_catch_vfork_then_vforkdone() -> None:
+    text, rc, out, err = run_gdb(["catch vfork", "continue", "continue"], "vfork", "THREADS")
+    assert re.search(r"Catchpoint 1 \(vforked process \d+\)", text), text
+    assert re.search(r"\[Detaching after vfork from child process \d+\]", text), text
+    assert "[Inferior 1 (process 100) exited with code 07]" in text, text
+    assert rc == 7 and "child reaped exited 7" in out, (rc, out, err)
+
+
+def test_protocol_fork_event_pid_threads_and_detach() -> None:
+    """The packets themselves: multiprocess ids, the fork stop reply, both
+    processes' threads and memory, D;pid of the child, W with process:pid."""
+    n = Nbemu(fixture="gdb_fork")
+    try:
+        c = n.connect()
+        sup = c.ask("qSupported:multiprocess+;fork-events+;vfork-events+;exec-events+").decode()
+        for feat in ("multiprocess+", "fork-events+", "vfork-events+", "exec-events+"):
+            assert f";{feat}" in sup, sup
+        assert c.ask("?") == b"T05thread:p64.64;"
+        assert c.ask("qfThreadInfo") == b"mp64.64" and c.ask("qsThreadInfo") == b"l"
+        assert c.ask("qC") == b"QCp64.64"
+        c.send("vCont;c")
+        stop = c.reply().decode()
+        m = re.fullmatch(r"T05fork:p([0-9a-f]+)\.\1;thread:p64\.64;", stop)
+        assert m, stop
+        child = m.group(1)
+        assert c.ask("qfThreadInfo") == f"mp64.64,p{child}.{child}".encode()
+        assert c.ask(f"qXfer:exec-file:read:{child}:0,fff")[:1] == b"l"
+        # each process's memory: the fork return registers differ (pid vs 0)
+        assert c.ask(f"Hgp{child}.0") == b"OK" and c.ask("p0") == b"0" * 16
+        assert c.ask("Hgp64.0") == b"OK" and c.ask("p0") == int(child, 16).to_bytes(8, "little").hex().encode()
+        assert c.ask("Hgp999.0") == b"E02"
+        assert c.ask(f"D;{child}") == b"OK"
+        assert c.ask("qfThreadInfo") == b"mp64.64"
+        c.send("vCont;c")
+        assert c.reply() == b"W07;process:64"
+        rc, out, err = n.finish()
+        assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
+    finally:
+        n.kill()
+
+
+def test_without_fork_events_the_child_runs_unseen() -> None:
+    n = Nbemu(fixture="gdb_fork")
+    try:
+        c = n.connect()
+        assert "fork-events" not in c.ask("qSupported:multiprocess+").decode()
+        c.send("vCont;c")
+        assert c.reply() == b"W07;process:64"
+        rc, out, err = n.finish()
+        assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
+    finally:
+        n.kill()

@@ -171,3 +171,21 @@ def test_without_fork_events_the_child_runs_unseen() -> None:
         assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
     finally:
         n.kill()
+
+
+@pytest.mark.parametrize("how", ["detach", "kill"])
+def test_detach_or_kill_one_of_two_inferiors(how: str) -> None:
+    """`detach inferior 2` (D;pid) lets the child run on alone; `kill inferiors
+    2` (vKill;pid) kills it (its parent sees it die); gdb goes on with the parent."""
+    text, rc, out, err = run_gdb([
+        "set detach-on-fork off", "set schedule-multiple on", "break child_body", "continue",
+        "detach inferior 2" if how == "detach" else "kill inferiors 2",
+        "inferior 1", "continue"])
+    assert re.search(r"Thread 2\.1 hit Breakpoint 1(\.\d+)?, child_body", text), text
+    assert "[Inferior 1 (process 100) exited with code 0" in text, text
+    if how == "detach":
+        assert re.search(r"\[Inferior 2 \(process \d+\) detached\]", text), text
+        assert "child: body 3" in out and "child reaped exited 3" in out and rc == 7, (rc, out)
+    else:
+        assert "child: body" not in out and "child reaped exited 0" in out and rc == 1, (rc, out)
+    assert "Traceback" not in err + text

@@ -19,8 +19,27 @@ guest/arch/gdb_target.py; all but amd64 need gdb-multiarch).
 
 What gdb sees
 -------------
-- One process; every LWP is a gdb thread whose id is the LWP id (`_lwp_self()`),
-  the first one being the process id. `info threads` shows each LWP's name
+- Every LWP is a gdb thread whose id is the LWP id (`_lwp_self()`), the first
+  one being the process id; `p<pid>.<lid>` once gdb offers multiprocess+.
+- Processes (gdbserver's multiprocess model on Linux): the stub debugs a set of
+  processes, gdb's inferiors (`attached`): the first, and, when gdb offers
+  fork-events+/vfork-events+ (with multiprocess+), every child a debugged
+  process forks, stopped with it (`T05fork:p<child>.<lid>;thread:...`) until
+  gdb resumes or detaches it (`D;pid`). The kernel's events (a listener:
+  fork, vfork_done, exec, proc_exit) become the stops `vfork`, `vforkdone`,
+  `exec:<hex path>` (the new program's host path, served by vFile) and
+  `W<st>;process:<pid>`. A stop that comes inside a system call is reported
+  before the LWP's user code runs (Machine.run checks stop_pending after
+  entering the kernel). Stops that come together (a vfork child's exec and
+  its parent's vforkdone) are queued: each is reported in turn, the next
+  one at the next resume, before anything runs. Processes not debugged are
+  never held. `vKill;pid` kills one of several processes with SIGKILL; the
+  first process's end is nbemu's end.
+- Breakpoints and watchpoints are per process (emu/gdb_points.py): hooks on
+  that process's engine for Hg's process, filtered by pid (a vfork child
+  shares its parent's engine); a fork child starts with copies (gdb removes
+  them before detaching it, as with ptrace's copied int3s); exec and exit
+  drop them. Memory packets address Hg's process. `info threads` shows each LWP's name
   (`_lwp_setname`) and its NetBSD state: "running on vCPU n", "runnable on
   vCPU n", "parked on hint 0x...", "sleeping on <wmesg>", "suspended",
   "zombie" (qThreadExtraInfo / qXfer:threads:read). Exited LWPs leave the list.
@@ -36,7 +55,7 @@ What gdb sees
   `E14` (EFAULT), never a crash; a write may patch read-only text (as ptrace
   does) and drops translated code of the range.
 - Software breakpoints (Z0, and Z1 treated alike) are Unicorn code hooks on the
-  one address: other code runs untouched. Stops report `swbreak`, with the PC at
+  one address, on the engine of one process: other code runs untouched. Stops report `swbreak`, with the PC at
   the breakpoint.
 - Watchpoints (Z2 write, Z3 read, Z4 access) are Unicorn memory hooks on the
   range; the stop is exact — after the accessing instruction, in the LWP that

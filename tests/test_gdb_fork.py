@@ -189,3 +189,13 @@ def test_detach_or_kill_one_of_two_inferiors(how: str) -> None:
     else:
         assert "child: body" not in out and "child reaped exited 0" in out and rc == 1, (rc, out)
     assert "Traceback" not in err + text
+
+
+def test_a_watchpoint_set_before_fork_fires_in_the_followed_child() -> None:
+    text, rc, out, err = run_gdb([
+        "break main", "continue", "set follow-fork-mode child", "watch child_value",
+        "continue", "continue"])
+    assert re.search(r"Thread 2\.1 hit Hardware watchpoint 2: child_value", text), text
+    assert "Old value = 0" in text and "New value = 3" in text, text
+    assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 03\]", text), text
+    assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)

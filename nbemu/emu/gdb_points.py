@@ -52,16 +52,25 @@ class Points:
         if key in self.bps:
             return
         sp = engine_of(p)
+        shared = self._on_engine(sp, addr)
         h = sp.uc.hook_add(UC_HOOK_CODE, self._on_bp, p.p_pid, addr, addr)
         self.bps[key] = (sp, h)
-        sp.uc.ctl_remove_cache(addr, addr + 1)
+        if not shared:
+            # Code translated before the hook does not call it. (A second hook on
+            # the address -- a vfork child's copy, added inside the trap -- needs
+            # no new translation: the translated call runs every hook there.)
+            sp.uc.ctl_remove_cache(addr, addr + 1)
 
-    def remove_bp(self, pid: int, addr: int) -> None:
+    def _on_engine(self, sp: Any, addr: int) -> bool:
+        return any(s is sp and a == addr for (_, a), (s, _) in self.bps.items())
+
+    def remove_bp(self, pid: int, addr: int, flush: bool = True) -> None:
         got = self.bps.pop((pid, addr), None)
         if got is not None:
             sp, h = got
             sp.uc.hook_del(h)
-            sp.uc.ctl_remove_cache(addr, addr + 1)
+            if flush and not self._on_engine(sp, addr):
+                sp.uc.ctl_remove_cache(addr, addr + 1)
 
     # -- watchpoints ----------------------------------------------------------------
     def watches_of(self, pid: int) -> list[tuple[int, int, int]]:
@@ -79,14 +88,14 @@ class Points:
         self.watches[key] = (sp, h)
         self._insn_update(sp)
 
-    def remove_watch(self, pid: int, t: int, addr: int, n: int) -> None:
+    def remove_watch(self, pid: int, t: int, addr: int, n: int, flush: bool = True) -> None:
         got = self.watches.pop((pid, t, addr, n), None)
         if got is not None:
             sp, h = got
             sp.uc.hook_del(h)
-            self._insn_update(sp)
+            self._insn_update(sp, flush)
 
-    def _insn_update(self, sp: Any) -> None:
+    def _insn_update(self, sp: Any, flush: bool = True) -> None:
         """Keep a per-instruction hook on sp exactly while it has watchpoints."""
         want = any(s is sp for s, _ in self.watches.values())
         have = self._insn.get(id(sp))
@@ -111,7 +120,8 @@ class Points:
                 sp.uc.hook_del(h)
         else:
             return
-        sp.uc.ctl_flush_tb()
+        if flush:
+            sp.uc.ctl_flush_tb()
 
     # -- processes ------------------------------------------------------------------
     def clone(self, p1: Proc, p2: Proc) -> None:
@@ -122,12 +132,13 @@ class Points:
         for (t, addr, n) in self.watches_of(p1.p_pid):
             self.insert_watch(p2, t, addr, n)
 
-    def drop(self, pid: int) -> None:
-        """pid's points go (its image went, or gdb left it)."""
+    def drop(self, pid: int, flush: bool = True) -> None:
+        """pid's points go (its image went, or gdb left it). flush=False: the
+        process exits (inside its own trap): its code never runs again."""
         for (q, addr) in [k for k in self.bps if k[0] == pid]:
-            self.remove_bp(q, addr)
+            self.remove_bp(q, addr, flush)
         for (t, addr, n) in self.watches_of(pid):
-            self.remove_watch(pid, t, addr, n)
+            self.remove_watch(pid, t, addr, n, flush)
 
     def drop_all(self) -> None:
         for pid in {k[0] for k in self.bps} | {k[0] for k in self.watches}:

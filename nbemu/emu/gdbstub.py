@@ -393,7 +393,7 @@ class GdbStub:
         elif kind == "proc_exit":
             if p is self.first:
                 return                   # nbemu ends: _finish reports it
-            self.points.drop(pid)        # (before its engine goes back to the pool)
+            self.points.drop(pid, flush=False)   # (before its engine goes to the pool)
             self._forget(pid)
             self._set_event(Stop("exited", l, 0, other=p), queue=True)
         else:

@@ -22,14 +22,14 @@ pytestmark = pytest.mark.skipif(GDB is None, reason=_WHY)
 
 def run_gdb(commands: list[str], *args: str, target: str | None = None,
             spec: str = "0", opts: tuple[str, ...] = (),
-            arch: str = "x86_64") -> tuple[str, int, str, str]:
+            arch: str = "x86_64", fixture: str = FIXTURE) -> tuple[str, int, str, str]:
     """Debug the fixture under nbemu -g with gdb -batch; (gdb output, nbemu exit
     status, nbemu stdout, nbemu stderr)."""
     gdb, why = find_gdb(arch)
     if gdb is None:
         pytest.skip(why)
-    prog = build_c(FIXTURE, arch=arch)
-    n = Nbemu(*args, spec=spec, opts=opts, arch=arch)
+    prog = build_c(fixture, arch=arch)
+    n = Nbemu(*args, spec=spec, opts=opts, arch=arch, fixture=fixture)
     try:
         if target is None:
             target = f":{n.port}" if n.port is not None else n.path

@@ -9,12 +9,14 @@ itself (p<pid>.<lid> ids, fork and exit replies, D;pid) spoken directly."""
 from __future__ import annotations
 
 import re
-import subprocess
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
 from fixtures.build import build_c
-from tests.guest import Nbemu, find_gdb
+from tests import test_gdb
+from tests.guest import Client, Nbemu, find_gdb
 
 GDB, _WHY = find_gdb("x86_64")
 pytestmark = pytest.mark.skipif(GDB is None, reason=_WHY)
@@ -24,23 +26,18 @@ def run_gdb(commands: list[str], *args: str, opts: tuple[str, ...] = (),
             arch: str = "x86_64") -> tuple[str, int, str, str]:
     """Debug gdb_fork under nbemu -g with gdb -batch: (gdb's output, nbemu's exit
     status, nbemu's stdout, nbemu's stderr). "THREADS" in args: gdb_threads' path."""
-    gdb, why = find_gdb(arch)
-    if gdb is None:
-        pytest.skip(why)
-    prog = build_c("gdb_fork", arch=arch)
     args = tuple(str(build_c("gdb_threads", arch=arch)) if a == "THREADS" else a for a in args)
-    n = Nbemu(*args, opts=opts, fixture="gdb_fork", arch=arch)
+    return test_gdb.run_gdb(commands, *args, opts=opts, arch=arch, fixture="gdb_fork")
+
+
+@contextmanager
+def stub() -> Iterator[tuple[Nbemu, Client]]:
+    """gdb_fork under nbemu -g, and a connection to its stub."""
+    n = Nbemu(fixture="gdb_fork")
     try:
-        cmd = [gdb, "-batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off",
-               "-ex", "set width 0", "-ex", "set osabi none", "-ex", f"file {prog}",
-               "-ex", f"target remote :{n.port}"]
-        for c in commands:
-            cmd += ["-ex", c]
-        g = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        rc, out, err = n.finish(timeout=60)
+        yield n, n.connect()
     finally:
         n.kill()
-    return g.stdout + g.stderr, rc, out, err
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
@@ -130,9 +127,7 @@ def test_catch_vfork_then_vforkdone() -> None:
 def test_protocol_fork_event_pid_threads_and_detach() -> None:
     """The packets themselves: multiprocess ids, the fork stop reply, both
     processes' threads and memory, D;pid of the child, W with process:pid."""
-    n = Nbemu(fixture="gdb_fork")
-    try:
-        c = n.connect()
+    with stub() as (n, c):
         sup = c.ask("qSupported:multiprocess+;fork-events+;vfork-events+;exec-events+").decode()
         for feat in ("multiprocess+", "fork-events+", "vfork-events+", "exec-events+"):
             assert f";{feat}" in sup, sup
@@ -148,29 +143,24 @@ def test_protocol_fork_event_pid_threads_and_detach() -> None:
         assert c.ask(f"qXfer:exec-file:read:{child}:0,fff")[:1] == b"l"
         # each process's memory: the fork return registers differ (pid vs 0)
         assert c.ask(f"Hgp{child}.0") == b"OK" and c.ask("p0") == b"0" * 16
-        assert c.ask("Hgp64.0") == b"OK" and c.ask("p0") == int(child, 16).to_bytes(8, "little").hex().encode()
+        assert c.ask("Hgp64.0") == b"OK"
+        assert c.ask("p0") == int(child, 16).to_bytes(8, "little").hex().encode()
         assert c.ask("Hgp999.0") == b"E02"
         assert c.ask(f"D;{child}") == b"OK"
         assert c.ask("qfThreadInfo") == b"mp64.64"
         c.send("vCont;c")
         assert c.reply() == b"W07;process:64"
         rc, out, err = n.finish()
-        assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
-    finally:
-        n.kill()
+    assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
 
 
 def test_without_fork_events_the_child_runs_unseen() -> None:
-    n = Nbemu(fixture="gdb_fork")
-    try:
-        c = n.connect()
+    with stub() as (n, c):
         assert "fork-events" not in c.ask("qSupported:multiprocess+").decode()
         c.send("vCont;c")
         assert c.reply() == b"W07;process:64"
         rc, out, err = n.finish()
-        assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
-    finally:
-        n.kill()
+    assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
 
 
 @pytest.mark.parametrize("how", ["detach", "kill"])

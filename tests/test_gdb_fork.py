@@ -189,3 +189,18 @@ def test_a_watchpoint_set_before_fork_fires_in_the_followed_child() -> None:
     assert "Old value = 0" in text and "New value = 3" in text, text
     assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 03\]", text), text
     assert rc == 7 and "child reaped exited 3" in out, (rc, out, err)
+
+
+def test_exec_of_the_debugged_process_loads_the_new_program() -> None:
+    """No fork: the first process execs gdb_threads; gdb reads the new program
+    through the stub, re-sets `break main` in it and stops in its LWPs."""
+    text, rc, out, err = run_gdb([
+        "break main", "continue", "continue", "break worker_body", "continue",
+        "info inferiors", "delete", "continue"], "execself", "THREADS")
+    assert re.search(r"Breakpoint 1, main \(argc=3,", text), text           # gdb_fork's
+    assert re.search(r"process 100 is executing new program: \S*/gdb_threads", text), text
+    assert re.search(r"Breakpoint 1, main \(argc=1,", text), text           # gdb_threads'
+    assert re.search(r'Thread \d+ "worker-\d" hit Breakpoint 2, worker_body', text), text
+    assert re.search(r"^\* 1\s+process 100\s.*/gdb_threads", text, re.M), text
+    assert "[Inferior 1 (process 100) exited with code 07]" in text, text
+    assert rc == 7 and "shared_value=42" in out, (rc, out, err)

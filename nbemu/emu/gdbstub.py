@@ -21,6 +21,10 @@ What gdb sees
 -------------
 - Every LWP is a gdb thread whose id is the LWP id (`_lwp_self()`), the first
   one being the process id; `p<pid>.<lid>` once gdb offers multiprocess+.
+  `info threads` shows each LWP's name (`_lwp_setname`) and its NetBSD
+  state: "running on vCPU n", "runnable on vCPU n", "parked on hint 0x...",
+  "sleeping on <wmesg>", "suspended", "zombie" (qThreadExtraInfo /
+  qXfer:threads:read). Exited LWPs leave the list.
 - Processes (gdbserver's multiprocess model on Linux): the stub debugs a set of
   processes, gdb's inferiors (`attached`): the first, and, when gdb offers
   fork-events+/vfork-events+ (with multiprocess+), every child a debugged
@@ -39,10 +43,7 @@ What gdb sees
   that process's engine for Hg's process, filtered by pid (a vfork child
   shares its parent's engine); a fork child starts with copies (gdb removes
   them before detaching it, as with ptrace's copied int3s); exec and exit
-  drop them. Memory packets address Hg's process. `info threads` shows each LWP's name
-  (`_lwp_setname`) and its NetBSD state: "running on vCPU n", "runnable on
-  vCPU n", "parked on hint 0x...", "sleeping on <wmesg>", "suspended",
-  "zombie" (qThreadExtraInfo / qXfer:threads:read). Exited LWPs leave the list.
+  drop them. Memory packets address Hg's process.
 - All-stop: when one LWP stops (breakpoint, watchpoint, step, signal, Ctrl-C)
   every vCPU stops — the emulator's single run loop simply does not take its
   next turn — and the stop reply names the LWP that stopped. `vCont` actions
@@ -55,8 +56,8 @@ What gdb sees
   `E14` (EFAULT), never a crash; a write may patch read-only text (as ptrace
   does) and drops translated code of the range.
 - Software breakpoints (Z0, and Z1 treated alike) are Unicorn code hooks on the
-  one address, on the engine of one process: other code runs untouched. Stops report `swbreak`, with the PC at
-  the breakpoint.
+  one address, on the engine of one process: other code runs untouched.
+  Stops report `swbreak`, with the PC at the breakpoint.
 - Watchpoints (Z2 write, Z3 read, Z4 access) are Unicorn memory hooks on the
   range; the stop is exact — after the accessing instruction, in the LWP that
   made the access (`T05watch:ADDR;thread:LID;`). While any watchpoint is set,
@@ -381,7 +382,7 @@ class GdbStub:
                 return
             self._set_event(Stop("vforkdone", l, SIGTRAP), queue=True)
         elif kind == "exec":
-            path = self.session_host_path(p.p_path)
+            path = self._host_path(p.p_path)
             self.exe[pid] = path
             self.hostio.allow(path)
             if not self.exec_events:
@@ -400,7 +401,7 @@ class GdbStub:
             return
         self.m.request_stop()
 
-    def session_host_path(self, guest: str) -> str:
+    def _host_path(self, guest: str) -> str:
         """The host file of a guest program path (inside --root)."""
         root = self.session.opts.root
         if root in ("", "/"):

@@ -192,6 +192,7 @@ class GdbStub:
         # events the children of debugged processes until gdb detaches them.
         self.attached: dict[int, Proc] = {self.first.p_pid: self.first}
         self.exe: dict[int, str] = {self.first.p_pid: os.path.abspath(session.path)}
+        self.execd: set[int] = set()   # pids whose program is no longer the first one
         self.multiprocess = False    # gdb's qSupported offers (p<pid>.<lid> thread ids)
         self.fork_events = self.vfork_events = self.exec_events = False
         self.regs = RegFile(m)
@@ -372,6 +373,9 @@ class GdbStub:
                 return
             self.attached[p2.p_pid] = p2
             self.exe[p2.p_pid] = self.exe.get(pid, self.hostio.path)
+            self.execd.discard(p2.p_pid)               # (a pid used before)
+            if pid in self.execd:
+                self.execd.add(p2.p_pid)
             self.points.clone(p, p2)
             self.m._install_block_hook(engine_of(p2))   # Ctrl-C reaches its code
             child = min(p2.p_lwps.values(), key=lambda x: x.l_lid)
@@ -384,6 +388,7 @@ class GdbStub:
         elif kind == "exec":
             path = self._host_path(p.p_path)
             self.exe[pid] = path
+            self.execd.add(pid)
             self.hostio.allow(path)
             if not self.exec_events:
                 return
@@ -438,7 +443,8 @@ class GdbStub:
         if self._event is not None or not self.active or self.conn is None:
             return
         l = self.m.curlwp
-        if l is None or l.l_proc is not self.first or self.first.p_pid not in self.attached:
+        if (l is None or l.l_proc is not self.first or self.first.p_pid not in self.attached
+                or self.first.p_pid in self.execd):
             return
         assert self.solib is not None
         if self.solib.objects(self._read_mem) != self.solib.reported:
@@ -782,7 +788,14 @@ class GdbStub:
             data = os.fsencode(self.exe[pid])
         elif obj == "libraries" and self.solib is not None:
             if off == 0 or not self._libraries_xml:
-                objs = self.solib.reported = self.solib.objects(self._read_mem)
+                # Hg's process: the first program's list, read from its memory
+                # (a fork child's may differ by dlopen); none after an exec.
+                p = self._mem_proc()
+                objs: tuple = ()
+                if p.p_pid not in self.execd:
+                    objs = self.solib.objects(lambda a, n: self._read_mem(a, n, p))
+                    if p is self.first:
+                        self.solib.reported = objs
                 for o in objs:
                     self.hostio.allow(self.solib.host_path(o.name))
                 self._libraries_xml = self.solib.xml(objs)

@@ -40,7 +40,7 @@ def stub() -> Iterator[tuple[Nbemu, Client]]:
         n.kill()
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "x86", "arm"])
 def test_follow_fork_child_stops_at_a_breakpoint_in_the_child(arch: str) -> None:
     text, rc, out, err = run_gdb([
         "set follow-fork-mode child", "break child_body", "continue",
@@ -100,11 +100,12 @@ def test_two_inferiors_are_stopped_and_resumed_deterministically() -> None:
     assert runs[0][2] == runs[1][2], runs
 
 
-def test_catch_fork_and_exec_with_the_new_image_symbols() -> None:
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_catch_fork_and_exec_with_the_new_image_symbols(arch: str) -> None:
     text, rc, out, err = run_gdb([
         "set follow-fork-mode child", "catch fork", "catch exec", "continue", "continue",
         "info inferiors", "break worker_body", "continue", "bt 2", "delete", "continue"],
-        "exec", "THREADS")
+        "exec", "THREADS", arch=arch)
     assert re.search(r"Catchpoint 1 \(forked process (\d+)\)", text), text
     assert re.search(r"process \d+ is executing new program: \S*/gdb_threads", text), text
     assert re.search(r"hit Catchpoint 2 \(exec'd \S*/gdb_threads\)", text), text

@@ -31,9 +31,9 @@ def run_gdb(commands: list[str], *args: str, opts: tuple[str, ...] = (),
 
 
 @contextmanager
-def stub() -> Iterator[tuple[Nbemu, Client]]:
+def stub(*args: str) -> Iterator[tuple[Nbemu, Client]]:
     """gdb_fork under nbemu -g, and a connection to its stub."""
-    n = Nbemu(fixture="gdb_fork")
+    n = Nbemu(*args, fixture="gdb_fork")
     try:
         yield n, n.connect()
     finally:
@@ -205,3 +205,32 @@ def test_exec_of_the_debugged_process_loads_the_new_program() -> None:
     assert re.search(r"^\* 1\s+process 100\s.*/gdb_threads", text, re.M), text
     assert "[Inferior 1 (process 100) exited with code 07]" in text, text
     assert rc == 7 and "shared_value=42" in out, (rc, out, err)
+
+
+def test_ctrl_c_stops_a_child_spinning_on_its_own_engine() -> None:
+    """The child's engine gets the block hook at the fork, so 0x03 stops a child
+    that makes no system call (its parent, detached, sleeps in wait4)."""
+    from elftools.elf.elffile import ELFFile
+    with open(build_c("gdb_fork"), "rb") as f:
+        spin = next(s["st_value"] for s in ELFFile(f).get_section_by_name(".symtab")
+                    .iter_symbols() if s.name == "spin_count")
+    with stub("spin") as (n, c):
+        c.ask("qSupported:multiprocess+;fork-events+")
+        c.send("vCont;c")
+        child = re.fullmatch(r"T05fork:p([0-9a-f]+)\.\1;thread:p64\.64;",
+                             c.reply().decode()).group(1)
+        assert c.ask("D;64") == b"OK"             # follow the child: the parent runs alone
+        assert c.ask(f"Hgp{child}.0") == b"OK"
+        # Interrupt until the child has spun (no sleep: on a loaded host the
+        # 0x03 may come before its first round).
+        spun = 0
+        while not spun:
+            c.send("vCont;c")
+            c.raw(b"\x03")
+            stop = c.reply().decode()
+            assert stop == f"T02thread:p{child}.{child};", stop
+            spun = int.from_bytes(bytes.fromhex(c.ask(f"m{spin:x},8").decode()), "little")
+        assert c.ask(f"vKill;{child}") == b"OK"   # the child only: its parent reaps it
+        rc, out, err = n.finish()
+    assert rc == 1 and "child reaped exited 0" in out, (rc, out, err)
+    assert "Traceback" not in err, err

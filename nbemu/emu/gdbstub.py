@@ -37,8 +37,8 @@ What gdb sees
   entering the kernel). Stops that come together (a vfork child's exec and
   its parent's vforkdone) are queued: each is reported in turn, the next
   one at the next resume, before anything runs. Processes not debugged are
-  never held. `vKill;pid` kills one of several processes with SIGKILL; the
-  first process's end is nbemu's end.
+  never held. `vKill;pid` of a child kills it alone (SIGKILL); of the first
+  process it ends nbemu, as the first process's end always does.
 - Breakpoints and watchpoints are per process (emu/gdb_points.py): hooks on
   that process's engine for Hg's process, filtered by pid (a vfork child
   shares its parent's engine); a fork child starts with copies (gdb removes
@@ -1007,13 +1007,17 @@ class GdbStub:
             p = self.attached.get(pid)
             if p is None:
                 return E_THREAD
-            if p is not self.first and len(self.attached) > 1:
-                # One of several: it dies; gdb goes on with the others.
+            if p is not self.first:
+                # A child dies alone; gdb goes on with the others, if any.
                 from nbemu.syscalls.kern_sig import psignal
                 self.points.drop(pid)
                 self._forget(pid)
                 psignal(p, SIGKILL)
-                return "OK"
+                if self.attached:
+                    return "OK"
+                self.conn.send("OK")  # type: ignore[union-attr]
+                self._detach(None)
+                return _GONE
             self._kill()
             self.conn.send("OK")  # type: ignore[union-attr]
             return _GONE

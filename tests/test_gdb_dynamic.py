@@ -36,10 +36,10 @@ def program() -> tuple[Path, Path]:
     return root, out
 
 
-def _gdb(root: Path, prog: Path, commands: list[str]) -> tuple[str, int, str]:
+def _gdb(root: Path, prog: Path, commands: list[str], *args: str) -> tuple[str, int, str]:
     """nbemu -g 0 under gdb -batch: (gdb's output, nbemu's status, nbemu's stdout)."""
     p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", "--root", str(root),
-                          "--ncpu", "2", "-g", "0", str(prog)], cwd=REPO,
+                          "--ncpu", "2", "-g", "0", str(prog), *args], cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert p.stderr is not None
@@ -81,3 +81,27 @@ def test_shared_libraries_pending_breakpoint_and_thread_names(program) -> None:
     assert re.search(r'Thread (\d+\.)?\d+ "worker-[12]"', text.split("info threads")[-1]
                      if "info threads" in text else text), text
     assert rc == 0 and out.strip() == "shared=3", (rc, out, text)
+
+
+def test_follow_fork_child_into_an_exec_of_a_dynamic_program(program) -> None:
+    """A dynamic parent forks; gdb follows the child into its exec of the dynamic
+    gdb_threads: the new program's shared objects are listed (read from the
+    child's memory), a pending breakpoint in libpthread resolves when the child's
+    ld.elf_so loads it, and the parent reaps the child."""
+    root, threads = program
+    spawn = threads.parent / "gdb_spawn"
+    nu.link_program([PROGS / "gdb_spawn.c"], spawn, libs=("c",), sysroot=root,
+                    linkage="dynamic")
+    text, rc, out = _gdb(root, spawn, [
+        "set follow-fork-mode child", "catch exec", "set breakpoint pending on",
+        "continue", "break pthread_mutex_lock", "continue", "info sharedlibrary",
+        "bt 2", "delete", "continue"], "/usr/tests/nbemu/gdb_threads")
+    assert re.search(r"process (\d+) is executing new program: \S*/usr/tests/nbemu/gdb_threads",
+                     text), text
+    assert re.search(r"hit Breakpoint 2(\.\d+)?, [^\n]*pthread_mutex_lock", text), text
+    # info sharedlibrary: the new program's objects, read from the child's memory
+    for lib in ("usr/lib/libpthread.so.1", "usr/lib/libc.so.12", "libexec/ld.elf_so"):
+        assert re.search(rf"^0x[0-9a-f]+\s+0x[0-9a-f]+\s+Yes.*/{lib}$", text, re.M), (lib, text)
+    assert re.search(r"#0\s+0x[0-9a-f]+ in pthread_mutex_lock \(\) from \S*libpthread", text), text
+    assert re.search(r"\[Inferior 2 \(process \d+\) exited normally\]", text), text
+    assert rc == 0 and "shared=3" in out and "gdb_spawn: child exited 0" in out, (rc, out, text)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Callable
 from xml.sax.saxutils import quoteattr
 
 if TYPE_CHECKING:
+    from nbemu.guest.exec_elf import ExecResult
+
     from .boot import Session
 
 DT_NULL, DT_DEBUG = 0, 21
@@ -170,13 +172,17 @@ def _symbol(path: str, name: str) -> int | None:
 
 def for_session(session: "Session") -> SharedLibraries | None:
     """The library view of a session's first program; None for a static program."""
-    img, res = session.image, session.exec_result
+    return for_exec(session.exec_result, session.opts.root)
+
+
+def for_exec(res: "ExecResult", root: str) -> SharedLibraries | None:
+    """The library view of a program exec_image loaded; None for a static one."""
+    img = res.image
     if img.interp is None:
         return None
     dyn = next((ph for ph in img.phdrs if ph.p_type == PT_DYNAMIC), None)
     if dyn is None:
         return None
-    root = session.opts.root
     libs = SharedLibraries(res.abi.word_size, dyn.p_vaddr + res.prog_bias, root, None)
     off = _symbol(libs.host_path(img.interp), "_rtld_debug_state")
     if off is not None:

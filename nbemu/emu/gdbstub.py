@@ -43,7 +43,11 @@ What gdb sees
   that process's engine for Hg's process, filtered by pid (a vfork child
   shares its parent's engine); a fork child starts with copies (gdb removes
   them before detaching it, as with ptrace's copied int3s); exec and exit
-  drop them. Memory packets address Hg's process.
+  drop them. Memory packets address Hg's process, and so does the library
+  list (qXfer:libraries, emu/gdb_solib.py): each process has its view, a
+  fork child a copy of its parent's, an exec a new one (Machine.last_exec:
+  where the program and its ld.elf_so landed), each with its own watch on
+  _rtld_debug_state.
 - All-stop: when one LWP stops (breakpoint, watchpoint, step, signal, Ctrl-C)
   every vCPU stops — the emulator's single run loop simply does not take its
   next turn — and the stop reply names the LWP that stopped. `vCont` actions
@@ -93,6 +97,7 @@ Ctrl-C can stop a guest that makes no system call).
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -108,7 +113,7 @@ from nbemu.syscalls.lwp import (LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPE
 from .gdb_conn import PACKET_SIZE, Conn, Listener
 from .gdb_hostio import HostIO
 from .gdb_points import Points, engine_of
-from .gdb_solib import for_session
+from .gdb_solib import SharedLibraries, for_exec, for_session
 from .gdb_regs import RegFile
 
 if TYPE_CHECKING:
@@ -192,7 +197,6 @@ class GdbStub:
         # events the children of debugged processes until gdb detaches them.
         self.attached: dict[int, Proc] = {self.first.p_pid: self.first}
         self.exe: dict[int, str] = {self.first.p_pid: os.path.abspath(session.path)}
-        self.execd: set[int] = set()   # pids whose program is no longer the first one
         self.multiprocess = False    # gdb's qSupported offers (p<pid>.<lid> thread ids)
         self.fork_events = self.vfork_events = self.exec_events = False
         self.regs = RegFile(m)
@@ -231,12 +235,13 @@ class GdbStub:
         self.hostio = HostIO(session.path)
         # A dynamic program: its shared objects (qXfer:libraries:read) and a watch
         # on ld.elf_so's _rtld_debug_state that reports changes as `library` stops.
-        self.solib = for_session(session)
-        self._solib_hook: Any = None
-        if self.solib is not None and self.solib.debug_state is not None:
-            a = self.solib.debug_state
-            self._solib_hook = m.uc.hook_add(UC_HOOK_CODE, self._on_solib_event,
-                                             begin=a, end=a)
+        # A dynamic program's shared objects (qXfer:libraries:read), per process
+        # (a fork child starts with its parent's view, an exec makes a new one),
+        # and a watch on ld.elf_so's _rtld_debug_state that reports changes as
+        # `library` stops.
+        self.solibs: dict[int, SharedLibraries | None] = {self.first.p_pid: for_session(session)}
+        self._solib_hooks: dict[int, tuple[Any, Any]] = {}     # pid -> (engine, hook)
+        self._solib_watch(self.first)
         m.debugger = self
         m._install_block_hook()      # so that Ctrl-C can stop code that makes no syscall
         session._finishers.append(self._finish)
@@ -373,9 +378,9 @@ class GdbStub:
                 return
             self.attached[p2.p_pid] = p2
             self.exe[p2.p_pid] = self.exe.get(pid, self.hostio.path)
-            self.execd.discard(p2.p_pid)               # (a pid used before)
-            if pid in self.execd:
-                self.execd.add(p2.p_pid)
+            view = self.solibs.get(pid)
+            self.solibs[p2.p_pid] = copy.copy(view) if view is not None else None
+            self._solib_watch(p2)
             self.points.clone(p, p2)
             self.m._install_block_hook(engine_of(p2))   # Ctrl-C reaches its code
             child = min(p2.p_lwps.values(), key=lambda x: x.l_lid)
@@ -388,7 +393,9 @@ class GdbStub:
         elif kind == "exec":
             path = self._host_path(p.p_path)
             self.exe[pid] = path
-            self.execd.add(pid)
+            res = getattr(self.m, "last_exec", None)
+            self.solibs[pid] = for_exec(res, self.session.opts.root) if res is not None else None
+            self._solib_watch(p)
             self.hostio.allow(path)
             if not self.exec_events:
                 return
@@ -416,6 +423,8 @@ class GdbStub:
     def _forget(self, pid: int) -> None:
         """pid is no longer debugged (it exited or gdb detached it)."""
         self.attached.pop(pid, None)
+        self._solib_unwatch(pid)
+        self.solibs.pop(pid, None)
         self.actions = {k: v for k, v in self.actions.items() if k[0] != pid}
         if self.last is not None and self.last.l_proc.p_pid == pid:
             self.last = None
@@ -435,6 +444,22 @@ class GdbStub:
         self._set_event(Stop("swbreak", l, SIGTRAP, addr))
         self.m.request_stop()
 
+    def _solib_watch(self, p: Proc) -> None:
+        """Watch p's _rtld_debug_state (its view's), on p's engine."""
+        self._solib_unwatch(p.p_pid)
+        view = self.solibs.get(p.p_pid)
+        if view is None or view.debug_state is None:
+            return
+        sp = engine_of(p)
+        a = view.debug_state
+        self._solib_hooks[p.p_pid] = (sp, sp.uc.hook_add(UC_HOOK_CODE, self._on_solib_event,
+                                                         p.p_pid, a, a))
+
+    def _solib_unwatch(self, pid: int) -> None:
+        got = self._solib_hooks.pop(pid, None)
+        if got is not None:
+            got[0].uc.hook_del(got[1])
+
     def _on_solib_event(self, uc, addr, size, user) -> None:
         """ld.elf_so calls _rtld_debug_state around every change of its object
         list: when the list differs from what gdb last read, stop with a
@@ -443,11 +468,10 @@ class GdbStub:
         if self._event is not None or not self.active or self.conn is None:
             return
         l = self.m.curlwp
-        if (l is None or l.l_proc is not self.first or self.first.p_pid not in self.attached
-                or self.first.p_pid in self.execd):
+        view = self.solibs.get(user)
+        if l is None or l.l_proc.p_pid != user or user not in self.attached or view is None:
             return
-        assert self.solib is not None
-        if self.solib.objects(self._read_mem) != self.solib.reported:
+        if view.objects(lambda a, n: self._read_mem(a, n, l.l_proc)) != view.reported:
             self._set_event(Stop("library", self.m.curlwp, SIGTRAP))
             self.m.request_stop()
 
@@ -739,7 +763,7 @@ class GdbStub:
             return (f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;qXfer:threads:read+;"
                     "vContSupported+;swbreak+;hwbreak+;QStartNoAckMode+;"
                     "qXfer:exec-file:read+" +
-                    (";qXfer:libraries:read+" if self.solib is not None else "") + extra)
+                    ";qXfer:libraries:read+" + extra)
         if text == "qfThreadInfo":
             self._thread_list = [self._tid(l) for l in self._live()]
             return self._thread_chunk()
@@ -786,19 +810,18 @@ class GdbStub:
             if pid not in self.exe:
                 return "E00"
             data = os.fsencode(self.exe[pid])
-        elif obj == "libraries" and self.solib is not None:
+        elif obj == "libraries":
             if off == 0 or not self._libraries_xml:
-                # Hg's process: the first program's list, read from its memory
-                # (a fork child's may differ by dlopen); none after an exec.
+                # Hg's process's list, read from its memory (empty: a static program)
                 p = self._mem_proc()
-                objs: tuple = ()
-                if p.p_pid not in self.execd:
-                    objs = self.solib.objects(lambda a, n: self._read_mem(a, n, p))
-                    if p is self.first:
-                        self.solib.reported = objs
-                for o in objs:
-                    self.hostio.allow(self.solib.host_path(o.name))
-                self._libraries_xml = self.solib.xml(objs)
+                view = self.solibs.get(p.p_pid)
+                if view is None:
+                    self._libraries_xml = b'<library-list version="1.0">\n</library-list>\n'
+                else:
+                    objs = view.reported = view.objects(lambda a, n: self._read_mem(a, n, p))
+                    for o in objs:
+                        self.hostio.allow(view.host_path(o.name))
+                    self._libraries_xml = view.xml(objs)
             data = self._libraries_xml
         elif obj == "threads":
             if off == 0 or not self._threads_xml:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
                      UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
@@ -90,6 +90,7 @@ class Machine:
         self._intno: int | None = None
         self.internal_error: InternalError | None = None
         self.debugger = None                    # emu/gdbstub.GdbStub when -g is given
+        self.last_exec: Any = None              # the last execve's ExecResult (guest/exec_elf.py)
         self.rr = None                          # emu/record.Recorder / Replayer (--record/--replay)
         self.on_child_crash = None              # (lwp, sig): a process other than the first dies
         self._batches: dict[tuple[int, ...], RegBatch] = {}
@@ -216,6 +217,7 @@ class Machine:
         p.p_vmspace = vm
         uid, gid = host_ids()
         res = exec_image(vm, img, self.abi, argv, envp, execname, uid, gid, root=self.kernel)
+        self.last_exec = res                 # (where it landed: the gdb stub's library view)
         p.p_psstrp = res.ps_strings
         self._ctx_pc.pop(id(l), None)
         self._pending_pc = None

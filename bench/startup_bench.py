@@ -40,11 +40,11 @@ def _env() -> dict[str, str]:
 
 def wall(cmd: list[str], reps: int) -> float:
     """Best wall time of reps runs, in seconds (one run first, to warm caches)."""
-    subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True)
+    subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, check=True)
     best = float("inf")
     for _ in range(reps):
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True)
+        subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, check=True)
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -54,9 +54,16 @@ def instructions(cmd: list[str]) -> int | None:
     vg = shutil.which("valgrind")
     if vg is None:
         return None
+    if "nbemu.emu.cli" in cmd:
+        # valgrind puts its preload library in LD_PRELOAD, which nbemu passes on
+        # to the guest: NetBSD's ld.elf_so then fails to load it and exits early.
+        i = cmd.index("nbemu.emu.cli") + 1
+        cmd = cmd[:i] + ["-U", "LD_PRELOAD"] + cmd[i:]
     with tempfile.TemporaryDirectory() as d:
         r = subprocess.run([vg, "--tool=callgrind", f"--callgrind-out-file={d}/cg.%p"] + cmd,
                            cwd=REPO, env=_env(), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed under valgrind: {r.stderr[-300:]}")
     m = _IR.search(r.stderr)
     return int(m.group(1).replace(",", "")) if m else None
 

@@ -57,6 +57,9 @@ class FakePlatform:
         return 0
 
     vregs_get = regs_get
+
+    def vregs_raw(self, l, ids) -> bytes:
+        return b"".join(v.to_bytes(16, "little") for v in self.regs_get(l, ids))
     vregs_set = regs_set
 
     def with_live_regs(self, l: Lwp, fn) -> None:

@@ -154,7 +154,7 @@ def test_signal_frame_as_sendsig_siginfo() -> None:
     vals = _ctx_vals(SP=0x7FFFF000, X28=0x5A5A)
     si = bytes(range(128))
     fp, frame, ids, nvals, vids, _ = ABI.sendsig_frame(
-        vals, [0] * 32, si, (5, 0, 0, 0), False, None, 0x401000, 0x402000, 23)
+        vals, bytes(16 * 32), si, (5, 0, 0, 0), False, None, 0x401000, 0x402000, 23)
     ucp = 0x7FFFF000 - 944
     assert fp == ucp - 128 and len(frame) == 128 + 944 and frame[:128] == si
     regs = dict(zip(ids, nvals))
@@ -171,7 +171,7 @@ def test_signal_frame_as_sendsig_siginfo() -> None:
     assert ABI.ucontext_sigmask(uc) == (5, 0, 0, 0)
     assert ABI.ucontext_tlsbase(uc) == 0xCAFE0
     # On the alternate stack: below its 16-aligned top.
-    fp2, *_ = ABI.sendsig_frame(vals, [0] * 32, si, (0, 0, 0, 0), False, 0x9000_0008,
+    fp2, *_ = ABI.sendsig_frame(vals, bytes(16 * 32), si, (0, 0, 0, 0), False, 0x9000_0008,
                                 0x401000, 0x402000, 23)
     assert fp2 == 0x9000_0000 - 944 - 128
 

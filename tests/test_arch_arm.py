@@ -204,7 +204,7 @@ def test_ucontext_round_trip_and_validate() -> None:
 def test_signal_frame_as_sendsig_siginfo() -> None:
     vals = _ctx_vals(sp=0x7FFF0004)
     si = bytes(128)
-    fp, frame, ids, nvals, _, _ = ABI.sendsig_frame(vals, [], si, (0,) * 4, False, None,
+    fp, frame, ids, nvals, _, _ = ABI.sendsig_frame(vals, b"", si, (0,) * 4, False, None,
                                                    0x20001, 0x30000, 10)
     assert fp == (0x7FFF0004 - 528) & ~7 and len(frame) == 528
     regs = dict(zip(ids, nvals))

@@ -115,7 +115,7 @@ def test_signal_frame_as_sendsig_siginfo() -> None:
     vals[ids.index(X.UC_X86_REG_EFLAGS)] = 0x202 | 0x400      # PSL_D is cleared
     si = bytes(128)
     fp, frame, rids, rvals, _v, _vv = ABI.sendsig_frame(
-        vals, [0] * 8, si, (0, 0, 0, 0), False, None, 0x8049000, 0x8048800, 10)
+        vals, bytes(16 * 8), si, (0, 0, 0, 0), False, None, 0x8049000, 0x8048800, 10)
     assert fp == 0xBFBFE000 - 920 and len(frame) == 920
     assert struct.unpack_from("<IiII", frame) == (0x8048800, 10, fp + 16, fp + 144)
     got = dict(zip(rids, rvals))

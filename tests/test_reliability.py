@@ -50,9 +50,8 @@ def test_lwpctl_kernel_view_outlives_munmap() -> None:
     assert vm.copyin(page, vm.page) == bytes(vm.page)
     assert call(l, "_lwp_ctl", 0x1, buf)[0] == 0
     assert int.from_bytes(vm.copyin(buf, 8), "little") == lc
-    kview = l.l_proc.p_lwpctl_pages[page] + (lc - page)
-    import ctypes
-    assert struct.unpack("<ii", ctypes.string_at(kview, 8))[0] == ci.ci_index
+    kview = l.l_proc.p_lwpctl_pages[page]
+    assert struct.unpack_from("<ii", kview, lc - page)[0] == ci.ci_index
 
 
 # -- item 7: a host signal reaches a guest spinning without system calls -----------------------

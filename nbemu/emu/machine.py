@@ -22,6 +22,7 @@ register file must change).
 from __future__ import annotations
 
 import ctypes
+import struct
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -70,6 +71,9 @@ class GuestFault(Exception):
         self.sig, self.code, self.addr, self.what = sig, code, addr, what
 
 
+_OUT3 = struct.Struct("<3Q").pack_into
+_M64 = 0xFFFFFFFFFFFFFFFF
+
 class Machine:
     """Hardware for one NetBSD process: engine, pmap, vCPU turns."""
 
@@ -109,6 +113,10 @@ class Machine:
             self._nin = nin
             self._nvals = nin + abi.trap_fetch_insn    # + the appended instruction word
             self._native_trap = True
+            # syscall_return's values go to the library's nb_out_vals in one pack
+            # (every port returns three registers: value, second value, flags).
+            assert len(abi.syscall_out_regs) == 3, abi.syscall_out_regs
+            self._out_view = memoryview(nat.out_vals).cast("B")
             if abi.trap_kind == "intr":
                 self._intr_other_cb = _INTR_OTHER_CB(self._on_interrupt_other)
         elif abi.trap_kind == "intr":
@@ -299,8 +307,14 @@ class Machine:
             self._ctx_write(l, ids, vals)
 
     def vregs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]:
-        """128-bit registers (XMM) of the live engine or of l's saved context,
-        in one batch call (getcontext and every signal frame read all 16)."""
+        """128-bit registers (XMM) of the live engine or of l's saved context."""
+        raw = self.vregs_raw(l, ids)
+        return [int.from_bytes(raw[16 * i:16 * i + 16], "little") for i in range(len(ids))]
+
+    def vregs_raw(self, l: Lwp, ids: Sequence[int]) -> bytes:
+        """The same as 16 little-endian bytes each, in one batch call: the
+        layout of the fxsave / __fregs areas that getcontext and every signal
+        frame copy them into (no conversion to ints and back)."""
         key = ("v",) + tuple(ids)
         b = self._batches.get(key)
         if b is None:
@@ -313,8 +327,7 @@ class Machine:
             uclib.uc_reg_read_batch(self.uch, cids, ptrs, n)
         else:
             uclib.uc_context_reg_read_batch(l.l_md, cids, ptrs, n)
-        raw = bytes(bufs)
-        return [int.from_bytes(raw[16 * i:16 * i + 16], "little") for i in range(n)]
+        return bytes(bufs)
 
     def vregs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
         for r, v in zip(ids, vals):
@@ -329,11 +342,9 @@ class Machine:
         """Write abi.syscall_out_regs (the trap's hot path: one prebuilt batch)."""
         if l is self.loaded:
             if self.in_hook and self._native_trap:
-                nat = self.native
-                out = nat.out_vals
-                for i, v in enumerate(vals):
-                    out[i] = v & 0xFFFFFFFFFFFFFFFF
-                nat.out_valid.value = 1
+                v0, v1, v2 = vals
+                _OUT3(self._out_view, 0, v0 & _M64, v1 & _M64, v2 & _M64)
+                self.native.out_valid.value = 1
             else:
                 self._out.write_live(self.uch, vals)
         elif l.l_md is not None:
@@ -346,7 +357,7 @@ class Machine:
         self._pcb_init(child)
         uclib.uc_context_save(self.uch, child.l_md)
         # Unless the ucontext sets them, the child resumes after the trap.
-        pc = self.uc.reg_read(self.abi.pc_reg)
+        pc = self._pc.read_live(self.uch)[0]
         if self.in_hook:
             pc += self.abi.syscall_insn_len - self.abi.trap_pc_offset
         self._ctx_write(child, (self.abi.pc_reg,), (pc,))

@@ -22,10 +22,15 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 MAP_NORESERVE = 0x4000
 
 
+def host_view(addr: int, size: int) -> memoryview:
+    """Host memory at addr as a writable memoryview of unsigned bytes (no copy)."""
+    return memoryview((ctypes.c_char * size).from_address(addr)).cast("B")
+
+
 class HostChunk:
     """One anonymous host mapping; guest map entries reference parts of it."""
 
-    __slots__ = ("addr", "size", "refs", "window")
+    __slots__ = ("addr", "size", "refs", "window", "_mem")
 
     def __init__(self, size: int) -> None:
         addr = _libc.mmap(None, size, _mmap.PROT_READ | _mmap.PROT_WRITE,
@@ -36,6 +41,16 @@ class HostChunk:
         self.size = size
         self.refs = 0
         self.window = False        # an Arena's: kept (pages discarded) when unreferenced
+        self._mem: memoryview | None = None
+
+    @property
+    def mem(self) -> memoryview:
+        """The chunk as bytes: the kernel's copyin/copyout slice it (a slice
+        costs a quarter of a ctypes memmove or string_at call)."""
+        m = self._mem
+        if m is None:
+            m = self._mem = host_view(self.addr, self.size)
+        return m
 
     def discard(self, off: int, size: int) -> None:
         """Give pages back to the host; they read as zero afterwards."""
@@ -43,6 +58,7 @@ class HostChunk:
 
     def release(self) -> None:
         if self.addr:
+            self._mem = None            # (never used after this: the chunk is gone)
             _libc.munmap(self.addr, self.size)
             self.addr = 0
 

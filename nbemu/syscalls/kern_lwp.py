@@ -65,7 +65,7 @@ import struct
 
 from . import upcall
 from .errno import Errno
-from .host_mem import HostChunk, memmove
+from .host_mem import HostChunk, host_view
 from .kern_resource import RLIMIT_NTHR, MAXLWP_SYS as maxlwp, proc_addrtime
 from .kern_sig import proc_stopping
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_remove, sleepq_wake
@@ -409,6 +409,7 @@ LWPCTL_FEATURE_PCTR = 0x2
 LWPCTL_CPU_NONE = -1
 LWPCTL_CPU_EXITED = -2
 LWPCTL_SIZE = 8        # lwpctl_t: int lc_curcpu; int lc_pctr
+_LWPCTL = struct.Struct("<ii")
 
 
 def lwpctl_write(l: Lwp, cpu: int) -> None:
@@ -418,8 +419,7 @@ def lwpctl_write(l: Lwp, cpu: int) -> None:
     p = l.l_proc
     va = l.l_lwpctl
     page = va & ~(p.k.abi.page_size - 1)
-    memmove(p.p_lwpctl_pages[page] + (va - page), struct.pack("<ii", cpu, l.l_pctr & 0x7FFFFFFF),
-            LWPCTL_SIZE)
+    _LWPCTL.pack_into(p.p_lwpctl_pages[page], va - page, cpu, l.l_pctr & 0x7FFFFFFF)
 
 
 def lwpctl_exit(l: Lwp) -> None:
@@ -441,7 +441,8 @@ def lwp_ctl_alloc(l: Lwp) -> int:
         kp = map_kernel_page(p, "lwpctl")
         if kp is None:
             return Errno.ENOMEM
-        va, p.p_lwpctl_pages[kp[0]] = kp
+        va, host = kp
+        p.p_lwpctl_pages[va] = host_view(host, p.k.abi.page_size)
         p.p_lwpctl_free.extend(range(va + p.k.abi.page_size - LWPCTL_SIZE, va - 1, -LWPCTL_SIZE))
     l.l_lwpctl = p.p_lwpctl_free.pop()
     return 0

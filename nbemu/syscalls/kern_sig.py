@@ -607,7 +607,7 @@ def sendsig(l: Lwp, ksi: Ksiginfo, returnmask) -> None:
         return
     vals = plat.regs_get(l, abi.getmcontext_ids())
     vids = abi.sendsig_vregs()
-    xmm = plat.vregs_get(l, vids)
+    xmm = plat.vregs_raw(l, vids)
     ss_sp, ss_size, ss_flags = l.l_sigstk
     onstack = not ss_flags & (SS_DISABLE | SS_ONSTACK) and bool(flags & SA_ONSTACK)
     alt_top = ss_sp + ss_size if onstack else None

@@ -233,7 +233,7 @@ class Proc:
         self.p_ndlwps = 0                   # detached
         self.p_nlwpwait = 0                 # LWPs sleeping in _lwp_wait
         self.p_nstopchild = 0
-        self.p_lwpctl_pages: dict[int, int] = {}   # lwpctl page va -> the kernel's view (host)
+        self.p_lwpctl_pages: dict[int, memoryview] = {}   # lwpctl page va -> the kernel's view
         self.p_lwpctl_free: list[int] = []
         self.p_vmspace: Any = None
         self.p_textvp: Any = None           # the running program's image (the loader's, opaque here)

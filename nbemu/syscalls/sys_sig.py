@@ -362,7 +362,7 @@ def sys_getcontext(l: Lwp, a, retval: list[int]) -> int:
     plat = k.platform
     vals = plat.regs_get(l, abi.getmcontext_ids())
     abi.set_syscall_success_in_gregs(vals)
-    xmm = plat.vregs_get(l, abi.sendsig_vregs())
+    xmm = plat.vregs_raw(l, abi.sendsig_vregs())
     uc = abi.build_ucontext(vals, l.l_sigmask, l.l_sigstk, xmm)
     return l.l_proc.p_vmspace.copyout(uc, a.ucp)
 

@@ -61,8 +61,8 @@ class SysEnt:
     while the slot is empty): generating ~1,500 decoders and argument classes
     at import cost ~40 ms of every nbemu start; a program calls a few dozen."""
 
-    __slots__ = ("code", "name", "args", "flags", "handler", "restartable", "nwords32",
-                 "decode", "decode32", "argcls")
+    __slots__ = ("code", "name", "args", "flags", "handler", "restartable", "nargs",
+                 "nwords32", "decode", "decode32", "argcls")
 
     def __init__(self, code: int, name: str, args: tuple[ArgSpec, ...], flags: str) -> None:
         self.code = code
@@ -71,6 +71,7 @@ class SysEnt:
         self.flags = flags
         self.handler: Handler | None = None
         self.restartable = True
+        self.nargs = len(args)
         # ILP32 ABIs: how many 32-bit argument words the call takes
         self.nwords32 = sum(2 if sp.wide else 1 for sp in args)
 
@@ -85,10 +86,6 @@ class SysEnt:
             raise AttributeError(attr)
         setattr(self, attr, fn)
         return fn
-
-    @property
-    def nargs(self) -> int:
-        return len(self.args)
 
 
 def _make_argcls(name: str, specs: tuple[ArgSpec, ...]) -> type:

@@ -293,7 +293,8 @@ class VmMap:
             return b""
         e = self.lookup(va)
         if e is not None and va + n <= e.end and e.prot & PROT_READ:
-            return read_host(e.chunk.addr + e.off + (va - e.start), n)
+            o = e.off + (va - e.start)
+            return bytes(e.chunk.mem[o:o + n])
         segs = self._segments(va, n, PROT_READ)
         if segs is None:
             return Errno.EFAULT
@@ -306,7 +307,8 @@ class VmMap:
             return 0
         e = self.lookup(va)
         if e is not None and va + n <= e.end and e.prot & PROT_WRITE:
-            memmove(e.chunk.addr + e.off + (va - e.start), data, n)
+            o = e.off + (va - e.start)
+            e.chunk.mem[o:o + n] = data
             return 0
         segs = self._segments(va, n, PROT_WRITE)
         if segs is None:

@@ -222,7 +222,7 @@ class Aarch64(Abi):
         return _CPU_IDS + (_TPIDR, A.UC_ARM64_REG_FPCR, A.UC_ARM64_REG_FPSR)
 
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, int, int, int],
-                       stack: tuple[int, int, int], vregs: list[int] | None) -> bytes:
+                       stack: tuple[int, int, int], vregs: bytes | None) -> bytes:
         """A ucontext_t as NetBSD's getucontext() fills it (values of getmcontext_ids)."""
         buf = bytearray(UCONTEXT_SIZE)
         flags = _UC_SIGMASK | _UC_STACK | _UC_CPU | _UC_TLSBASE
@@ -231,11 +231,9 @@ class Aarch64(Abi):
         struct.pack_into(f"<{NGREG}Q", buf, UC_MCONTEXT_OFF, *g)
         struct.pack_into("<II", buf, MC_FPCR_OFF, vals[n + 1] & 0xFFFFFFFF,
                          vals[n + 2] & 0xFFFFFFFF)
-        if vregs is not None:
+        if vregs is not None:            # __fregs.__qregs: 16 bytes each
             flags |= _UC_FPU
-            for i, v in enumerate(vregs):
-                struct.pack_into("<QQ", buf, MC_FREGS_OFF + 16 * i,
-                                 v & 0xFFFFFFFFFFFFFFFF, v >> 64)
+            buf[MC_FREGS_OFF:MC_FREGS_OFF + len(vregs)] = vregs
         struct.pack_into("<I", buf, UC_FLAGS_OFF, flags)
         struct.pack_into("<4I", buf, UC_SIGMASK_OFF, *sigmask)
         struct.pack_into("<QQi", buf, UC_STACK_OFF, *stack)
@@ -278,7 +276,7 @@ class Aarch64(Abi):
         """The 128-bit registers a signal frame saves (__fregs.__qregs)."""
         return tuple(A.UC_ARM64_REG_Q0 + i for i in range(32))
 
-    def sendsig_frame(self, vals: list[int], vregs: list[int], siginfo: bytes,
+    def sendsig_frame(self, vals: list[int], vregs: bytes, siginfo: bytes,
                       sigmask: tuple[int, int, int, int], was_onstack: bool,
                       alt_top: int | None, handler: int, tramp: int, sig: int,
                       trapno: int = 0, err: int = 0):

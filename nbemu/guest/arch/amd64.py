@@ -222,7 +222,7 @@ class Amd64(Abi):
         return bytes(uc[UC_MCONTEXT_OFF:UC_MCONTEXT_OFF + 8 * NGREG])
 
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, int, int, int],
-                       stack: tuple[int, int, int], xmm: list[int] | None) -> bytes:
+                       stack: tuple[int, int, int], xmm: bytes | None) -> bytes:
         """A ucontext_t as NetBSD's getucontext() fills it (values of getmcontext_ids)."""
         buf = bytearray(UCONTEXT_SIZE)
         flags = _UC_SIGMASK | _UC_STACK | _UC_CPU | _UC_TLSBASE
@@ -238,11 +238,9 @@ class Amd64(Abi):
         struct.pack_into("<Q", buf, MC_TLSBASE_OFF, fsbase)
         struct.pack_into("<H", buf, MC_FPREGS_OFF, fcw)
         struct.pack_into("<II", buf, MC_FPREGS_OFF + 24, mxcsr, 0xFFFF)
-        if xmm is not None:
+        if xmm is not None:              # fxsave's XMM area: 16 bytes each
             flags |= _UC_FPU
-            for i, v in enumerate(xmm):
-                struct.pack_into("<QQ", buf, MC_FPREGS_OFF + 160 + 16 * i,
-                                 v & 0xFFFFFFFFFFFFFFFF, v >> 64)
+            buf[MC_FPREGS_OFF + 160:MC_FPREGS_OFF + 160 + len(xmm)] = xmm
         struct.pack_into("<I", buf, UC_FLAGS_OFF, flags)
         struct.pack_into("<4I", buf, UC_SIGMASK_OFF, *sigmask)
         struct.pack_into("<QQi", buf, UC_STACK_OFF, *stack)
@@ -288,7 +286,7 @@ class Amd64(Abi):
         """The 128-bit registers a signal frame saves (fxsave XMM area)."""
         return tuple(X.UC_X86_REG_XMM0 + i for i in range(16))
 
-    def sendsig_frame(self, vals: list[int], xmm: list[int], siginfo: bytes,
+    def sendsig_frame(self, vals: list[int], xmm: bytes, siginfo: bytes,
                       sigmask: tuple[int, int, int, int], was_onstack: bool,
                       alt_top: int | None, handler: int, tramp: int, sig: int,
                       trapno: int = 0, err: int = 0):

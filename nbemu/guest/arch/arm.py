@@ -330,7 +330,7 @@ class Arm(Abi):
         return _MC_IDS
 
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, int, int, int],
-                       stack: tuple[int, int, int], vregs: list[int] | None) -> bytes:
+                       stack: tuple[int, int, int], vregs: bytes | None) -> bytes:
         """A ucontext_t as getucontext() fills it (vals: getmcontext_ids() values);
         the VFP state is always included (a hard-float program owns it from exec)."""
         buf = bytearray(UCONTEXT_SIZE)
@@ -380,7 +380,7 @@ class Arm(Abi):
     def sendsig_vregs(self) -> tuple[int, ...]:
         return ()                  # the VFP registers are in getmcontext_ids()
 
-    def sendsig_frame(self, vals: list[int], vregs: list[int], siginfo: bytes,
+    def sendsig_frame(self, vals: list[int], vregs: bytes, siginfo: bytes,
                       sigmask: tuple[int, int, int, int], was_onstack: bool,
                       alt_top: int | None, handler: int, tramp: int, sig: int,
                       trapno: int = 0, err: int = 0):

@@ -206,9 +206,10 @@ class Abi(Protocol):
         return None
 
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, ...],
-                       stack: tuple[int, int, int], xmm: list[int] | None) -> bytes:
-        """A ucontext_t from getmcontext_ids() values (xmm: sendsig_vregs() values,
-        None: no FPU state)."""
+                       stack: tuple[int, int, int], xmm: bytes | None) -> bytes:
+        """A ucontext_t from getmcontext_ids() values (xmm: sendsig_vregs() values
+        as Platform.vregs_raw gives them, 16 little-endian bytes each; None: no
+        FPU state)."""
         ...
 
     def set_syscall_success_in_gregs(self, vals: list[int]) -> None:
@@ -227,7 +228,7 @@ class Abi(Protocol):
         """The 128-bit registers a signal frame saves."""
         ...
 
-    def sendsig_frame(self, vals: list[int], xmm: list[int], siginfo: bytes,
+    def sendsig_frame(self, vals: list[int], xmm: bytes, siginfo: bytes,
                       sigmask: tuple[int, ...], was_onstack: bool, alt_top: int | None,
                       handler: int, tramp: int, sig: int, trapno: int, err: int
                       ) -> tuple[int, bytes, list[int], list[int], list[int], list[int]]:

@@ -256,7 +256,7 @@ class I386(Abi):
         return _GREG_IDS + (TLS_SHADOW, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)
 
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, int, int, int],
-                       stack: tuple[int, int, int], xmm: list[int] | None) -> bytes:
+                       stack: tuple[int, int, int], xmm: bytes | None) -> bytes:
         """A ucontext_t as cpu_getmcontext() fills it (values of getmcontext_ids)."""
         buf = bytearray(UCONTEXT_SIZE)
         flags = _UC_SIGMASK | _UC_STACK | _UC_CPU | _UC_TLSBASE
@@ -274,11 +274,9 @@ class I386(Abi):
         struct.pack_into("<I", buf, MC_TLSBASE_OFF, tls & 0xFFFFFFFF)
         struct.pack_into("<H", buf, MC_FPREGS_OFF, fcw & 0xFFFF)
         struct.pack_into("<II", buf, MC_FPREGS_OFF + 24, mxcsr & 0xFFFFFFFF, 0xFFFF)
-        if xmm is not None:
+        if xmm is not None:              # fxsave's XMM area: 16 bytes each
             flags |= _UC_FPU | _UC_FXSAVE
-            for i, v in enumerate(xmm):
-                struct.pack_into("<QQ", buf, MC_FPREGS_OFF + 160 + 16 * i,
-                                 v & 0xFFFFFFFFFFFFFFFF, v >> 64)
+            buf[MC_FPREGS_OFF + 160:MC_FPREGS_OFF + 160 + len(xmm)] = xmm
         struct.pack_into("<I", buf, UC_FLAGS_OFF, flags)
         struct.pack_into("<4I", buf, UC_SIGMASK_OFF, *sigmask)
         sp, size, ssflags = stack
@@ -314,7 +312,7 @@ class I386(Abi):
     def sendsig_vregs(self) -> tuple[int, ...]:
         return tuple(X.UC_X86_REG_XMM0 + i for i in range(8))
 
-    def sendsig_frame(self, vals: list[int], xmm: list[int], siginfo: bytes,
+    def sendsig_frame(self, vals: list[int], xmm: bytes, siginfo: bytes,
                       sigmask: tuple[int, int, int, int], was_onstack: bool,
                       alt_top: int | None, handler: int, tramp: int, sig: int,
                       trapno: int = 0, err: int = 0):

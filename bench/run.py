@@ -97,6 +97,18 @@ def go_compare(name: str, reps: int = 2) -> tuple[float, float, float | None, fl
     return t_nb, t_proc, t_q, _wall([str(lx)], reps)
 
 
+def lwp_op_rows(q: bool) -> list[tuple[str, str, str, str]]:
+    """The kernel's per-operation rows: a trivial system call, the park/unpark
+    hop, LWP create + exit + wait (bench.update_rows group `lwp`)."""
+    sysc = per_op(build_c("bench_syscall"), 2_000 if q else 20_000, 20_000 if q else 200_000)
+    pp = per_op(build_c("bench_pingpong"), 500 if q else 2_000, 5_000 if q else 20_000)
+    cr = per_op(build_c("bench_create"), 200 if q else 1_000, 2_000 if q else 10_000)
+    return [("trivial system call (_lwp_self)", f"{sysc * 1e6:.2f} us", "", "<= 3 us"),
+            ("park/unpark hop between two LWPs", f"{pp / 2 * 1e6:.2f} us per hop",
+             "(a round trip is two hops)", "<= 15 us"),
+            ("LWP create + exit + wait", f"{cr * 1e6:.1f} us", "", "<= 100 us")]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
@@ -127,13 +139,8 @@ def main() -> int:
         for r in real_rows(q, real_arches, engine=engine):
             row(*r)
 
-    sysc = per_op(build_c("bench_syscall"), 2_000 if q else 20_000, 20_000 if q else 200_000)
-    row("trivial system call (_lwp_self)", f"{sysc * 1e6:.2f} us", "", "<= 3 us")
-    pp = per_op(build_c("bench_pingpong"), 500 if q else 2_000, 5_000 if q else 20_000)
-    row("park/unpark hop between two LWPs", f"{pp / 2 * 1e6:.2f} us per hop",
-        "(a round trip is two hops)", "<= 15 us")
-    cr = per_op(build_c("bench_create"), 200 if q else 1_000, 2_000 if q else 10_000)
-    row("LWP create + exit + wait", f"{cr * 1e6:.1f} us", "", "<= 100 us")
+    for r in lwp_op_rows(q):
+        row(*r)
 
     from bench.lwp_bench import rows as lwp_rows
     for r in lwp_rows(q):

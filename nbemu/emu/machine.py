@@ -345,8 +345,10 @@ class Machine:
                 v0, v1, v2 = vals
                 _OUT3(self._out_view, 0, v0 & _M64, v1 & _M64, v2 & _M64)
                 self.native.out_valid.value = 1
-            else:
-                self._out.write_live(self.uch, vals)
+            else:                       # (a blocked call ends: after its wakeup)
+                v0, v1, v2 = vals
+                _OUT3(self._out.view, 0, v0 & _M64, v1 & _M64, v2 & _M64)
+                self._out.flush_live(self.uch)
         elif l.l_md is not None:
             self._out.write_ctx(l.l_md, vals)
 
@@ -394,7 +396,10 @@ class Machine:
 
     def request_stop(self) -> None:
         if self.in_emu and not self.stop_requested:
-            uclib.uc_emu_stop(self.uch)
+            if self.in_hook and self._native_trap:
+                self.native.stop_after.value = 1    # the hook stops after the write-back
+            else:
+                uclib.uc_emu_stop(self.uch)
         self.stop_requested = True
 
     def work_added(self) -> None:

@@ -15,7 +15,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 class RegBatch:
     """A fixed list of register ids read or written together."""
 
-    __slots__ = ("ids", "n", "_ids", "_vals", "_ptrs")
+    __slots__ = ("ids", "n", "_ids", "_vals", "_ptrs", "view")
 
     def __init__(self, ids: Sequence[int]) -> None:
         self.ids = tuple(ids)
@@ -24,6 +24,8 @@ class RegBatch:
         self._vals = (ctypes.c_uint64 * self.n)()
         self._ptrs = (ctypes.c_void_p * self.n)(
             *[ctypes.addressof(self._vals) + 8 * i for i in range(self.n)])
+        # the staged values as bytes: a caller may pack them here, then flush_live
+        self.view = memoryview(self._vals).cast("B")
 
     def read_live(self, uch: ctypes.c_void_p) -> list[int]:
         uclib.uc_reg_read_batch(uch, self._ids, self._ptrs, self.n)
@@ -33,6 +35,10 @@ class RegBatch:
         v = self._vals
         for i, x in enumerate(vals):
             v[i] = x & 0xFFFFFFFFFFFFFFFF
+        uclib.uc_reg_write_batch(uch, self._ids, self._ptrs, self.n)
+
+    def flush_live(self, uch: ctypes.c_void_p) -> None:
+        """Write the values staged in self.view to the live engine."""
         uclib.uc_reg_write_batch(uch, self._ids, self._ptrs, self.n)
 
     def read_ctx(self, ctx: int) -> list[int]:

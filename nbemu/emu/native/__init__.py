@@ -55,6 +55,7 @@ class NativeHook:
         self.out_ids = (ctypes.c_int * 8).in_dll(lib, "nb_out_ids")
         self.out_vals = (ctypes.c_uint64 * 8).in_dll(lib, "nb_out_vals")
         self.out_valid = ctypes.c_int.in_dll(lib, "nb_out_valid")
+        self.stop_after = ctypes.c_int.in_dll(lib, "nb_stop_after")
 
 
 _loaded: NativeHook | None = None

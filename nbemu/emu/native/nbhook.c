@@ -79,7 +79,9 @@ void nb_stop_ticker(void) { g_ticker_run = 0; }
  * instruction; it reads the trap registers in one batch into nb_in_vals, calls
  * the Python kernel (a no-argument callback, the cheapest ctypes can make), and
  * writes back nb_out_vals when the kernel produced a return (nb_out_valid).
- * This saves two ctypes round trips per system call.
+ * This saves two ctypes round trips per system call. A kernel that ends the
+ * turn at this trap sets nb_stop_after instead of calling uc_emu_stop itself
+ * (a third round trip): the stop is requested here, after the write-back.
  */
 typedef int (*uc_batch_fn)(void *uc, int *ids, void **vals, int count);
 typedef void (*trap_fn)(void);
@@ -95,6 +97,7 @@ uint64_t nb_out_vals[8];
 static void *g_out_ptrs[8];
 int nb_nout;
 volatile int nb_out_valid;
+volatile int nb_stop_after;
 
 int nb_set_trap(void *read_batch, void *write_batch, void *trap, int nin, int nout)
 {
@@ -124,6 +127,10 @@ void nb_syscall_hook(void *uc, void *user)
     g_trap();
     if (nb_out_valid)
         g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
+    if (nb_stop_after) {
+        nb_stop_after = 0;
+        g_stop(uc);
+    }
 }
 
 /*
@@ -174,4 +181,8 @@ void nb_intr_hook(void *uc, uint32_t intno, void *user)
     g_trap();
     if (nb_out_valid)
         g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
+    if (nb_stop_after) {
+        nb_stop_after = 0;
+        g_stop(uc);
+    }
 }

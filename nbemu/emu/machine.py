@@ -661,6 +661,13 @@ class Machine:
             if budget:
                 self._install_block_hook()
                 nat.budget.value = budget
+        if step:
+            # one instruction, whole: no preemption may end the turn before it
+            self._py_budget = 0
+            if nat is not None:            # (a preempt flag left from a slice before too)
+                nat.armed.value = 0
+                nat.preempt.value = 0
+                nat.budget.value = 0
         self.stop_requested = False
         self._fault = None
         self._intno = None

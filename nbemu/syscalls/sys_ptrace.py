@@ -18,10 +18,12 @@ exec, TRAP_SCE / TRAP_SCX around each system call under PT_SYSCALL (the
 registers hold the call's results only after TRAP_SCX, as NetBSD's syscall()
 writes them after trace_exit; PT_SYSCALLEMU at TRAP_SCE skips the call and its
 TRAP_SCX), TRAP_TRACE after one instruction under PT_STEP (machine.py runs the
-LWP for one instruction), TRAP_CHLD at fork / vfork / posix_spawn in the parent
-and the child for PTRACE_FORK / PTRACE_VFORK / PTRACE_POSIX_SPAWN, TRAP_LWP at
-_lwp_create / LWP exit for PTRACE_LWP_CREATE / PTRACE_LWP_EXIT
-(PT_GET_PROCESS_STATE and PT_GET_SIGINFO name the other process or LWP).
+LWP for one instruction), TRAP_CHLD at fork / vfork in the parent and the
+child (traced by the same tracer) for PTRACE_FORK / PTRACE_VFORK, in the vfork
+parent once it runs again for PTRACE_VFORK_DONE, TRAP_LWP at _lwp_create / LWP
+exit for PTRACE_LWP_CREATE / PTRACE_LWP_EXIT (PT_GET_PROCESS_STATE and
+PT_GET_SIGINFO name the other process or LWP). PTRACE_POSIX_SPAWN is kept in
+the mask but makes no stop yet.
 
 Requests: PT_TRACE_ME, PT_READ/WRITE_I/D, PT_IO, PT_CONTINUE, PT_KILL,
 PT_ATTACH, PT_DETACH, PT_SYSCALL, PT_SYSCALLEMU, PT_SET/GET_EVENT_MASK,
@@ -35,6 +37,10 @@ port does not define is EINVAL, as in NetBSD. Not modelled (EINVAL after the
 permission checks): PT_DUMPCORE, x86's PT_GETXSTATE/SETXSTATE and
 PT_GETXMMREGS/SETXMMREGS, and PT_SETDBREGS by root. A resume of one LWP
 (data < 0) resumes the whole process here (NetBSD: lwp_unstop of that LWP).
+PT_SET_SIGINFO for another LWP of a one-LWP process names that LWP (NetBSD
+keeps the lid as given). A child traced by another process than its parent
+is the tracer's child meanwhile: its parent's wait4 for it is ECHILD (NetBSD
+lets the parent wait too).
 """
 from __future__ import annotations
 
@@ -514,8 +520,11 @@ def do_ptrace(l: Lwp, req: int, pid: int, addr: int, data: int, retval: list[int
         return 0
     if req in (PT_CONTINUE, PT_DETACH, PT_SYSCALL) or md == "STEP":
         return _continue(req, t, lt, addr, data, md)
-    if req in (PT_KILL, PT_STOP):
-        ptrace_sendsig(t, Sig.SIGKILL if req == PT_KILL else Sig.SIGSTOP)
+    if req == PT_KILL:                    # (ptrace_sendsig of SIGKILL: it dies, stopped or not)
+        kpsignal2(t, Ksiginfo.noinfo(Sig.SIGKILL))
+        return 0
+    if req == PT_STOP:
+        ptrace_sendsig(t, Sig.SIGSTOP)
         return 0
     if req == PT_ATTACH:
         t.p_slflag |= PSL_TRACED          # proc_changeparent

@@ -18,12 +18,13 @@ exec, TRAP_SCE / TRAP_SCX around each system call under PT_SYSCALL (the
 registers hold the call's results only after TRAP_SCX, as NetBSD's syscall()
 writes them after trace_exit; PT_SYSCALLEMU at TRAP_SCE skips the call and its
 TRAP_SCX), TRAP_TRACE after one instruction under PT_STEP (machine.py runs the
-LWP for one instruction), TRAP_CHLD at fork / vfork in the parent and the
-child (traced by the same tracer) for PTRACE_FORK / PTRACE_VFORK, in the vfork
-parent once it runs again for PTRACE_VFORK_DONE, TRAP_LWP at _lwp_create / LWP
-exit for PTRACE_LWP_CREATE / PTRACE_LWP_EXIT (PT_GET_PROCESS_STATE and
-PT_GET_SIGINFO name the other process or LWP). PTRACE_POSIX_SPAWN is kept in
-the mask but makes no stop yet.
+LWP for one instruction), TRAP_CHLD at fork / vfork / posix_spawn in the
+parent and the child (traced by the same tracer; a spawned child's one event
+implies its exec: no TRAP_EXEC) for PTRACE_FORK / PTRACE_VFORK /
+PTRACE_POSIX_SPAWN, in the vfork parent once it runs again for
+PTRACE_VFORK_DONE, TRAP_LWP at _lwp_create / LWP exit for PTRACE_LWP_CREATE /
+PTRACE_LWP_EXIT (PT_GET_PROCESS_STATE and PT_GET_SIGINFO name the other
+process or LWP).
 
 Requests: PT_TRACE_ME, PT_READ/WRITE_I/D, PT_IO, PT_CONTINUE, PT_KILL,
 PT_ATTACH, PT_DETACH, PT_SYSCALL, PT_SYSCALLEMU, PT_SET/GET_EVENT_MASK,

@@ -377,18 +377,27 @@ def _set_siginfo(l: Lwp, t: Proc, lt: Lwp, addr: int, data: int) -> int:
     return 0
 
 
+def _getset(l: Lwp, fmt: str, addr: int, data: int, out: tuple | None) -> tuple | int:
+    """A get or set request of one struct (fmt): EINVAL unless data is its size;
+    out: the values a get copies out (0 or EFAULT); else the values copied in."""
+    vm = l.l_proc.p_vmspace
+    size = struct.calcsize(fmt)
+    if data != size:
+        return Errno.EINVAL
+    if out is not None:
+        return vm.copyout(struct.pack(fmt, *out), addr)
+    raw = vm.copyin(addr, size)
+    return raw if isinstance(raw, int) else struct.unpack(fmt, raw)
+
+
 def _event_mask(l: Lwp, t: Proc, req: int, addr: int, data: int) -> int:
     """PT_SET/GET_EVENT_MASK: struct ptrace_event { int pe_set_event; }."""
-    vm = l.l_proc.p_vmspace
-    if data != 4:
-        return Errno.EINVAL
     if req == PT_GET_EVENT_MASK:
-        pe = sum(ev for ev, fl in _EVENTS if t.p_slflag & fl)
-        return vm.copyout(struct.pack("<i", pe), addr)
-    raw = vm.copyin(addr, 4)
-    if isinstance(raw, int):
-        return raw
-    pe = struct.unpack("<i", raw)[0]
+        return _getset(l, "<i", addr, data, (sum(ev for ev, fl in _EVENTS if t.p_slflag & fl),))  # type: ignore[return-value]
+    got = _getset(l, "<i", addr, data, None)
+    if isinstance(got, int):
+        return got
+    pe = got[0]
     for ev, fl in _EVENTS:
         t.p_slflag = (t.p_slflag | fl) if pe & ev else (t.p_slflag & ~fl)
     return 0
@@ -396,14 +405,12 @@ def _event_mask(l: Lwp, t: Proc, req: int, addr: int, data: int) -> int:
 
 def _process_state(l: Lwp, t: Proc, addr: int, data: int) -> int:
     """PT_GET_PROCESS_STATE: struct ptrace_state of the last TRAP_CHLD / TRAP_LWP stop."""
-    if data != 8:
-        return Errno.EINVAL
     ksi, xi = t.p_ptrace_ksi, t.p_ptrace_xinfo
     ev = other = 0
     if (ksi is not None and ksi.signo == Sig.SIGTRAP and ksi.code in (TRAP_CHLD, TRAP_LWP)
             and xi is not None and xi[0] == "state"):
         ev, other = xi[1], xi[2]
-    return l.l_proc.p_vmspace.copyout(struct.pack("<ii", ev, other), addr)
+    return _getset(l, "<ii", addr, data, (ev, other))  # type: ignore[return-value]
 
 
 # -- LWPs -------------------------------------------------------------------------------
@@ -488,15 +495,10 @@ def _startstop(t: Proc, lt: Lwp, req: int, data: int) -> int:
 
 def _sigpass(l: Lwp, t: Proc, req: int, addr: int, data: int) -> int:
     """PT_SET/GET_SIGPASS: sigset_t of signals that reach t without a stop."""
-    vm = l.l_proc.p_vmspace
-    if data != 16:
-        return Errno.EINVAL
-    if req == PT_GET_SIGPASS:
-        return vm.copyout(struct.pack("<4I", *words_of(t.p_sigpass)), addr)
-    raw = vm.copyin(addr, 16)
-    if isinstance(raw, int):
-        return raw
-    t.p_sigpass = mask_of(struct.unpack("<4I", raw)) & ~_CANTMASK
+    got = _getset(l, "<4I", addr, data, words_of(t.p_sigpass) if req == PT_GET_SIGPASS else None)
+    if req == PT_GET_SIGPASS or isinstance(got, int):
+        return got  # type: ignore[return-value]
+    t.p_sigpass = mask_of(got) & ~_CANTMASK
     return 0
 
 

@@ -40,8 +40,8 @@ PT_GETXMMREGS/SETXMMREGS, and PT_SETDBREGS by root. A resume of one LWP
 (data < 0) resumes the whole process here (NetBSD: lwp_unstop of that LWP).
 PT_SET_SIGINFO for another LWP of a one-LWP process names that LWP (NetBSD
 keeps the lid as given). A child traced by another process than its parent
-is the tracer's child meanwhile: its parent's wait4 for it is ECHILD (NetBSD
-lets the parent wait too).
+is the tracer's child meanwhile; its parent's wait for it waits (kern_exit.py
+_stolen_child, as find_stopped_child), and gets it back from the tracer.
 """
 from __future__ import annotations
 

@@ -598,6 +598,9 @@ def trace_syscall(l: Lwp, code: int, args: Any, handler: Any,
     eventswitch(l, TRAP_SCE, ("syscall", code, 0, 0, 0, argv), now=True)
     if l.l_stat != LSONPROC:              # stopped: goes on from here when resumed
         yield BLOCK
+        # the trap's registers, as fork1 and posix_spawn read them (others'
+        # system calls have come and gone meanwhile)
+        p.k.trapvals = l.l_sysvals
     if p.p_exiting:
         return 0
     if p.p_slflag & PSL_SYSCALLEMU:

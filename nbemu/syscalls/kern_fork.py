@@ -23,7 +23,8 @@ from .kern_proc import MAXPROC, RLIMIT_NPROC, proc_alloc_pid, proc_enter
 from .kern_prot import nprocs_of_uid, proc_cred, proc_pgid, proc_session
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
 from .lwp import LSONPROC, PSL_TRACEFORK, PSL_TRACEVFORK, PSL_TRACEVFORK_DONE, SZOMB, Lwp, Proc
-from .sys_ptrace import PTRACE_FORK, PTRACE_VFORK, PTRACE_VFORK_DONE, ptrace_event, ptrace_fork_child
+from .sys_ptrace import (PTRACE_FORK, PTRACE_VFORK, PTRACE_VFORK_DONE, ptrace_event,
+                         ptrace_fork_child)
 from .table import syscall
 from .uvm_map import uvmspace_fork
 from .vfs_lookup import cwdinit

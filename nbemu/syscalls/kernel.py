@@ -27,8 +27,8 @@ from .kern_sleepq import SleepTab
 from .kern_synch import mi_switch, nextlwp, preempt
 from .kern_tc import Clock
 from .kern_timeout import CalloutQueue
-from .lwp import (PSL_SYSCALL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, SSTOP, Lwp,
-                  LwpFlag, Proc)
+from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, PSL_SYSCALL, SSTOP,
+                  Lwp, LwpFlag, Proc)
 from .sys_ptrace import trace_syscall
 from .table import SYS___syscall, SYS_syscall, SYSENT, name_of
 from .vfs_mount import MountTable

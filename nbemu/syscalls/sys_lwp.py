@@ -19,9 +19,10 @@ from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interrup
 from .kern_time import (CLOCK_REALTIME, MAXTIMO_NS, TIME_MAX, TIME_MIN, TIMER_ABSTIME, NS_PER_SEC,
                         clock_gettime1, copyin_timespec, ts2timo)
 from .lwp import (LPR_DETACHED, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
-                  LWP_SUSPENDED, MAXCOMLEN, Lwp, LwpFlag)
+                  LWP_SUSPENDED, MAXCOMLEN, PSL_TRACELWP_CREATE, PSL_TRACELWP_EXIT, Lwp,
+                  LwpFlag)
 from .signals import NSIG
-from .sys_ptrace import PSL_TRACELWP_CREATE, PSL_TRACELWP_EXIT, PTRACE_LWP_CREATE, PTRACE_LWP_EXIT, ptrace_event
+from .sys_ptrace import PTRACE_LWP_CREATE, PTRACE_LWP_EXIT, ptrace_event
 from .table import syscall
 
 LWP_UNPARK_MAX = 1024

@@ -393,7 +393,8 @@ def _getset(l: Lwp, fmt: str, addr: int, data: int, out: tuple | None) -> tuple 
 def _event_mask(l: Lwp, t: Proc, req: int, addr: int, data: int) -> int:
     """PT_SET/GET_EVENT_MASK: struct ptrace_event { int pe_set_event; }."""
     if req == PT_GET_EVENT_MASK:
-        return _getset(l, "<i", addr, data, (sum(ev for ev, fl in _EVENTS if t.p_slflag & fl),))  # type: ignore[return-value]
+        pe = sum(ev for ev, fl in _EVENTS if t.p_slflag & fl)
+        return _getset(l, "<i", addr, data, (pe,))  # type: ignore[return-value]
     got = _getset(l, "<i", addr, data, None)
     if isinstance(got, int):
         return got

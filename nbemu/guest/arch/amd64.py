@@ -397,7 +397,8 @@ def fxsave_read(plat, l, nxmm: int) -> bytes:
                      fip, fdp, mxcsr & 0xFFFFFFFF, 0xFFFF)
     phys = plat.vregs_get(l, _FP_PHYS)
     for i in range(8):
-        buf[32 + 16 * i:42 + 16 * i] = (phys[(top + i) & 7] & ((1 << 80) - 1)).to_bytes(10, "little")
+        st = phys[(top + i) & 7] & ((1 << 80) - 1)
+        buf[32 + 16 * i:42 + 16 * i] = st.to_bytes(10, "little")
     for i, v in enumerate(plat.vregs_get(l, tuple(X.UC_X86_REG_XMM0 + j for j in range(nxmm)))):
         buf[160 + 16 * i:176 + 16 * i] = v.to_bytes(16, "little")
     return bytes(buf)

@@ -2,7 +2,10 @@
 PT_TRACE_ME and the SIGTRAP stop at exec seen by wait4, the stopped child's
 memory (PT_READ_D, PT_WRITE_D, PT_IO), PT_CONTINUE with and without a signal,
 PT_KILL, PT_ATTACH/PT_DETACH, a traced child's signals stopping it, and the
-errnos of bad requests, on every port."""
+errnos of bad requests, on every port; and what a debugger asks: registers
+and FPU registers, siginfo, the LWP walk, event masks and their stops (fork,
+vfork, posix_spawn, LWP create/exit), PT_SYSCALL / PT_SYSCALLEMU, PT_STEP,
+PT_SUSPEND/RESUME, PT_STOP, PT_SET_SIGPASS."""
 from __future__ import annotations
 
 import os
@@ -28,6 +31,11 @@ def test_proc_ptrace(arch: str) -> None:
 def test_proc_ptrace_deterministic_ncpu4() -> None:
     prog = build_c("proc_ptrace", "x86_64")
     _check(run_nbemu(prog, str(prog), opts=("--deterministic", "--seed", "3", "--ncpu", "4")))
+
+
+def test_proc_ptrace_deterministic_aarch64() -> None:
+    prog = build_c("proc_ptrace", "aarch64")
+    _check(run_nbemu(prog, str(prog), opts=("--deterministic", "--seed", "5", "--ncpu", "2")))
 
 
 def test_go_syscall_exec_ptrace(tmp_path) -> None:

@@ -36,7 +36,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from nbemu.guest.arch.base import Abi
 from nbemu.syscalls.kern_resource import lwp_startrun, updatertime
-from nbemu.syscalls.lwp import Lwp
+from nbemu.syscalls.lwp import LP_SSTEP, LP_STEPTRAP, LSONPROC, Lwp
 
 from . import native
 from .engine import new_engine
@@ -649,6 +649,10 @@ class Machine:
         k = self.kernel
         nat = self.native
         rr = self.rr
+        step = l.l_pflag & (LP_SSTEP | LP_STEPTRAP)
+        if step & LP_STEPTRAP:          # its stepped system call has returned
+            self._step_trap(l)
+            return
         cut, budget = k.slice(ci, l)
         if self.hook_wanted and not self._hook_installed:
             self._install_block_hook()
@@ -677,6 +681,13 @@ class Machine:
             if budget:
                 self._install_block_hook()
                 nat.budget.value = budget
+        if step:
+            # one instruction, whole: no preemption may end the turn before it
+            self._py_budget = 0
+            if nat is not None:            # (a preempt flag left from a slice before too)
+                nat.armed.value = 0
+                nat.preempt.value = 0
+                nat.budget.value = 0
         self.stop_requested = False
         self._fault = None
         self._intno = None
@@ -690,7 +701,8 @@ class Machine:
             # and only re-raises exceptions of Python hooks, which ours never raise.
             # until: an address no instruction can start at (all ones for the
             # word size); 0 would stop a jump to 0 instead of faulting it.
-            err = uclib.uc_emu_start(self.uch, pc, self._never_pc, 0, 0)
+            # (ptrace PT_STEP: one instruction, then the trace trap)
+            err = uclib.uc_emu_start(self.uch, pc, self._never_pc, 0, 1 if step else 0)
             if err:
                 self.in_emu = False
                 self._guest_fault(l, UcError(err))
@@ -710,8 +722,22 @@ class Machine:
         if self._intno is not None:
             self._guest_fault(l, None)
             return
+        if step:
+            if l.l_kstack is not None or l.l_stat != LSONPROC:
+                l.l_pflag |= LP_STEPTRAP          # trap once its system call returns
+            else:
+                self._step_trap(l)
+            return
         if not self.stop_requested:
             k.tick(ci)
+
+    def _step_trap(self, l: Lwp) -> None:
+        """The trace trap after a single step (x86 T_TRCTRAP, aarch64's software
+        step exception): SIGTRAP / TRAP_TRACE stops the traced process."""
+        from nbemu.syscalls.kern_sig import eventswitch
+        from nbemu.syscalls.signals import TRAP_TRACE
+        l.l_pflag &= ~LP_STEPTRAP
+        eventswitch(l, TRAP_TRACE)
 
     # -- faults -------------------------------------------------------------------------
     def _guest_fault(self, l: Lwp, err: UcError | None) -> None:

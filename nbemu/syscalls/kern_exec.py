@@ -133,7 +133,8 @@ def exec_lookup(l: Lwp, path: bytes, read: Any = None) -> tuple[str, Any] | int:
         return os.fsdecode(ni.ni_guest), got
 
 
-def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int) -> Generator[str, int, int]:
+def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int,
+            spawn: bool = False) -> Generator[str, int, int]:
     p = l.l_proc
     k = p.k
     ni = namei_path(l, AT_FDCWD, path, True)
@@ -197,9 +198,10 @@ def execve1(l: Lwp, path: bytes, argv_va: int, envp_va: int) -> Generator[str, i
     from .kern_exit import vfork_done
     vfork_done(p)
     k.event("exec", l, path=execname.decode(errors="replace"))
-    if p.p_slflag & PSL_TRACED:
+    if p.p_slflag & PSL_TRACED and not spawn:
         # stop for the tracer before the new image's first instruction
-        # (execve_runproc's eventswitch(TRAP_EXEC)): l finds it at userret
+        # (execve_runproc's eventswitch(TRAP_EXEC)): l finds it at userret;
+        # a spawned child reports one event, its TRAP_CHLD (sys_ptrace.py)
         kpsignal2(p, Ksiginfo(Sig.SIGTRAP, TRAP_EXEC, lid=l.l_lid))
     return int(KernErrno.EJUSTRETURN)          # the new image's registers stand
 
@@ -333,7 +335,7 @@ def spawn_return(l: Lwp, attr: tuple | None, actions: list[tuple], path: bytes,
     yield "spawn"                              # (primed: resumed by the run loop)
     error = _spawn_actions(l, attr, actions)
     if not error:
-        error = yield from execve1(l, path, argv_va, envp_va)
+        error = yield from execve1(l, path, argv_va, envp_va, spawn=True)
         if error == KernErrno.EJUSTRETURN:
             return error
     state["error"] = error
@@ -375,6 +377,8 @@ def sys_posix_spawn(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
     l2.l_kstack, l2.l_syscode, l2.l_sysargs = gen, SYS_posix_spawn, a
     l2.l_sysvals, l2.l_retval = list(k.trapvals), [0, 0]
     p2 = l2.l_proc
+    from .sys_ptrace import PTRACE_POSIX_SPAWN, ptrace_event, ptrace_fork_child
+    traced = ptrace_fork_child(p, p2, PTRACE_POSIX_SPAWN)
     while p2.p_vforkwaiting:
         sleepq_enqueue(k, l, vfork_chan(p2), "pspawn", sleep_syncobj, False)
         yield from sleepq_block(k, l, None)
@@ -384,4 +388,7 @@ def sys_posix_spawn(l: Lwp, a, retval: list[int]) -> Generator[str, int, int]:
         return 0
     if a.pid:
         retval[0] = p.p_vmspace.copyout(rv[0].to_bytes(4, "little"), a.pid)
+    if traced:                                 # the parent's TRAP_CHLD, at its return
+        from .lwp import PSL_TRACEPOSIX_SPAWN
+        ptrace_event(l, PSL_TRACEPOSIX_SPAWN, PTRACE_POSIX_SPAWN, p2.p_pid)
     return 0

@@ -146,6 +146,14 @@ def _matches(c: Proc, idtype: int, id_: int) -> bool:
     return False
 
 
+def _stolen_child(p: Proc, idtype: int, id_: int) -> bool:
+    """A child of p that another process traces (find_stopped_child's
+    debugged_child_exists): p waits for it, not ECHILD; the tracer gives it
+    back when it reaps it (below) or detaches."""
+    return any(c.p_opptr is p and c.p_pptr is not p and _matches(c, idtype, id_)
+               for c in p.k.allproc.values())
+
+
 def wait_status(c: Proc) -> int:
     """The status word wait() reports for zombie c (W_EXITCODE)."""
     return ((c.p_xstat or 0) & 0xFF) << 8 if not c.p_xsig else c.p_xsig & 0x7F
@@ -163,7 +171,7 @@ def do_sys_waitid(l: Lwp, idtype: int, id_: int, options: int, out: dict
         return Errno.EINVAL
     while True:
         kids = [c for c in p.p_children if _matches(c, idtype, id_)]
-        if not kids:
+        if not kids and not _stolen_child(p, idtype, id_):
             return Errno.ECHILD
         for c in kids:
             if c.p_stat == SZOMB and options & WEXITED:

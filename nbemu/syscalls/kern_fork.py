@@ -22,7 +22,9 @@ from .kern_lwp import lwp_create, lwp_start
 from .kern_proc import MAXPROC, RLIMIT_NPROC, proc_alloc_pid, proc_enter
 from .kern_prot import nprocs_of_uid, proc_cred, proc_pgid, proc_session
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue
-from .lwp import SZOMB, Lwp, Proc
+from .lwp import LSONPROC, PSL_TRACEFORK, PSL_TRACEVFORK, PSL_TRACEVFORK_DONE, SZOMB, Lwp, Proc
+from .sys_ptrace import (PTRACE_FORK, PTRACE_VFORK, PTRACE_VFORK_DONE, ptrace_event,
+                         ptrace_fork_child)
 from .table import syscall
 from .uvm_map import uvmspace_fork
 from .vfs_lookup import cwdinit
@@ -90,7 +92,12 @@ def fork1(l1: Lwp, flags: int, retval: list[int]) -> Lwp | int:
 @syscall(2, "fork")
 def sys_fork(l: Lwp, a, retval: list[int]) -> int:
     r = fork1(l, 0, retval)
-    return r if isinstance(r, int) else 0
+    if isinstance(r, int):
+        return r
+    if ptrace_fork_child(l.l_proc, r.l_proc, PTRACE_FORK):
+        # the parent's stop comes at its return (TRAP_CHLD), after the child's
+        ptrace_event(l, PSL_TRACEFORK, PTRACE_FORK, r.l_proc.p_pid)
+    return 0
 
 
 def _vfork(l: Lwp, retval: list[int]) -> Generator[str, int, int]:
@@ -99,10 +106,16 @@ def _vfork(l: Lwp, retval: list[int]) -> Generator[str, int, int]:
         return r
     p2 = r.l_proc
     k = l.l_proc.k
+    if ptrace_fork_child(l.l_proc, p2, PTRACE_VFORK):
+        ptrace_event(l, PSL_TRACEVFORK, PTRACE_VFORK, p2.p_pid, now=True)
+        if l.l_stat != LSONPROC:
+            yield "block"             # stopped for the tracer: goes on from here
     while p2.p_vforkwaiting:
         sleepq_enqueue(k, l, vfork_chan(p2), "ppwait", sleep_syncobj, False)
         yield from sleepq_block(k, l, None)
     k.event("vfork_done", l, child=p2.p_pid)      # (a debugger's vforkdone stop)
+    # the parent runs again (PTRACE_VFORK_DONE): it stops at its return
+    ptrace_event(l, PSL_TRACEVFORK_DONE, PTRACE_VFORK_DONE, p2.p_pid)
     return 0
 
 

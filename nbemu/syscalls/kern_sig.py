@@ -40,7 +40,7 @@ p_sigpend, p_sigwaiters, p_stat (SSTOP) and p_sflag (PS_STOPPING).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import upcall
 from .errno import Errno, KernErrno
@@ -446,6 +446,23 @@ def proc_stop_check(p: Proc) -> None:
     child_notify(p, CLD_TRAPPED if p.p_slflag & PSL_TRACED else CLD_STOPPED)
 
 
+def eventswitch(l: Lwp, code: int, xinfo: Any = None, now: bool = False) -> None:
+    """Stop l's traced process for its tracer with SIGTRAP `code` (TRAP_CHLD,
+    TRAP_LWP, TRAP_SCE/SCX, TRAP_TRACE: kern_sig.c eventswitch and
+    proc_stoptrace, whatever l's signal mask). xinfo: the rest of the siginfo
+    (Proc.p_ptrace_xinfo). l stops at its userret, or at once (now: l is in a
+    system call that then yields BLOCK, to go on when the tracer resumes it)."""
+    p = l.l_proc
+    if p.p_exiting or not p.p_slflag & PSL_TRACED:
+        return
+    ksi = Ksiginfo(Sig.SIGTRAP, code, lid=l.l_lid)
+    p.p_ptrace_sig, p.p_ptrace_lid, p.p_ptrace_ksi = 0, l.l_lid, ksi
+    p.p_ptrace_xinfo = xinfo
+    proc_stop(p, Sig.SIGTRAP)
+    if now and l.l_stat == LSONPROC:
+        sigswitch(l)
+
+
 def sigswitch(l: Lwp) -> None:
     """The running LWP l stops (in userret) because its process is stopping."""
     p = l.l_proc
@@ -480,7 +497,7 @@ def proc_unstop(p: Proc, continued: bool = True) -> None:
     if was_stopped and continued:
         child_notify(p, CLD_CONTINUED)
     for t in list(p.p_lwps.values()):
-        if t.l_stat == LSSTOP:
+        if t.l_stat == LSSTOP and not t.l_flag & LwpFlag.LW_DBGSUSPEND:   # PT_SUSPEND
             p.p_nrlwps += 1
             k.event("continue", t)
             if t.l_wchan is not None:
@@ -534,9 +551,10 @@ def issignal(l: Lwp) -> Ksiginfo | None:
                     return None
             sig = firstsig(pend)
             ksi = sp.get(sig)
-            if traced and sig != Sig.SIGKILL:
+            if traced and sig != Sig.SIGKILL and not p.p_sigpass & bit(sig):
                 # stop for the tracer, which decides what l takes (p_xsig)
                 p.p_ptrace_sig, p.p_ptrace_lid, p.p_ptrace_ksi = sig, l.l_lid, ksi
+                p.p_ptrace_xinfo = None
                 proc_stop(p, sig)
                 continue
         if sig_ignored(p, sig):

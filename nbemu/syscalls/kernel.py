@@ -27,8 +27,9 @@ from .kern_sleepq import SleepTab
 from .kern_synch import mi_switch, nextlwp, preempt
 from .kern_tc import Clock
 from .kern_timeout import CalloutQueue
-from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, SSTOP, Lwp,
-                  LwpFlag, Proc)
+from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, PSL_SYSCALL, SSTOP,
+                  Lwp, LwpFlag, Proc)
+from .sys_ptrace import trace_syscall
 from .table import SYS___syscall, SYS_syscall, SYSENT, name_of
 from .vfs_mount import MountTable
 
@@ -353,7 +354,10 @@ class Kernel:
             error = self._enosys(code)
         else:
             l.l_syscode = code
-            res = handler(l, args, retval)
+            if l.l_proc.p_slflag & PSL_SYSCALL:      # PT_SYSCALL: stops around it
+                res = trace_syscall(l, code, args, handler, retval)
+            else:
+                res = handler(l, args, retval)
             if res.__class__ is GeneratorType:
                 try:
                     res.send(None)

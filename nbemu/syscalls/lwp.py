@@ -85,7 +85,7 @@ class Lwp:
     them; subsystems never add fields on the fly."""
 
     __slots__ = (
-        "l_proc", "l_lid", "l_stat", "l_flag", "l_prflag", "l_cpu", "l_priority",
+        "l_proc", "l_lid", "l_stat", "l_flag", "l_prflag", "l_pflag", "l_cpu", "l_priority",
         # scheduling (sys_sched.py)
         "l_class", "l_schedprio", "l_affinity", "l_protectdepth", "l_protectprio",
         "l_pctr", "l_ticks",
@@ -114,6 +114,7 @@ class Lwp:
         self.l_stat: LwpStat = LSIDL
         self.l_flag = 0
         self.l_prflag = 0
+        self.l_pflag = 0                  # LP_* (ptrace single-stepping)
         self.l_cpu: CpuInfo | None = None
         self.l_priority = 0
         # scheduling class and priority (_sched_setparam), affinity (a CPU-index
@@ -180,6 +181,19 @@ SIDL, SACTIVE, SDYING, SSTOP, SZOMB, SDEAD = 1, 2, 3, 4, 5, 6
 PS_CONTINUED = 0x40000000
 PS_STOPPING = 0x80000000
 PSL_TRACED = 0x00000800          # p_slflag: traced by the process p_pptr (sys/proc.h)
+# The other p_slflag bits of sys/proc.h that ptrace sets: the event mask
+# (PT_SET_EVENT_MASK), PT_SYSCALL's stops and PT_SYSCALLEMU's skip.
+PSL_TRACEFORK = 0x00000001
+PSL_TRACEVFORK = 0x00000002
+PSL_TRACEVFORK_DONE = 0x00000004
+PSL_TRACELWP_CREATE = 0x00000008
+PSL_TRACELWP_EXIT = 0x00000010
+PSL_TRACEPOSIX_SPAWN = 0x00000020
+PSL_SYSCALL = 0x04000000
+PSL_SYSCALLEMU = 0x08000000
+LP_SINGLESTEP = 0x00000400       # l_pflag: PT_SETSTEP (sys/lwp.h)
+LP_SSTEP = 0x40000000            # nbemu: the trace flag is on (process_sstep): one instruction
+LP_STEPTRAP = 0x80000000         # nbemu: the stepped instruction blocked; trap on return
 
 
 class Proc:
@@ -204,6 +218,7 @@ class Proc:
         "p_sigacts", "p_sigignore", "p_sigpend", "p_sigwaiters", "p_xstopsig",
         # ptrace (sys_ptrace.py)
         "p_slflag", "p_opptr", "p_ptrace_sig", "p_ptrace_lid", "p_ptrace_ksi",
+        "p_ptrace_xinfo", "p_sigpass",
         "__weakref__",
     )
 
@@ -266,6 +281,10 @@ class Proc:
         self.p_ptrace_sig = 0
         self.p_ptrace_lid = 0
         self.p_ptrace_ksi: Any = None
+        # The rest of that stop's siginfo (sys_ptrace.py): ("state", event, pid or
+        # lid) for _ptrace_state, ("syscall", code, rv0, rv1, error, args) for _syscall.
+        self.p_ptrace_xinfo: Any = None
+        self.p_sigpass = 0                  # ps_sigpass: signals that do not stop it
 
     @property
     def p_lwpcv(self) -> tuple[str, int]:

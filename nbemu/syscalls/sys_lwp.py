@@ -19,8 +19,10 @@ from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interrup
 from .kern_time import (CLOCK_REALTIME, MAXTIMO_NS, TIME_MAX, TIME_MIN, TIMER_ABSTIME, NS_PER_SEC,
                         clock_gettime1, copyin_timespec, ts2timo)
 from .lwp import (LPR_DETACHED, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
-                  LWP_SUSPENDED, MAXCOMLEN, Lwp, LwpFlag)
+                  LWP_SUSPENDED, MAXCOMLEN, PSL_TRACELWP_CREATE, PSL_TRACELWP_EXIT, Lwp,
+                  LwpFlag)
 from .signals import NSIG
+from .sys_ptrace import PTRACE_LWP_CREATE, PTRACE_LWP_EXIT, ptrace_event
 from .table import syscall
 
 LWP_UNPARK_MAX = 1024
@@ -64,12 +66,26 @@ def sys__lwp_create(l: Lwp, a, retval: list[int]) -> int:
         lwp_free(k, l2)
         return error
     lwp_start(k, l2, bool(a.flags & LWP_SUSPENDED))
+    if p.p_slflag & PSL_TRACELWP_CREATE:
+        ptrace_event(l, PSL_TRACELWP_CREATE, PTRACE_LWP_CREATE, l2.l_lid)
     return 0
 
 
 @syscall(310, "_lwp_exit")
-def sys__lwp_exit(l: Lwp, a, retval: list[int]) -> int:
+def sys__lwp_exit(l: Lwp, a, retval: list[int]) -> int | Generator[str, int, int]:
+    if l.l_proc.p_slflag & PSL_TRACELWP_EXIT:
+        return _lwp_exit_traced(l)
     lwp_exit(l)
+    return 0
+
+
+def _lwp_exit_traced(l: Lwp) -> Generator[str, int, int]:
+    """The tracer hears of the exit (TRAP_LWP, PTRACE_LWP_EXIT) before it happens."""
+    ptrace_event(l, PSL_TRACELWP_EXIT, PTRACE_LWP_EXIT, l.l_lid, now=True)
+    if l.l_stat != LSONPROC:
+        yield "block"
+    if not l.l_proc.p_exiting:
+        lwp_exit(l)
     return 0
 
 

@@ -218,6 +218,28 @@ class Aarch64(Abi):
             out.append((A.UC_ARM64_REG_Q0 + i, lo | (hi << 64)))
         return out
 
+    # machine/ptrace.h (aarch64); struct reg (x0-x30, sp, pc, spsr, tpidr) is
+    # __gregs itself; struct fpreg: fp_reg[32] (16 bytes each), fpcr, fpsr,
+    # aligned to 16 (528 bytes).
+    ptrace_machdep = {32: "GETREGS", 33: "SETREGS", 34: "GETFPREGS", 35: "SETFPREGS",
+                      36: "STEP", 37: "SETSTEP", 38: "CLEARSTEP"}
+    ptrace_reg_slots = tuple(range(NGREG))
+    mcontext_gregs_off = UC_MCONTEXT_OFF
+    ptrace_reg_flags = _UC_CPU | _UC_TLSBASE
+    ptrace_fpreg_size = 528
+
+    def ptrace_fpreg(self, plat, l) -> bytes:
+        q = plat.vregs_get(l, self.sendsig_vregs())
+        fpcr, fpsr = plat.regs_get(l, (A.UC_ARM64_REG_FPCR, A.UC_ARM64_REG_FPSR))
+        return b"".join(v.to_bytes(16, "little") for v in q) + struct.pack(
+            "<II8x", fpcr & 0xFFFFFFFF, fpsr & 0xFFFFFFFF)
+
+    def ptrace_setfpreg(self, plat, l, data: bytes) -> None:
+        plat.vregs_set(l, self.sendsig_vregs(),
+                       [int.from_bytes(data[16 * i:16 * i + 16], "little") for i in range(32)])
+        plat.regs_set(l, (A.UC_ARM64_REG_FPCR, A.UC_ARM64_REG_FPSR),
+                      struct.unpack_from("<II", data, 512))
+
     def getmcontext_ids(self) -> tuple[int, ...]:
         return _CPU_IDS + (_TPIDR, A.UC_ARM64_REG_FPCR, A.UC_ARM64_REG_FPSR)
 

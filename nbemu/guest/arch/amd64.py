@@ -216,10 +216,20 @@ class Amd64(Abi):
     def getmcontext_ids(self) -> tuple[int, ...]:
         return _GREG_IDS + (X.UC_X86_REG_FS_BASE, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)
 
-    def ptrace_reg(self, vals: list[int]) -> bytes:
-        """struct reg is long regs[_NGREG], indexed as the mcontext's __gregs."""
-        uc = self.build_ucontext(vals, (0, 0, 0, 0), (0, 0, 0), None)
-        return bytes(uc[UC_MCONTEXT_OFF:UC_MCONTEXT_OFF + 8 * NGREG])
+    # machine/ptrace.h (amd64); struct reg is long regs[_NGREG] in __gregs order,
+    # struct fpreg the fxsave area (512 bytes).
+    ptrace_machdep = {32: "STEP", 33: "GETREGS", 34: "SETREGS", 35: "GETFPREGS",
+                      36: "SETFPREGS", 37: "GETDBREGS", 38: "SETDBREGS", 39: "SETSTEP",
+                      40: "CLEARSTEP", 41: "GETXSTATE", 42: "SETXSTATE"}
+    ptrace_reg_slots = tuple(range(NGREG))
+    mcontext_gregs_off = UC_MCONTEXT_OFF
+    ptrace_fpreg_size = 512
+
+    def ptrace_fpreg(self, plat, l) -> bytes:
+        return fxsave_read(plat, l, 16)
+
+    def ptrace_setfpreg(self, plat, l, data: bytes) -> None:
+        fxsave_write(plat, l, data, 16)
 
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, int, int, int],
                        stack: tuple[int, int, int], xmm: bytes | None) -> bytes:
@@ -363,6 +373,45 @@ class Amd64(Abi):
         }
         sig, code, a, trapno, what = table.get(intno, (SIGILL, 0, pc, intno, f"trap {intno}"))
         return sig, code, a, trapno, 0, what
+
+
+# -- the fxsave area (struct fxsave, x86/cpu_extended_state.h): PT_GETFPREGS ------------
+# fx_cw, fx_sw, fx_tw (abridged: a bit per physical register, 1 = not empty),
+# fx_opcode, fx_ip, fx_dp, fx_mxcsr, fx_mxcsr_mask; fx_87_ac[8] (ST(i), 10 of 16
+# bytes) at 32; fx_xmm[16] at 160. Unicorn's FP0..7 are the physical registers
+# (ST(i) is FP[(TOP + i) & 7]); its FPTAG has 2 bits each, 00 = valid (it reads
+# an empty one as 01, or 11 once written so).
+_FX_INT = (X.UC_X86_REG_FPCW, X.UC_X86_REG_FPSW, X.UC_X86_REG_FPTAG, X.UC_X86_REG_FOP,
+           X.UC_X86_REG_FIP, X.UC_X86_REG_FDP, X.UC_X86_REG_MXCSR)
+_FP_PHYS = tuple(X.UC_X86_REG_FP0 + i for i in range(8))
+
+
+def fxsave_read(plat, l, nxmm: int) -> bytes:
+    cw, sw, tag, fop, fip, fdp, mxcsr = plat.regs_get(l, _FX_INT)
+    top = (sw >> 11) & 7
+    ftw = sum(1 << i for i in range(8) if not (tag >> (2 * i)) & 3)
+    buf = bytearray(512)
+    struct.pack_into("<HHBxHQQII", buf, 0, cw & 0xFFFF, sw & 0xFFFF, ftw, fop & 0x7FF,
+                     fip, fdp, mxcsr & 0xFFFFFFFF, 0xFFFF)
+    phys = plat.vregs_get(l, _FP_PHYS)
+    for i in range(8):
+        st = phys[(top + i) & 7] & ((1 << 80) - 1)
+        buf[32 + 16 * i:42 + 16 * i] = st.to_bytes(10, "little")
+    for i, v in enumerate(plat.vregs_get(l, tuple(X.UC_X86_REG_XMM0 + j for j in range(nxmm)))):
+        buf[160 + 16 * i:176 + 16 * i] = v.to_bytes(16, "little")
+    return bytes(buf)
+
+
+def fxsave_write(plat, l, data: bytes, nxmm: int) -> None:
+    cw, sw, ftw, fop, fip, fdp, mxcsr = struct.unpack_from("<HHBxHQQI", data, 0)
+    top = (sw >> 11) & 7
+    tag = sum(3 << (2 * i) for i in range(8) if not ftw >> i & 1)
+    plat.regs_set(l, _FX_INT, (cw, sw, tag, fop, fip, fdp, mxcsr & 0xFFFF))
+    st = [int.from_bytes(data[32 + 16 * i:42 + 16 * i], "little") for i in range(8)]
+    plat.vregs_set(l, _FP_PHYS, [st[(i - top) & 7] for i in range(8)])
+    plat.vregs_set(l, tuple(X.UC_X86_REG_XMM0 + j for j in range(nxmm)),
+                   [int.from_bytes(data[160 + 16 * i:176 + 16 * i], "little")
+                    for i in range(nxmm)])
 
 
 # -- gdb's view (emu/gdb_regs.py): the target description and the register map ----------

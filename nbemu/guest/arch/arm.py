@@ -326,6 +326,24 @@ class Arm(Abi):
     def fpu_xmm_from_mcontext(self, uc_bytes: bytes) -> list[tuple[int, int]]:
         return []                  # the VFP registers travel in mcontext_regs
 
+    # machine/ptrace.h (arm: PT_STEP, PT_SETSTEP and PT_CLEARSTEP are gone, 3-4
+    # were the FPE's); struct reg (r0-r12, sp, lr, pc, cpsr) is __gregs itself;
+    # struct fpreg is struct vfpreg: fpexc, fpscr, fpinst, fpinst2, vfp_regs[33].
+    ptrace_machdep = {33: "GETREGS", 34: "SETREGS", 37: "GETFPREGS", 38: "SETFPREGS"}
+    ptrace_reg_slots = tuple(range(NGREG))
+    mcontext_gregs_off = UC_MCONTEXT_OFF
+    ptrace_fpreg_size = 16 + 33 * 8
+
+    def ptrace_fpreg(self, plat, l) -> bytes:
+        fpexc, fpscr = plat.regs_get(l, (A.UC_ARM_REG_FPEXC, A.UC_ARM_REG_FPSCR))
+        d = plat.regs_get(l, _D)
+        return struct.pack("<4I33Q", fpexc & M32, fpscr & M32, 0, 0, *d, 0)
+
+    def ptrace_setfpreg(self, plat, l, data: bytes) -> None:
+        fpscr = struct.unpack_from("<I", data, 4)[0]
+        plat.regs_set(l, (A.UC_ARM_REG_FPSCR,) + _D,
+                      (fpscr,) + struct.unpack_from("<32Q", data, 16))
+
     def getmcontext_ids(self) -> tuple[int, ...]:
         return _MC_IDS
 

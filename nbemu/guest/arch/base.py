@@ -200,10 +200,50 @@ class Abi(Protocol):
         """The registers getcontext / sendsig save (build_ucontext's `vals`)."""
         ...
 
+    # ptrace(2) (syscalls/sys_ptrace.py): the port's machine-dependent requests
+    # (machine/ptrace.h: number -> name without "PT_"), struct reg's members as
+    # indexes of the mcontext's __gregs (machine/reg.h), where __gregs start in a
+    # ucontext, the _UC_* bits PT_SETREGS loads, and sizeof(struct fpreg).
+    ptrace_machdep: dict[int, str] = {}
+    ptrace_reg_slots: tuple[int, ...] = ()
+    mcontext_gregs_off: int = 0
+    ptrace_reg_flags: int = 0x4               # _UC_CPU
+    ptrace_fpreg_size: int = 0
+
     def ptrace_reg(self, vals: list[int]) -> bytes | None:
-        """struct reg (machine/reg.h) of PT_GETREGS from the values of
-        getmcontext_ids(); None where nbemu has none for the port."""
+        """struct reg of PT_GETREGS from the values of getmcontext_ids() (as
+        process_read_regs fills it: the registers getcontext would save)."""
+        if not self.ptrace_reg_slots:
+            return None
+        import struct
+        g = self.unpack_mcontext_gregs(self.build_ucontext(vals, (0, 0, 0, 0), (0, 0, 0), None))
+        m = (1 << 8 * self.word_size) - 1
+        fmt = f"<{len(self.ptrace_reg_slots)}{'Q' if self.word_size == 8 else 'I'}"
+        return struct.pack(fmt, *[g[i] & m for i in self.ptrace_reg_slots])
+
+    def ptrace_setreg(self, vals: list[int], reg: bytes) -> tuple[list[int], list[int]] | None:
+        """PT_SETREGS: (register ids, values) to load from struct reg `reg` over
+        the current values `vals` (getmcontext_ids()); None: EINVAL, the values
+        fail cpu_mcontext_validate as process_write_regs checks them."""
+        import struct
+        uc = bytearray(self.build_ucontext(vals, (0, 0, 0, 0), (0, 0, 0), None))
+        g = self.unpack_mcontext_gregs(bytes(uc))
+        w = "Q" if self.word_size == 8 else "I"
+        new = struct.unpack(f"<{len(self.ptrace_reg_slots)}{w}", reg)
+        for i, v in zip(self.ptrace_reg_slots, new):
+            g[i] = v
+        if not self.cpu_mcontext_validate(g):
+            return None
+        struct.pack_into(f"<{len(g)}{w}", uc, self.mcontext_gregs_off, *g)
+        return self.mcontext_regs(bytes(uc), self.ptrace_reg_flags)
+
+    def ptrace_fpreg(self, plat: Any, l: Any) -> bytes | None:
+        """struct fpreg of PT_GETFPREGS, read through the platform; None where
+        nbemu has none for the port."""
         return None
+
+    def ptrace_setfpreg(self, plat: Any, l: Any, data: bytes) -> None:
+        """PT_SETFPREGS: load struct fpreg `data` (ptrace_fpreg_size bytes)."""
 
     def build_ucontext(self, vals: list[int], sigmask: tuple[int, ...],
                        stack: tuple[int, int, int], xmm: bytes | None) -> bytes:

@@ -71,6 +71,7 @@ UC_LINK_OFF = 4
 UC_SIGMASK_OFF = 8
 UC_STACK_OFF = 24             # stack_t: ss_sp, ss_size, ss_flags
 UC_MCONTEXT_OFF = 36
+M32 = 0xFFFFFFFF
 MC_FPREGS_OFF = UC_MCONTEXT_OFF + 4 * NGREG      # 112: fxsave area (512) + 33 ints
 MC_TLSBASE_OFF = MC_FPREGS_OFF + 512 + 33 * 4    # 756
 UCONTEXT_SIZE = 776
@@ -251,6 +252,38 @@ class I386(Abi):
             lo, hi = struct.unpack_from("<QQ", uc_bytes, MC_FPREGS_OFF + 160 + 16 * i)
             out.append((X.UC_X86_REG_XMM0 + i, lo | (hi << 64)))
         return out
+
+    # machine/ptrace.h (i386); struct reg: eax ecx edx ebx esp ebp esi edi eip
+    # eflags cs ss ds es fs gs (its esp is the user's: _REG_UESP); struct fpreg
+    # is struct save87 (fsave: 28-byte environment, then ST(0)..ST(7)).
+    ptrace_machdep = {32: "STEP", 33: "GETREGS", 34: "SETREGS", 35: "GETFPREGS",
+                      36: "SETFPREGS", 37: "GETXMMREGS", 38: "SETXMMREGS", 39: "GETDBREGS",
+                      40: "SETDBREGS", 41: "SETSTEP", 42: "CLEARSTEP", 43: "GETXSTATE",
+                      44: "SETXSTATE"}
+    ptrace_reg_slots = (_REG_EAX, _REG_ECX, _REG_EDX, _REG_EBX, _REG_UESP, _REG_EBP, _REG_ESI,
+                        _REG_EDI, _REG_EIP, _REG_EFL, _REG_CS, _REG_SS, _REG_DS, _REG_ES,
+                        _REG_FS, _REG_GS)
+    mcontext_gregs_off = UC_MCONTEXT_OFF
+    ptrace_fpreg_size = 108
+
+    def ptrace_fpreg(self, plat, l) -> bytes:
+        from .amd64 import fxsave_read
+        fx = fxsave_read(plat, l, 8)
+        cw, sw, ftw, fop, fip, fdp = struct.unpack_from("<HHBxHQQ", fx, 0)
+        tw = sum(3 << (2 * i) for i in range(8) if not ftw >> i & 1)   # 11: empty
+        env = struct.pack("<HxxHxxHxxIHHII", cw, sw, tw, fip & M32, USER_CS, fop,
+                          fdp & M32, USER_DS)
+        return env + b"".join(fx[32 + 16 * i:42 + 16 * i] for i in range(8))
+
+    def ptrace_setfpreg(self, plat, l, data: bytes) -> None:
+        from .amd64 import fxsave_read, fxsave_write
+        cw, sw, tw, fip, _cs, fop, fdp = struct.unpack_from("<HxxHxxHxxIHHI", data, 0)
+        fx = bytearray(fxsave_read(plat, l, 8))
+        ftw = sum(1 << i for i in range(8) if (tw >> (2 * i)) & 3 != 3)
+        struct.pack_into("<HHBxHQQ", fx, 0, cw, sw, ftw, fop & 0x7FF, fip, fdp)
+        for i in range(8):
+            fx[32 + 16 * i:42 + 16 * i] = data[28 + 10 * i:38 + 10 * i]
+        fxsave_write(plat, l, bytes(fx), 8)
 
     def getmcontext_ids(self) -> tuple[int, ...]:
         return _GREG_IDS + (TLS_SHADOW, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)

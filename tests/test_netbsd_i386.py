@@ -21,6 +21,7 @@ from nbemu.guest.elf import parse
 from tests.guest import run_nbemu
 from tests.test_netbsd_atf_libpthread import (RACY, RACY_DYNAMIC, SLOW, Progs, _all, _check,
                                               build_progs, run_atf)
+from tests.test_netbsd_atf_libpthread import test_libpthread_atf_under_kyua as _under_kyua
 from tests.test_netbsd_dynamic import DLOPEN_OUT, GUEST_DIR, HELLO_OUT, _dynamic, _prog
 from tests.test_netbsd_userland import PTHREAD_OUT
 
@@ -99,3 +100,10 @@ def test_i386_libpthread_atf(progs: Progs, ncpu: int, tmp_path: Path) -> None:
 def test_i386_libpthread_atf_deterministic(progs: Progs, tmp_path: Path) -> None:
     wanted = _all(SLOW)
     _check(run_atf(progs, wanted, ("--deterministic", "--seed", "1"), tmp_path), wanted)
+
+
+@pytest.mark.parametrize("ncpu", [1, 4])
+def test_i386_libpthread_atf_under_kyua(progs: Progs, ncpu: int, tmp_path: Path) -> None:
+    """The real Kyua through `nbemu atf --kyua-suite`'s wrappers, as on amd64: static on
+    one vCPU every case but the slow ones, else the fast subset (dynamic: --root)."""
+    _under_kyua(progs, ncpu, tmp_path)

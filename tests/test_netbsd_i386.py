@@ -2,7 +2,7 @@
 sources, the i386 csu, ld.elf_so's i386 relocations; fixtures.netbsd_userland) and
 NetBSD's tests/lib/libpthread programs linked statically and dynamically against it,
 run with ``nbemu atf`` (the dynamic ones under ``--root SYSROOT``) at 1 and 4 vCPUs
-and under ``--deterministic``: every case passes, as on amd64
+and under ``--deterministic``, and under the real Kyua: every case passes, as on amd64
 (tests/test_netbsd_atf_libpthread.py, whose case list and exclusions this reuses); and
 the dynamic hello, pthreads and dlopen programs of tests/test_netbsd_dynamic.py.
 

@@ -39,14 +39,19 @@ def _dynamic(path: Path) -> tuple[str | None, list[str]]:
     return None, []
 
 
-@pytest.fixture(scope="module")
-def sysroot() -> Path:
+def userland(arch: str) -> Path:
+    """The sysroot of ``arch`` (built when not cached); skips without the sources."""
     try:
         nu.netbsd_src()
         nu.check_host_tools()
     except (nu.NetBSDSourceMissing, nu.NetBSDToolMissing) as e:
         pytest.skip(str(e).splitlines()[0])
-    return nu.build_userland("amd64")
+    return nu.build_userland(arch)
+
+
+@pytest.fixture(scope="module")
+def sysroot() -> Path:
+    return userland("amd64")
 
 
 def _prog(sysroot: Path, name: str, libs: tuple[str, ...], linkage: str = "dynamic",

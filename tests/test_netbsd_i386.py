@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import netbsd_userland as nu
 from nbemu.guest.elf import parse
 from tests.guest import run_nbemu
 from tests.test_netbsd_atf_libpthread import (RACY, RACY_DYNAMIC, SLOW, Progs, _all, _check,
                                               build_progs, run_atf)
 from tests.test_netbsd_atf_libpthread import test_libpthread_atf_under_kyua as _under_kyua
-from tests.test_netbsd_dynamic import DLOPEN_OUT, GUEST_DIR, HELLO_OUT, _dynamic, _prog
+from tests.test_netbsd_dynamic import (DLOPEN_OUT, GUEST_DIR, HELLO_OUT, _dynamic, _prog,
+                                       userland)
 from tests.test_netbsd_userland import PTHREAD_OUT
 
 pytestmark = pytest.mark.skipif(
@@ -38,12 +38,7 @@ def progs(request: pytest.FixtureRequest) -> Progs:
 
 @pytest.fixture(scope="module")
 def sysroot() -> Path:
-    try:
-        nu.netbsd_src()
-        nu.check_host_tools()
-    except (nu.NetBSDSourceMissing, nu.NetBSDToolMissing) as e:
-        pytest.skip(str(e).splitlines()[0])
-    return nu.build_userland("i386")
+    return userland("i386")
 
 
 def test_i386_dynamic_hello(sysroot: Path) -> None:

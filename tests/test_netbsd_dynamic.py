@@ -18,6 +18,11 @@ from tests.test_netbsd_userland import PTHREAD_OUT
 
 PROGS = Path(__file__).resolve().parents[1] / "fixtures" / "netbsd" / "progs"
 GUEST_DIR = "/usr/tests/nbemu"
+# hello.c's stdout with the argument "arg1"; dlopen.c's with plugin.so.
+HELLO_OUT = ["hello from NetBSD libc", "malloc'd 80800 bytes in 100 blocks",
+             "argc=2 argv[1]=arg1  3.14 beef"]
+DLOPEN_OUT = ["plugin_add(2, 3)=5 ctor_ran=1", "tls 41 42", "missing=0x0",
+              "second dlopen failed as it should"]
 
 
 def _dynamic(path: Path) -> tuple[str | None, list[str]]:
@@ -34,25 +39,30 @@ def _dynamic(path: Path) -> tuple[str | None, list[str]]:
     return None, []
 
 
-@pytest.fixture(scope="module")
-def sysroot() -> Path:
+def userland(arch: str) -> Path:
+    """The sysroot of ``arch`` (built when not cached); skips without the sources."""
     try:
         nu.netbsd_src()
         nu.check_host_tools()
     except (nu.NetBSDSourceMissing, nu.NetBSDToolMissing) as e:
         pytest.skip(str(e).splitlines()[0])
-    return nu.build_userland("amd64")
+    return nu.build_userland(arch)
+
+
+@pytest.fixture(scope="module")
+def sysroot() -> Path:
+    return userland("amd64")
 
 
 def _prog(sysroot: Path, name: str, libs: tuple[str, ...], linkage: str = "dynamic",
-          out_name: str | None = None) -> Path:
+          out_name: str | None = None, arch: str = "amd64") -> Path:
     """Built into the sysroot's /usr/tests/nbemu (guest path GUEST_DIR/<name>)."""
     out = sysroot / GUEST_DIR.lstrip("/") / (out_name or name)
     stamp = out.parent / f".{out.name}.stamp"
-    key = ((nu.OUT_ROOT / ".amd64.stamp").read_text() + (PROGS / f"{name}.c").read_text()
+    key = ((nu.OUT_ROOT / f".{arch}.stamp").read_text() + (PROGS / f"{name}.c").read_text()
            + repr(libs))
     if not (out.is_file() and stamp.is_file() and stamp.read_text() == key):
-        nu.link_program([PROGS / f"{name}.c"], out, libs=libs, sysroot=sysroot,
+        nu.link_program([PROGS / f"{name}.c"], out, arch=arch, libs=libs, sysroot=sysroot,
                         linkage=linkage)
         stamp.write_text(key)
     return out
@@ -84,11 +94,7 @@ def test_dynamic_hello(sysroot: Path) -> None:
     assert _dynamic(prog)[1] == ["libc.so.12"]
     r = run_nbemu(prog, "arg1", opts=("--root", str(sysroot)))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [
-        "hello from NetBSD libc",
-        "malloc'd 80800 bytes in 100 blocks",
-        "argc=2 argv[1]=arg1  3.14 beef",
-    ]
+    assert r.stdout.splitlines() == HELLO_OUT
     assert "to stderr" in r.stderr
 
 
@@ -117,9 +123,4 @@ def test_dlopen(sysroot: Path) -> None:
     prog = _prog(sysroot, "dlopen", ("c",))
     r = run_nbemu(prog, f"{GUEST_DIR}/plugin.so", opts=("--root", str(sysroot)))
     assert r.returncode == 0, (r.stdout, r.stderr)
-    assert r.stdout.splitlines() == [
-        "plugin_add(2, 3)=5 ctor_ran=1",
-        "tls 41 42",
-        "missing=0x0",
-        "second dlopen failed as it should",
-    ]
+    assert r.stdout.splitlines() == DLOPEN_OUT

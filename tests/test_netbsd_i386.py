@@ -2,8 +2,9 @@
 sources, the i386 csu, ld.elf_so's i386 relocations; fixtures.netbsd_userland) and
 NetBSD's tests/lib/libpthread programs linked statically and dynamically against it,
 run with ``nbemu atf`` (the dynamic ones under ``--root SYSROOT``) at 1 and 4 vCPUs
-and under ``--deterministic``: every case passes, as on amd64
-(tests/test_netbsd_atf_libpthread.py, whose case list and exclusions this reuses).
+and under ``--deterministic``, and under the real Kyua: every case passes, as on amd64
+(tests/test_netbsd_atf_libpthread.py, whose case list and exclusions this reuses); and
+the dynamic hello, pthreads and dlopen programs of tests/test_netbsd_dynamic.py.
 
 Opt-in: the i386 userland is a second cold build of libc & co. (see the README's
 NetBSD userland section for its time), so these run when NBEMU_NETBSD_I386=1 is set.
@@ -15,8 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from nbemu.guest.elf import parse
+from tests.guest import run_nbemu
 from tests.test_netbsd_atf_libpthread import (RACY, RACY_DYNAMIC, SLOW, Progs, _all, _check,
                                               build_progs, run_atf)
+from tests.test_netbsd_atf_libpthread import test_libpthread_atf_under_kyua as _under_kyua
+from tests.test_netbsd_dynamic import (DLOPEN_OUT, GUEST_DIR, HELLO_OUT, _dynamic, _prog,
+                                       userland)
+from tests.test_netbsd_userland import PTHREAD_OUT
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("NBEMU_NETBSD_I386") != "1",
@@ -24,19 +31,48 @@ pytestmark = pytest.mark.skipif(
            "cold userland build)")
 
 
-# Not solved yet (dynamic linkage on i386): ld.elf_so leaves libc.so.12's second
-# .init_array entry (an R_386_32 against _libc_init, which the executable defines as a
-# canonical PLT entry: UND, st_value != 0, unlike amd64's) as 0, and the first
-# init_array call after it jumps to address 0 (seen with gdb through `nbemu -g`).
-DYNAMIC_I386 = ("i386 dynamic programs crash in ld.elf_so's init_array calls (libc.so's "
-                "R_386_32 _libc_init entry is left 0): not diagnosed further yet")
-
-
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def progs(request: pytest.FixtureRequest) -> Progs:
-    if request.param == "dynamic":
-        pytest.skip(DYNAMIC_I386)
     return build_progs(request.param, "i386")
+
+
+@pytest.fixture(scope="module")
+def sysroot() -> Path:
+    return userland("i386")
+
+
+def test_i386_dynamic_hello(sysroot: Path) -> None:
+    """libc.so.12's .init_array holds an R_386_32 against _libc_init, which binds to
+    the executable's canonical PLT slot (relocbase 0): it ran as a call to 0 while
+    ld.elf_so was miscompiled (fixtures.netbsd_userland's _RTLD_MK says how)."""
+    prog = _prog(sysroot, "hello", ("c",), arch="i386")
+    img = parse(prog.read_bytes())
+    assert (img.e_machine, img.interp) == (3, "/libexec/ld.elf_so")
+    assert _dynamic(prog)[1] == ["libc.so.12"]
+    r = run_nbemu(prog, "arg1", opts=("--root", str(sysroot)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == HELLO_OUT
+    assert "to stderr" in r.stderr
+
+
+@pytest.mark.parametrize("opts", [("--ncpu", "1"), ("--ncpu", "4"),
+                                  ("--deterministic", "--seed", "1")])
+def test_i386_dynamic_pthreads(sysroot: Path, opts: tuple[str, ...]) -> None:
+    prog = _prog(sysroot, "pthreads", ("pthread", "c"), arch="i386")
+    assert _dynamic(prog)[1] == ["libpthread.so.1", "libc.so.12"]
+    r = run_nbemu(prog, opts=("--root", str(sysroot), *opts))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.splitlines() == PTHREAD_OUT
+
+
+def test_i386_dlopen(sysroot: Path) -> None:
+    """dlopen + dlsym of a -fPIC .so (its constructor, an R_386_32 against libc's
+    strlen, general-dynamic TLS through ___tls_get_addr), dlclose, dlerror."""
+    _prog(sysroot, "plugin", ("c",), linkage="shared", out_name="plugin.so", arch="i386")
+    prog = _prog(sysroot, "dlopen", ("c",), arch="i386")
+    r = run_nbemu(prog, f"{GUEST_DIR}/plugin.so", opts=("--root", str(sysroot)))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.splitlines() == DLOPEN_OUT
 
 
 def test_i386_programs_are_i386(progs: Progs) -> None:
@@ -59,3 +95,10 @@ def test_i386_libpthread_atf(progs: Progs, ncpu: int, tmp_path: Path) -> None:
 def test_i386_libpthread_atf_deterministic(progs: Progs, tmp_path: Path) -> None:
     wanted = _all(SLOW)
     _check(run_atf(progs, wanted, ("--deterministic", "--seed", "1"), tmp_path), wanted)
+
+
+@pytest.mark.parametrize("ncpu", [1, 4])
+def test_i386_libpthread_atf_under_kyua(progs: Progs, ncpu: int, tmp_path: Path) -> None:
+    """The real Kyua through `nbemu atf --kyua-suite`'s wrappers, as on amd64: static on
+    one vCPU every case but the slow ones, else the fast subset (dynamic: --root)."""
+    _under_kyua(progs, ncpu, tmp_path)

@@ -63,8 +63,10 @@ def run(pkg: str, binary: Path, ncpu: int, timeout: int, extra: list[str] | None
     # cwd: the package's folder (testdata); nbemu itself is imported from this tree
     env = dict(_go_env())
     env["PYTHONPATH"] = str(REPO_ROOT)
+    cwd = goroot() / "src" / pkg
+    env["PWD"] = str(cwd)       # as the shell that starts it there sets it (os/exec's tests read it)
     try:
-        r = subprocess.run(cmd, cwd=goroot() / "src" / pkg, capture_output=True, text=True,
+        r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
                            timeout=timeout + 60, env=env)
         out = r.stdout + r.stderr + f"\nexit status {r.returncode}\n"
     except subprocess.TimeoutExpired as e:

@@ -18,6 +18,7 @@ from tests.guest import run_nbemu
 
 SCRIPT = r"""
 set -e
+cd "$1"
 /bin/echo -n 'a\tb' c; /bin/echo
 printf '%s\n' one two | cat - missing-file 2>err || echo "cat status $?"
 cat err

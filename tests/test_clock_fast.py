@@ -46,3 +46,14 @@ def test_fast_path_is_taken_only_when_nothing_watches(capfd) -> None:
     assert _served_fast(capfd) > 3000          # most of ordered()'s 6000 reads
     assert _served_fast(capfd, strace=io.StringIO()) == 0
     assert _served_fast(capfd, deterministic=True) == 0
+
+
+@pytest.mark.parametrize("ncpu", [1, 2])
+def test_go_timer_churn(ncpu: int) -> None:
+    """Go's runtime reads the clock before every timer: fixtures/go/timerchurn
+    (time.TestLongAdjustTimers' loop) with most of its clock reads served fast."""
+    from fixtures.build import build_go
+    from fixtures.expected import GO_OUTPUT
+    r = run_nbemu(build_go("timerchurn"), opts=("--ncpu", str(ncpu)))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout == GO_OUTPUT["timerchurn"]

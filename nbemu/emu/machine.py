@@ -36,7 +36,9 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from nbemu.guest.arch.base import Abi
 from nbemu.syscalls.kern_resource import lwp_startrun, updatertime
-from nbemu.syscalls.lwp import LP_SSTEP, LP_STEPTRAP, LSONPROC, Lwp
+from nbemu.syscalls.kern_tc import Clock
+from nbemu.syscalls.lwp import LP_SSTEP, LP_STEPTRAP, LSONPROC, LW_USERRET, PSL_TRACED, Lwp
+from nbemu.syscalls.uvm_map import PROT_WRITE
 
 from . import native
 from .engine import new_engine
@@ -105,6 +107,7 @@ class Machine:
         self._pc = RegBatch((abi.pc_reg,) + ((abi.insn_state_reg,)
                                              if abi.insn_state_reg is not None else ()))
         self._native_trap = False
+        self._fc_sysno = -1                     # the native clock_gettime fast path's call
         self._space_pool: list[Space] = []      # engines of ended address spaces
         nat = self.native
         if nat is not None:
@@ -458,6 +461,12 @@ class Machine:
                 nat.out_ids[i] = r
             if self.abi.trap_kind == "intr":
                 self._set_native_intr()
+            fc = self.abi.fast_clock_trap
+            self._fc_sysno = fc[0] if fc is not None and self.abi.trap_kind == "insn" else -1
+            nat.fc_hi.value = 0
+            nat.fc_sysno.value = self._fc_sysno
+            if fc is not None:
+                nat.fc_flags_idx.value, nat.fc_carry.value = fc[1], fc[2]
 
     def _set_native_intr(self) -> None:
         abi = self.abi
@@ -536,11 +545,37 @@ class Machine:
         self.in_hook = True
         try:
             self.kernel.syscall(l, vals)
+            if vals[0] == self._fc_sysno:
+                self._fast_clock_window(l, vals)
         except Exception as e:            # an emulator bug, never the guest's fault
             self.internal_error = InternalError(l, vals, e)
             self.request_stop()
         finally:
             self.in_hook = False
+
+    def _fast_clock_window(self, l: Lwp, vals: list[int]) -> None:
+        """After a clock_gettime the kernel served: let the native trap serve the
+        next ones (nbhook.c's fast path) into the writable map entry that holds
+        its timespec, unless something must see each system call or run at its
+        end: a trace, a record or replay, the virtual clock, a debugger or tracer,
+        a pending signal or other user-return work of l."""
+        k = self.kernel
+        clock = k.clock
+        if (self.deterministic or self.rr is not None or self.debugger is not None
+                or k.strace is not None or type(clock) is not Clock or clock.virtual
+                or k.hostsig_check or l is not self.loaded or l.l_stat != LSONPROC
+                or l.l_flag & LW_USERRET or l.l_kstack is not None
+                or l.l_proc.p_slflag & PSL_TRACED or self.stop_requested):
+            return
+        tp = vals[2]
+        e = l.l_proc.p_vmspace.lookup(tp)
+        if e is None or not e.prot & PROT_WRITE or tp + 16 > e.end:
+            return
+        nat = self.native
+        nat.fc_mono_off.value = clock.host_monotonic_offset_ns()
+        nat.fc_lo.value = e.start
+        nat.fc_host.value = e.host
+        nat.fc_hi.value = e.end
 
     def _on_bad_access(self, uc, access, address, size, value, user) -> bool:
         self._fault = (access, address, size)
@@ -693,6 +728,8 @@ class Machine:
         self._intno = None
         pcv = self._pc.read_live(self.uch)
         pc = pcv[0] if self._pc.n == 1 else self.abi.resume_address(pcv[0], pcv[1])
+        if self._fc_sysno >= 0:
+            nat.fc_hi.value = 0          # the fast clock's window was the last turn's
         self.in_emu = True
         err = 0
         lwp_startrun(l)                 # its CPU time runs from here (updatertime below)
@@ -713,6 +750,9 @@ class Machine:
             if nat is not None:
                 nat.armed.value = 0
                 nat.budget.value = 0
+                if self._fc_sysno >= 0 and nat.fc_count.value:
+                    k.nsyscalls += nat.fc_count.value    # served by the fast path
+                    nat.fc_count.value = 0
             if rr is not None:
                 # Preempted: stopped by the block hook, not by the kernel or a fault.
                 rr.slice_end(not err and not self.stop_requested and self._intno is None,

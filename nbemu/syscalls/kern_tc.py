@@ -45,6 +45,10 @@ class Clock:
                     + self.syscalls * SYSCALL_NS + self._skew)
         return time.monotonic_ns() - self._mono0 + MONOTONIC_AT_BOOT_NS
 
+    def host_monotonic_offset_ns(self) -> int:
+        """What monotonic_ns() adds to the host's CLOCK_MONOTONIC (host mode)."""
+        return MONOTONIC_AT_BOOT_NS - self._mono0
+
     def cpu_ns(self) -> int:
         """The count LWPs' CPU time is charged from (kern_resource.lwp_startrun /
         updatertime): guest work -- translated blocks and system calls, as the

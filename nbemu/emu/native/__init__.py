@@ -56,6 +56,15 @@ class NativeHook:
         self.out_vals = (ctypes.c_uint64 * 8).in_dll(lib, "nb_out_vals")
         self.out_valid = ctypes.c_int.in_dll(lib, "nb_out_valid")
         self.stop_after = ctypes.c_int.in_dll(lib, "nb_stop_after")
+        # the clock_gettime fast path (nbhook.c)
+        self.fc_sysno = ctypes.c_int.in_dll(lib, "nb_fc_sysno")
+        self.fc_flags_idx = ctypes.c_int.in_dll(lib, "nb_fc_flags_idx")
+        self.fc_carry = ctypes.c_uint64.in_dll(lib, "nb_fc_carry")
+        self.fc_lo = ctypes.c_uint64.in_dll(lib, "nb_fc_lo")
+        self.fc_hi = ctypes.c_uint64.in_dll(lib, "nb_fc_hi")
+        self.fc_host = ctypes.c_uint64.in_dll(lib, "nb_fc_host")
+        self.fc_mono_off = ctypes.c_int64.in_dll(lib, "nb_fc_mono_off")
+        self.fc_count = ctypes.c_uint64.in_dll(lib, "nb_fc_count")
 
 
 _loaded: NativeHook | None = None

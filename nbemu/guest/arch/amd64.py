@@ -93,6 +93,10 @@ class Amd64(Abi):
                        X.UC_X86_REG_R10, X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_RSP,
                        X.UC_X86_REG_EFLAGS)
     syscall_out_regs = (X.UC_X86_REG_RAX, X.UC_X86_REG_RDX, X.UC_X86_REG_EFLAGS)
+    # The native trap's clock_gettime fast path (emu/native/nbhook.c, which reads
+    # rax, rdi, rsi, rdx at the first four places of syscall_in_regs): the call's
+    # number (__clock_gettime50), the flags' place, the error bit.
+    fast_clock_trap = (427, 8, PSL_C)
     report_regs = tuple((n, getattr(X, "UC_X86_REG_" + n.upper())) for n in (
         "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
         "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base"))

@@ -52,6 +52,9 @@ class Abi(Protocol):
     rv1_index: int = 3
     # Registers written back on return (set_return produces their values).
     syscall_out_regs: tuple[int, ...]
+    # (system-call number, flags' index in syscall_in_regs, error bit) of the native
+    # trap's clock_gettime fast path (emu/native/nbhook.c); None: no fast path.
+    fast_clock_trap: tuple[int, int, int] | None = None
     # The u-area (machine/param.h USPACE: bytes per LWP of the kernel arena) and
     # where its saved user context keeps each register while the LWP is off its
     # CPU: gdb register name -> (offset in the u-area, bytes). The context is

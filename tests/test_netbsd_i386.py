@@ -18,8 +18,8 @@ import pytest
 
 from nbemu.guest.elf import parse
 from tests.guest import run_nbemu
-from tests.test_netbsd_atf_libpthread import (RACY, RACY_DYNAMIC, SLOW, Progs, _all, _check,
-                                              build_progs, run_atf)
+from tests.test_netbsd_atf_libpthread import (RACY, RACY_DYNAMIC, SLOW, SLOW_DETERMINISTIC, Progs,
+                                              _all, _check, build_progs, run_atf)
 from tests.test_netbsd_atf_libpthread import test_libpthread_atf_under_kyua as _under_kyua
 from tests.test_netbsd_dynamic import (DLOPEN_OUT, GUEST_DIR, HELLO_OUT, _dynamic, _prog,
                                        userland)
@@ -93,7 +93,7 @@ def test_i386_libpthread_atf(progs: Progs, ncpu: int, tmp_path: Path) -> None:
 
 
 def test_i386_libpthread_atf_deterministic(progs: Progs, tmp_path: Path) -> None:
-    wanted = _all(SLOW)
+    wanted = _all(SLOW | SLOW_DETERMINISTIC)
     _check(run_atf(progs, wanted, ("--deterministic", "--seed", "1"), tmp_path), wanted)
 
 

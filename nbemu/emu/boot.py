@@ -21,6 +21,7 @@ from nbemu.syscalls.kern_tc import MONOTONIC_AT_BOOT_NS
 
 from .machine import DeadlockError, InternalError, Machine
 from .space import vmmap_new
+from .survivors import detach as detach_survivors, has_survivors, run_on
 
 EXIT_DEADLOCK = 125      # distinct from guest statuses 0..124 and 128+N signal deaths
 EXIT_INTERNAL = 70       # EX_SOFTWARE: nbemu itself failed (a bug), with a crash report
@@ -45,6 +46,7 @@ class Options:
     record: str | None = None         # --record LOG (emu/record.py)
     replay: Any = None                # --replay LOG: an opened emu/record.Replayer
     binds: list[tuple[str, str]] = field(default_factory=list)   # --bind (host, guest)
+    survivors: str = "kill"           # processes outliving the first: emu/survivors.py
     extra: dict = field(default_factory=dict)
 
 
@@ -153,11 +155,19 @@ class Session:
         self._t0 = time.perf_counter()
         hs = HostSignals(self.kernel, replay=self.rr is not None and self.rr.replaying)
         installed = hs.install()
+        detach = False
         try:
             status = self._run()
+            if self.opts.survivors != "kill" and has_survivors(self):
+                if self.opts.survivors == "wait":
+                    status = run_on(self) or status
+                else:
+                    detach = True
         finally:
             if installed:
                 hs.uninstall()
+        if detach:
+            detach_survivors(self)          # they run on in a child host process
         if self.rr is not None:
             status = self.rr.finish(status)
         for fn in self._finishers:

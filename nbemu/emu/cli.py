@@ -52,6 +52,9 @@ subcommands (each has its own --help):
 exit status: the guest's; 128+N when a signal N killed it; 125 the guest
 deadlocked (every LWP blocked forever); 124 a --replay diverged from its log;
 126/127 PROGRAM cannot be run / was not found; 70 nbemu itself failed; 2 usage.
+nbemu returns when PROGRAM's process exits; processes it leaves behind (a
+background job, a daemon) run on in the background, as on NetBSD (with
+--record/--replay/--timeline/--trace/--strace nbemu waits for them; with -g they end).
 See README.md (and docs/DESIGN.md) for more."""
 
 
@@ -251,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         opts.memory = memory
     opts.gdb = ns.gdb
     opts.record, opts.replay = ns.record, replay
+    # processes that outlive the first (emu/survivors.py): in the background, as
+    # on NetBSD; or run to their end first when a log, trace or timeline must
+    # cover them; the gdb stub's session ends with the first process
+    opts.survivors = ("kill" if ns.gdb is not None else
+                      "wait" if (ns.record or replay is not None or ns.timeline or ns.trace
+                                or ns.strace is not None)
+                      else "detach")
     sys.stdout.flush()
     status = run_program(ns.program, ns.args, opts)
     if strace_out is not None and strace_out is not sys.stderr:

@@ -142,6 +142,14 @@ class Machine:
         assert self._ctx_template.size <= abi.uspace, "the saved context exceeds USPACE"
         self.kernel: Kernel = None  # type: ignore[assignment]   # attach(): boot.boot_machine
 
+    def after_host_fork(self) -> None:
+        """In the child of a host fork (emu/survivors.py): threads do not survive
+        fork(2), so the preemption ticker starts again."""
+        nat = self.native
+        if nat is not None and not self.deterministic:
+            nat.lib.nb_stop_ticker()
+            nat.lib.nb_start_ticker(SLICE_NS)
+
     def attach(self, kernel: Kernel) -> None:
         """The kernel this machine runs (built by the boot code on this Platform)."""
         self.kernel = kernel
@@ -634,23 +642,30 @@ class Machine:
         self.loaded = l
 
     # -- the run loop --------------------------------------------------------------------
-    def run(self) -> None:
-        """Run until the process exits (or deadlocks: DeadlockError)."""
+    def run(self, survivors: bool = False) -> None:
+        """Run until the first process exits, or with survivors until every
+        process has (emu/survivors.py), or deadlocks: DeadlockError."""
         k = self.kernel
         p = k.proc
         assert p is not None
         self._claim_native()
         dbg = self.debugger
-        while not p.p_exiting:
+        if survivors:
+            def ended() -> bool:
+                return not k.live_procs()
+        else:
+            def ended() -> bool:
+                return p.p_exiting
+        while not ended():
             if dbg is not None and dbg.stop_pending:
                 dbg.stopped()                   # all-stop: gdb holds every vCPU here
-                if p.p_exiting:
+                if ended():
                     break
             if self.internal_error is not None:
                 raise self.internal_error
             turn = k.next_turn()
             if turn is None:
-                if p.p_exiting:
+                if ended():
                     break
                 stopped, deadline = k.idle()
                 if stopped:                     # SSTOP: stopped by a signal

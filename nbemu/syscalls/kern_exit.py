@@ -5,8 +5,9 @@ exit1() ends every LWP of the process, closes its descriptors (a pipe's last
 writer gone is EOF for the reader), frees its address space (the engine goes
 back to emu/'s pool) and leaves a zombie holding the exit status and the
 rusage, until the parent collects it. Children of the exiting process are
-reparented to the guest's init (k.proc, the first process; nbemu ends with it,
-so its own exit frees nothing: the crash report may still read its memory).
+reparented to the guest's init (k.proc, the first process; nbemu's run ends
+with it, so its own exit frees nothing at first: the crash report may still
+read its memory; exit1_finish follows when other processes outlive it).
 The parent gets SIGCHLD (CLD_EXITED / CLD_KILLED) and its waiters are woken;
 a parent that ignores SIGCHLD or set SA_NOCLDWAIT never sees the zombie.
 """
@@ -69,7 +70,17 @@ def exit1(l: Lwp, status: int, signo: int) -> None:
             k.callout.stop(t.callout)
     k.platform.request_stop()
     if p is k.proc:
-        return                              # nbemu ends with its first process
+        # nbemu's run loop ends here; the rest (exit1_finish) follows only if
+        # other processes run on without it (emu/survivors.py). Until then the
+        # crash report may still read its memory.
+        return
+    exit1_finish(p, signo)
+
+
+def exit1_finish(p: Proc, signo: int) -> None:
+    """The rest of exit1 once p's LWPs are off their queues: rusage, descriptors,
+    address space, reparenting of its children, the zombie, SIGCHLD."""
+    k = p.k
     p.p_ru = ruadd(k.abi, rusage_self(p), p.p_cru)       # its children's times are its own
     fd_free(p)
     cwdfree(p)

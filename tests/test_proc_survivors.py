@@ -159,3 +159,22 @@ def test_strace_waits_for_the_orphan(root: Path, tmp_path: Path) -> None:
     assert any('open("/out"' in ln for ln in child), child
     assert "getppid() = 1" in " ".join(child)
     assert child[-1].startswith("101/101 exit(0)"), child[-3:]
+
+
+def test_ctrl_c_ends_the_whole_job(root: Path) -> None:
+    """SIGINT to nbemu reaches every process of the first one's group, as a
+    terminal's Ctrl-C reaches the foreground job: the child dies with its
+    parent (nbemu exits 130) and nothing runs on in the background."""
+    import signal
+    p = subprocess.Popen(_nbemu("--root", str(root), str(build_c("proc_orphan")),
+                                "/ff", "/out", "sigint"),
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "child ready\n"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=GUARD_S)   # EOF: no survivor holds stdout
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, (out, err)
+    assert "FAIL" not in out, out

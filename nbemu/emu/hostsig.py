@@ -1,7 +1,8 @@
 """Signals sent to nbemu are the guest's: Ctrl-C, `kill -TERM`, SIGWINCH of a
 resized terminal, ... reach the guest process as NetBSD signals (its handlers
 run, or it dies of them: exit 128+N), as they would reach a program run by a
-shell. qemu-user does the same.
+shell. qemu-user does the same. Which guest processes get them:
+Kernel.post_host_signals (the first process's group for a terminal's signals).
 
 How, and its limits:
 - A Python handler (main thread) queues the signal in the kernel

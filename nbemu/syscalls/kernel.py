@@ -22,7 +22,10 @@ from .kern_lwp import UareaArena, lwp_exit, lwp_suspend_self
 from .kern_resource import PHYSMEM
 from .kern_ras import ras_switch_in
 from .kern_runq import CpuInfo, RunQueues
+from .kern_prot import proc_pgid
 from .kern_sig import psignal, sig_sleep_check, sig_userret
+from .kern_tty import pgsignal
+from .signals import Sig
 from .kern_sleepq import SleepTab
 from .kern_synch import mi_switch, nextlwp, preempt
 from .kern_tc import Clock
@@ -40,6 +43,8 @@ EJUSTRETURN = int(KernErrno.EJUSTRETURN)
 ERESTART = int(KernErrno.ERESTART)
 RR_TICKS = 4             # ticks an LWP keeps its CPU while others queue there
 DET_SLICE_BLOCKS = (2_000, 20_000)   # --deterministic: translated blocks per turn (seeded)
+# host signals delivered to the first process's group (Kernel.post_host_signals)
+TTY_GROUP_SIGNALS = frozenset({Sig.SIGINT, Sig.SIGQUIT, Sig.SIGHUP, Sig.SIGWINCH})
 
 
 class Platform(Protocol):
@@ -405,6 +410,11 @@ class Kernel:
             self.userret(l)
 
     # -- signals from the host -------------------------------------------------------
+    # Sent to nbemu by its terminal (Ctrl-C, Ctrl-\, a resize, a hang-up) or by the
+    # host shell's job control (killpg to the job nbemu is), these reach every process
+    # of that job natively: here, the guest processes in the first process's group
+    # (a shell's asynchronous jobs ignore SIGINT/SIGQUIT, as POSIX has them do). Others
+    # (SIGTERM, SIGUSR1/2) are usually a kill(2) of nbemu's pid: the first process.
     def host_signal(self, sig: int) -> None:
         """Queue NetBSD signal sig, sent to nbemu by the host, for the process."""
         self.host_sigs.append(sig)
@@ -427,7 +437,12 @@ class Kernel:
         p = self.proc
         if p is not None and not p.p_exiting:
             for sig in sigs:
-                psignal(p, sig)
+                if sig in TTY_GROUP_SIGNALS:
+                    # what a terminal (or the shell's job control) sends goes
+                    # to nbemu's whole job: the first process's group
+                    pgsignal(self, proc_pgid(p), sig)
+                else:
+                    psignal(p, sig)
         elif sigs:
             # the first process is gone and others run on (emu/survivors.py):
             # what is sent to nbemu now is sent to each of them

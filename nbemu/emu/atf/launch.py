@@ -1,6 +1,6 @@
 """``python -m nbemu.emu.atf.launch [nbemu options] PROGRAM [ARGS...]``: nbemu for ATF cases.
 
-The same command line and exit statuses as ``nbemu`` (emu/cli.py), with two
+The same command line and exit statuses as ``nbemu`` (emu/cli.py), with three
 differences that the ATF interface needs:
 
 1. The guest starts in the host's current directory (mapped into ``--root``), as
@@ -11,6 +11,8 @@ differences that the ATF interface needs:
    real Kyua through the wrappers of ``emu.atf.kyua`` -- sees what a NetBSD kernel
    would report and can check ``expected_signal(N)``.  NetBSD and Linux numbers
    differ for a few signals; the guest's number is the one raised.
+3. Processes a case leaves behind end with it (Kyua kills a case's process
+   group), instead of running on in the background as nbemu's would.
 
 Everything else (deadlock 125, internal error 70, cannot run 126/127) is nbemu's.
 """
@@ -60,6 +62,9 @@ def _atf_session_class():
 
     class AtfSession(boot.Session):
         def __init__(self, path: str, args: list[str], opts) -> None:
+            # a case's processes end with it, as Kyua ends a case's process group
+            # (no background survivors: emu/survivors.py)
+            opts.survivors = "kill"
             super().__init__(path, args, opts)
             self.kernel.proc.p_cwd = guest_cwd(opts.root, binds=opts.binds)
             _sessions.append(self)

@@ -128,6 +128,9 @@ def main() -> int:
     from bench.cpu_loop import rows as loop_rows
     for r in loop_rows(n_loop, per_op, pairs=3 if q else 9, arches=tuple(ns.arch)):
         row(*r)
+    from bench.cpu_loop import insn_rows
+    for r in insn_rows(q, tuple(ns.arch)):
+        row(*r)
 
     from bench.real import ARCHES as REAL_ARCHES, NOTES as REAL_NOTES, rows as real_rows
     real_arches = tuple(a for a in REAL_ARCHES if a in ns.arch)

@@ -89,9 +89,11 @@ class FakePlatform:
 
 
 def make_kernel(ncpu: int = 4, deterministic: bool = True, root: str = "/",
-                abi: Any = ABI) -> tuple[Kernel, Lwp]:
-    """A kernel with one process and its first LWP on CPU 0 (amd64 unless `abi`)."""
-    k = Kernel(abi, FakePlatform(), ncpu=ncpu, deterministic=deterministic, root=root)
+                abi: Any = ABI, physmem: int | None = None) -> tuple[Kernel, Lwp]:
+    """A kernel with one process and its first LWP on CPU 0 (amd64 unless `abi`;
+    the default guest RAM unless `physmem`)."""
+    more = {} if physmem is None else {"physmem": physmem}
+    k = Kernel(abi, FakePlatform(), ncpu=ncpu, deterministic=deterministic, root=root, **more)
     p = Proc(100, 1)
     proc_enter(k, p, None)
     k.proc = p

@@ -165,9 +165,22 @@ def test_rlimit_defaults(kl) -> None:
     assert _getrlimit(l, buf, RLIMIT_DATA) == (abi.dfldsiz, abi.maxdsiz)
     assert _getrlimit(l, buf, RLIMIT_NOFILE) == (128, 3404)
     assert _getrlimit(l, buf, RLIMIT_NPROC) == (160, 1044)
-    assert _getrlimit(l, buf, RLIMIT_NTHR) == (8192, 8192)     # SITE_RLIMITS
+    assert _getrlimit(l, buf, RLIMIT_NTHR) == (8192, 8192)     # site_rlimits: kern.maxlwp of 8 GiB
     assert _getrlimit(l, buf, RLIMIT_AS) == (RLIM_INFINITY, RLIM_INFINITY)
     assert RLIM_INFINITY == 0x7FFFFFFFFFFFFFFF
+
+
+@pytest.mark.parametrize("gib, maxlwp", [(2, 4096), (8, 8192), (16, 16384), (128, 65535)])
+def test_maxlwp_follows_the_guest_ram(gib: int, maxlwp: int) -> None:
+    """kern.maxlwp is lwp_maxlwp() of the RAM -m gives the guest (one LWP per MiB,
+    within [MAXLWP, MAXMAXLWP]), and RLIMIT_NTHR's hard limit with it."""
+    k, l = make_kernel(physmem=gib << 30)
+    buf = scratch(l)
+    rlimits_init(l.l_proc)
+    assert k.maxlwp == maxlwp
+    assert _getrlimit(l, buf, RLIMIT_NTHR) == (maxlwp, maxlwp)
+    assert _setrlimit(l, buf, RLIMIT_NTHR, maxlwp - 1, maxlwp - 1) == 0
+    assert _getrlimit(l, buf, RLIMIT_NTHR) == (maxlwp - 1, maxlwp - 1)
 
 
 def test_rlimits_exist_without_exec(kl) -> None:

@@ -26,8 +26,9 @@ NAME, OLDLENP, NEWV, OLDV = 0x0, 0x100, 0x200, 0x1000
 class Guest:
     """A kernel, its LWP and a scratch area laid out for sysctl calls."""
 
-    def __init__(self, deterministic: bool = True, seed: int = 0) -> None:
-        self.k, self.l = make_kernel(deterministic=deterministic)
+    def __init__(self, deterministic: bool = True, seed: int = 0,
+                 physmem: int | None = None) -> None:
+        self.k, self.l = make_kernel(deterministic=deterministic, physmem=physmem)
         if seed:
             import random
             self.k.rng = random.Random(seed)
@@ -329,6 +330,12 @@ def test_dynamic_maxlwp(g: Guest) -> None:
     assert mib[0] == 1 and mib[1] > 1024
     err, outlen, data = g.sysctl(mib)
     assert (err, outlen, _i(data)) == (0, 4, 8192)
+
+
+def test_maxlwp_follows_physmem() -> None:
+    g = Guest(physmem=32 << 30)                 # nbemu -m 32G
+    err, _, data = g.sysctl(_nametomib(g, "kern.maxlwp"))
+    assert (err, _i(data)) == (0, 32768)
 
 
 def test_query_versions_are_stable(g: Guest) -> None:

@@ -66,7 +66,7 @@ import struct
 from . import upcall
 from .errno import Errno
 from .host_mem import HostChunk, host_view
-from .kern_resource import RLIMIT_NTHR, MAXLWP_SYS as maxlwp, proc_addrtime
+from .kern_resource import RLIMIT_NTHR, proc_addrtime
 from .kern_sig import proc_stopping
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_remove, sleepq_wake
 from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
@@ -172,6 +172,7 @@ def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
     if p.p_nlwps != 0:
         # dosetrlimit() keeps RLIMIT_NTHR within kern.maxlwp; a site limit
         # (k.config["rlimits"]) is held to it here.
+        maxlwp = k.maxlwp
         nthr = min(p.p_limits.get(RLIMIT_NTHR, [maxlwp])[0], maxlwp)
         count = p.p_nlwps                      # the other LWPs, with the new one
         if count > nthr:

@@ -5,7 +5,7 @@ Model
 - Limits live in ``p.p_limits``: resource number -> ``[rlim_cur, rlim_max]``
   (struct plimit's pl_rlimit).  :func:`rlimits_init` fills them with the values
   NetBSD 10.1/amd64 gives proc0 (kern_proc.c proc0_init + uvm_glue.c
-  uvm_init_limits), which every process inherits, except what SITE_RLIMITS
+  uvm_init_limits), which every process inherits, except what site_rlimits()
   and k.config["rlimits"] change (a raised thread limit).  The exec path
   calls it.
 - The guest runs as an unprivileged user: kauth lets it lower limits, move
@@ -78,13 +78,22 @@ MAXUPRC = CHILD_MAX
 OPEN_MAX = 128                           # syslimits.h; NOFILE = OPEN_MAX
 NOFILE = OPEN_MAX
 MAXLWP, MAXMAXLWP = 4096, 65535          # sys/lwp.h 1.217 (netbsd-10)
-# kern_lwp.c 1.250 lwp_maxlwp(): one LWP per MiB of RAM, within [MAXLWP,
-# MAXMAXLWP]: kern.maxlwp (8192 here), the one bound on a process's LWPs
-# (RLIMIT_NTHR's hard limit; lwp_create enforces RLIMIT_NTHR only).
-MAXLWP_SYS = max(min(MAXMAXLWP, PHYSMEM // (1 << 20)), MAXLWP)
 
-# What nbemu's "login" changes from the kernel defaults (see rlimits_init).
-SITE_RLIMITS: dict[int, tuple[int, int]] = {RLIMIT_NTHR: (MAXLWP_SYS, MAXLWP_SYS)}
+
+def lwp_maxlwp(physmem: int) -> int:
+    """kern_lwp.c 1.250 lwp_maxlwp(): one LWP per MiB of RAM, within [MAXLWP,
+    MAXMAXLWP]: kern.maxlwp, the one bound on a process's LWPs (RLIMIT_NTHR's
+    hard limit; lwp_create enforces RLIMIT_NTHR only). From the guest's RAM
+    (-m, hw.physmem64): 8192 with the default 8 GiB."""
+    return max(min(MAXMAXLWP, physmem // (1 << 20)), MAXLWP)
+
+
+
+
+def site_rlimits(physmem: int) -> dict[int, tuple[int, int]]:
+    """What nbemu's "login" changes from the kernel defaults (see rlimits_init)."""
+    maxlwp = lwp_maxlwp(physmem)
+    return {RLIMIT_NTHR: (maxlwp, maxlwp)}
 
 
 
@@ -95,9 +104,10 @@ def rlimits_init(p: Proc) -> None:
 
     The kernel's own soft RLIMIT_NTHR is min(maxlwp, maxuprc) = 160, which
     makes a real machine refuse the 161st thread of a user (EAGAIN) until
-    `ulimit -T` raises it.  nbemu's site default (SITE_RLIMITS) raises it to
+    `ulimit -T` raises it.  nbemu's site default (site_rlimits) raises it to
     the hard limit, as such a login would: the guest tests run 200-300 LWPs."""
     abi = p.k.abi
+    maxlwp = lwp_maxlwp(p.k.physmem)
     inf = RLIM_INFINITY
     lim = min(abi.vm_maxuser_address, usermem(p.k.physmem))
     table = {
@@ -112,10 +122,10 @@ def rlimits_init(p: Proc) -> None:
         RLIMIT_NOFILE: (min(MAXFILES, NOFILE), MAXFILES),
         RLIMIT_SBSIZE: (inf, inf),
         RLIMIT_AS: (inf, inf),
-        RLIMIT_NTHR: (min(MAXLWP_SYS, MAXUPRC), MAXLWP_SYS),
+        RLIMIT_NTHR: (min(maxlwp, MAXUPRC), maxlwp),
     }
     # Site settings, as a login class or `ulimit` would give them: {resource: (cur, max)}.
-    table.update(SITE_RLIMITS)
+    table.update(site_rlimits(p.k.physmem))
     table.update(p.k.config.get("rlimits", {}))
     p.p_limits = {r: [cur, mx] for r, (cur, mx) in table.items()}
 
@@ -140,7 +150,7 @@ def dosetrlimit(l: Lwp, p: Proc, which: int, cur: int, mx: int) -> int:
         return Errno.EPERM
     abi = p.k.abi
     clamp = {RLIMIT_DATA: abi.maxdsiz, RLIMIT_STACK: abi.maxssiz, RLIMIT_NOFILE: MAXFILES,
-             RLIMIT_NPROC: NPROC, RLIMIT_NTHR: MAXLWP_SYS}.get(which)
+             RLIMIT_NPROC: NPROC, RLIMIT_NTHR: lwp_maxlwp(p.k.physmem)}.get(which)
     if clamp is not None:
         cur, mx = min(cur, clamp), min(mx, clamp)
     if which == RLIMIT_STACK:

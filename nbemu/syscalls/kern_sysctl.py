@@ -39,7 +39,7 @@ from .cstruct import LOADAVG, PS_STRINGS, SIZE_T, TIMESPEC
 from .errno import Errno
 from .hostinput import host_input
 from .kern_prot import NGROUPS_MAX
-from .kern_resource import MAXFILES, MAXLWP_SYS, NPROC, usermem
+from .kern_resource import MAXFILES, NPROC, usermem
 from .kern_tc import HZ, TICK_US
 from .lwp import Lwp
 from .rtsock import PF_ROUTE, sysctl_rtable
@@ -293,7 +293,7 @@ def _build_tree(k) -> SysctlNode:
         SysctlNode(KERN_ARND, "arandom", CTLTYPE_INT, CTLFLAG_READONLY, 4,
                    "Independent uniform random bytes, up to 256 bytes", func=_arandom),
         struct_node(83, "boottime", TIMESPEC.on(k.abi).size, _boottime, "System boot time"),
-        int_node(next(dyn), "maxlwp", lambda l: MAXLWP_SYS,
+        int_node(next(dyn), "maxlwp", lambda l: l.l_proc.k.maxlwp,
                  "Maximum number of simultaneous threads",
                  CTLFLAG_PERMANENT | CTLFLAG_READWRITE, helper=True),
     ]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from .errno import Errno, KernErrno, errno_name
 from .kern_lwp import UareaArena, lwp_exit, lwp_suspend_self
-from .kern_resource import PHYSMEM
+from .kern_resource import PHYSMEM, lwp_maxlwp
 from .kern_ras import ras_switch_in
 from .kern_runq import CpuInfo, RunQueues
 from .kern_prot import proc_pgid
@@ -135,6 +135,7 @@ class Kernel:
         # The guest's RAM (`-m`: hw.physmem64); half of it is the kernel arena
         # u-areas come from (lwp_create's ENOMEM when it runs out).
         self.physmem = physmem
+        self.maxlwp = lwp_maxlwp(physmem)         # kern.maxlwp
         self.uarea_arena = UareaArena(physmem // 2, abi.uspace)
 
     # -- events ----------------------------------------------------------------

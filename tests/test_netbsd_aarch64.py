@@ -3,9 +3,9 @@
 sources, the aarch64 csu, NetBSD's later aarch64/arm machine headers from the ziglang
 package; fixtures.netbsd_userland's ARCHES says how and why) and NetBSD's
 tests/lib/libpthread programs linked against it, run on nbemu's aarch64 port with
-``nbemu atf`` at 1 and 4 vCPUs and under ``--deterministic``, reusing the case list
-and exclusions of tests/test_netbsd_atf_libpthread.py; and the static hello and
-pthreads programs of tests/test_netbsd_userland.py.
+``nbemu atf`` at 1 and 4 vCPUs and under ``--deterministic``, and under the real
+Kyua, reusing the case list and exclusions of tests/test_netbsd_atf_libpthread.py; and
+the static hello and pthreads programs of tests/test_netbsd_userland.py.
 
 Static only: this tree's aarch64 libc cannot be linked as a shared library (see
 ARCHES["aarch64"]), so there is no ld.elf_so and no dynamic program.
@@ -25,6 +25,7 @@ from nbemu.guest.elf import parse
 from tests.guest import run_nbemu
 from tests.test_netbsd_atf_libpthread import (RACY, SLOW, SLOW_DETERMINISTIC, Progs, _all,
                                               build_progs, run_atf)
+from tests.test_netbsd_atf_libpthread import test_libpthread_atf_under_kyua as _under_kyua
 from tests.test_netbsd_dynamic import HELLO_OUT, userland
 from tests.test_netbsd_userland import PROGS, PTHREAD_OUT
 
@@ -120,3 +121,10 @@ def test_aarch64_libpthread_atf(progs: Progs, ncpu: int, tmp_path: Path) -> None
 def test_aarch64_libpthread_atf_deterministic(progs: Progs, tmp_path: Path) -> None:
     wanted = _all(SLOW | SLOW_DETERMINISTIC)
     _check(run_atf(progs, wanted, ("--deterministic", "--seed", "1"), tmp_path), wanted)
+
+
+@pytest.mark.parametrize("ncpu", [1, 4])
+def test_aarch64_libpthread_atf_under_kyua(progs: Progs, ncpu: int, tmp_path: Path) -> None:
+    """The real Kyua through `nbemu atf --kyua-suite`'s wrappers, as on amd64: on one
+    vCPU every case but the slow ones, on four the fast subset."""
+    _under_kyua(progs, ncpu, tmp_path)

@@ -42,7 +42,7 @@ from nbemu.syscalls.uvm_map import PROT_WRITE
 
 from . import native
 from .engine import new_engine
-from .regs import RegBatch
+from .regs import RegBatch, raw
 from .space import Space, vmmap_new
 
 if TYPE_CHECKING:                # built by the boot code, reached through attach()
@@ -53,9 +53,14 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
 _TRAP_CB = ctypes.CFUNCTYPE(None)
 
-# The switch path's two calls (uarea_save, uarea_load), looked up once: a hop
+# The switch path's two calls (uarea_save, uarea_load) and the turn's
+# uc_emu_start, without the binding's argument conversion (regs.raw): a hop
 # between LWPs makes one of each.
-_ctx_save, _ctx_restore = uclib.uc_context_save, uclib.uc_context_restore
+_ctx_save, _ctx_restore = raw("uc_context_save"), raw("uc_context_restore")
+_emu_start = raw("uc_emu_start")
+_c_void_p, _c_uint64, _c_size_t = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
+_C_TIMEOUT0 = _c_uint64(0)                         # uc_emu_start's timeout: none
+_C_COUNT = (_c_size_t(0), _c_size_t(1))            # its count: none, or one (PT_STEP)
 
 SLICE_NS = 1_000_000                 # fast mode: a vCPU's turn on the host thread (host time;
                                      # not the guest's hardclock tick, kern_tc.TICK_NS)
@@ -82,7 +87,7 @@ class Machine:
     def __init__(self, abi: Abi, deterministic: bool = False) -> None:
         self.abi = abi
         self.deterministic = deterministic
-        self._never_pc = (1 << 8 * abi.word_size) - 1    # uc_emu_start's `until`
+        self._never_pc = _c_uint64((1 << 8 * abi.word_size) - 1)   # uc_emu_start's `until`
         self.native = native.load()
         self.hook_wanted = False                # install the block hook at the next turn
         self.loaded: Lwp | None = None          # whose registers the engine holds
@@ -120,6 +125,8 @@ class Machine:
             # (every port returns three registers: value, second value, flags).
             assert len(abi.syscall_out_regs) == 3, abi.syscall_out_regs
             self._out_view = memoryview(nat.out_vals).cast("B")
+            # the trap's registers as ints in one call (not ctypes' per-item slice)
+            self._in_view = memoryview(nat.in_vals).cast("B").cast("Q")[:self._nvals]
             if abi.trap_kind == "intr":
                 self._intr_other_cb = _INTR_OTHER_CB(self._on_interrupt_other)
         elif abi.trap_kind == "intr":
@@ -519,7 +526,7 @@ class Machine:
 
     # -- traps ----------------------------------------------------------------------
     def _on_trap_native(self) -> None:
-        self._trap(self.native.in_vals[:self._nvals])
+        self._trap(self._in_view.tolist())
 
     def _on_syscall_raw(self, uch, user_data) -> None:
         self._trap(self._in.read_live(self.uch))
@@ -591,11 +598,11 @@ class Machine:
     # (its layout: Abi.uarea_regs). These two are the switch path's only copies.
     def uarea_save(self, l: Lwp) -> None:
         """The engine's registers (l's) to l's u-area."""
-        _ctx_save(self.uch, l.l_md)
+        _ctx_save(self.uch, _c_void_p(l.l_md))
 
     def uarea_load(self, l: Lwp) -> None:
         """l's registers from its u-area to the engine."""
-        _ctx_restore(self.uch, l.l_md)
+        _ctx_restore(self.uch, _c_void_p(l.l_md))
 
     def _pcb_init(self, l: Lwp) -> None:
         """Make l's u-area hold a context (Unicorn's header, then the CPU state
@@ -739,7 +746,8 @@ class Machine:
             # until: an address no instruction can start at (all ones for the
             # word size); 0 would stop a jump to 0 instead of faulting it.
             # (ptrace PT_STEP: one instruction, then the trace trap)
-            err = uclib.uc_emu_start(self.uch, pc, self._never_pc, 0, 1 if step else 0)
+            err = _emu_start(self.uch, _c_uint64(pc), self._never_pc, _C_TIMEOUT0,
+                             _C_COUNT[1 if step else 0])
             if err:
                 self.in_emu = False
                 self._guest_fault(l, UcError(err))

@@ -175,10 +175,12 @@ class Kernel:
             else:
                 ci = busy[self.rng.randrange(len(busy))] if len(busy) > 1 else busy[0]
         else:
+            # (CpuInfo.has_work inline: this runs once per turn, for every vCPU)
             ci = None
+            rr = self._rr
             for i in range(1, n + 1):
-                c = cpus[(self._rr + i) % n]
-                if c.has_work():
+                c = cpus[(rr + i) % n]
+                if c.ci_curlwp is not None or c.spc_count:
                     ci = c
                     break
             if ci is None:
@@ -270,8 +272,8 @@ class Kernel:
         """Should the running slice be cut by the ticker (others wait, or a timeout)?"""
         if ci.spc_count or self.callout.pending:
             return True
-        for c in self.cpus:
-            if c is not ci and c.has_work():
+        for c in self.cpus:            # (CpuInfo.has_work inline: once per turn)
+            if c is not ci and (c.ci_curlwp is not None or c.spc_count):
                 return True
         return False
 

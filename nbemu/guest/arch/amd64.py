@@ -6,6 +6,7 @@ sys/arch/amd64/amd64/machdep.c (setregs, cpu_mcontext_validate).
 """
 from __future__ import annotations
 
+import operator
 import struct
 from pathlib import Path
 
@@ -32,6 +33,13 @@ GREG_UC: dict[int, int] = {
 }
 _GREG_IDX = tuple(GREG_UC)
 _GREG_IDS = tuple(GREG_UC.values())
+# getcontext's registers (getmcontext_ids) and the XMM registers (sendsig_vregs),
+# made once: getcontext runs for every pthread_create.
+_MCTX_IDS = _GREG_IDS + (X.UC_X86_REG_FS_BASE, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)
+_XMM_IDS = tuple(X.UC_X86_REG_XMM0 + i for i in range(16))
+_I_RAX = _GREG_IDS.index(X.UC_X86_REG_RAX)
+_I_RFLAGS = _GREG_IDS.index(X.UC_X86_REG_RFLAGS)
+_mc_gregs = operator.itemgetter(*_GREG_IDX)     # __gregs words -> _GREG_IDS order
 
 # ucontext_t layout (sys/ucontext.h + amd64 mcontext.h): 784 bytes.
 UC_FLAGS_OFF = 0
@@ -192,13 +200,9 @@ class Amd64(Abi):
         ids: list[int] = []
         vals: list[int] = []
         if flags & _UC_CPU:
-            g = self.unpack_mcontext_gregs(uc_bytes)
-            for idx, rid in zip(_GREG_IDX, _GREG_IDS):
-                ids.append(rid)
-                v = g[idx]
-                if idx == _REG_RFLAGS:
-                    v = (v & ~PSL_USERSTATIC) | PSL_MBO
-                vals.append(v)
+            ids = list(_GREG_IDS)
+            vals = list(_mc_gregs(struct.unpack_from("<26Q", uc_bytes, UC_MCONTEXT_OFF)))
+            vals[_I_RFLAGS] = (vals[_I_RFLAGS] & ~PSL_USERSTATIC) | PSL_MBO
         if flags & _UC_TLSBASE:
             ids.append(X.UC_X86_REG_FS_BASE)
             vals.append(struct.unpack_from("<Q", uc_bytes, MC_TLSBASE_OFF)[0])
@@ -218,7 +222,7 @@ class Amd64(Abi):
         return out
 
     def getmcontext_ids(self) -> tuple[int, ...]:
-        return _GREG_IDS + (X.UC_X86_REG_FS_BASE, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)
+        return _MCTX_IDS
 
     # machine/ptrace.h (amd64); struct reg is long regs[_NGREG] in __gregs order,
     # struct fpreg the fxsave area (512 bytes).
@@ -241,7 +245,7 @@ class Amd64(Abi):
         buf = bytearray(UCONTEXT_SIZE)
         flags = _UC_SIGMASK | _UC_STACK | _UC_CPU | _UC_TLSBASE
         g = [0] * NGREG
-        for idx, v in zip(_GREG_IDX, vals[:len(_GREG_IDX)]):
+        for idx, v in zip(_GREG_IDX, vals):     # (zip stops at the general registers)
             g[idx] = v
         g[_REG_RFLAGS] = (g[_REG_RFLAGS] & ~PSL_USERSTATIC) | PSL_USERSET
         g[_REG_CS], g[_REG_SS] = USER_CS, USER_SS
@@ -262,10 +266,8 @@ class Amd64(Abi):
 
     def set_syscall_success_in_gregs(self, vals: list[int]) -> None:
         """getcontext's saved registers resume as a successful call returning 0."""
-        i_rax = _GREG_IDS.index(X.UC_X86_REG_RAX)
-        i_fl = _GREG_IDS.index(X.UC_X86_REG_RFLAGS)
-        vals[i_rax] = 0
-        vals[i_fl] &= ~PSL_C
+        vals[_I_RAX] = 0
+        vals[_I_RFLAGS] &= ~PSL_C
 
 
     # -- signals: siginfo_t, the signal frame, traps (NetBSD amd64) --------
@@ -298,7 +300,7 @@ class Amd64(Abi):
 
     def sendsig_vregs(self) -> tuple[int, ...]:
         """The 128-bit registers a signal frame saves (fxsave XMM area)."""
-        return tuple(X.UC_X86_REG_XMM0 + i for i in range(16))
+        return _XMM_IDS
 
     def sendsig_frame(self, vals: list[int], xmm: bytes, siginfo: bytes,
                       sigmask: tuple[int, int, int, int], was_onstack: bool,

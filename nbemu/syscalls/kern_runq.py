@@ -69,7 +69,7 @@ class RunQueues:
         last = l.l_cpu
         if last is not None and last.ci_curlwp is None and not last.spc_count:
             return last                 # (not last.has_work(), inline: every wakeup)
-        idle = [ci for ci in self.cpus if not ci.has_work()]
+        idle = [ci for ci in self.cpus if ci.ci_curlwp is None and not ci.spc_count]
         if idle:
             return idle[0] if len(idle) == 1 else self._choose(idle)  # type: ignore[return-value]
         least = min(ci.load() for ci in self.cpus)

@@ -40,6 +40,10 @@ _XMM_IDS = tuple(X.UC_X86_REG_XMM0 + i for i in range(16))
 _I_RAX = _GREG_IDS.index(X.UC_X86_REG_RAX)
 _I_RFLAGS = _GREG_IDS.index(X.UC_X86_REG_RFLAGS)
 _mc_gregs = operator.itemgetter(*_GREG_IDX)     # __gregs words -> _GREG_IDS order
+# build_ucontext's packs: the ucontext_t from uc_flags to the fxsave's fcw, and
+# fxsave's mxcsr + mxcsr_mask
+_UC_HEAD = struct.Struct("<I4xQ4IQQi4x26QQH").pack_into
+_FX_MXCSR = struct.Struct("<II").pack_into
 
 # ucontext_t layout (sys/ucontext.h + amd64 mcontext.h): 784 bytes.
 UC_FLAGS_OFF = 0
@@ -252,16 +256,13 @@ class Amd64(Abi):
         g[_REG_DS] = g[_REG_ES] = USER_SS
         n = len(_GREG_IDX)
         fsbase, fcw, mxcsr = vals[n], vals[n + 1], vals[n + 2]
-        struct.pack_into("<26Q", buf, UC_MCONTEXT_OFF, *g)
-        struct.pack_into("<Q", buf, MC_TLSBASE_OFF, fsbase)
-        struct.pack_into("<H", buf, MC_FPREGS_OFF, fcw)
-        struct.pack_into("<II", buf, MC_FPREGS_OFF + 24, mxcsr, 0xFFFF)
         if xmm is not None:              # fxsave's XMM area: 16 bytes each
             flags |= _UC_FPU
             buf[MC_FPREGS_OFF + 160:MC_FPREGS_OFF + 160 + len(xmm)] = xmm
-        struct.pack_into("<I", buf, UC_FLAGS_OFF, flags)
-        struct.pack_into("<4I", buf, UC_SIGMASK_OFF, *sigmask)
-        struct.pack_into("<QQi", buf, UC_STACK_OFF, *stack)
+        # uc_flags, uc_link, uc_sigmask, uc_stack, __gregs, _mc_tlsbase, the
+        # fxsave's control word (one pack: getcontext runs for every thread made)
+        _UC_HEAD(buf, 0, flags, 0, *sigmask, *stack, *g, fsbase, fcw)
+        _FX_MXCSR(buf, MC_FPREGS_OFF + 24, mxcsr, 0xFFFF)
         return bytes(buf)
 
     def set_syscall_success_in_gregs(self, vals: list[int]) -> None:

@@ -42,7 +42,7 @@ from nbemu.syscalls.uvm_map import PROT_WRITE
 
 from . import native
 from .engine import new_engine
-from .regs import RegBatch
+from .regs import RegBatch, raw
 from .space import Space, vmmap_new
 
 if TYPE_CHECKING:                # built by the boot code, reached through attach()
@@ -53,9 +53,15 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _INTR_OTHER_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32)
 _TRAP_CB = ctypes.CFUNCTYPE(None)
 
-# The switch path's two calls (uarea_save, uarea_load), looked up once: a hop
+# The switch path's two calls (uarea_save, uarea_load) and the turn's
+# uc_emu_start, without the binding's argument conversion (regs.raw): a hop
 # between LWPs makes one of each.
-_ctx_save, _ctx_restore = uclib.uc_context_save, uclib.uc_context_restore
+_ctx_save, _ctx_restore = raw("uc_context_save"), raw("uc_context_restore")
+_emu_start = raw("uc_emu_start")
+_reg_read_batch, _ctx_reg_read_batch = raw("uc_reg_read_batch"), raw("uc_context_reg_read_batch")
+_c_void_p, _c_uint64, _c_size_t = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
+_C_TIMEOUT0 = _c_uint64(0)                         # uc_emu_start's timeout: none
+_C_COUNT = (_c_size_t(0), _c_size_t(1))            # its count: none, or one (PT_STEP)
 
 SLICE_NS = 1_000_000                 # fast mode: a vCPU's turn on the host thread (host time;
                                      # not the guest's hardclock tick, kern_tc.TICK_NS)
@@ -82,7 +88,7 @@ class Machine:
     def __init__(self, abi: Abi, deterministic: bool = False) -> None:
         self.abi = abi
         self.deterministic = deterministic
-        self._never_pc = (1 << 8 * abi.word_size) - 1    # uc_emu_start's `until`
+        self._never_pc = _c_uint64((1 << 8 * abi.word_size) - 1)   # uc_emu_start's `until`
         self.native = native.load()
         self.hook_wanted = False                # install the block hook at the next turn
         self.loaded: Lwp | None = None          # whose registers the engine holds
@@ -100,6 +106,7 @@ class Machine:
         self.rr = None                          # emu/record.Recorder / Replayer (--record/--replay)
         self.on_child_crash = None              # (lwp, sig): a process other than the first dies
         self._batches: dict[tuple[int, ...], RegBatch] = {}
+        self._vbatches: dict[Any, tuple] = {}   # vregs_raw's arrays, by register ids
         self._in = RegBatch(abi.syscall_in_regs)
         self._out = RegBatch(abi.syscall_out_regs)
         # PC (+ the instruction-set register where there is one: ARM's CPSR,
@@ -120,6 +127,9 @@ class Machine:
             # (every port returns three registers: value, second value, flags).
             assert len(abi.syscall_out_regs) == 3, abi.syscall_out_regs
             self._out_view = memoryview(nat.out_vals).cast("B")
+            self._out_valid = nat.out_valid
+            # the trap's registers as ints in one call (not ctypes' per-item slice)
+            self._in_view = memoryview(nat.in_vals).cast("B").cast("Q")[:self._nvals]
             if abi.trap_kind == "intr":
                 self._intr_other_cb = _INTR_OTHER_CB(self._on_interrupt_other)
         elif abi.trap_kind == "intr":
@@ -326,18 +336,21 @@ class Machine:
         """The same as 16 little-endian bytes each, in one batch call: the
         layout of the fxsave / __fregs areas that getcontext and every signal
         frame copy them into (no conversion to ints and back)."""
-        key = ("v",) + tuple(ids)
-        b = self._batches.get(key)
+        key = ids if ids.__class__ is tuple else tuple(ids)
+        b = self._vbatches.get(key)
         if b is None:
             n = len(ids)
             bufs = (ctypes.c_uint8 * (16 * n))()
             ptrs = (ctypes.c_void_p * n)(*[ctypes.addressof(bufs) + 16 * i for i in range(n)])
-            b = self._batches[key] = ((ctypes.c_int * n)(*ids), ptrs, bufs, n)
-        cids, ptrs, bufs, n = b
+            cids = (ctypes.c_int * n)(*ids)
+            # (the arrays are kept alive here; the calls get their addresses: regs.raw)
+            b = self._vbatches[key] = (cids, ptrs, bufs, n, _c_void_p(ctypes.addressof(cids)),
+                                       _c_void_p(ctypes.addressof(ptrs)))
+        _cids, _ptrs, bufs, n, cids_p, ptrs_p = b
         if l is self.loaded:
-            uclib.uc_reg_read_batch(self.uch, cids, ptrs, n)
+            _reg_read_batch(self.uch, cids_p, ptrs_p, n)
         else:
-            uclib.uc_context_reg_read_batch(l.l_md, cids, ptrs, n)
+            _ctx_reg_read_batch(_c_void_p(l.l_md), cids_p, ptrs_p, n)
         return bytes(bufs)
 
     def vregs_set(self, l: Lwp, ids: Sequence[int], vals: Sequence[int]) -> None:
@@ -355,7 +368,7 @@ class Machine:
             if self.in_hook and self._native_trap:
                 v0, v1, v2 = vals
                 _OUT3(self._out_view, 0, v0 & _M64, v1 & _M64, v2 & _M64)
-                self.native.out_valid.value = 1
+                self._out_valid.value = 1
             else:                       # (a blocked call ends: after its wakeup)
                 v0, v1, v2 = vals
                 _OUT3(self._out.view, 0, v0 & _M64, v1 & _M64, v2 & _M64)
@@ -368,7 +381,7 @@ class Machine:
         LWP of the process, or a fork child, whose engine loads them from there."""
         assert parent is self.loaded
         self._pcb_init(child)
-        uclib.uc_context_save(self.uch, child.l_md)
+        _ctx_save(self.uch, _c_void_p(child.l_md))
         # Unless the ucontext sets them, the child resumes after the trap.
         pc = self._pc.read_live(self.uch)[0]
         if self.in_hook:
@@ -527,7 +540,19 @@ class Machine:
 
     # -- traps ----------------------------------------------------------------------
     def _on_trap_native(self) -> None:
-        self._trap(self.native.in_vals[:self._nvals])
+        # _trap's body, inline: one Python frame less on every system call.
+        vals = self._in_view.tolist()
+        l = self.curlwp
+        self.in_hook = True
+        try:
+            self.kernel.syscall(l, vals)
+            if vals[0] == self._fc_sysno:
+                self._fast_clock_window(l, vals)
+        except Exception as e:            # an emulator bug, never the guest's fault
+            self.internal_error = InternalError(l, vals, e)
+            self.request_stop()
+        finally:
+            self.in_hook = False
 
     def _on_syscall_raw(self, uch, user_data) -> None:
         self._trap(self._in.read_live(self.uch))
@@ -599,11 +624,11 @@ class Machine:
     # (its layout: Abi.uarea_regs). These two are the switch path's only copies.
     def uarea_save(self, l: Lwp) -> None:
         """The engine's registers (l's) to l's u-area."""
-        _ctx_save(self.uch, l.l_md)
+        _ctx_save(self.uch, _c_void_p(l.l_md))
 
     def uarea_load(self, l: Lwp) -> None:
         """l's registers from its u-area to the engine."""
-        _ctx_restore(self.uch, l.l_md)
+        _ctx_restore(self.uch, _c_void_p(l.l_md))
 
     def _pcb_init(self, l: Lwp) -> None:
         """Make l's u-area hold a context (Unicorn's header, then the CPU state
@@ -754,7 +779,8 @@ class Machine:
             # until: an address no instruction can start at (all ones for the
             # word size); 0 would stop a jump to 0 instead of faulting it.
             # (ptrace PT_STEP: one instruction, then the trace trap)
-            err = uclib.uc_emu_start(self.uch, pc, self._never_pc, 0, 1 if step else 0)
+            err = _emu_start(self.uch, _c_uint64(pc), self._never_pc, _C_TIMEOUT0,
+                             _C_COUNT[1 if step else 0])
             if err:
                 self.in_emu = False
                 self._guest_fault(l, UcError(err))

@@ -198,7 +198,8 @@ def lwp_create(k: "Kernel", l1: Lwp | None, p: Proc, flags: int) -> Lwp | int:
     p.p_nlwps += 1
     k.nlwps_created += 1
     k.nlwps_max = max(k.nlwps_max, p.p_nlwps - p.p_nzlwps)
-    k.event("create", l2, parent=l1.l_lid if l1 else 0)
+    if k.listeners:                 # (events cost nothing when nobody listens)
+        k.event("create", l2, parent=l1.l_lid if l1 else 0)
     return l2
 
 
@@ -225,7 +226,8 @@ def lwp_exit(l: Lwp) -> None:
     if live <= 1 and not p.p_exiting:
         upcall.exit1(l, 0, 0)
         return
-    k.event("exit", l)
+    if k.listeners:
+        k.event("exit", l)
     lwpctl_exit(l)
     k.cpu_release(l)
     p.p_nrlwps -= 1
@@ -251,7 +253,8 @@ def lwp_free(k: "Kernel", l: Lwp) -> None:
         if l.l_prflag & LPR_DETACHED:
             p.p_ndlwps -= 1
         uarea_free(k, l)
-        k.event("free", l)
+        if k.listeners:
+            k.event("free", l)
         # Have LWPs sleeping in lwp_wait() re-check for deadlock (lwp_free).
         sleepq_wake(k, p.p_lwpcv)
 

@@ -67,9 +67,9 @@ class RunQueues:
     def sched_takecpu(self, l: Lwp) -> CpuInfo:
         """Where a newly runnable LWP should run (kern_runq.c sched_takecpu)."""
         last = l.l_cpu
-        if last is not None and not last.has_work():
-            return last
-        idle = [ci for ci in self.cpus if not ci.has_work()]
+        if last is not None and last.ci_curlwp is None and not last.spc_count:
+            return last                 # (not last.has_work(), inline: every wakeup)
+        idle = [ci for ci in self.cpus if ci.ci_curlwp is None and not ci.spc_count]
         if idle:
             return idle[0] if len(idle) == 1 else self._choose(idle)  # type: ignore[return-value]
         least = min(ci.load() for ci in self.cpus)

@@ -106,6 +106,7 @@ class Kernel:
         self.trapvals: list[int] = []            # registers of the trap being served (fork)
         self.warn = env_warn or (lambda msg: print(f"nbemu: {msg}", file=sys.stderr))
         self._enosys_warned: set[int] = set()
+        self._fastents: dict[int, tuple] = {}   # code -> Kernel._fastent(code), made once
         self.strace: Callable[[Lwp, int, tuple, int, list[int]], None] | None = None
         self.listeners: list[Callable[[str, Lwp, dict], None]] = []
         self.sched_log: list[tuple] | None = None   # scheduling decisions (for a schedule hash)
@@ -181,10 +182,12 @@ class Kernel:
             else:
                 ci = busy[self.rng.randrange(len(busy))] if len(busy) > 1 else busy[0]
         else:
+            # (CpuInfo.has_work inline: this runs once per turn, for every vCPU)
             ci = None
+            rr = self._rr
             for i in range(1, n + 1):
-                c = cpus[(self._rr + i) % n]
-                if c.has_work():
+                c = cpus[(rr + i) % n]
+                if c.ci_curlwp is not None or c.spc_count:
                     ci = c
                     break
             if ci is None:
@@ -276,8 +279,8 @@ class Kernel:
         """Should the running slice be cut by the ticker (others wait, or a timeout)?"""
         if ci.spc_count or self.callout.pending:
             return True
-        for c in self.cpus:
-            if c is not ci and c.has_work():
+        for c in self.cpus:            # (CpuInfo.has_work inline: once per turn)
+            if c is not ci and (c.ci_curlwp is not None or c.spc_count):
                 return True
         return False
 
@@ -328,30 +331,39 @@ class Kernel:
             raw = list(regargs) + more
         return code, ent.argcls(decode(raw))  # type: ignore[misc]
 
+    def _fastent(self, code: int) -> tuple:
+        """What the trap needs of a direct call `code` whose arguments come in
+        registers -- (argument words, decoder, argument class, handler) for
+        this ABI's word size --, or () for syscall() / __syscall() and calls
+        the table does not know (decode_args serves them)."""
+        ent = SYSENT.get(code)
+        if ent is None or code == SYS_syscall or code == SYS___syscall:
+            return ()
+        if self._ilp32:
+            return (ent.nwords32, ent.decode32, ent.argcls, ent.handler)
+        return (ent.nargs, ent.decode, ent.argcls, ent.handler)
+
     def syscall(self, l: Lwp, vals: list[int]) -> None:
         """Serve the system call whose registers are `vals` (abi.syscall_in_regs)."""
         abi = self.abi
         code, regargs, sp = abi.decode_syscall(vals)
-        ent = SYSENT.get(code)
         # The common case inline (it is every system call's cost): a direct call
-        # whose arguments all came in registers. Anything else: decode_args.
-        if ent is not None and code != SYS_syscall and code != SYS___syscall:
-            if self._ilp32:
-                n, decode = ent.nwords32, ent.decode32
-            else:
-                n, decode = ent.nargs, ent.decode
-            if n <= len(regargs):
-                args = ent.argcls(decode(regargs))  # type: ignore[misc]
-            else:
-                code, args = self.decode_args(l, vals)
+        # whose arguments all came in registers, its table row's parts taken
+        # once (_fastents). Anything else: decode_args.
+        fe = self._fastents.get(code)
+        if fe is None:
+            fe = self._fastents[code] = self._fastent(code)
+        if fe and fe[0] <= len(regargs):
+            _n, decode, argcls, handler = fe
+            args = argcls(decode(regargs))
         else:
             code, args = self.decode_args(l, vals)
             ent = SYSENT.get(code)
+            handler = ent.handler if ent is not None else None
         self.nsyscalls += 1
         self.clock.syscalls += 1
         self.trapvals = vals
         l.l_syshist.append(code)     # last system calls, for reports (~20 ns)
-        handler = ent.handler if ent is not None else None
         retval = [0, vals[abi.rv1_index]]
         if args.__class__ is int:
             self._finish(l, vals, args, retval, code, ())   # type: ignore[arg-type]
@@ -378,7 +390,17 @@ class Kernel:
                     return
             else:
                 error = res
-        self._finish(l, vals, error, retval, code, args)
+        if error == EJUSTRETURN or error == ERESTART:
+            self._finish(l, vals, error, retval, code, args)
+            return
+        # _finish's common case inline: the call's values go back to l.
+        self.platform.syscall_return(l, abi.encode_return(vals, error, retval[0], retval[1]))
+        if self.strace is not None:
+            self.strace(l, code, args, error, retval)
+        if self.hostsig_check:
+            self.post_host_signals()
+        if l.l_stat == LSONPROC and l.l_flag & LW_USERRET:
+            self.userret(l)
 
     def resume(self, l: Lwp) -> None:
         """Continue l's blocked system call after a wakeup (l is on a CPU, its

@@ -26,6 +26,9 @@ from .sys_ptrace import PTRACE_LWP_CREATE, PTRACE_LWP_EXIT, ptrace_event
 from .table import syscall
 
 LWP_UNPARK_MAX = 1024
+# (as plain ints for the park's way out: an Enum member's attribute lookup
+# costs ~0.1 us, several times a comparison)
+_EWOULDBLOCK, _ERESTART = int(Errno.EWOULDBLOCK), int(KernErrno.ERESTART)
 _UC_SIGMASK = 0x1
 _UC_CPU = 0x4
 
@@ -266,12 +269,12 @@ def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint
     sleepq_enqueue(k, l, ("parked", l.l_proc.p_pid, l.l_lid), "parked", lwp_park_syncobj, True)
     error = yield from sleepq_block(k, l, None, deadline)
     l.l_park_hint = 0
-    if error == Errno.EWOULDBLOCK:
+    if error == _EWOULDBLOCK:
         error = Errno.ETIMEDOUT
         if timeremain:
             ts = (0, 0)
     else:
-        if error == KernErrno.ERESTART:
+        if error == _ERESTART:
             error = Errno.EINTR
         if timeremain:
             assert ts is not None
@@ -308,8 +311,9 @@ def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint:
 
 @syscall(478, "___lwp_park60")
 def sys____lwp_park60(l: Lwp, a, retval: list[int]) -> Generator:
-    return (yield from _park_common(l, a.clock_id, a.flags, a.ts, a.unpark, a.hint,
-                                    a.unparkhint, "ts"))
+    # _park_common's generator is the handler's result (the trap runs it as
+    # its own): one generator level less to block in and resume from.
+    return _park_common(l, a.clock_id, a.flags, a.ts, a.unpark, a.hint, a.unparkhint, "ts")
 
 
 @syscall(434, "compat_60__lwp_park")

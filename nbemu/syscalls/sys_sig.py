@@ -34,8 +34,11 @@ EJUSTRETURN = int(KernErrno.EJUSTRETURN)
 ERESTART = int(KernErrno.ERESTART)
 
 
+_SIGSET = struct.Struct("<4I")      # sigset_t: four 32-bit words
+
+
 def _sigset(data: bytes) -> tuple[int, int, int, int]:
-    return struct.unpack("<4I", data)
+    return _SIGSET.unpack(data)
 
 
 # -- sigaction -------------------------------------------------------------------------
@@ -119,7 +122,9 @@ def sigprocmask1(l: Lwp, how: int, nss: tuple | None) -> int:
         return Errno.EINVAL
     new &= ~CANTMASK
     l.l_sigmask = words_of(new)
-    if old & ~new and sigispending(l):
+    # (the pending sets are looked at here first: nothing pending is the rule,
+    # and pthread_create / pthread_join change the mask four times)
+    if old & ~new and (l.l_sigpend.set or l.l_proc.p_sigpend.set) and sigispending(l):
         l.l_flag |= LW_PENDSIG
     if new & ~old:
         _hand_over(l, new & ~old)
@@ -146,17 +151,15 @@ def _hand_over(l: Lwp, newly_blocked: int) -> None:
 def sys___sigprocmask14(l: Lwp, a, retval: list[int]) -> int:
     vm = l.l_proc.p_vmspace
     old = l.l_sigmask
-    nss = None
     if a.set:
         data = vm.copyin(a.set, 16)
-        if isinstance(data, int):
+        if data.__class__ is not bytes:     # an errno (isinstance costs a call)
             return data
-        nss = _sigset(data)
-    error = sigprocmask1(l, a.how, nss)
-    if error:
-        return error
+        error = sigprocmask1(l, a.how, _SIGSET.unpack(data))
+        if error:
+            return error
     if a.oset:
-        return vm.copyout(struct.pack("<4I", *old), a.oset)
+        return vm.copyout(_SIGSET.pack(*old), a.oset)
     return 0
 
 

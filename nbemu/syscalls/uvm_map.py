@@ -294,7 +294,9 @@ class VmMap:
         e = self.lookup(va)
         if e is not None and va + n <= e.end and e.prot & PROT_READ:
             o = e.off + (va - e.start)
-            return bytes(e.chunk.mem[o:o + n])
+            c = e.chunk
+            m = c._mem                  # (HostChunk.mem without the property's call)
+            return bytes((c.mem if m is None else m)[o:o + n])
         segs = self._segments(va, n, PROT_READ)
         if segs is None:
             return Errno.EFAULT
@@ -308,7 +310,9 @@ class VmMap:
         e = self.lookup(va)
         if e is not None and va + n <= e.end and e.prot & PROT_WRITE:
             o = e.off + (va - e.start)
-            e.chunk.mem[o:o + n] = data
+            c = e.chunk
+            m = c._mem                  # (HostChunk.mem without the property's call)
+            (c.mem if m is None else m)[o:o + n] = data
             return 0
         segs = self._segments(va, n, PROT_WRITE)
         if segs is None:

@@ -6,6 +6,7 @@ sys/arch/amd64/amd64/machdep.c (setregs, cpu_mcontext_validate).
 """
 from __future__ import annotations
 
+import operator
 import struct
 from pathlib import Path
 
@@ -32,6 +33,17 @@ GREG_UC: dict[int, int] = {
 }
 _GREG_IDX = tuple(GREG_UC)
 _GREG_IDS = tuple(GREG_UC.values())
+# getcontext's registers (getmcontext_ids) and the XMM registers (sendsig_vregs),
+# made once: getcontext runs for every pthread_create.
+_MCTX_IDS = _GREG_IDS + (X.UC_X86_REG_FS_BASE, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)
+_XMM_IDS = tuple(X.UC_X86_REG_XMM0 + i for i in range(16))
+_I_RAX = _GREG_IDS.index(X.UC_X86_REG_RAX)
+_I_RFLAGS = _GREG_IDS.index(X.UC_X86_REG_RFLAGS)
+_mc_gregs = operator.itemgetter(*_GREG_IDX)     # __gregs words -> _GREG_IDS order
+# build_ucontext's packs: the ucontext_t from uc_flags to the fxsave's fcw, and
+# fxsave's mxcsr + mxcsr_mask
+_UC_HEAD = struct.Struct("<I4xQ4IQQi4x26QQH").pack_into
+_FX_MXCSR = struct.Struct("<II").pack_into
 
 # ucontext_t layout (sys/ucontext.h + amd64 mcontext.h): 784 bytes.
 UC_FLAGS_OFF = 0
@@ -192,13 +204,9 @@ class Amd64(Abi):
         ids: list[int] = []
         vals: list[int] = []
         if flags & _UC_CPU:
-            g = self.unpack_mcontext_gregs(uc_bytes)
-            for idx, rid in zip(_GREG_IDX, _GREG_IDS):
-                ids.append(rid)
-                v = g[idx]
-                if idx == _REG_RFLAGS:
-                    v = (v & ~PSL_USERSTATIC) | PSL_MBO
-                vals.append(v)
+            ids = list(_GREG_IDS)
+            vals = list(_mc_gregs(struct.unpack_from("<26Q", uc_bytes, UC_MCONTEXT_OFF)))
+            vals[_I_RFLAGS] = (vals[_I_RFLAGS] & ~PSL_USERSTATIC) | PSL_MBO
         if flags & _UC_TLSBASE:
             ids.append(X.UC_X86_REG_FS_BASE)
             vals.append(struct.unpack_from("<Q", uc_bytes, MC_TLSBASE_OFF)[0])
@@ -218,7 +226,7 @@ class Amd64(Abi):
         return out
 
     def getmcontext_ids(self) -> tuple[int, ...]:
-        return _GREG_IDS + (X.UC_X86_REG_FS_BASE, X.UC_X86_REG_FPCW, X.UC_X86_REG_MXCSR)
+        return _MCTX_IDS
 
     # machine/ptrace.h (amd64); struct reg is long regs[_NGREG] in __gregs order,
     # struct fpreg the fxsave area (512 bytes).
@@ -241,31 +249,26 @@ class Amd64(Abi):
         buf = bytearray(UCONTEXT_SIZE)
         flags = _UC_SIGMASK | _UC_STACK | _UC_CPU | _UC_TLSBASE
         g = [0] * NGREG
-        for idx, v in zip(_GREG_IDX, vals[:len(_GREG_IDX)]):
+        for idx, v in zip(_GREG_IDX, vals):     # (zip stops at the general registers)
             g[idx] = v
         g[_REG_RFLAGS] = (g[_REG_RFLAGS] & ~PSL_USERSTATIC) | PSL_USERSET
         g[_REG_CS], g[_REG_SS] = USER_CS, USER_SS
         g[_REG_DS] = g[_REG_ES] = USER_SS
         n = len(_GREG_IDX)
         fsbase, fcw, mxcsr = vals[n], vals[n + 1], vals[n + 2]
-        struct.pack_into("<26Q", buf, UC_MCONTEXT_OFF, *g)
-        struct.pack_into("<Q", buf, MC_TLSBASE_OFF, fsbase)
-        struct.pack_into("<H", buf, MC_FPREGS_OFF, fcw)
-        struct.pack_into("<II", buf, MC_FPREGS_OFF + 24, mxcsr, 0xFFFF)
         if xmm is not None:              # fxsave's XMM area: 16 bytes each
             flags |= _UC_FPU
             buf[MC_FPREGS_OFF + 160:MC_FPREGS_OFF + 160 + len(xmm)] = xmm
-        struct.pack_into("<I", buf, UC_FLAGS_OFF, flags)
-        struct.pack_into("<4I", buf, UC_SIGMASK_OFF, *sigmask)
-        struct.pack_into("<QQi", buf, UC_STACK_OFF, *stack)
+        # uc_flags, uc_link, uc_sigmask, uc_stack, __gregs, _mc_tlsbase, the
+        # fxsave's control word (one pack: getcontext runs for every thread made)
+        _UC_HEAD(buf, 0, flags, 0, *sigmask, *stack, *g, fsbase, fcw)
+        _FX_MXCSR(buf, MC_FPREGS_OFF + 24, mxcsr, 0xFFFF)
         return bytes(buf)
 
     def set_syscall_success_in_gregs(self, vals: list[int]) -> None:
         """getcontext's saved registers resume as a successful call returning 0."""
-        i_rax = _GREG_IDS.index(X.UC_X86_REG_RAX)
-        i_fl = _GREG_IDS.index(X.UC_X86_REG_RFLAGS)
-        vals[i_rax] = 0
-        vals[i_fl] &= ~PSL_C
+        vals[_I_RAX] = 0
+        vals[_I_RFLAGS] &= ~PSL_C
 
 
     # -- signals: siginfo_t, the signal frame, traps (NetBSD amd64) --------
@@ -298,7 +301,7 @@ class Amd64(Abi):
 
     def sendsig_vregs(self) -> tuple[int, ...]:
         """The 128-bit registers a signal frame saves (fxsave XMM area)."""
-        return tuple(X.UC_X86_REG_XMM0 + i for i in range(16))
+        return _XMM_IDS
 
     def sendsig_frame(self, vals: list[int], xmm: bytes, siginfo: bytes,
                       sigmask: tuple[int, int, int, int], was_onstack: bool,

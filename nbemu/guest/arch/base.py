@@ -11,7 +11,10 @@ written here; tests/test_layering.py checks that each port defines the rest.
 """
 from __future__ import annotations
 
+import struct
 from typing import Any, Protocol, Sequence
+
+_U32 = struct.Struct("<I").unpack_from
 
 
 class RegisterFile(Protocol):
@@ -218,7 +221,6 @@ class Abi(Protocol):
         process_read_regs fills it: the registers getcontext would save)."""
         if not self.ptrace_reg_slots:
             return None
-        import struct
         g = self.unpack_mcontext_gregs(self.build_ucontext(vals, (0, 0, 0, 0), (0, 0, 0), None))
         m = (1 << 8 * self.word_size) - 1
         fmt = f"<{len(self.ptrace_reg_slots)}{'Q' if self.word_size == 8 else 'I'}"
@@ -228,7 +230,6 @@ class Abi(Protocol):
         """PT_SETREGS: (register ids, values) to load from struct reg `reg` over
         the current values `vals` (getmcontext_ids()); None: EINVAL, the values
         fail cpu_mcontext_validate as process_write_regs checks them."""
-        import struct
         uc = bytearray(self.build_ucontext(vals, (0, 0, 0, 0), (0, 0, 0), None))
         g = self.unpack_mcontext_gregs(bytes(uc))
         w = "Q" if self.word_size == 8 else "I"
@@ -297,23 +298,19 @@ class Abi(Protocol):
 
     def unpack_siginfo(self, data: bytes) -> tuple[int, int, int, int, int, int]:
         """(signo, code, errno, pid, uid, value) of a siginfo_t (sigqueueinfo)."""
-        import struct
         signo, code, errno = struct.unpack_from("<iii", data, 0)
         pid, uid, value = struct.unpack_from("<iIQ" if self.word_size == 8 else "<iII", data,
                                              self.si_reason_off)
         return signo, code, errno, pid, uid, value
 
     def ucontext_flags(self, uc_bytes: bytes) -> int:
-        import struct
-        return struct.unpack_from("<I", uc_bytes, 0)[0]
+        return _U32(uc_bytes, 0)[0]
 
     def ucontext_sigmask(self, uc_bytes: bytes) -> tuple[int, ...]:
-        import struct
         return struct.unpack_from("<4I", uc_bytes, 2 * self.word_size)
 
     def ucontext_ss_flags(self, uc_bytes: bytes) -> int:
         """uc_stack.ss_flags (setcontext with _UC_STACK)."""
-        import struct
         return struct.unpack_from("<i", uc_bytes, 4 * self.word_size + 16)[0]
 
     def mcontext_flags_valid(self, flags: int) -> bool:

@@ -60,7 +60,9 @@ def merge(text: str, rows: list[Row], note: str) -> str:
         else:
             extra.append(line)
     end = table[-1] + 1
-    lines[end:end] = extra + ["", note]
+    # the same note again (the same groups re-measured the same day): one is enough
+    after = lines[end:end + 2]
+    lines[end:end] = extra + ([] if after == ["", note] else ["", note])
     return "\n".join(lines) + "\n"
 
 

@@ -36,3 +36,11 @@ def test_rows_replaced_or_appended_and_the_rest_kept() -> None:
 def test_a_file_without_a_table_is_refused() -> None:
     with pytest.raises(ValueError):
         merge("# nothing\n", [("a", "1", "", "")], "n")
+
+
+def test_the_same_note_is_not_repeated() -> None:
+    from bench.update_rows import merge
+    text = "| what | v | r | g |\n|---|---|---|---|\n| a | 1 | | |\n\nolder note\n"
+    once = merge(text, [("a", "2", "", "")], "note N")
+    twice = merge(once, [("a", "3", "", "")], "note N")
+    assert twice.count("note N") == 1 and "| a | 3 |" in twice and "older note" in twice

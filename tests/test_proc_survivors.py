@@ -112,18 +112,25 @@ def test_orphan_keeps_stdout(root: Path) -> None:
     assert _wait_for_file(root / "out", "done") == "read late\nppid 1\ndone\n"
 
 
-def test_record_waits_for_the_orphan_and_replay_repeats_it(root: Path, tmp_path: Path) -> None:
-    log = tmp_path / "run.log"
-    prog = str(build_c("proc_orphan"))
-    p = subprocess.Popen(_nbemu("--record", str(log), "--root", str(root), prog, "/ff", "/out"),
+def _waiting_run(root: Path, data: str, *opts: str) -> None:
+    """Run proc_orphan with opts under which nbemu waits for the orphan: it returns
+    (status 7) only once the orphan has read data from the FIFO and exited."""
+    p = subprocess.Popen(_nbemu(*opts, "--root", str(root), str(build_c("proc_orphan")),
+                                "/ff", "/out"),
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _write_fifo(root / "ff", b"logged", alive=lambda: p.poll() is None)
+        _write_fifo(root / "ff", data.encode(), alive=lambda: p.poll() is None)
         out, err = p.communicate(timeout=GUARD_S)
     finally:
         if p.poll() is None:
             p.kill()
     assert (p.returncode, out) == (7, "parent forked\n"), err
+
+
+def test_record_waits_for_the_orphan_and_replay_repeats_it(root: Path, tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    prog = str(build_c("proc_orphan"))
+    _waiting_run(root, "logged", "--record", str(log))
     # nbemu returned only after the orphan's end: its file is complete already
     assert (root / "out").read_text() == "read logged\nppid 1\ndone\n"
     (root / "out").unlink()
@@ -144,16 +151,7 @@ def test_strace_waits_for_the_orphan(root: Path, tmp_path: Path) -> None:
     """--strace covers the whole process tree: the orphan's calls after the first
     process's exit are in the trace, down to its exit."""
     trace = tmp_path / "strace.txt"
-    p = subprocess.Popen(_nbemu(f"--strace={trace}", "--root", str(root),
-                                str(build_c("proc_orphan")), "/ff", "/out"),
-                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _write_fifo(root / "ff", b"traced", alive=lambda: p.poll() is None)
-        out, err = p.communicate(timeout=GUARD_S)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert (p.returncode, out) == (7, "parent forked\n"), err
+    _waiting_run(root, "traced", f"--strace={trace}")
     lines = trace.read_text().splitlines()
     child = [ln for ln in lines if ln.startswith("101/")]
     assert any('open("/out"' in ln for ln in child), child

@@ -36,9 +36,6 @@ from .machine import DeadlockError, InternalError
 if TYPE_CHECKING:
     from .boot import Session
 
-POLICIES = ("detach", "wait", "kill")
-
-
 def has_survivors(s: "Session") -> bool:
     """The first process has exited and others have not."""
     k = s.kernel
@@ -67,12 +64,16 @@ def run_on(s: "Session") -> bool:
     return True
 
 
-def detach(s: "Session") -> None:
-    """Fork the host process. Returns in the parent; the child runs the
-    survivors and exits, never returning."""
+def _flush(s: "Session") -> None:
     for f in (sys.stdout, sys.stderr, s.opts.strace):
         if f is not None:
             f.flush()
+
+
+def detach(s: "Session") -> None:
+    """Fork the host process. Returns in the parent; the child runs the
+    survivors and exits, never returning."""
+    _flush(s)                               # nothing buffered is written twice
     if os.fork() != 0:
         return
     code = 0
@@ -87,9 +88,7 @@ def detach(s: "Session") -> None:
         finally:
             if installed:
                 hs.uninstall()
-        for f in (sys.stdout, sys.stderr, s.opts.strace):
-            if f is not None:
-                f.flush()
+        _flush(s)
     except BaseException:                   # never back into the parent's code
         import traceback
         traceback.print_exc()

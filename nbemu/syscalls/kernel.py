@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 from .errno import Errno, KernErrno, errno_name
 from .kern_lwp import UareaArena, lwp_exit, lwp_suspend_self
 from .kern_resource import PHYSMEM, lwp_maxlwp
+from .kern_prot import proc_pgid
 from .kern_ras import ras_switch_in
 from .kern_runq import CpuInfo, RunQueues
-from .kern_prot import proc_pgid
 from .kern_sig import psignal, sig_sleep_check, sig_userret
-from .kern_tty import pgsignal
-from .signals import Sig
 from .kern_sleepq import SleepTab
 from .kern_synch import mi_switch, nextlwp, preempt
 from .kern_tc import Clock
 from .kern_timeout import CalloutQueue
+from .kern_tty import pgsignal
 from .lwp import (LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LW_USERRET, PSL_SYSCALL, SSTOP,
                   SZOMB, Lwp, LwpFlag, Proc)
+from .signals import Sig
 from .sys_ptrace import trace_syscall
 from .table import SYS___syscall, SYS_syscall, SYSENT, name_of
 from .vfs_mount import MountTable

@@ -19,6 +19,10 @@ import time
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
+
+from nbemu.emu.native.engine_lib import select as _select_engine
+
+_select_engine()            # the engine nbemu would run on (before unicorn loads)
 from unicorn import UC_ARCH_ARM64, UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, Uc
 from unicorn import arm64_const as A64
 from unicorn import x86_const as X

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import nbemu  # noqa: F401  (first: it picks the engine before unicorn loads)
 from unicorn import Uc
 from unicorn import arm64_const as A64
 from unicorn import arm_const as ARM

@@ -12,7 +12,7 @@ nbemu and the bare engine exclude Python's start-up (nbemu's ELF load is
 included); native and qemu-user are whole processes (their start-up is a few
 ms against seconds of work).
 
-    python -m bench.real [--quick] [--arch A]... [--engine DIR]   prints the rows
+    python -m bench.real [--quick] [--arch A]... [--engine stock|patched]   prints the rows
     python -m bench.real one [--deterministic] PROG ARGS...   one nbemu sample
 """
 from __future__ import annotations
@@ -89,14 +89,22 @@ def _nbemu_one(prog: str, args: list[str], deterministic: bool) -> None:
     print(f"{dt:.6f} {text}")
 
 
-def _engine_env(engine: Path | None) -> dict[str, str] | None:
-    """Environment that makes the unicorn binding load the engine in `engine`."""
-    if engine is None:
-        return None
-    return {**os.environ, "LIBUNICORN_PATH": str(engine)}
+def _engine_env(engine: str) -> dict[str, str]:
+    """Environment that makes nbemu and the bare harness load `engine`: "stock"
+    (Unicorn from PyPI) or "patched" (nbemu/emu/native/engine_lib.py)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LIBUNICORN_PATH", "NBEMU_ENGINE")}
+    if engine == "stock":
+        env["NBEMU_ENGINE"] = "stock"
+    else:
+        from nbemu.emu.native.engine_lib import built
+        d = built()
+        if d is None:
+            raise RuntimeError("the patched engine is not built (make setup)")
+        env["LIBUNICORN_PATH"] = str(d)
+    return env
 
 
-def _timed_line(cmd: list[str], engine: Path | None = None) -> tuple[float, str]:
+def _timed_line(cmd: list[str], engine: str) -> tuple[float, str]:
     """Run a harness that prints "<seconds> <output>"."""
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_engine_env(engine))
     if p.returncode != 0:
@@ -106,14 +114,14 @@ def _timed_line(cmd: list[str], engine: Path | None = None) -> tuple[float, str]
 
 
 def nbemu(prog: Path, args: list[str], deterministic: bool = False,
-          engine: Path | None = None) -> tuple[float, str]:
+          engine: str = "patched") -> tuple[float, str]:
     cmd = [sys.executable, "-m", "bench.real", "one"]
     if deterministic:
         cmd.append("--deterministic")
     return _timed_line(cmd + [str(prog), *args], engine)
 
 
-def bare(prog: Path, args: list[str], engine: Path | None = None) -> tuple[float, str]:
+def bare(prog: Path, args: list[str], engine: str = "patched") -> tuple[float, str]:
     """CPU seconds of emu_start on a bare engine (bench/bare_elf.py, fresh process)."""
     return _timed_line([sys.executable, "-m", "bench.bare_elf", str(prog), *args], engine)
 
@@ -126,9 +134,10 @@ def _best(fn, reps: int) -> tuple[float, str]:
 
 def rows(quick: bool = False, arches: tuple[str, ...] = ARCHES,
          workloads: tuple[str, ...] = WORKLOADS, reps: int = 2,
-         deterministic: bool = True, engine: Path | None = None) -> list[tuple[str, str, str, str]]:
-    """Rows per architecture and workload; `engine`: a directory holding another
-    libunicorn.so.2 (bench/build_engine.py) for nbemu and the bare engine."""
+         deterministic: bool = True, engine: str = "patched") -> list[tuple[str, str, str, str]]:
+    """Rows per architecture and workload; `engine`: "stock" (Unicorn from PyPI) or
+    "patched" (what `make setup` builds: nbemu/emu/native/build_engine.py), for
+    nbemu and the bare engine alike."""
     scale = "10" if quick else "100"
     reps = 1 if quick else reps
     host = HOST_ARCH.get(platform.machine())
@@ -145,8 +154,8 @@ def rows(quick: bool = False, arches: tuple[str, ...] = ARCHES,
         for w in workloads:
             args = [w, scale]
             what = f"real code `{w}` ({abi}), CPU s"
-            if engine is not None:
-                what += ", patched engine (bench/build_engine.py)"
+            if engine == "patched":
+                what += ", patched engine (make setup)"
             try:
                 t_nb, o_nb = _best(lambda: nbemu(nb_prog, args, engine=engine), reps)
                 t_det = o_det = None
@@ -192,7 +201,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--workload", action="append", choices=WORKLOADS)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--no-det", action="store_true")
-    ap.add_argument("--engine", type=Path, help="directory of another libunicorn.so.2")
+    ap.add_argument("--engine", choices=("stock", "patched"), default="patched",
+                    help="Unicorn from PyPI, or the patched build of make setup (default)")
     ap.add_argument("--update", type=Path, metavar="BENCHMARKS.md",
                     help="replace these rows in that file (or add them after the CPU-loop rows)")
     ns = ap.parse_args(argv)
@@ -247,9 +257,10 @@ Unicorn's controls do not reach these (emu/engine.py has the measurements: \
 UC_TLB_VIRTUAL 2-3x slower, translation-buffer size and the invalid-access hooks no \
 change, the ticker no change; the block hook is already installed only while needed). \
 The 'patched engine' rows run the same code on Unicorn 2.1.4 with \
-bench/unicorn-2.1.4-nbemu.patch (TLB_NOTDIRTY only on executable regions, as upstream \
-PR 2337 + 2414; check_exit_request after loads/stores only when a memory hook exists; \
-a TLB of at least 4096 entries), built by `python -m bench.build_engine` and loaded with \
-LIBUNICORN_PATH: that is what lifts the floor. After it, the aarch64 profile of `lz` \
+nbemu/emu/native/unicorn-2.1.4-nbemu.patch (TLB_NOTDIRTY only on executable regions, as \
+upstream PR 2337 + 2414; check_exit_request after loads/stores only when a memory hook \
+exists; a TLB of at least 4096 entries): that is what lifts the floor, and since \
+2026-12-07 it is the engine nbemu runs on -- `make setup` builds it from unicorn's PyPI \
+source (~1.5 min) and nbemu selects it (engine_lib.py; NBEMU_ENGINE=stock for PyPI's). After it, the aarch64 profile of `lz` \
 was TLB refills (load_helper, tlb_set_page, phys_page_find) before the TLB change and \
 the per-block check_exit_request at each block start (3.6 %)."""

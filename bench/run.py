@@ -134,12 +134,11 @@ def main() -> int:
 
     from bench.real import ARCHES as REAL_ARCHES, NOTES as REAL_NOTES, rows as real_rows
     real_arches = tuple(a for a in REAL_ARCHES if a in ns.arch)
-    for r in real_rows(q, real_arches):
+    for r in real_rows(q, real_arches, engine="stock"):
         row(*r)
-    from bench.build_engine import cached as patched_engine
-    engine = patched_engine()
-    if engine is not None:      # python -m bench.build_engine built the prototype
-        for r in real_rows(q, real_arches, engine=engine):
+    from nbemu.emu.native.engine_lib import built as patched_engine
+    if patched_engine() is not None:        # make setup built it: nbemu's default
+        for r in real_rows(q, real_arches, engine="patched"):
             row(*r)
 
     for r in lwp_op_rows(q):

@@ -43,6 +43,7 @@ def test_wheel_installs_only_the_emulator(wheel: Path) -> None:
     tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
     assert tops == {"nbemu"}, tops          # one import namespace: nothing else at the top
     assert "nbemu/emu/native/nbhook.c" in names and "nbemu/guest/arch/gdb_target.py" in names
+    assert "nbemu/emu/native/unicorn-2.1.4-nbemu.patch" in names    # (the engine build)
     assert "nbemu/emu/atf/install_kyua.sh" in names
 
 

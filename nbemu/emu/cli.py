@@ -21,6 +21,15 @@ MIN_MEMORY, MAX_MEMORY = 1 << 20, 1 << 40
 _SUFFIX = {"": 1 << 20, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
+
+class _Version(argparse.Action):
+    """--version: nbemu's, and which Unicorn library it runs on (engine_lib)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from nbemu.emu.native.engine_lib import in_use
+        print(f"nbemu {VERSION}\nengine: {in_use()}")
+        parser.exit()
+
 def parse_size(text: str) -> int | None:
     """qemu's -m SIZE: a number of MiB, or with a suffix (B, K, M, G, T; any
     case); None when it is not one."""
@@ -110,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
                          "whatever the host's timing; --ncpu, --deterministic, --seed, --root "
                          "and the environment come from LOG. Exit 124: the run diverged "
                          "from LOG; exit 2: LOG refused")
-    ap.add_argument("--version", action="version", version=f"nbemu {VERSION}")
+    ap.add_argument("--version", action=_Version, nargs=0,
+                    help="show nbemu's version and the CPU engine it runs on, and exit")
     ap.add_argument("program", metavar="PROGRAM", nargs="?",
                     help="a NetBSD ELF program (static, or dynamic with its interpreter "
                          "under --root)")

@@ -1,0 +1,104 @@
+"""Which libunicorn nbemu runs on: Unicorn from PyPI, or the same release
+built from its PyPI source with nbemu's patch (unicorn-<version>-nbemu.patch
+beside this file) when `make setup` has built it into the cache.
+
+Why a patched engine (measured, BENCHMARKS.md "real code" rows and
+nbemu/emu/engine.py): on memory-heavy C code Unicorn 2.1.4 itself is the floor
+(nbemu runs at 0.9-1.1x a bare engine), 4-8x qemu-user, because every guest
+store takes the soft-MMU slow path, a helper call follows every load and
+store, and the TLB stays at 256 entries. The patch (~70 lines; two of its
+four changes are upstream's after 2.1.4) lifts that to 1.2-2x qemu-user.
+
+select() must run before anything imports unicorn (nbemu/__init__.py calls it):
+the Python binding loads the library that LIBUNICORN_PATH names first, and
+silently falls back to its own when that one does not load -- in_use() says
+which one it really took. select() imports unicorn itself, so that the
+variable is gone again before anything copies os.environ (the guest's
+environment, programs nbemu starts).
+
+    NBEMU_ENGINE=stock      Unicorn from PyPI even when the patched one is built
+    LIBUNICORN_PATH=DIR     a library of your own (wins over both)
+    python -m nbemu.emu.native.build_engine [--quiet]   build it (make setup does)
+"""
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ARCHES = "x86;arm;aarch64"          # Unicorn's targets of nbemu's four ports
+LIBNAME = "libunicorn.so.2"
+
+_selected: Path | None = None       # what select() pointed LIBUNICORN_PATH at
+
+
+def installed_version() -> str | None:
+    """The unicorn distribution's version, read from its metadata folder without
+    importing it (importing loads the library, which select() must precede)."""
+    import importlib.util
+    spec = importlib.util.find_spec("unicorn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    site = Path(next(iter(spec.submodule_search_locations))).parent
+    for d in site.glob("unicorn-*.dist-info"):
+        return d.name[len("unicorn-"):-len(".dist-info")]
+    return None
+
+
+def patch_file(version: str) -> Path:
+    return HERE / f"unicorn-{version}-nbemu.patch"
+
+
+def build_dir(version: str) -> Path | None:
+    """Where the patched engine of this unicorn version and patch lives (built
+    or not); None when nbemu has no patch for this version."""
+    from nbemu.emu.native import cache_dir
+    patch = patch_file(version)
+    if not patch.is_file():
+        return None
+    data = patch.read_bytes() + ARCHES.encode()
+    key = f"{zlib.crc32(data):08x}{len(data):x}"   # (hashlib: ~4 ms of start-up)
+    return cache_dir() / "engine" / f"unicorn-{version}-nbemu-{key}"
+
+
+def built() -> Path | None:
+    """The folder of the built patched engine, or None."""
+    version = installed_version()
+    d = build_dir(version) if version else None
+    return d if d is not None and (d / LIBNAME).is_file() else None
+
+
+def select() -> None:
+    """Point the unicorn binding at the patched engine when it is built, unless
+    the user chose (NBEMU_ENGINE=stock, or a LIBUNICORN_PATH of their own)."""
+    global _selected
+    if "unicorn" in sys.modules or os.environ.get("LIBUNICORN_PATH"):
+        return
+    if os.environ.get("NBEMU_ENGINE", "") == "stock":
+        return
+    d = built()
+    if d is None:
+        return
+    # The binding reads the variable when it is imported; it must not stay in
+    # os.environ, which is what the guest's environment is made of.
+    os.environ["LIBUNICORN_PATH"] = str(d)
+    try:
+        import unicorn  # noqa: F401
+    finally:
+        del os.environ["LIBUNICORN_PATH"]
+    _selected = d
+
+
+def in_use() -> str:
+    """The library unicorn loaded, in one phrase (nbemu --version, --stats)."""
+    import unicorn
+    from unicorn.unicorn_py3.unicorn import uclib
+    path = Path(getattr(uclib, "_name", "") or "")
+    d = path.parent
+    if d == _selected or (d / ".nbemu-patched").is_file():
+        return f"Unicorn {unicorn.__version__} + nbemu patch ({d})"
+    if os.environ.get("LIBUNICORN_PATH") and d == Path(os.environ["LIBUNICORN_PATH"]):
+        return f"Unicorn {unicorn.__version__} ({path})"
+    return f"Unicorn {unicorn.__version__} (PyPI)"

@@ -1,0 +1,97 @@
+"""The CPU engine nbemu runs on (nbemu/emu/native/engine_lib.py, build_engine.py):
+the patched Unicorn that `make setup` builds is the one loaded, NBEMU_ENGINE=stock
+and a user's LIBUNICORN_PATH choose otherwise, and guest programs behave the
+same on both engines (faults included: the patch changes how the store helper
+leaves a translated block on an invalid access)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from nbemu.emu.native import build_engine, engine_lib
+from tests.guest import ARCHES, REPO, build_c
+
+PATCHED = engine_lib.built()
+needs_patched = pytest.mark.skipif(
+    PATCHED is None, reason="the patched engine is not built here (make setup says why: "
+                            "cmake or cc missing); nbemu runs on PyPI's Unicorn")
+
+
+def _env(**set_: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("LIBUNICORN_PATH", "NBEMU_ENGINE")}
+    env.update(set_)
+    return env
+
+
+def _version(env: dict[str, str]) -> str:
+    r = subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--version"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@needs_patched
+def test_the_patched_engine_is_the_default():
+    out = _version(_env())
+    assert re.search(r"^engine: Unicorn \S+ \+ nbemu patch \(", out, re.M), out
+    assert str(PATCHED) in out
+    # and in this process too (tests/conftest.py imports nbemu first)
+    from unicorn.unicorn_py3.unicorn import uclib
+    assert os.path.dirname(uclib._name) == str(PATCHED)
+
+
+def test_stock_on_request():
+    out = _version(_env(NBEMU_ENGINE="stock"))
+    assert re.search(r"^engine: Unicorn \S+ \(PyPI\)$", out, re.M), out
+
+
+@needs_patched
+def test_the_guest_does_not_see_nbemus_choice():
+    # select() passes the library to the binding through LIBUNICORN_PATH; the
+    # guest's environment (os.environ) must not keep it
+    r = subprocess.run([sys.executable, "-c", "import os, nbemu; "
+                        "print(os.environ.get('LIBUNICORN_PATH'))"],
+                       cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "None", r
+
+
+def test_users_libunicorn_path_wins(tmp_path):
+    # a folder without a library: the binding falls back to its own, and says so
+    out = _version(_env(LIBUNICORN_PATH=str(tmp_path)))
+    assert re.search(r"^engine: Unicorn \S+ \(PyPI\)$", out, re.M), out
+
+
+def test_build_refuses_a_version_without_patch(monkeypatch, capsys):
+    monkeypatch.setattr(build_engine, "installed_version", lambda: "9.9.9")
+    with pytest.raises(SystemExit, match=r"no nbemu patch for unicorn 9\.9\.9"):
+        build_engine.build(quiet=True)
+    assert build_engine.main(["--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "runs on Unicorn from PyPI" in err[0], err
+
+
+def test_build_says_what_tool_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("NBEMU_CACHE", str(tmp_path))      # nothing built there
+    monkeypatch.setenv("PATH", str(tmp_path))             # no cmake, patch, cc
+    with pytest.raises(SystemExit, match=r"'cmake' is not installed"):
+        build_engine.build(quiet=True)
+
+
+@needs_patched
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("name", ["sig_fault", "prot_segv", "efault", "hello_c"])
+def test_same_behaviour_on_both_engines(arch, name):
+    prog = build_c(name, arch)
+    # (the same guest environment: NBEMU_ENGINE is removed from it with -U)
+    runs = [subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--deterministic",
+                            "-U", "NBEMU_ENGINE", str(prog)],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+            for env in (_env(), _env(NBEMU_ENGINE="stock"))]
+    patched, stock = [(r.returncode, r.stdout, re.sub(r"nbemu: .*\n", "", r.stderr))
+                      for r in runs]
+    assert patched == stock
+    assert patched[1] or patched[2], "the program said nothing"

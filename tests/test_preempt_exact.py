@@ -2,10 +2,12 @@
 instructions, cut thousands of times by the native block hook (ticker thread
 and block budget), leaves memory and register counters in perfect agreement.
 
-Background (facts/unicorn-costs.md, re-measured here while designing): an
-asynchronous uc_emu_stop() from another thread can abandon a translated block
-inside a memory helper and resume at an earlier instruction, so `add [mem], 1`
-runs twice. nbemu therefore stops only from the block hook.
+Background (facts/unicorn-costs.md, re-measured here while designing): on
+PyPI's Unicorn an asynchronous uc_emu_stop() from another thread can abandon a
+translated block inside a memory helper and resume at an earlier instruction,
+so `add [mem], 1` runs twice; there nbemu stops only from the block hook. On
+nbemu's patched engine no helper leaves a block for a stop request (no memory
+hooks), so the ticker's asynchronous stop (nb_async_uc) is exact too.
 """
 from __future__ import annotations
 
@@ -70,3 +72,35 @@ def test_native_hook_cuts_exactly(mode: str) -> None:
     rcx = uc.reg_read(X.UC_X86_REG_RCX)
     assert slices > 100, "the loop was not cut often enough to prove anything"
     assert (a, b, c, rcx) == (n, 3 * n, n, n)
+
+
+def test_async_stop_is_exact_on_the_patched_engine() -> None:
+    """The fast mode's preemption without a block hook (Machine._async_stop):
+    the ticker thread calls uc_emu_stop() on the running engine."""
+    from nbemu.emu.native.engine_lib import patched
+    nat = native.load()
+    if nat is None:
+        pytest.skip("no C compiler: native hook unavailable")
+    if not patched():
+        pytest.skip("PyPI's Unicorn: nbemu preempts through the block hook there")
+    n = 3_000_000
+    uc = _engine(n)
+    stops0 = nat.async_stops.value
+    nat.lib.nb_set_stop(ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
+    end = BASE + len(CODE) - 1
+    pc, slices = BASE, 0
+    nat.lib.nb_start_ticker(100_000)
+    try:
+        while pc != end:                 # each turn armed as Machine._run_slice does
+            nat.async_uc.value = uc._uch.value
+            nat.armed.value = 1
+            uc.emu_start(pc, end)
+            slices += 1
+            pc = uc.reg_read(X.UC_X86_REG_RIP)
+    finally:
+        nat.armed.value = 0
+        nat.async_uc.value = None
+        nat.lib.nb_stop_ticker()
+    a, b, c = struct.unpack("<3Q", uc.mem_read(DATA, 24))
+    assert nat.async_stops.value - stops0 > 100 and slices > 100, "too few cuts to prove anything"
+    assert (a, b, c, uc.reg_read(X.UC_X86_REG_RCX)) == (n, 3 * n, n, n)

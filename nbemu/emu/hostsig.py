@@ -170,6 +170,9 @@ class HostSignals:
         if m._hook_installed:
             nat.preempt.value = 1              # the block hook stops at the next block
             return
+        if m._async_stop:
+            uclib.uc_emu_stop(m.uch)           # exact on the patched engine (machine.py)
+            return
         sigs = self._unposted + self.k.host_sigs
         if any(self._kills(m, s) for s in sigs):
             uclib.uc_emu_stop(m.uch)

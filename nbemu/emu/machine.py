@@ -9,11 +9,16 @@ ends; then the next vCPU with work gets the engine.
 
 How a slice ends exactly: a native block hook (emu/native/nbhook.c) calls
 uc_emu_stop() at the start of a translated block when the ticker thread (fast
-mode) or the block budget (deterministic mode) says so. An asynchronous
-uc_emu_stop() from another thread is NOT used: it can abandon a block half-way
-and re-run its first instructions (tests/test_preempt_exact.py shows both).
-The block hook is installed only once the process has more than one runnable
-LWP or a pending timeout, so single-threaded code runs hook-free.
+mode) or the block budget (deterministic mode) says so. On PyPI's Unicorn an
+asynchronous uc_emu_stop() from another thread can abandon a block half-way
+and re-run its first instructions (tests/test_preempt_exact.py shows both);
+on nbemu's patched engine (native/engine_lib.py) it cannot: a block is left
+early only at a fault or a hook, so there the fast mode's ticker (and the
+host-signal watchdog) stop the engine asynchronously and no block hook is
+needed (Machine._async_stop). The block hook is installed only when needed:
+a process with more than one runnable LWP or a pending timeout, on PyPI's
+engine or under --deterministic, --record/--replay or gdb (block counts,
+per-instruction stops).
 
 System calls are served inside the `syscall` instruction hook; the engine
 stops only when the kernel asks (the LWP slept, exited, yielded, or its whole
@@ -41,6 +46,7 @@ from nbemu.syscalls.lwp import LP_SSTEP, LP_STEPTRAP, LSONPROC, LW_USERRET, PSL_
 from nbemu.syscalls.uvm_map import PROT_WRITE
 
 from . import native
+from .native import engine_lib
 from .engine import new_engine
 from .regs import RegBatch, raw
 from .space import Space, vmmap_new
@@ -91,6 +97,8 @@ class Machine:
         self._never_pc = _c_uint64((1 << 8 * abi.word_size) - 1)   # uc_emu_start's `until`
         self.native = native.load()
         self.hook_wanted = False                # install the block hook at the next turn
+        # async uc_emu_stop() is exact on this engine (see the module's docstring)
+        self.async_exact = self.native is not None and engine_lib.patched()
         self.loaded: Lwp | None = None          # whose registers the engine holds
         self.curlwp: Lwp | None = None          # the LWP executing this turn
         self.in_hook = False
@@ -274,6 +282,17 @@ class Machine:
     def _hook_installed(self) -> bool:
         return self.space.hook_installed
 
+    @property
+    def _async_stop(self) -> bool:
+        """Whether this turn is preempted by an asynchronous uc_emu_stop() (fast
+        mode on the patched engine, whose blocks it cannot cut: nbhook.c
+        nb_async_uc) rather than through the block hook. Not when the hook is
+        installed (gdb, whose watchpoints are memory hooks: with them the engine
+        checks for a stop after every access) nor when blocks are counted
+        (--deterministic, --record/--replay)."""
+        return (self.async_exact and not self.deterministic and self.rr is None
+                and not self.space.hook_installed)
+
     # -- registers (Platform) ----------------------------------------------------
     def _batch(self, ids: Sequence[int]) -> RegBatch:
         key = tuple(ids)
@@ -437,6 +456,10 @@ class Machine:
             if not nat.armed.value and (self.rr is None or not self.rr.replaying):
                 nat.preempt.value = 0
                 nat.armed.value = 1
+        elif self._async_stop:
+            if not nat.armed.value:
+                nat.async_uc.value = self.uch.value
+                nat.armed.value = 1
         elif self._py_budget <= 0:
             self.request_stop()
 
@@ -526,6 +549,8 @@ class Machine:
         next turn (not inside this trap: flushing translated blocks there is
         unsafe) and end this one."""
         from .hostsig import FORWARDED
+        if self._async_stop:
+            return                      # the watchdog stops the engine asynchronously
         if not self._hook_installed and not self.hook_wanted and sig in FORWARDED.values():
             self.hook_wanted = True
             self.request_stop()
@@ -741,6 +766,9 @@ class Machine:
             # ends the turn where the recorded one was preempted.
             if cut:
                 self._install_block_hook()
+        elif cut and self._async_stop:
+            nat.async_uc.value = self.uch.value
+            nat.armed.value = 1
         elif cut:
             self._install_block_hook()
             if nat is not None:
@@ -790,6 +818,7 @@ class Machine:
             updatertime(l)
             if nat is not None:
                 nat.armed.value = 0
+                nat.async_uc.value = None
                 nat.budget.value = 0
                 if self._fc_sysno >= 0 and nat.fc_count.value:
                     k.nsyscalls += nat.fc_count.value    # served by the fast path

@@ -91,13 +91,20 @@ def select() -> None:
     _selected = d
 
 
+def patched() -> bool:
+    """Whether the library unicorn loaded is nbemu's patched build."""
+    from unicorn.unicorn_py3.unicorn import uclib
+    d = Path(getattr(uclib, "_name", "") or "").parent
+    return d == _selected or (d / ".nbemu-patched").is_file()
+
+
 def in_use() -> str:
     """The library unicorn loaded, in one phrase (nbemu --version, --stats)."""
     import unicorn
     from unicorn.unicorn_py3.unicorn import uclib
     path = Path(getattr(uclib, "_name", "") or "")
     d = path.parent
-    if d == _selected or (d / ".nbemu-patched").is_file():
+    if patched():
         return f"Unicorn {unicorn.__version__} + nbemu patch ({d})"
     if os.environ.get("LIBUNICORN_PATH") and d == Path(os.environ["LIBUNICORN_PATH"]):
         return f"Unicorn {unicorn.__version__} ({path})"

@@ -45,14 +45,36 @@ void nb_block_hook(void *uc, uint64_t addr, uint32_t size, void *user)
         g_stop(uc);
 }
 
+/*
+ * nb_async_uc: the engine of the turn, when it needs no block hook to be
+ * preempted exactly. On nbemu's patched Unicorn (engine_lib.py) a translated
+ * block leaves early only at a fault or a hook: without memory hooks no helper
+ * checks for a stop request after a load or store, so an asynchronous
+ * uc_emu_stop() is seen at the next block's start, as the block hook would
+ * see nb_preempt -- without the hook's call at every block. The machine sets
+ * it for the turn (0: use nb_preempt and the block hook).
+ */
+void *volatile nb_async_uc;
+volatile uint64_t nb_async_stops;
+
 static void *ticker(void *arg)
 {
     (void)arg;
     struct timespec ts = { g_tick_ns / 1000000000L, g_tick_ns % 1000000000L };
     while (g_ticker_run) {
         nanosleep(&ts, 0);
-        if (nb_armed)
-            nb_preempt = 1;
+        if (nb_armed) {
+            void *uc = nb_async_uc;
+            if (uc) {
+                /* every tick while armed: a stop that lands before
+                 * uc_emu_start has begun is forgotten by it (it clears
+                 * stop_request); one that reaches the engine's next turn
+                 * only shortens that turn */
+                nb_async_stops++;
+                g_stop(uc);
+            } else
+                nb_preempt = 1;
+        }
     }
     return 0;
 }

@@ -106,6 +106,75 @@ class Running:
             self.p.wait()
 
 
+class OnTerminal:
+    """nbemu on a pseudo-terminal that is the controlling terminal of its own
+    session (setsid, then TIOCSCTTY on the slave, its stdin, stdout and stderr),
+    so that nbemu is the terminal's foreground job: writing the VINTR character
+    (Ctrl-C) to the master makes Linux's tty driver send SIGINT with si_code
+    SI_KERNEL, as a terminal's Ctrl-C does -- unlike os.kill (SI_USER). Its
+    output comes back as the terminal shows it, echo included ("^C"), with
+    CR LF made LF."""
+
+    def __init__(self, prog: Path | str, *args: str, opts: tuple[str, ...] = (),
+                 timeout: float = 120) -> None:
+        import fcntl
+        import os
+        import pty
+        import termios
+        self.master, slave = pty.openpty()
+
+        def controlling_tty() -> None:          # (in the child, after setsid)
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.p = subprocess.Popen([sys.executable, "-m", "nbemu.emu.cli", *opts, str(prog), *args],
+                                  cwd=REPO, stdin=slave, stdout=slave, stderr=slave,
+                                  start_new_session=True, preexec_fn=controlling_tty)
+        os.close(slave)
+        self.timeout = timeout
+        self.out = ""
+
+    def _more(self, deadline: float) -> bool:
+        """Read what the terminal shows next; False at its end (no writer left)."""
+        import os
+        import select
+        if not select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            self.kill()
+            raise AssertionError(f"nbemu on a terminal said nothing more in {self.timeout} s: "
+                                 f"{self.out!r}")
+        try:
+            data = os.read(self.master, 4096)
+        except OSError:                         # EIO: every slave descriptor is closed
+            data = b""
+        self.out += data.decode(errors="replace").replace("\r\n", "\n")
+        return bool(data)
+
+    def expect(self, text: str) -> None:
+        """Wait until the terminal has shown text."""
+        deadline = time.monotonic() + self.timeout
+        while text not in self.out:
+            if not self._more(deadline):
+                raise AssertionError(f"nbemu ended before {text!r}: {self.out!r}")
+
+    def write(self, data: bytes) -> None:
+        import os
+        os.write(self.master, data)
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for the end of nbemu and of its output: (exit status, all it showed)."""
+        import os
+        deadline = time.monotonic() + self.timeout
+        while self._more(deadline):
+            pass
+        self.p.wait(timeout=self.timeout)
+        os.close(self.master)
+        return self.p.returncode, self.out
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
 # -- nbemu -g: the GDB stub (tests/test_gdb*.py) ---------------------------------------
 FIXTURE = "gdb_threads"
 WAIT_RE = re.compile(r"waiting for gdb on (?:port (\d+)|(\S+))")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.build import build_c
-from tests.guest import ARCHES, REPO
+from tests.guest import ARCHES, REPO, OnTerminal
 
 GUARD_S = 120            # a hang guard, never a measure
 
@@ -160,19 +160,18 @@ def test_strace_waits_for_the_orphan(root: Path, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_ends_the_whole_job(root: Path) -> None:
-    """SIGINT to nbemu reaches every process of the first one's group, as a
-    terminal's Ctrl-C reaches the foreground job: the child dies with its
-    parent (nbemu exits 130) and nothing runs on in the background."""
-    import signal
-    p = subprocess.Popen(_nbemu("--root", str(root), str(build_c("proc_orphan")),
-                                "/ff", "/out", "sigint"),
-                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """The terminal's Ctrl-C (the tty driver's SIGINT; a kill(2) of nbemu
+    reaches the first process only: tests/test_host_signals.py) reaches every
+    process of the first one's group, as it reaches the foreground job: the
+    child dies with its parent (nbemu exits 130) and nothing runs on in the
+    background, holding the terminal."""
+    t = OnTerminal(build_c("proc_orphan"), "/ff", "/out", "sigint", opts=("--root", str(root)),
+                   timeout=GUARD_S)
     try:
-        assert p.stdout.readline() == "child ready\n"
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=GUARD_S)   # EOF: no survivor holds stdout
+        t.expect("child ready\n")
+        t.write(b"\x03")                       # VINTR
+        rc, out = t.finish()                    # the terminal's end: no survivor holds it
     finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 130, (out, err)
+        t.kill()
+    assert rc == 130, out
     assert "FAIL" not in out, out

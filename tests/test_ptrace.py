@@ -5,7 +5,8 @@ PT_KILL, PT_ATTACH/PT_DETACH, a traced child's signals stopping it, and the
 errnos of bad requests, on every port; and what a debugger asks: registers
 and FPU registers, siginfo, the LWP walk, event masks and their stops (fork,
 vfork, posix_spawn, LWP create/exit), PT_SYSCALL / PT_SYSCALLEMU, PT_STEP,
-PT_SUSPEND/RESUME, PT_STOP, PT_SET_SIGPASS."""
+PT_SUSPEND/RESUME, PT_STOP, PT_SET_SIGPASS; and a resume of one LWP
+(data = -lid) of a two-LWP tracee, which leaves the other stopped."""
 from __future__ import annotations
 
 import os

@@ -2,11 +2,19 @@
 resized terminal, ... reach the guest process as NetBSD signals (its handlers
 run, or it dies of them: exit 128+N), as they would reach a program run by a
 shell. qemu-user does the same. Which guest processes get them:
-Kernel.post_host_signals (the first process's group for a terminal's signals).
+Kernel.post_host_signals (the first process's group for a terminal's signals,
+the first process for a kill(2) of nbemu's pid).
 
 How, and its limits:
 - A Python handler (main thread) queues the signal in the kernel
-  (Kernel.host_signal); the kernel posts it with psignal() at the next
+  (Kernel.host_signal), with who sent it: the terminal (Linux's si_code
+  SI_KERNEL: the tty driver's Ctrl-C, Ctrl-\\, a resize, a hang-up) or a host
+  process (SI_USER from kill(2), SI_QUEUE, SI_TKILL). Python's handlers get
+  no siginfo: the native library's SA_SIGINFO handler, put in front of
+  Python's, counts each arrival by sender (nbhook.c nb_sigorigin_wrap), and
+  the Python handler takes the counts. Without the native library (no C
+  compiler) nbemu cannot tell: every signal counts as the terminal's (what
+  nbemu did before it could tell). The kernel posts it with psignal() at the next
   delivery point: the end of a system call or the top of the run loop (a
   vCPU turn). No turn is cut short for it, so record/replay stays exact: the
   recorder logs each signal where it was posted and a replay posts it there.
@@ -15,10 +23,12 @@ How, and its limits:
   signal.set_wakeup_fd) ends the running turn: at its next block boundary
   through the native block hook (nb_preempt, exact, as the ticker preempts),
   which is installed whenever the guest catches a forwarded signal
-  (Machine.signal_caught) or has more than one LWP to run; without the hook
-  only when the signal will kill the process (default action, not blocked),
-  with an asynchronous uc_emu_stop: it may stop inside a block, but no guest
-  instruction runs after it. While a signal waits for its turn to end the
+  (Machine.signal_caught) or has more than one LWP to run; on nbemu's
+  patched engine (fast mode) with an asynchronous uc_emu_stop, exact there
+  (Machine._async_stop); otherwise only when the signal will kill the
+  process (default action, not blocked), with an asynchronous uc_emu_stop:
+  on PyPI's engine it may stop inside a block, but no guest instruction runs
+  after it. While a signal waits for its turn to end the
   watchdog repeats this every 10 ms.
 - As a last resort, a second SIGINT/SIGTERM/SIGHUP/SIGQUIT while the first is
   still undelivered ends nbemu at once, with one line, exit 128 + the host
@@ -32,6 +42,7 @@ How, and its limits:
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import threading
@@ -71,6 +82,9 @@ class HostSignals:
         self._r = self._w = -1
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._counted: set[int] = set()   # host signals whose senders nbhook.c counts
+        self._nat: Any = None              # the native library (emu/native), if any
+        self._counts = (ctypes.c_uint32 * 2)()
 
     def install(self) -> bool:
         """Take the signals over; False when that is impossible here (not the
@@ -79,8 +93,12 @@ class HostSignals:
             return False
         self._r, self._w = os.pipe()
         os.set_blocking(self._w, False)
+        nat = getattr(self.k.platform, "native", None)
         for hs in FORWARDED:
             self._old[hs] = signal.signal(hs, self._on_signal)
+            if nat is not None and nat.lib.nb_sigorigin_wrap(hs) == 0:
+                self._counted.add(hs)
+        self._nat = nat
         self._old_wakeup = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
         self._thread = threading.Thread(target=self._watch, name="nbemu-hostsig", daemon=True)
         self._thread.start()
@@ -117,7 +135,19 @@ class HostSignals:
         sig = FORWARDED[signum]
         if sig in self._unposted:
             self._unposted.remove(sig)
-        self.k.host_signal(sig)
+        for by_process in self._senders(signum):
+            self.k.host_signal(sig, by_process)
+
+    def _senders(self, signum: int) -> tuple[bool, ...]:
+        """Who sent the arrivals of signum this handler call stands for, as
+        by_process flags: the terminal (False), a host process (True), both, or
+        none when an earlier call took them (Python makes one call of arrivals
+        close together). Uncounted (no native library): the terminal."""
+        if signum not in self._counted:
+            return (False,)
+        c = self._counts
+        self._nat.lib.nb_sigorigin_take(signum, c)
+        return tuple(by for by, n in ((False, c[0]), (True, c[1])) if n)
 
     def sleep(self, seconds: float) -> None:
         """Clock.wait_until's host sleep, cut short by a signal."""
@@ -173,7 +203,7 @@ class HostSignals:
         if m._async_stop:
             uclib.uc_emu_stop(m.uch)           # exact on the patched engine (machine.py)
             return
-        sigs = self._unposted + self.k.host_sigs
+        sigs = self._unposted + [sig for sig, _ in self.k.host_sigs]
         if any(self._kills(m, s) for s in sigs):
             uclib.uc_emu_stop(m.uch)
 

@@ -33,7 +33,12 @@ The log: gzip of one JSON header line, then binary records, each a tag byte:
   S  <HIBQ  vCPU, lid, 1 if ended by preemption, blocks the hook counted
   M  <q     a CLOCK_MONOTONIC reading (ns)       R  <q  a CLOCK_REALTIME reading
   I  <B     kind index (INPUT_KINDS), then one encoded value (_enc)
-  G  <B     a signal the host sent nbemu, posted to the guest here (NetBSD number)
+  G  <B<Q   a signal the host sent nbemu, posted to the guest at a system call's
+            end (the kernel's count of system calls then); g  <B  the same, before
+            a turn. The byte: the NetBSD number, | SENT_BY_PROCESS (0x80) when a
+            host process sent it (kill(2)) rather than the terminal (version 3;
+            a version 2 log has no such bit: its signals replay as sent by the
+            terminal, as that nbemu took them all)
   X  <i     the exit status: the end of the log
 
 A turn's S record is written before the records its system calls make (its
@@ -56,7 +61,9 @@ from nbemu.syscalls import hostinput
 from nbemu.syscalls.kern_tc import Clock
 
 FORMAT = "nbemu-replay-log"
-VERSION = 2               # 2: host signals posted before a turn have a tag of their own ("g")
+VERSION = 3               # 3: a host signal's byte says who sent it (SENT_BY_PROCESS)
+REPLAYS = (2, 3)          # 2: host signals posted before a turn have a tag of their own ("g")
+SENT_BY_PROCESS = 0x80    # a host signal's byte: sent by a host process, not the terminal
 EXIT_DIVERGED = 124       # the replay asked for something the log does not have next
 
 INPUT_KINDS = ("read", "pread", "ready", "mmap", "readdir", "random", "sock")
@@ -203,11 +210,14 @@ class Recorder:
     # system calls then. Both come after the S record of the turn they follow or
     # cut, and a turn's system calls log nothing of their own as a rule, so the
     # tag tells a replay before which turn, the count at which system call.
-    def host_signal(self, sig: int, at_turn: bool = False, nsyscalls: int = 0) -> None:
+    def host_signal(self, sig: int, by_process: bool = False, at_turn: bool = False,
+                    nsyscalls: int = 0) -> None:
+        assert 0 < sig < SENT_BY_PROCESS, sig
+        b = bytes((sig | (SENT_BY_PROCESS if by_process else 0),))
         if at_turn:
-            self._buf += b"g" + bytes((sig & 0xFF,))
+            self._buf += b"g" + b
         else:
-            self._buf += b"G" + bytes((sig & 0xFF,)) + _U64.pack(nsyscalls)
+            self._buf += b"G" + b + _U64.pack(nsyscalls)
 
     # host inputs (syscalls/hostinput.py)
     def input(self, kind: str, fn: Callable[[], Any]) -> Any:
@@ -287,9 +297,11 @@ class Replayer:
             self.header = None
         if not isinstance(self.header, dict) or self.header.get("format") != FORMAT:
             raise LogError(f"{path} is not an nbemu record log")
-        if self.header.get("version") != VERSION:
-            raise LogError(f"{path} is a version {self.header.get('version')} log; "
-                           f"this nbemu replays version {VERSION}")
+        version = self.header.get("version")
+        if version not in REPLAYS:
+            raise LogError(f"{path} is a version {version} log; this nbemu replays "
+                           f"versions {', '.join(map(str, REPLAYS))}")
+        self._by_process = version >= 3      # host signals say who sent them
         self._buf = memoryview(data)[nl + 1:]
         self._pos = 0
         self._nrec = 0
@@ -366,8 +378,9 @@ class Replayer:
     def clock(self, tag: int, wanted: str) -> int:
         return self._read(_I64, self._next(tag, wanted))[0]
 
-    # signals from the host: the recorded run posted them at this point
-    def host_signals(self, at_turn: bool = False, nsyscalls: int = 0) -> list[int]:
+    # signals from the host: the recorded run posted them at this point, as
+    # (NetBSD signal, sent by a host process)
+    def host_signals(self, at_turn: bool = False, nsyscalls: int = 0) -> list[tuple[int, bool]]:
         sigs = []
         buf = self._buf
         tag = ord("g") if at_turn else ord("G")
@@ -376,7 +389,10 @@ class Replayer:
                     and _U64.unpack_from(buf, self._pos + 2)[0] != nsyscalls:
                 break                   # posted at a later system call's end
             pos = self._next(tag, "a signal from the host")
-            sigs.append(self._read(_U8, pos)[0])
+            b = self._read(_U8, pos)[0]
+            # (a version 2 log: every signal as the terminal's, as it was posted)
+            by_process = self._by_process and bool(b & SENT_BY_PROCESS)
+            sigs.append((b & ~SENT_BY_PROCESS if self._by_process else b, by_process))
             if not at_turn:
                 self._read(_U64, self._pos)
         return sigs

@@ -1,5 +1,6 @@
 """LWP life cycle (NetBSD's kern_lwp.c): lwp_create, lwp_start, lwp_exit,
-lwp_free, lwp_wait, lwp_suspend / lwp_continue, and the lwpctl block.
+lwp_free, lwp_wait, lwp_suspend / lwp_continue, lwp_unstop, and the lwpctl
+block.
 
 Overview
 --------
@@ -31,8 +32,9 @@ State transitions (lwp.py _LEGAL checks each one in Lwp.set_stat)
               LSSUSPENDED (on the way to user mode: userret), LSZOMB (lwp_exit)
   LSSLEEP  -> LSRUN (sleepq_remove: wakeup, timeout, signal, unpark), LSSTOP,
               LSSUSPENDED
-  LSSTOP   -> LSRUN (SIGCONT), LSSLEEP (a stopped sleeper continues asleep),
-              LSSUSPENDED
+  LSSTOP   -> LSRUN (SIGCONT, a tracer's resume, of the process or of this
+              LWP alone: lwp_unstop), LSSLEEP (a stopped sleeper continues
+              asleep), LSSUSPENDED
   LSSUSPENDED -> LSRUN (lwp_continue), LSSTOP
   LSZOMB   -> (lwp_free removes it from p_lwps)
 A request to another LWP (suspend, exit, a signal) is a flag (LW_WSUSPEND,
@@ -67,10 +69,10 @@ from . import upcall
 from .errno import Errno
 from .host_mem import HostChunk, host_view
 from .kern_resource import RLIMIT_NTHR, proc_addrtime
-from .kern_sig import proc_stopping
+from .kern_sig import proc_stopping, unstop_lwp
 from .kern_sleepq import sleep_syncobj, sleepq_block, sleepq_enqueue, sleepq_remove, sleepq_wake
 from .lwp import (LPR_DETACHED, LSIDL, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
-                  LWP_DETACHED, Lwp, LwpFlag, Proc)
+                  LWP_DETACHED, PS_STOPPING, SACTIVE, Lwp, LwpFlag, Proc)
 from .uvm_mmap import map_kernel_page
 
 if TYPE_CHECKING:
@@ -414,6 +416,25 @@ LWPCTL_CPU_NONE = -1
 LWPCTL_CPU_EXITED = -2
 LWPCTL_SIZE = 8        # lwpctl_t: int lc_curcpu; int lc_pctr
 _LWPCTL = struct.Struct("<ii")
+
+
+def lwp_unstop(l: Lwp) -> None:
+    """Restart the stopped LWP l alone (lwp_unstop): a tracer's resume of one
+    LWP (sys_ptrace.py, data = -lid). Its process is active again and its stop
+    no longer waits to be reported (p_waited); the other LWPs stay stopped
+    until the process is continued, or a signal to one restarts it
+    (kern_sig.sigpost). An LWP that is not stopped (suspended meanwhile) is
+    left as it is, and so is its process, stopped: NetBSD returns early too.
+    (NetBSD also restarts an interruptible sleeper when the tracer gave a
+    signal; a resume of one LWP never gives one: ptrace_sendsig's p_xsig is 0.)"""
+    p = l.l_proc
+    assert not l.l_flag & LwpFlag.LW_DBGSUSPEND, l     # the caller's EDEADLK
+    if l.l_stat != LSSTOP:
+        return
+    p.p_stat = SACTIVE
+    p.p_sflag &= ~PS_STOPPING
+    p.p_nstopchild = 0
+    unstop_lwp(l)
 
 
 def lwpctl_write(l: Lwp, cpu: int) -> None:

@@ -231,6 +231,16 @@ def sigpost(t: Lwp, action: int, prop: int, sig: int) -> bool:
     if action == SIG_DFL and prop & SigProp.SA_KILL:
         sigexit(t, sig)
         return True
+    if (t.l_stat == LSSTOP and not proc_stopping(p) and not prop & SigProp.SA_STOP
+            and not t.l_flag & LwpFlag.LW_DBGSUSPEND
+            and (t.l_wchan is None or t.l_flag & LW_SINTR or prop & SigProp.SA_CONT)):
+        # sigpost's LSSTOP case: the LWP runs to take the signal. Only an LWP
+        # that a tracer left stopped when it resumed another (kern_lwp's
+        # lwp_unstop) is stopped in a running process; it stops the process
+        # again at its userret (issignal). In a stopped process NetBSD lets it
+        # run too, but only to its userret, where it stops at once: nothing
+        # anyone sees, so nbemu leaves it stopped there.
+        unstop_lwp(t)
     st = t.l_stat
     if st == LSRUN or st == LSONPROC:
         return True
@@ -487,7 +497,6 @@ def proc_unstop(p: Proc, continued: bool = True) -> None:
     """SIGCONT: every stopped LWP runs again, or goes back to sleep if its sleep
     has not ended meanwhile. A tracer's resume (continued=False) is no
     SIGCONT: the parent hears of no CLD_CONTINUED."""
-    k = p.k
     was_stopped = p.p_stat == SSTOP
     p.p_stat = SACTIVE
     p.p_sflag = p.p_sflag & ~PS_STOPPING
@@ -498,18 +507,29 @@ def proc_unstop(p: Proc, continued: bool = True) -> None:
         child_notify(p, CLD_CONTINUED)
     for t in list(p.p_lwps.values()):
         if t.l_stat == LSSTOP and not t.l_flag & LwpFlag.LW_DBGSUSPEND:   # PT_SUSPEND
-            p.p_nrlwps += 1
-            k.event("continue", t)
-            if t.l_wchan is not None:
-                t.set_stat(LSSLEEP)
-                # An unpark that came while it was stopped (lwp_unpark only
-                # wakes LSSLEEP parkers) must not be lost.
-                if t.l_flag & LwpFlag.LW_UNPARKED and t.l_syncobj is lwp_park_syncobj:
-                    t.l_flag &= ~LwpFlag.LW_UNPARKED
-                    sleepq_remove(k, t, 0)
-            else:
-                t.l_flag |= LW_PENDSIG
-                k.setrunnable(t)
+            unstop_lwp(t)
+
+
+def unstop_lwp(t: Lwp) -> None:
+    """The stopped LWP t runs again, or goes back to sleep if its sleep has not
+    ended meanwhile: proc_unstop's step for each LWP, which kern_lwp.lwp_unstop
+    and sigpost share (NetBSD writes it out in each). The caller has checked
+    that t is LSSTOP and did what its process needs."""
+    p = t.l_proc
+    k = p.k
+    assert t.l_stat == LSSTOP, t
+    p.p_nrlwps += 1
+    k.event("continue", t)
+    if t.l_wchan is not None:
+        t.set_stat(LSSLEEP)
+        # An unpark that came while it was stopped (lwp_unpark only
+        # wakes LSSLEEP parkers) must not be lost.
+        if t.l_flag & LwpFlag.LW_UNPARKED and t.l_syncobj is lwp_park_syncobj:
+            t.l_flag &= ~LwpFlag.LW_UNPARKED
+            sleepq_remove(k, t, 0)
+    else:
+        t.l_flag |= LW_PENDSIG
+        k.setrunnable(t)
 
 
 # -- delivery -------------------------------------------------------------------------

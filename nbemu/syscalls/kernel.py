@@ -43,7 +43,8 @@ EJUSTRETURN = int(KernErrno.EJUSTRETURN)
 ERESTART = int(KernErrno.ERESTART)
 RR_TICKS = 4             # ticks an LWP keeps its CPU while others queue there
 DET_SLICE_BLOCKS = (2_000, 20_000)   # --deterministic: translated blocks per turn (seeded)
-# host signals delivered to the first process's group (Kernel.post_host_signals)
+# host signals delivered to the first process's group when the terminal sent them
+# (Kernel.post_host_signals)
 TTY_GROUP_SIGNALS = frozenset({Sig.SIGINT, Sig.SIGQUIT, Sig.SIGHUP, Sig.SIGWINCH})
 
 
@@ -116,7 +117,8 @@ class Kernel:
         # Signals sent to nbemu by the host (emu/hostsig.py), posted to the process
         # at the next delivery point (post_host_signals); hostsig_log: the
         # record/replay log that records or replays those posts.
-        self.host_sigs: list[int] = []
+        # (NetBSD signal, sent by a host process: kill(2) rather than the terminal)
+        self.host_sigs: list[tuple[int, bool]] = []
         self.hostsig_check = False
         self.hostsig_log: Any = None
         self.nlwps_created = 0
@@ -433,14 +435,17 @@ class Kernel:
             self.userret(l)
 
     # -- signals from the host -------------------------------------------------------
-    # Sent to nbemu by its terminal (Ctrl-C, Ctrl-\, a resize, a hang-up) or by the
-    # host shell's job control (killpg to the job nbemu is), these reach every process
-    # of that job natively: here, the guest processes in the first process's group
-    # (a shell's asynchronous jobs ignore SIGINT/SIGQUIT, as POSIX has them do). Others
-    # (SIGTERM, SIGUSR1/2) are usually a kill(2) of nbemu's pid: the first process.
-    def host_signal(self, sig: int) -> None:
-        """Queue NetBSD signal sig, sent to nbemu by the host, for the process."""
-        self.host_sigs.append(sig)
+    # Sent to nbemu by its terminal (Ctrl-C, Ctrl-\, a resize, a hang-up), these
+    # reach every process of the foreground job natively: here, the guest processes
+    # in the first process's group (a shell's asynchronous jobs ignore SIGINT/SIGQUIT,
+    # as POSIX has them do). Sent by a host process (kill(2) of nbemu's pid: the
+    # host tells them apart, emu/hostsig.py), any signal reaches the first process
+    # only, as a kill(2) of one pid does. (A host shell's killpg of nbemu's job is a
+    # kill(2) too: the first process.)
+    def host_signal(self, sig: int, by_process: bool = False) -> None:
+        """Queue NetBSD signal sig, sent to nbemu by the host (by_process: by a
+        host process, not by the terminal), for the guest."""
+        self.host_sigs.append((sig, by_process))
         self.hostsig_check = True
 
     def post_host_signals(self, at_turn: bool = False) -> None:
@@ -455,14 +460,14 @@ class Kernel:
             sigs, self.host_sigs = self.host_sigs, []
             self.hostsig_check = False
             if log is not None:
-                for sig in sigs:
-                    log.host_signal(sig, at_turn, self.nsyscalls)
+                for sig, by_process in sigs:
+                    log.host_signal(sig, by_process, at_turn, self.nsyscalls)
         p = self.proc
         if p is not None and not p.p_exiting:
-            for sig in sigs:
-                if sig in TTY_GROUP_SIGNALS:
-                    # what a terminal (or the shell's job control) sends goes
-                    # to nbemu's whole job: the first process's group
+            for sig, by_process in sigs:
+                if sig in TTY_GROUP_SIGNALS and not by_process:
+                    # what the terminal sends goes to nbemu's whole job: the
+                    # first process's group
                     pgsignal(self, proc_pgid(p), sig)
                 else:
                     psignal(p, sig)
@@ -470,7 +475,7 @@ class Kernel:
             # the first process is gone and others run on (emu/survivors.py):
             # what is sent to nbemu now is sent to each of them
             for q in self.live_procs():
-                for sig in sigs:
+                for sig, _ in sigs:
                     psignal(q, sig)
 
     def live_procs(self) -> list[Proc]:

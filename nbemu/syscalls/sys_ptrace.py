@@ -36,8 +36,22 @@ PT_GETDBREGS (x86: no debug register is ever set) and PT_SETDBREGS (EPERM
 unless root, as security.models.extensions.user_set_dbregs = 0). A request the
 port does not define is EINVAL, as in NetBSD. Not modelled (EINVAL after the
 permission checks): PT_DUMPCORE, x86's PT_GETXSTATE/SETXSTATE and
-PT_GETXMMREGS/SETXMMREGS, and PT_SETDBREGS by root. A resume of one LWP
-(data < 0) resumes the whole process here (NetBSD: lwp_unstop of that LWP).
+PT_GETXMMREGS/SETXMMREGS, and PT_SETDBREGS by root.
+
+A resume of one LWP (PT_CONTINUE, PT_SYSCALL or PT_STEP with data = -lid, and
+PT_STEP with data = lid: NetBSD's code treats both alike, though its comment
+says the other LWPs run on a positive one) takes no signal and restarts that
+LWP alone (ptrace_sendsig with resume_all = 0: kern_lwp.lwp_unstop, read at
+kern_lwp.c rev 1.250). The process is active again while its other LWPs stay
+stopped; the next stop, of the resumed LWP or of one a signal restarts
+(kern_sig.sigpost's LSSTOP case, read at kern_sig.c rev 1.320), stops the
+process again and the tracer sees it with wait. A resume of every LWP
+(proc_unstop) restarts those left stopped. Where nbemu may differ: a signal
+to the process while one LWP runs goes to the running LWP here (the order of
+kern_sig._post_order), where NetBSD's sigpost walks p_lwps newest first and
+may restart a stopped LWP to take it; and these facts come from the revisions
+above, not from NetBSD 10's sources, where ptrace_sendsig and sigpost were
+not read.
 PT_SET_SIGINFO for another LWP of a one-LWP process names that LWP (NetBSD
 keeps the lid as given). A child traced by another process than its parent
 is the tracer's child meanwhile; its parent's wait for it waits (kern_exit.py
@@ -50,6 +64,7 @@ from types import GeneratorType
 from typing import Any, Generator
 
 from .errno import Errno, KernErrno
+from .kern_lwp import lwp_unstop
 from .kern_proc import pfind, proc_reparent
 from .kern_prot import kauth_suser, proc_cred
 from .kern_sig import (child_notify, eventswitch, kpsignal2, mask_of, proc_unstop,
@@ -158,17 +173,21 @@ def ptrace_update_lwp(t: Proc, lt: Lwp, lid: int) -> Lwp | int:
     return Errno.ESRCH if l is None else l
 
 
-def ptrace_sendsig(t: Proc, signo: int) -> None:
-    """Resume stopped t to take signo (0: none), or post signo to a running t
-    (ptrace_sendsig). A stop signal keeps it stopped and is reported again."""
+def ptrace_sendsig(t: Proc, lt: Lwp, signo: int, resume_all: bool = True) -> None:
+    """Resume stopped t to take signo (0: none): every LWP, or lt alone when
+    not resume_all (lwp_unstop: the others stay stopped); or post signo to a
+    running t (ptrace_sendsig). A stop signal keeps it stopped and is reported
+    again."""
     if t.p_stat == SSTOP:
         t.p_ptrace_sig = signo
         if signo and SIGPROP[signo] & SigProp.SA_STOP:
             t.p_xstopsig = signo
             t.p_nstopchild = 1
             child_notify(t, CLD_TRAPPED)
-        else:
+        elif resume_all:
             proc_unstop(t, continued=False)
+        else:
+            lwp_unstop(lt)
         return
     if signo:
         kpsignal2(t, Ksiginfo.noinfo(signo))
@@ -203,7 +222,8 @@ def _continue(req: int, t: Proc, lt: Lwp, addr: int, data: int, md: str | None) 
     else:
         tmp = -tmp
     resume_all = True
-    if tmp > 0:                           # one LWP: step it (others run) / resume it
+    if tmp > 0:                           # one LWP (NetBSD's code: for PT_STEP with
+        # data > 0 too, though its comment says the others run)
         if req == PT_DETACH:
             return Errno.EINVAL
         x = lwp_find(t, tmp)
@@ -234,7 +254,7 @@ def _continue(req: int, t: Proc, lt: Lwp, addr: int, data: int, md: str | None) 
             x.l_pflag = (x.l_pflag | LP_SSTEP) if on else (x.l_pflag & ~LP_SSTEP)
     if req == PT_DETACH:
         _detach(t)
-    ptrace_sendsig(t, signo)
+    ptrace_sendsig(t, lt, signo, resume_all)
     return 0
 
 
@@ -528,14 +548,14 @@ def do_ptrace(l: Lwp, req: int, pid: int, addr: int, data: int, retval: list[int
         kpsignal2(t, Ksiginfo.noinfo(Sig.SIGKILL))
         return 0
     if req == PT_STOP:
-        ptrace_sendsig(t, Sig.SIGSTOP)
+        ptrace_sendsig(t, lt, Sig.SIGSTOP)
         return 0
     if req == PT_ATTACH:
         t.p_slflag |= PSL_TRACED          # proc_changeparent
         t.p_opptr = t.p_pptr
         if t.p_pptr is not p:
             proc_reparent(t, p)
-        ptrace_sendsig(t, Sig.SIGSTOP)
+        ptrace_sendsig(t, lt, Sig.SIGSTOP)
         return 0
     if req in (PT_READ_I, PT_READ_D):
         got = _io(t, PIOD_READ_D, addr, 4)

@@ -67,6 +67,10 @@ class NativeHook:
         self.fc_host = ctypes.c_uint64.in_dll(lib, "nb_fc_host")
         self.fc_mono_off = ctypes.c_int64.in_dll(lib, "nb_fc_mono_off")
         self.fc_count = ctypes.c_uint64.in_dll(lib, "nb_fc_count")
+        # who sent a host signal (emu/hostsig.py)
+        lib.nb_sigorigin_wrap.argtypes = [ctypes.c_int]
+        lib.nb_sigorigin_take.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint32)]
+        lib.nb_sigorigin_take.restype = None
 
 
 _loaded: NativeHook | None = None

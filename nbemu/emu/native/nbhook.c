@@ -14,8 +14,12 @@
  *  - fast mode: a ticker thread sets nb_preempt every slice (host time);
  *  - deterministic mode: nb_budget counts blocks down to zero (guest work).
  * nb_blocks counts executed blocks: the deterministic mode's virtual clock.
+ *
+ * Beside it: the system-call trap glue, the clock_gettime fast path, the
+ * interrupt trap glue, and who sent a host signal (the end of this file).
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -260,4 +264,65 @@ void nb_intr_hook(void *uc, uint32_t intno, void *user)
         nb_stop_after = 0;
         g_stop(uc);
     }
+}
+
+/*
+ * Who sent a host signal (emu/hostsig.py). Python's signal handlers get no
+ * siginfo, and the kernel must tell a terminal's Ctrl-C (which reaches the
+ * whole foreground job) from a kill(2) of nbemu's pid (which reaches one
+ * process). Linux says which in si_code: the kernel's own signals (the tty
+ * driver's SIGINT/SIGQUIT/SIGWINCH, a hang-up's SIGHUP) have si_code > 0
+ * (SI_KERNEL), a process's have si_code <= 0 (SI_USER from kill, SI_QUEUE,
+ * SI_TKILL, ...). nb_sigorigin_wrap puts this SA_SIGINFO handler in front of
+ * the handler Python installed for a signal: it counts each arrival by sender,
+ * then calls Python's (which only notes the signal: async-signal-safe, as this
+ * is). Python's handler, run later on the main thread, takes the counts.
+ */
+#define NB_NSIG 65
+static void (*g_py_handler[NB_NSIG])(int);
+static volatile uint32_t g_by_kernel[NB_NSIG], g_by_process[NB_NSIG];
+
+static void sig_origin(int sig, siginfo_t *si, void *ctx)
+{
+    (void)ctx;
+    if (sig <= 0 || sig >= NB_NSIG)
+        return;
+    if (si != 0 && si->si_code > 0)
+        __atomic_add_fetch(&g_by_kernel[sig], 1, __ATOMIC_SEQ_CST);
+    else
+        __atomic_add_fetch(&g_by_process[sig], 1, __ATOMIC_SEQ_CST);
+    if (g_py_handler[sig] != 0)
+        g_py_handler[sig](sig);
+}
+
+/* Count sig's senders in front of its current (Python's) handler: 0, or -1
+ * when sig has no plain handler to wrap (SIG_DFL, SIG_IGN, an SA_SIGINFO one). */
+int nb_sigorigin_wrap(int sig)
+{
+    struct sigaction cur, sa;
+
+    if (sig <= 0 || sig >= NB_NSIG || sigaction(sig, 0, &cur) != 0)
+        return -1;
+    if (cur.sa_flags & SA_SIGINFO)
+        return cur.sa_sigaction == sig_origin ? 0 : -1;
+    if (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN)
+        return -1;
+    g_py_handler[sig] = cur.sa_handler;
+    __atomic_store_n(&g_by_kernel[sig], 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_by_process[sig], 0, __ATOMIC_SEQ_CST);
+    sa = cur;
+    sa.sa_sigaction = sig_origin;
+    sa.sa_flags = cur.sa_flags | SA_SIGINFO;
+    return sigaction(sig, &sa, 0);
+}
+
+/* The arrivals of sig since the last call: out[0] sent by the kernel, out[1]
+ * by processes. */
+void nb_sigorigin_take(int sig, uint32_t *out)
+{
+    out[0] = out[1] = 0;
+    if (sig <= 0 || sig >= NB_NSIG)
+        return;
+    out[0] = __atomic_exchange_n(&g_by_kernel[sig], 0, __ATOMIC_SEQ_CST);
+    out[1] = __atomic_exchange_n(&g_by_process[sig], 0, __ATOMIC_SEQ_CST);
 }

@@ -154,8 +154,8 @@ def rows(quick: bool = False, arches: tuple[str, ...] = ARCHES,
         for w in workloads:
             args = [w, scale]
             what = f"real code `{w}` ({abi}), CPU s"
-            if engine == "patched":
-                what += ", patched engine (make setup)"
+            what += (", patched engine (make setup)" if engine == "patched"
+                     else ", PyPI's engine (NBEMU_ENGINE=stock)")
             try:
                 t_nb, o_nb = _best(lambda: nbemu(nb_prog, args, engine=engine), reps)
                 t_det = o_det = None

@@ -200,8 +200,10 @@ class HostSignals:
         if m._hook_installed:
             nat.preempt.value = 1              # the block hook stops at the next block
             return
-        if m._async_stop:
-            uclib.uc_emu_stop(m.uch)           # exact on the patched engine (machine.py)
+        if m._async_stop and (m.catches_host_signal or nat.armed.value):
+            # where the block hook would be installed on PyPI's engine: a
+            # handler may take it, or other LWPs wait; exact on this engine
+            uclib.uc_emu_stop(m.uch)
             return
         sigs = self._unposted + [sig for sig, _ in self.k.host_sigs]
         if any(self._kills(m, s) for s in sigs):

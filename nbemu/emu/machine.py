@@ -97,6 +97,7 @@ class Machine:
         self._never_pc = _c_uint64((1 << 8 * abi.word_size) - 1)   # uc_emu_start's `until`
         self.native = native.load()
         self.hook_wanted = False                # install the block hook at the next turn
+        self.catches_host_signal = False        # a handler for a forwarded signal exists
         # async uc_emu_stop() is exact on this engine (see the module's docstring)
         self.async_exact = self.native is not None and engine_lib.patched()
         self.loaded: Lwp | None = None          # whose registers the engine holds
@@ -549,9 +550,12 @@ class Machine:
         next turn (not inside this trap: flushing translated blocks there is
         unsafe) and end this one."""
         from .hostsig import FORWARDED
+        if sig not in FORWARDED.values():
+            return
+        self.catches_host_signal = True
         if self._async_stop:
             return                      # the watchdog stops the engine asynchronously
-        if not self._hook_installed and not self.hook_wanted and sig in FORWARDED.values():
+        if not self._hook_installed and not self.hook_wanted:
             self.hook_wanted = True
             self.request_stop()
 

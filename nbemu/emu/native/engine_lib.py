@@ -7,7 +7,7 @@ nbemu/emu/engine.py): on memory-heavy C code Unicorn 2.1.4 itself is the floor
 (nbemu runs at 0.9-1.1x a bare engine), 4-8x qemu-user, because every guest
 store takes the soft-MMU slow path, a helper call follows every load and
 store, and the TLB stays at 256 entries. The patch (~70 lines; two of its
-four changes are upstream's after 2.1.4) lifts that to 1.2-2x qemu-user.
+four changes are upstream's after 2.1.4) lifts that to 1.3-2.4x qemu-user (2026-12-07).
 
 select() must run before anything imports unicorn (nbemu/__init__.py calls it):
 the Python binding loads the library that LIBUNICORN_PATH names first, and

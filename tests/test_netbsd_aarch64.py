@@ -26,6 +26,7 @@ from nbemu.guest.elf import parse
 from tests.guest import run_nbemu
 from tests.test_netbsd_atf_libpthread import (RACY, RACY_DYNAMIC, SLOW, SLOW_DETERMINISTIC,
                                               Progs, _all, build_progs, run_atf)
+from tests.test_netbsd_atf_libpthread import _check as _check_verdicts
 from tests.test_netbsd_atf_libpthread import test_libpthread_atf_under_kyua as _under_kyua
 from tests.test_netbsd_dynamic import (DLOPEN_OUT, GUEST_DIR, HELLO_OUT, _dynamic, _prog,
                                        userland)
@@ -164,10 +165,7 @@ def test_aarch64_programs_are_aarch64(progs: Progs) -> None:
 
 def _check(verdicts: dict[str, str], wanted: list[str],
            expected_fail: dict[str, str] = EXPECTED_FAIL_AARCH64) -> None:
-    assert set(verdicts) == set(wanted), set(wanted) ^ set(verdicts)
-    unexpected = {c: v for c, v in verdicts.items()
-                  if (v != "passed") != (c in expected_fail)}
-    assert not unexpected, unexpected
+    _check_verdicts(verdicts, wanted, expected_fail)
 
 
 @pytest.mark.parametrize("ncpu", [1, 4])

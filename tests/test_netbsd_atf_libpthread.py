@@ -145,10 +145,15 @@ def _all(exclude: set[str]) -> list[str]:
     return [f"{p}:{c}" for p, cs in CASES.items() for c in cs if f"{p}:{c}" not in exclude]
 
 
-def _check(verdicts: dict[str, str], wanted: list[str]) -> None:
+def _check(verdicts: dict[str, str], wanted: list[str],
+           expected_fail: dict[str, str] | None = None) -> None:
+    """Every wanted case has a verdict; it failed exactly when expected_fail
+    (default: EXPECTED_FAIL) names it."""
+    if expected_fail is None:
+        expected_fail = EXPECTED_FAIL
     assert set(verdicts) == set(wanted), set(wanted) ^ set(verdicts)
     unexpected = {c: v for c, v in verdicts.items()
-                  if (v != "passed") != (c in EXPECTED_FAIL)}
+                  if (v != "passed") != (c in expected_fail)}
     assert not unexpected, unexpected
 
 

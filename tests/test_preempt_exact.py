@@ -39,6 +39,7 @@ def _engine(n: int) -> Uc:
 
 def _run_cut(uc: Uc, nat, mode: str) -> int:
     nat.lib.nb_set_stop(ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
+    nat.engine_counts.value = 0          # the hook counts (a --deterministic machine's flag)
     h = ctypes.c_size_t()
     assert uclib.uc_hook_add(uc._uch, ctypes.byref(h), UC_HOOK_BLOCK, nat.block_hook, None,
                              ctypes.c_uint64(1), ctypes.c_uint64(0)) == 0

@@ -222,9 +222,11 @@ class Session:
         sw = " ".join(f"{ci.ci_index}:{ci.ci_nswitch}" for ci in k.cpus)
         procs = (f"{k.nprocs_created} processes (at most {k.nprocs_max} alive), "
                  if k.nprocs_created > 1 else "")
+        # --deterministic: the blocks executed are its virtual clock
+        blocks = f"{self.machine.blocks_executed()} blocks, " if self.opts.deterministic else ""
         print(f"nbemu: stats: {procs}{k.nlwps_created} LWPs created (at most {k.nlwps_max} "
               f"alive), "
-              f"{k.nsyscalls} system calls, switches per vCPU {sw}, "
+              f"{k.nsyscalls} system calls, switches per vCPU {sw}, {blocks}"
               f"{time.perf_counter() - self._t0:.2f} s", file=sys.stderr)
 
     def schedule_hash(self) -> str:

@@ -200,6 +200,9 @@ class HostSignals:
         if m._hook_installed:
             nat.preempt.value = 1              # the block hook stops at the next block
             return
+        if getattr(m, "engine_counts", False):
+            uclib.uc_emu_stop(m.uch)           # --deterministic, patched: as the hook would
+            return
         if m._async_stop and (m.catches_host_signal or nat.armed.value):
             # where the block hook would be installed on PyPI's engine: a
             # handler may take it, or other LWPs wait; exact on this engine

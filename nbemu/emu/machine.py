@@ -15,10 +15,12 @@ and re-run its first instructions (tests/test_preempt_exact.py shows both);
 on nbemu's patched engine (native/engine_lib.py) it cannot: a block is left
 early only at a fault or a hook, so there the fast mode's ticker (and the
 host-signal watchdog) stop the engine asynchronously and no block hook is
-needed (Machine._async_stop). The block hook is installed only when needed:
-a process with more than one runnable LWP or a pending timeout, on PyPI's
-engine or under --deterministic, --record/--replay or gdb (block counts,
-per-instruction stops).
+needed (Machine._async_stop); under --deterministic it counts blocks and
+ends the budget itself (Machine.engine_counts: uc_nb_count_blocks, inline at
+every block's start). The block hook is installed only when needed: a
+process with more than one runnable LWP or a pending timeout on PyPI's
+engine, --deterministic there, --record/--replay without --deterministic,
+or gdb (per-instruction stops, Ctrl-C).
 
 System calls are served inside the `syscall` instruction hook; the engine
 stops only when the kernel asks (the LWP slept, exited, yielded, or its whole
@@ -100,6 +102,10 @@ class Machine:
         self.catches_host_signal = False        # a handler for a forwarded signal exists
         # async uc_emu_stop() is exact on this engine (see the module's docstring)
         self.async_exact = self.native is not None and engine_lib.patched()
+        # --deterministic on the patched engine: the engine counts blocks and ends
+        # the budget itself (uc_nb_count_blocks), with no block hook to call
+        self.engine_counts = (deterministic and self.async_exact
+                              and hasattr(uclib, "uc_nb_count_blocks"))
         self.loaded: Lwp | None = None          # whose registers the engine holds
         self.curlwp: Lwp | None = None          # the LWP executing this turn
         self.in_hook = False
@@ -151,7 +157,9 @@ class Machine:
             nat.preempt.value = 0
             nat.armed.value = 0
             nat.budget.value = 0
+            nat.stop_at.value = 0
             nat.blocks.value = 0
+            nat.engine_counts.value = self.engine_counts
             if not deterministic:
                 nat.lib.nb_start_ticker(SLICE_NS)
         self.space = self.vmspace_new()
@@ -207,7 +215,13 @@ class Machine:
                     | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT, self._on_bad_access)
         if not intr_trap:
             uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
-        if self.deterministic:
+        if self.engine_counts:
+            nat = self.native
+            err = uclib.uc_nb_count_blocks(sp.uch, ctypes.byref(nat.blocks),
+                                           ctypes.byref(nat.stop_at))
+            if err:
+                raise UcError(err)
+        elif self.deterministic:
             self._install_block_hook(sp)
         return sp
 
@@ -486,6 +500,16 @@ class Machine:
             pc = abi.resume_address(pc, self.uc.reg_read(abi.insn_state_reg))
         self.uc.reg_write(abi.pc_reg, pc)
 
+    def _set_budget(self, budget: int) -> None:
+        """End the turn after `budget` more blocks (0: no budget): the block
+        hook counts nb_budget down; an engine that counts blocks itself stops
+        when nb_blocks reaches nb_stop_at."""
+        nat = self.native
+        if self.engine_counts:
+            nat.stop_at.value = nat.blocks.value + budget if budget > 0 else 0
+        else:
+            nat.budget.value = budget
+
     def blocks_executed(self) -> int:
         if self.native is not None:
             return self.native.blocks.value
@@ -496,6 +520,7 @@ class Machine:
         point its trap callback at this one."""
         if self._native_trap:
             nat = self.native
+            nat.engine_counts.value = self.engine_counts
             nat.lib.nb_set_trap(ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p),
                                 ctypes.cast(uclib.uc_reg_write_batch, ctypes.c_void_p),
                                 ctypes.cast(self._trap_cb, ctypes.c_void_p), self._nin,
@@ -553,7 +578,7 @@ class Machine:
         if sig not in FORWARDED.values():
             return
         self.catches_host_signal = True
-        if self._async_stop:
+        if self._async_stop or self.engine_counts:
             return                      # the watchdog stops the engine asynchronously
         if not self._hook_installed and not self.hook_wanted:
             self.hook_wanted = True
@@ -762,7 +787,7 @@ class Machine:
             self._install_block_hook()
         if self.deterministic:
             if nat is not None:
-                nat.budget.value = budget
+                self._set_budget(budget)
             else:
                 self._py_budget = budget
         elif rr is not None and rr.replaying:
@@ -786,15 +811,16 @@ class Machine:
             blocks0 = nat.blocks.value
             budget = rr.slice_begin(ci, l, blocks0)
             if budget:
-                self._install_block_hook()
-                nat.budget.value = budget
+                if not self.engine_counts:
+                    self._install_block_hook()
+                self._set_budget(budget)
         if step:
             # one instruction, whole: no preemption may end the turn before it
             self._py_budget = 0
             if nat is not None:            # (a preempt flag left from a slice before too)
                 nat.armed.value = 0
                 nat.preempt.value = 0
-                nat.budget.value = 0
+                self._set_budget(0)
         self.stop_requested = False
         self._fault = None
         self._intno = None
@@ -823,7 +849,7 @@ class Machine:
             if nat is not None:
                 nat.armed.value = 0
                 nat.async_uc.value = None
-                nat.budget.value = 0
+                self._set_budget(0)
                 if self._fc_sysno >= 0 and nat.fc_count.value:
                     k.nsyscalls += nat.fc_count.value    # served by the fast path
                     nat.fc_count.value = 0

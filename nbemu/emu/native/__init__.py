@@ -41,6 +41,8 @@ class NativeHook:
         self.armed = ctypes.c_int.in_dll(lib, "nb_armed")
         self.budget = ctypes.c_int64.in_dll(lib, "nb_budget")
         self.blocks = ctypes.c_uint64.in_dll(lib, "nb_blocks")
+        self.engine_counts = ctypes.c_int.in_dll(lib, "nb_engine_counts")
+        self.stop_at = ctypes.c_uint64.in_dll(lib, "nb_stop_at")
         self.async_uc = ctypes.c_void_p.in_dll(lib, "nb_async_uc")
         self.async_stops = ctypes.c_uint64.in_dll(lib, "nb_async_stops")
         self.block_hook = ctypes.cast(lib.nb_block_hook, ctypes.c_void_p)

@@ -14,6 +14,10 @@
  *  - fast mode: a ticker thread sets nb_preempt every slice (host time);
  *  - deterministic mode: nb_budget counts blocks down to zero (guest work).
  * nb_blocks counts executed blocks: the deterministic mode's virtual clock.
+ * On nbemu's patched engine, under --deterministic, the engine itself counts
+ * nb_blocks at every block's start, inline, and stops when it reaches
+ * nb_stop_at (uc_nb_count_blocks): nb_engine_counts is set, nb_budget unused,
+ * and the hook, when installed at all (gdb), only sees nb_preempt.
  *
  * Beside it: the system-call trap glue, the clock_gettime fast path, the
  * interrupt trap glue, and who sent a host signal (the end of this file).
@@ -31,6 +35,8 @@ volatile int nb_preempt;       /* set asynchronously by the ticker */
 volatile int nb_armed;         /* ticker sets nb_preempt only while armed */
 volatile int64_t nb_budget;    /* >0: blocks left in this slice; <=0: no budget */
 volatile uint64_t nb_blocks;   /* blocks executed since start */
+volatile int nb_engine_counts; /* the engine counts nb_blocks (nb_stop_at) */
+volatile uint64_t nb_stop_at;  /* the engine's count that ends the slice; 0: none */
 static volatile int g_ticker_run;
 static long g_tick_ns;
 
@@ -39,12 +45,16 @@ void nb_set_stop(void *fn) { g_stop = (uc_stop_fn)fn; }
 void nb_block_hook(void *uc, uint64_t addr, uint32_t size, void *user)
 {
     (void)addr; (void)size; (void)user;
-    nb_blocks++;
     if (__builtin_expect(nb_preempt, 0)) {
         nb_preempt = 0;
+        if (!nb_engine_counts)
+            nb_blocks++;
         g_stop(uc);
         return;
     }
+    if (nb_engine_counts)
+        return;
+    nb_blocks++;
     if (nb_budget > 0 && --nb_budget == 0)
         g_stop(uc);
 }

@@ -8,8 +8,9 @@ trace printer and the ENOSYS answer for calls nbemu does not implement.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
 from typing import Any, Callable
+
+from nbemu.plain import FrozenRecord
 
 from .syscalls_master import SYSCALLS
 
@@ -26,14 +27,24 @@ _UINT32 = {"u_int", "unsigned int", "unsigned", "mode_t", "uid_t", "gid_t", "u_i
 _WIDE = {"off_t", "dev_t", "quad_t", "u_quad_t", "int64_t", "uint64_t", "time_t"}
 
 
-@dataclass(frozen=True)
-class ArgSpec:
+class ArgSpec(FrozenRecord):
     ctype: str
     name: str
     bits: int          # 32 or 64 (on a 64-bit ABI)
     signed: bool
     pointer: bool
-    wide: bool = False  # 64-bit on ILP32 ABIs too (two argument words)
+    wide: bool         # 64-bit on ILP32 ABIs too (two argument words)
+    _fields = ("ctype", "name", "bits", "signed", "pointer", "wide")
+
+    def __init__(self, ctype: str, name: str, bits: int, signed: bool, pointer: bool,
+                 wide: bool = False) -> None:
+        s = object.__setattr__
+        s(self, "ctype", ctype)
+        s(self, "name", name)
+        s(self, "bits", bits)
+        s(self, "signed", signed)
+        s(self, "pointer", pointer)
+        s(self, "wide", wide)
 
 
 def arg_spec(ctype: str, name: str) -> ArgSpec:

@@ -255,3 +255,29 @@ def test_bad_gdb_port_is_one_line_saying_it_once() -> None:
     assert r.returncode == 2
     line = _one_line(r)
     assert line == "nbemu: -g 99999: expected PORT (0-65535), HOST:PORT or unix:PATH", line
+
+
+def test_start_up_imports_only_what_a_run_needs() -> None:
+    # (start-up cost, BENCHMARKS.md's start-up rows) modules that nbemu's start
+    # used to pull in and a run does not need: unicorn's loader (importlib.resources,
+    # inspect: engine_lib._import_unicorn), @dataclass (nbemu/plain.py), socket
+    # (uipc_syscalls._sockets), tempfile (vfs_mount), shutil (cli._Formatter), and
+    # the first compile() of a string (typing.ForwardRef: ~10M instructions)
+    code = ("import sys, builtins\n"
+            "seen = []\n"
+            "real = builtins.compile\n"
+            "def spy(src, name, mode, *a, **k):\n"
+            "    if mode != 'exec':         # (not a module compiled from its source)\n"
+            "        seen.append(src)\n"
+            "    return real(src, name, mode, *a, **k)\n"
+            "builtins.compile = spy\n"
+            "import nbemu.emu.cli as c, nbemu.emu.boot\n"
+            "c._parser().parse_args(['x'])\n"
+            "heavy = ('importlib.resources', 'inspect', 'dataclasses', 'socket', 'tempfile',\n"
+            "         'shutil', 'zipfile', 'ast')\n"
+            "print(sorted(m for m in heavy if m in sys.modules), seen)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=120, env={k: v for k, v in os.environ.items()
+                                         if k != "PYTHONDONTWRITEBYTECODE"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[] []", r.stdout

@@ -5,7 +5,6 @@ NetBSD 7-9 binaries (syscalls/compat_90.py, struct statvfs90) and mincore
 (tests/khelp.py), with a temporary directory as guest root. Every errno path."""
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
@@ -171,7 +170,7 @@ def test_fhstatvfs_errnos(env) -> None:
     assert err(l, "__fhstatvfs190", buf, 32, out, ST_WAIT) == Errno.EOPNOTSUPP
     assert err(l, "__fhstatvfs190", BAD, 28, out, ST_WAIT) == Errno.EFAULT
     p = l.l_proc
-    p.p_cred = dataclasses.replace(proc_cred(p), cr_euid=1000)
+    p.p_cred = proc_cred(p).replace(cr_euid=1000)
     vm.copyout(good, buf)
     assert err(l, "__fhstatvfs190", buf, 28, out, ST_WAIT) == Errno.EPERM      # root only
     assert err(l, "compat_90_fhstatvfs1", buf, 28, out, ST_WAIT) == Errno.EPERM

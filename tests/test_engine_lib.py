@@ -65,6 +65,47 @@ def test_users_libunicorn_path_wins(tmp_path):
     assert re.search(r"^engine: Unicorn \S+ \(PyPI\)$", out, re.M), out
 
 
+def _py(code: str, env: dict[str, str]) -> str:
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.mark.parametrize("engine", ["", "stock"])
+def test_the_binding_loads_without_its_heavy_imports(engine):
+    # _import_unicorn lends the binding's loader stand-ins for importlib.resources and
+    # inspect (~60M instructions of start-up); they are gone afterwards, the real
+    # modules import as usual, and the library is the one select() chose
+    out = _py("import sys, nbemu; "
+              "print(sorted(m for m in ('importlib.resources', 'inspect', 'zipfile') "
+              "if m in sys.modules)); "
+              "import inspect, importlib.resources as r; "
+              "print(inspect.ismodule(r), "
+              "r.files('unicorn').is_dir()); "
+              "from nbemu.emu.native.engine_lib import in_use; print(in_use())",
+              _env(NBEMU_ENGINE=engine) if engine else _env())
+    lines = out.splitlines()
+    assert lines[0] == "[]" and lines[1] == "True True", out
+    if engine == "stock":
+        assert lines[2].endswith("(PyPI)"), out
+    elif PATCHED is not None:
+        assert "+ nbemu patch" in lines[2], out
+
+
+def test_a_binding_that_wants_more_is_imported_its_own_way(tmp_path):
+    # a unicorn whose loader uses more of inspect than the stand-in has: the
+    # import is done again with the real modules
+    pkg = tmp_path / "unicorn"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "import inspect\nSRC = inspect.getsourcefile(inspect.getfile)\n")
+    out = _py("import sys, nbemu, unicorn, inspect; "
+              "print(unicorn.SRC == inspect.__file__, 'inspect' in sys.modules)",
+              _env(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)])))
+    assert out == "True True", out
+
+
 def test_build_refuses_a_version_without_patch(monkeypatch, capsys):
     monkeypatch.setattr(build_engine, "installed_version", lambda: "9.9.9")
     with pytest.raises(SystemExit, match=r"no nbemu patch for unicorn 9\.9\.9"):

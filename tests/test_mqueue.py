@@ -248,9 +248,8 @@ def test_unlink_wakes_waiters_and_queue_lives_until_close(kl):
 def test_unlink_permission(kl):
     k, l, buf = kl
     opened(l, buf, b"/p")
-    import dataclasses
     cred = l.l_proc.p_cred
-    l.l_proc.p_cred = dataclasses.replace(cred, cr_euid=cred.cr_euid + 1)
+    l.l_proc.p_cred = cred.replace(cr_euid=cred.cr_euid + 1)
     nva = put(l, buf + 0x800, b"/p\0")
     assert err(l, "mq_unlink", nva) == Errno.EACCES
     k.config["suser"] = True

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from nbemu.plain import ValueRecord
 from nbemu.guest.arch.base import Abi
 from nbemu.guest.elf import ElfError
 from nbemu.guest.exec_elf import exec_image, host_ids, read_program
@@ -27,27 +27,38 @@ EXIT_DEADLOCK = 125      # distinct from guest statuses 0..124 and 128+N signal 
 EXIT_INTERNAL = 70       # EX_SOFTWARE: nbemu itself failed (a bug), with a crash report
 
 
-@dataclass
-class Options:
-    ncpu: int = 4
-    memory: int = PHYSMEM             # -m SIZE: the guest's RAM, bytes (hw.physmem64)
-    deterministic: bool = False
-    seed: int = 0
-    root: str = "/"
-    strace: TextIO | None = None
-    env: dict[str, str] | None = None
-    argv0: str | None = None
-    pid: int = 100
-    sched_log: bool = False
-    stats: bool = False
-    trace: str | None = None          # --trace classes (emu/trace.py)
-    timeline: str | None = None       # --timeline FILE (emu/timeline.py)
-    gdb: str | None = None            # -g PORT | HOST:PORT | unix:PATH (emu/gdbstub.py)
-    record: str | None = None         # --record LOG (emu/record.py)
-    replay: Any = None                # --replay LOG: an opened emu/record.Replayer
-    binds: list[tuple[str, str]] = field(default_factory=list)   # --bind (host, guest)
-    survivors: str = "kill"           # processes outliving the first: emu/survivors.py
-    extra: dict = field(default_factory=dict)
+class Options(ValueRecord):
+    _fields = ("ncpu", "memory", "deterministic", "seed", "root", "strace", "env", "argv0",
+               "pid", "sched_log", "stats", "trace", "timeline", "gdb", "record", "replay",
+               "binds", "survivors", "extra")
+
+    def __init__(self, ncpu: int = 4, memory: int = PHYSMEM, deterministic: bool = False,
+                 seed: int = 0, root: str = "/", strace: TextIO | None = None,
+                 env: dict[str, str] | None = None, argv0: str | None = None, pid: int = 100,
+                 sched_log: bool = False, stats: bool = False, trace: str | None = None,
+                 timeline: str | None = None, gdb: str | None = None,
+                 record: str | None = None, replay: Any = None,
+                 binds: list[tuple[str, str]] | None = None, survivors: str = "kill",
+                 extra: dict | None = None) -> None:
+        self.ncpu = ncpu
+        self.memory = memory              # -m SIZE: the guest's RAM, bytes (hw.physmem64)
+        self.deterministic = deterministic
+        self.seed = seed
+        self.root = root
+        self.strace = strace
+        self.env = env
+        self.argv0 = argv0
+        self.pid = pid
+        self.sched_log = sched_log
+        self.stats = stats
+        self.trace = trace                # --trace classes (emu/trace.py)
+        self.timeline = timeline          # --timeline FILE (emu/timeline.py)
+        self.gdb = gdb                    # -g PORT | HOST:PORT | unix:PATH (emu/gdbstub.py)
+        self.record = record              # --record LOG (emu/record.py)
+        self.replay = replay              # --replay LOG: an opened emu/record.Replayer
+        self.binds = [] if binds is None else binds   # --bind (host, guest)
+        self.survivors = survivors        # processes outliving the first: emu/survivors.py
+        self.extra = {} if extra is None else extra
 
 
 def guest_cwd(root: str, binds: list[tuple[str, str]] = (),  # type: ignore[assignment]

@@ -67,9 +67,31 @@ background job, a daemon) run on in the background, as on NetBSD (with
 See README.md (and docs/DESIGN.md) for more."""
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, its width found as shutil.get_terminal_size() finds the
+    columns, without importing shutil (and with it bz2, lzma, fnmatch: ~6M
+    instructions of every start, callgrind): argparse makes a formatter at every
+    add_argument(), and HelpFormatter imports shutil when it is given no width."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            try:
+                width = int(os.environ["COLUMNS"])
+            except (KeyError, ValueError):
+                width = 0
+            if width <= 0:
+                try:
+                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns
+                except (AttributeError, ValueError, OSError):
+                    width = 0
+            width = (width or 80) - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="nbemu", usage=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="nbemu", usage=USAGE, formatter_class=_Formatter,
         description="Run an unmodified NetBSD program on Linux: "
                     "NetBSD/amd64, NetBSD/aarch64,\nNetBSD/i386 or NetBSD/earmv7hf "
                     "(32-bit ARM, hard float); NetBSD 10.1's system calls.",
@@ -152,6 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         import importlib
         return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    # Start-up: no collections while nbemu's modules load (they make only
+    # long-lived objects), and those are frozen out of every later collection.
+    gc.disable()
+    try:
+        return _main(argv)
+    finally:
+        gc.enable()
+
+
+def _main(argv: list[str]) -> int:
     ap = _parser()
     # `--strace` takes its FILE only as `--strace=FILE`, so that a bare
     # `--strace PROGRAM` never swallows the program.
@@ -201,9 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     except EnvError as e:
         print(f"nbemu: {e}", file=sys.stderr)
         return 2
-    # Start-up: no collections while nbemu's modules load (they make only
-    # long-lived objects), and those are frozen out of every later collection.
-    gc.disable()
     from .boot import Options, run_program
     gc.freeze()
     gc.enable()

@@ -11,9 +11,11 @@ bytes or a read-only mmap of the file: nothing here reads past its end.
 """
 from __future__ import annotations
 
+import mmap
 import struct
-from dataclasses import dataclass, field
 from typing import Union
+
+from nbemu.plain import ValueRecord
 
 PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_PHDR, PT_TLS = 1, 2, 3, 4, 6, 7
 PF_X, PF_W, PF_R = 1, 2, 4
@@ -25,7 +27,7 @@ ELF_MAXSHNUM = 32768        # exec_elf.c: more section headers is ENOEXEC
 ELF_MAXNOTESIZE = 1024      # exec_elf.c: larger PT_NOTE segments are not scanned
 MAXPATHLEN = 1024           # sys/param.h: PT_INTERP's limit
 
-Buffer = Union[bytes, bytearray, memoryview, "mmap.mmap"]  # noqa: F821
+Buffer = Union[bytes, bytearray, memoryview, mmap.mmap]
 
 
 class ElfError(Exception):
@@ -36,31 +38,40 @@ class ElfError(Exception):
         self.code = code
 
 
-@dataclass
-class Phdr:
-    p_type: int
-    p_flags: int
-    p_offset: int
-    p_vaddr: int
-    p_filesz: int
-    p_memsz: int
-    p_align: int
+class Phdr(ValueRecord):
+    _fields = ("p_type", "p_flags", "p_offset", "p_vaddr", "p_filesz", "p_memsz", "p_align")
+
+    def __init__(self, p_type: int, p_flags: int, p_offset: int, p_vaddr: int, p_filesz: int,
+                 p_memsz: int, p_align: int) -> None:
+        self.p_type = p_type
+        self.p_flags = p_flags
+        self.p_offset = p_offset
+        self.p_vaddr = p_vaddr
+        self.p_filesz = p_filesz
+        self.p_memsz = p_memsz
+        self.p_align = p_align
 
 
-@dataclass
-class ElfImage:
-    data: Buffer
-    elf_class: int          # 32 or 64
-    little: bool
-    osabi: int
-    e_type: int
-    e_machine: int
-    e_entry: int
-    e_phoff: int
-    e_phentsize: int
-    phdrs: list[Phdr] = field(default_factory=list)
-    netbsd_version: int | None = None
-    interp: str | None = None
+class ElfImage(ValueRecord):
+    _fields = ("data", "elf_class", "little", "osabi", "e_type", "e_machine", "e_entry",
+               "e_phoff", "e_phentsize", "phdrs", "netbsd_version", "interp")
+
+    def __init__(self, data: Buffer, elf_class: int, little: bool, osabi: int, e_type: int,
+                 e_machine: int, e_entry: int, e_phoff: int, e_phentsize: int,
+                 phdrs: list[Phdr] | None = None, netbsd_version: int | None = None,
+                 interp: str | None = None) -> None:
+        self.data = data
+        self.elf_class = elf_class      # 32 or 64
+        self.little = little
+        self.osabi = osabi
+        self.e_type = e_type
+        self.e_machine = e_machine
+        self.e_entry = e_entry
+        self.e_phoff = e_phoff
+        self.e_phentsize = e_phentsize
+        self.phdrs = [] if phdrs is None else phdrs
+        self.netbsd_version = netbsd_version
+        self.interp = interp
 
     @property
     def is_netbsd(self) -> bool:

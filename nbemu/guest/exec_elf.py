@@ -15,8 +15,9 @@ import mmap
 import os
 import stat
 import struct
-from dataclasses import dataclass
 from typing import Any
+
+from nbemu.plain import ValueRecord
 
 from nbemu.syscalls.uvm_map import PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, VmMap
 
@@ -33,16 +34,20 @@ AT_SUN_EXECNAME = 2014       # NetBSD's name for the executable's path (Linux: A
 MAXTSIZ = {"amd64": 256 << 20, "i386": 256 << 20, "aarch64": 1 << 30, "earmv7hf": 128 << 20}
 
 
-@dataclass
-class ExecResult:
-    entry: int
-    sp: int
-    ps_strings: int
-    regs: dict[int, int]
-    image: ElfImage
-    abi: archmod.Abi
-    interp_base: int = 0          # AT_BASE: where the interpreter was loaded (0: none)
-    prog_bias: int = 0            # where an ET_DYN program was placed (0: ET_EXEC)
+class ExecResult(ValueRecord):
+    _fields = ("entry", "sp", "ps_strings", "regs", "image", "abi", "interp_base", "prog_bias")
+
+    def __init__(self, entry: int, sp: int, ps_strings: int, regs: dict[int, int],
+                 image: ElfImage, abi: archmod.Abi, interp_base: int = 0,
+                 prog_bias: int = 0) -> None:
+        self.entry = entry
+        self.sp = sp
+        self.ps_strings = ps_strings
+        self.regs = regs
+        self.image = image
+        self.abi = abi
+        self.interp_base = interp_base    # AT_BASE: where the interpreter was loaded (0: none)
+        self.prog_bias = prog_bias        # where an ET_DYN program was placed (0: ET_EXEC)
 
 
 def open_exec(path: str) -> Buffer:

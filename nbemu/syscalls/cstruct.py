@@ -40,9 +40,6 @@ _WORD: dict[str, bool] = {  # name -> signed
     "uintptr_t": False, "ptr": False,
 }
 
-Member = tuple[Union[str, "CStruct"], str] | tuple[Union[str, "CStruct"], str, int]
-
-
 class Layout(struct.Struct):
     """A struct.Struct with the C alignment of the structure it lays out and the
     word size of the data model it was laid out for."""
@@ -104,6 +101,11 @@ class CStruct:
         if tail:
             out.append(f"{tail}x")
         return "".join(out), off + tail, align, offs
+
+
+# (after CStruct: a name in quotes in an alias is a typing.ForwardRef, which
+# compile()s it at import, and the first compile() of a process costs ~10M instructions)
+Member = tuple[Union[str, CStruct], str] | tuple[Union[str, CStruct], str, int]
 
 
 def _scalar(t: str, ws: int, a64: int) -> tuple[str, int, int]:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import os
 import stat as host_stat
 import struct
-from typing import TYPE_CHECKING, Any, Generator, NamedTuple
+from collections import namedtuple
+from typing import TYPE_CHECKING, Any, Generator
 
 from . import upcall
 from .cstruct import FLOCK, STAT
@@ -126,24 +127,16 @@ assert (host_stat.S_IFIFO, host_stat.S_IFCHR, host_stat.S_IFDIR, host_stat.S_IFB
         S_IFIFO, S_IFCHR, S_IFDIR, S_IFBLK, S_IFREG, S_IFLNK, S_IFSOCK)
 
 
-class NbStat(NamedTuple):
-    """NetBSD's struct stat, field for field (times in nanoseconds)."""
-    st_dev: int = 0
-    st_mode: int = 0
-    st_ino: int = 0
-    st_nlink: int = 0
-    st_uid: int = 0
-    st_gid: int = 0
-    st_rdev: int = 0
-    st_atime_ns: int = 0
-    st_mtime_ns: int = 0
-    st_ctime_ns: int = 0
-    st_birthtime_ns: int = 0
-    st_size: int = 0
-    st_blocks: int = 0
-    st_blksize: int = 0
-    st_flags: int = 0
-    st_gen: int = 0
+# (collections.namedtuple, not a typing.NamedTuple class: with string annotations
+# that compile()s every field's type at import, and the first compile() of a
+# process costs ~10M instructions)
+class NbStat(namedtuple("NbStat", (
+        "st_dev", "st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_rdev",
+        "st_atime_ns", "st_mtime_ns", "st_ctime_ns", "st_birthtime_ns", "st_size",
+        "st_blocks", "st_blksize", "st_flags", "st_gen"), defaults=(0,) * 16)):
+    """NetBSD's struct stat, field for field (times in nanoseconds); every field
+    an int, 0 by default."""
+    __slots__ = ()
 
     def pack(self, abi: Any) -> bytes:
         ts: list[int] = []

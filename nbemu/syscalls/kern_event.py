@@ -32,8 +32,9 @@ knotes exist wakes every HOSTPOLL_NS to look again.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Callable, Generator
+
+from nbemu.plain import ValueRecord
 
 from . import upcall
 from .cstruct import KEVENT, KEVENT100, Layout
@@ -101,17 +102,22 @@ class Kevent:
                 f"fflags={self.fflags:#x} data={self.data}>")
 
 
-@dataclass
-class Filterops:
+class Filterops(ValueRecord):
     """struct filterops. attach / detach / touch may be None; `event` returns
     whether the event has triggered. `hostpoll`: readiness comes from a host
     descriptor, so scans re-evaluate the knote themselves."""
-    isfd: bool
-    attach: Callable[["Knote"], int] | None
-    detach: Callable[["Knote"], None] | None
-    event: Callable[["Knote", int], bool]
-    touch: Callable[["Knote", Kevent, int], int] | None = None
-    hostpoll: bool = False
+    _fields = ("isfd", "attach", "detach", "event", "touch", "hostpoll")
+
+    def __init__(self, isfd: bool, attach: Callable[[Knote], int] | None,
+                 detach: Callable[[Knote], None] | None, event: Callable[[Knote, int], bool],
+                 touch: Callable[[Knote, Kevent, int], int] | None = None,
+                 hostpoll: bool = False) -> None:
+        self.isfd = isfd
+        self.attach = attach
+        self.detach = detach
+        self.event = event
+        self.touch = touch
+        self.hostpoll = hostpoll
 
 
 class Knote:

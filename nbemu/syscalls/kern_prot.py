@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, replace
 from typing import Any
 
 from typing import TYPE_CHECKING
+
+from nbemu.plain import FrozenRecord, Record
 
 from .errno import Errno
 from . import upcall
@@ -59,9 +60,8 @@ def kauth_suser(p: Proc) -> bool:
     return bool(p.k.config.get("suser"))
 
 
-@dataclass(frozen=True)
-class Cred:
-    """kauth_cred_t, reduced to the ids."""
+class Cred(FrozenRecord):
+    """kauth_cred_t, reduced to the ids (immutable: a change is a replace())."""
     cr_uid: int
     cr_euid: int
     cr_svuid: int
@@ -69,13 +69,27 @@ class Cred:
     cr_egid: int
     cr_svgid: int
     cr_groups: tuple[int, ...]
+    _fields = ("cr_uid", "cr_euid", "cr_svuid", "cr_gid", "cr_egid", "cr_svgid", "cr_groups")
+
+    def __init__(self, cr_uid: int, cr_euid: int, cr_svuid: int, cr_gid: int, cr_egid: int,
+                 cr_svgid: int, cr_groups: tuple[int, ...]) -> None:
+        s = object.__setattr__
+        s(self, "cr_uid", cr_uid)
+        s(self, "cr_euid", cr_euid)
+        s(self, "cr_svuid", cr_svuid)
+        s(self, "cr_gid", cr_gid)
+        s(self, "cr_egid", cr_egid)
+        s(self, "cr_svgid", cr_svgid)
+        s(self, "cr_groups", cr_groups)
 
 
-@dataclass(eq=False)
-class Session:
-    s_sid: int
-    s_login: bytes                # at most MAXLOGNAME bytes
-    s_ttyp: Any = None            # kern_tty.Tty: the controlling terminal
+class Session(Record):
+    _fields = ("s_sid", "s_login", "s_ttyp")
+
+    def __init__(self, s_sid: int, s_login: bytes, s_ttyp: Any = None) -> None:
+        self.s_sid = s_sid
+        self.s_login = s_login        # at most MAXLOGNAME bytes
+        self.s_ttyp = s_ttyp          # kern_tty.Tty: the controlling terminal
 
 
 def _host_login(uid: int) -> bytes:
@@ -211,9 +225,9 @@ def _setres(l: Lwp, r: int, e: int, sv: int, flags: int, group: bool) -> int:
     if new == cur:
         return 0
     if group:
-        p.p_cred = replace(c, cr_gid=new[0], cr_egid=new[1], cr_svgid=new[2])
+        p.p_cred = c.replace(cr_gid=new[0], cr_egid=new[1], cr_svgid=new[2])
     else:
-        p.p_cred = replace(c, cr_uid=new[0], cr_euid=new[1], cr_svuid=new[2])
+        p.p_cred = c.replace(cr_uid=new[0], cr_euid=new[1], cr_svuid=new[2])
     p.p_sugid = True
     return 0
 

@@ -30,10 +30,11 @@ order, and every node's version is the tree's creation counter at the time it
 from __future__ import annotations
 
 import os
-import socket
+import _socket
 import struct
-from dataclasses import dataclass, field
 from typing import Callable, Union
+
+from nbemu.plain import Record, ValueRecord
 
 from .cstruct import LOADAVG, PS_STRINGS, SIZE_T, TIMESPEC
 from .errno import Errno
@@ -93,34 +94,42 @@ TICK, TICKADJ = TICK_US, 240000 // (60 * HZ)    # tick (us) and tickadj (240000/
 FSCALE = 1 << 11
 
 
-@dataclass
-class SysctlReq:
+class SysctlReq(ValueRecord):
     """One sysctl request on its way down the tree (SYSCTLFN_ARGS)."""
-    l: Lwp
-    oldp: int
-    oldlen: int          # in: the caller's buffer size; out: the size of the answer
-    newp: int
-    newlen: int
+    _fields = ("l", "oldp", "oldlen", "newp", "newlen")
+
+    def __init__(self, l: Lwp, oldp: int, oldlen: int, newp: int, newlen: int) -> None:
+        self.l = l
+        self.oldp = oldp
+        self.oldlen = oldlen      # in: the caller's buffer size; out: the size of the answer
+        self.newp = newp
+        self.newlen = newlen
 
 
 Value = Union[bytes, Callable[[Lwp], bytes], None]
-Func = Callable[[SysctlReq, list, "SysctlNode"], int]
 
 
-@dataclass(eq=False)
-class SysctlNode:
-    num: int
-    name: str
-    type: int
-    flags: int = CTLFLAG_PERMANENT
-    size: int = 0
-    desc: str | None = None
-    imm: int | None = None          # CTLFLAG_IMMEDIATE value
-    data: Value = None              # the bytes sysctl_data points at
-    func: Func | None = None        # sysctl_func
-    children: list["SysctlNode"] = field(default_factory=list)
-    ver: int = 0
-    parent: "SysctlNode | None" = None
+class SysctlNode(Record):
+    _fields = ("num", "name", "type", "flags", "size", "desc", "imm", "data", "func",
+               "children", "ver", "parent")
+
+    def __init__(self, num: int, name: str, type: int, flags: int = CTLFLAG_PERMANENT,
+                 size: int = 0, desc: str | None = None, imm: int | None = None,
+                 data: Value = None, func: Func | None = None,
+                 children: list[SysctlNode] | None = None, ver: int = 0,
+                 parent: SysctlNode | None = None) -> None:
+        self.num = num
+        self.name = name
+        self.type = type
+        self.flags = flags
+        self.size = size
+        self.desc = desc
+        self.imm = imm              # CTLFLAG_IMMEDIATE value
+        self.data = data            # the bytes sysctl_data points at
+        self.func = func            # sysctl_func
+        self.children = [] if children is None else children
+        self.ver = ver
+        self.parent = parent
 
     def child(self, num: int) -> "SysctlNode | None":
         for c in self.children:
@@ -134,6 +143,9 @@ class SysctlNode:
         d = self.data(l) if callable(self.data) else self.data
         assert d is not None, self.name
         return d
+
+
+Func = Callable[[SysctlReq, list, SysctlNode], int]   # (no quotes: see cstruct.Member)
 
 
 # -- building the tree ---------------------------------------------------------------
@@ -203,7 +215,7 @@ def _hostname(l: Lwp) -> str:
     k = _k(l)
     name = k.config.get("hostname")
     if name is None:
-        name = "nbemu" if k.deterministic else socket.gethostname()
+        name = "nbemu" if k.deterministic else _socket.gethostname()
     return name[:MAXHOSTNAMELEN - 1]
 
 

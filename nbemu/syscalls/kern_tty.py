@@ -33,8 +33,9 @@ from __future__ import annotations
 import os
 import struct
 import termios
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from nbemu.plain import Record
 
 from . import upcall
 from .errno import Errno
@@ -54,12 +55,14 @@ _MODIFY = frozenset({TIOCSETA, TIOCSETAW, TIOCSETAF, TIOCSWINSZ})
 JOB_IOCTLS = frozenset({TIOCSCTTY, TIOCNOTTY, TIOCGPGRP, TIOCSPGRP, TIOCGSID})
 
 
-@dataclass(eq=False)
-class Tty:
+class Tty(Record):
     """struct tty, reduced to its job-control fields."""
-    t_rdev: int
-    t_session: Any = None         # kern_prot.Session it controls, or None
-    t_pgrp: int | None = None     # foreground process group id
+    _fields = ("t_rdev", "t_session", "t_pgrp")
+
+    def __init__(self, t_rdev: int, t_session: Any = None, t_pgrp: int | None = None) -> None:
+        self.t_rdev = t_rdev
+        self.t_session = t_session    # kern_prot.Session it controls, or None
+        self.t_pgrp = t_pgrp          # foreground process group id
 
 
 def tty_of(k: Any, fp: Any) -> Tty | None:

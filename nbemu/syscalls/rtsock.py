@@ -46,7 +46,8 @@ Model
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+
+from nbemu.plain import ValueRecord
 
 from .errno import Errno
 
@@ -111,24 +112,30 @@ def sockaddr_in6(addr: bytes) -> bytes:
 EMPTY_SA = b""                  # a non-NULL sockaddr with sa_len 0 (ia_dstaddr unset)
 
 
-@dataclass
-class Ifaddr:
-    family: int
-    addr: bytes                 # ifa_addr
-    netmask: bytes | None       # ifa_netmask
-    dstaddr: bytes | None       # ifa_dstaddr (EMPTY_SA: present but zeroed)
-    flags: int = 0              # ifa_flags
-    addrflags: int = 0          # if_addrflags(): ia4_flags / ia6_flags
+class Ifaddr(ValueRecord):
+    _fields = ("family", "addr", "netmask", "dstaddr", "flags", "addrflags")
+
+    def __init__(self, family: int, addr: bytes, netmask: bytes | None, dstaddr: bytes | None,
+                 flags: int = 0, addrflags: int = 0) -> None:
+        self.family = family
+        self.addr = addr                # ifa_addr
+        self.netmask = netmask          # ifa_netmask
+        self.dstaddr = dstaddr          # ifa_dstaddr (EMPTY_SA: present but zeroed)
+        self.flags = flags              # ifa_flags
+        self.addrflags = addrflags      # if_addrflags(): ia4_flags / ia6_flags
 
 
-@dataclass
-class Ifnet:
-    index: int
-    name: str
-    type: int
-    flags: int
-    mtu: int
-    addrs: list[Ifaddr] = field(default_factory=list)
+class Ifnet(ValueRecord):
+    _fields = ("index", "name", "type", "flags", "mtu", "addrs")
+
+    def __init__(self, index: int, name: str, type: int, flags: int, mtu: int,
+                 addrs: list[Ifaddr] | None = None) -> None:
+        self.index = index
+        self.name = name
+        self.type = type
+        self.flags = flags
+        self.mtu = mtu
+        self.addrs = [] if addrs is None else addrs
 
     def sdl(self) -> bytes:
         """ifp->if_dl->ifa_addr."""

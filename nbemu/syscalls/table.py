@@ -8,8 +8,9 @@ trace printer and the ENOSYS answer for calls nbemu does not implement.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+
+from nbemu.plain import FrozenRecord
 
 from .syscalls_master import SYSCALLS
 
@@ -26,14 +27,24 @@ _UINT32 = {"u_int", "unsigned int", "unsigned", "mode_t", "uid_t", "gid_t", "u_i
 _WIDE = {"off_t", "dev_t", "quad_t", "u_quad_t", "int64_t", "uint64_t", "time_t"}
 
 
-@dataclass(frozen=True)
-class ArgSpec:
+class ArgSpec(FrozenRecord):
     ctype: str
     name: str
     bits: int          # 32 or 64 (on a 64-bit ABI)
     signed: bool
     pointer: bool
-    wide: bool = False  # 64-bit on ILP32 ABIs too (two argument words)
+    wide: bool         # 64-bit on ILP32 ABIs too (two argument words)
+    _fields = ("ctype", "name", "bits", "signed", "pointer", "wide")
+
+    def __init__(self, ctype: str, name: str, bits: int, signed: bool, pointer: bool,
+                 wide: bool = False) -> None:
+        s = object.__setattr__
+        s(self, "ctype", ctype)
+        s(self, "name", name)
+        s(self, "bits", bits)
+        s(self, "signed", signed)
+        s(self, "pointer", pointer)
+        s(self, "wide", wide)
 
 
 def arg_spec(ctype: str, name: str) -> ArgSpec:
@@ -57,25 +68,30 @@ Handler = Callable[..., Any]
 class SysEnt:
     """One row of the table (NetBSD's struct sysent plus its syscallargs).
 
-    decode / decode32 / argcls are built on first use (__getattr__ runs only
-    while the slot is empty): generating ~1,500 decoders and argument classes
-    at import cost ~40 ms of every nbemu start; a program calls a few dozen."""
+    args / nargs / nwords32 and decode / decode32 / argcls are built on first
+    use (__getattr__ runs only while the slot is empty): generating ~1,500
+    decoders and argument classes at import cost ~40 ms of every nbemu start,
+    and the 507 rows' argument specs ~2 ms; a program calls a few dozen."""
 
     __slots__ = ("code", "name", "args", "flags", "handler", "restartable", "nargs",
-                 "nwords32", "decode", "decode32", "argcls")
+                 "nwords32", "decode", "decode32", "argcls", "_cargs")
 
-    def __init__(self, code: int, name: str, args: tuple[ArgSpec, ...], flags: str) -> None:
+    def __init__(self, code: int, name: str, cargs: Sequence[tuple[str, str]], flags: str) -> None:
         self.code = code
         self.name = name
-        self.args = args
+        self._cargs = cargs          # syscalls.master's (C type, name) pairs
         self.flags = flags
         self.handler: Handler | None = None
         self.restartable = True
-        self.nargs = len(args)
-        # ILP32 ABIs: how many 32-bit argument words the call takes
-        self.nwords32 = sum(2 if sp.wide else 1 for sp in args)
 
     def __getattr__(self, attr: str) -> Any:
+        if attr in ("args", "nargs", "nwords32"):
+            args = _specs(self._cargs)
+            self.args = args
+            self.nargs = len(args)
+            # ILP32 ABIs: how many 32-bit argument words the call takes
+            self.nwords32 = sum(2 if sp.wide else 1 for sp in args)
+            return getattr(self, attr)
         if attr == "decode":
             fn: Any = _make_decoder(self.args)
         elif attr == "decode32":
@@ -143,11 +159,15 @@ def _make_decoder32(specs: tuple[ArgSpec, ...]) -> tuple[Callable[[list[int]], t
 
 
 _SPECS: dict[tuple[str, str], ArgSpec] = {}     # (C type, name) -> its spec, shared
-SYSENT: dict[int, SysEnt] = {}
-for _code, (_name, _args, _flags) in SYSCALLS.items():
-    _specs = tuple(_SPECS.get((t, n)) or _SPECS.setdefault((t, n), arg_spec(t, n))
-                   for t, n in _args if not t.startswith("register_t["))
-    SYSENT[_code] = SysEnt(_code, _name, _specs, _flags)
+
+
+def _specs(cargs: Sequence[tuple[str, str]]) -> tuple[ArgSpec, ...]:
+    return tuple(_SPECS.get((t, n)) or _SPECS.setdefault((t, n), arg_spec(t, n))
+                 for t, n in cargs if not t.startswith("register_t["))
+
+
+SYSENT: dict[int, SysEnt] = {_code: SysEnt(_code, _name, _args, _flags)
+                             for _code, (_name, _args, _flags) in SYSCALLS.items()}
 
 SYS_syscall = 0
 SYS___syscall = 198

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import errno as host_errno
 import os
-import socket
+import _socket       # the constants and inet_*; the socket module: _sockets()
 import struct
-from typing import Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from . import hostinput
 from .cstruct import TIMEVAL, CStruct, ssize_max
@@ -78,41 +78,41 @@ UCHAR_MAX = 255
 SOCKADDR_IN_LEN, SOCKADDR_IN6_LEN, SOCKADDR_UN_LEN = 16, 28, 106
 SUN_PATH = 104
 
-_HOST_AF = {AF_LOCAL: socket.AF_UNIX, AF_INET: socket.AF_INET, AF_INET6: socket.AF_INET6}
-_HOST_TYPE = {SOCK_STREAM: socket.SOCK_STREAM, SOCK_DGRAM: socket.SOCK_DGRAM,
-              SOCK_RAW: socket.SOCK_RAW, SOCK_SEQPACKET: socket.SOCK_SEQPACKET}
+_HOST_AF = {AF_LOCAL: _socket.AF_UNIX, AF_INET: _socket.AF_INET, AF_INET6: _socket.AF_INET6}
+_HOST_TYPE = {SOCK_STREAM: _socket.SOCK_STREAM, SOCK_DGRAM: _socket.SOCK_DGRAM,
+              SOCK_RAW: _socket.SOCK_RAW, SOCK_SEQPACKET: _socket.SOCK_SEQPACKET}
 
 # (NetBSD level, name) -> (host level, host name, value kind)
 _OPTS: dict[tuple[int, int], tuple[int, int, str]] = {
-    (SOL_SOCKET, SO_DEBUG): (socket.SOL_SOCKET, socket.SO_DEBUG, "bool"),
-    (SOL_SOCKET, SO_ACCEPTCONN): (socket.SOL_SOCKET, socket.SO_ACCEPTCONN, "bool"),
-    (SOL_SOCKET, SO_REUSEADDR): (socket.SOL_SOCKET, socket.SO_REUSEADDR, "bool"),
-    (SOL_SOCKET, SO_KEEPALIVE): (socket.SOL_SOCKET, socket.SO_KEEPALIVE, "bool"),
-    (SOL_SOCKET, SO_DONTROUTE): (socket.SOL_SOCKET, socket.SO_DONTROUTE, "bool"),
-    (SOL_SOCKET, SO_BROADCAST): (socket.SOL_SOCKET, socket.SO_BROADCAST, "bool"),
-    (SOL_SOCKET, SO_OOBINLINE): (socket.SOL_SOCKET, socket.SO_OOBINLINE, "bool"),
-    (SOL_SOCKET, SO_REUSEPORT): (socket.SOL_SOCKET, socket.SO_REUSEPORT, "bool"),
-    (SOL_SOCKET, SO_LINGER): (socket.SOL_SOCKET, socket.SO_LINGER, "linger"),
-    (SOL_SOCKET, SO_SNDBUF): (socket.SOL_SOCKET, socket.SO_SNDBUF, "int"),
-    (SOL_SOCKET, SO_RCVBUF): (socket.SOL_SOCKET, socket.SO_RCVBUF, "int"),
-    (SOL_SOCKET, SO_SNDLOWAT): (socket.SOL_SOCKET, socket.SO_SNDLOWAT, "int"),
-    (SOL_SOCKET, SO_RCVLOWAT): (socket.SOL_SOCKET, socket.SO_RCVLOWAT, "int"),
-    (SOL_SOCKET, SO_ERROR): (socket.SOL_SOCKET, socket.SO_ERROR, "errno"),
-    (IPPROTO_TCP, TCP_NODELAY): (socket.IPPROTO_TCP, socket.TCP_NODELAY, "bool"),
-    (IPPROTO_TCP, TCP_MAXSEG): (socket.IPPROTO_TCP, socket.TCP_MAXSEG, "int"),
-    (IPPROTO_TCP, TCP_KEEPIDLE): (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, "int"),
-    (IPPROTO_TCP, TCP_KEEPINTVL): (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, "int"),
-    (IPPROTO_TCP, TCP_KEEPCNT): (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, "int"),
-    (IPPROTO_IP, IP_TOS): (socket.IPPROTO_IP, socket.IP_TOS, "int"),
-    (IPPROTO_IP, IP_TTL): (socket.IPPROTO_IP, socket.IP_TTL, "int"),
-    (IPPROTO_IPV6, IPV6_V6ONLY): (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, "bool"),
-    (IPPROTO_IPV6, IPV6_UNICAST_HOPS): (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, "int"),
+    (SOL_SOCKET, SO_DEBUG): (_socket.SOL_SOCKET, _socket.SO_DEBUG, "bool"),
+    (SOL_SOCKET, SO_ACCEPTCONN): (_socket.SOL_SOCKET, _socket.SO_ACCEPTCONN, "bool"),
+    (SOL_SOCKET, SO_REUSEADDR): (_socket.SOL_SOCKET, _socket.SO_REUSEADDR, "bool"),
+    (SOL_SOCKET, SO_KEEPALIVE): (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, "bool"),
+    (SOL_SOCKET, SO_DONTROUTE): (_socket.SOL_SOCKET, _socket.SO_DONTROUTE, "bool"),
+    (SOL_SOCKET, SO_BROADCAST): (_socket.SOL_SOCKET, _socket.SO_BROADCAST, "bool"),
+    (SOL_SOCKET, SO_OOBINLINE): (_socket.SOL_SOCKET, _socket.SO_OOBINLINE, "bool"),
+    (SOL_SOCKET, SO_REUSEPORT): (_socket.SOL_SOCKET, _socket.SO_REUSEPORT, "bool"),
+    (SOL_SOCKET, SO_LINGER): (_socket.SOL_SOCKET, _socket.SO_LINGER, "linger"),
+    (SOL_SOCKET, SO_SNDBUF): (_socket.SOL_SOCKET, _socket.SO_SNDBUF, "int"),
+    (SOL_SOCKET, SO_RCVBUF): (_socket.SOL_SOCKET, _socket.SO_RCVBUF, "int"),
+    (SOL_SOCKET, SO_SNDLOWAT): (_socket.SOL_SOCKET, _socket.SO_SNDLOWAT, "int"),
+    (SOL_SOCKET, SO_RCVLOWAT): (_socket.SOL_SOCKET, _socket.SO_RCVLOWAT, "int"),
+    (SOL_SOCKET, SO_ERROR): (_socket.SOL_SOCKET, _socket.SO_ERROR, "errno"),
+    (IPPROTO_TCP, TCP_NODELAY): (_socket.IPPROTO_TCP, _socket.TCP_NODELAY, "bool"),
+    (IPPROTO_TCP, TCP_MAXSEG): (_socket.IPPROTO_TCP, _socket.TCP_MAXSEG, "int"),
+    (IPPROTO_TCP, TCP_KEEPIDLE): (_socket.IPPROTO_TCP, _socket.TCP_KEEPIDLE, "int"),
+    (IPPROTO_TCP, TCP_KEEPINTVL): (_socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL, "int"),
+    (IPPROTO_TCP, TCP_KEEPCNT): (_socket.IPPROTO_TCP, _socket.TCP_KEEPCNT, "int"),
+    (IPPROTO_IP, IP_TOS): (_socket.IPPROTO_IP, _socket.IP_TOS, "int"),
+    (IPPROTO_IP, IP_TTL): (_socket.IPPROTO_IP, _socket.IP_TTL, "int"),
+    (IPPROTO_IPV6, IPV6_V6ONLY): (_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, "bool"),
+    (IPPROTO_IPV6, IPV6_UNICAST_HOPS): (_socket.IPPROTO_IPV6, _socket.IPV6_UNICAST_HOPS, "int"),
 }
 # NetBSD MSG_* -> Linux MSG_* (what the host is asked with)
-_MSG_OUT = ((MSG_OOB, socket.MSG_OOB), (MSG_PEEK, socket.MSG_PEEK),
-            (MSG_DONTROUTE, socket.MSG_DONTROUTE), (MSG_EOR, socket.MSG_EOR))
-_MSG_IN = ((MSG_OOB, socket.MSG_OOB), (MSG_EOR, socket.MSG_EOR), (MSG_TRUNC, socket.MSG_TRUNC),
-           (MSG_CTRUNC, socket.MSG_CTRUNC))
+_MSG_OUT = ((MSG_OOB, _socket.MSG_OOB), (MSG_PEEK, _socket.MSG_PEEK),
+            (MSG_DONTROUTE, _socket.MSG_DONTROUTE), (MSG_EOR, _socket.MSG_EOR))
+_MSG_IN = ((MSG_OOB, _socket.MSG_OOB), (MSG_EOR, _socket.MSG_EOR), (MSG_TRUNC, _socket.MSG_TRUNC),
+           (MSG_CTRUNC, _socket.MSG_CTRUNC))
 
 # struct msghdr (sys/socket.h)
 MSGHDR = CStruct("msghdr", [("ptr", "msg_name"), ("uint32", "msg_namelen"), ("ptr", "msg_iov"),
@@ -121,6 +121,18 @@ MSGHDR = CStruct("msghdr", [("ptr", "msg_name"), ("uint32", "msg_namelen"), ("pt
 LINGER = struct.Struct("<ii")
 INT = struct.Struct("<i")
 CHUNK = 1 << 20
+
+
+if TYPE_CHECKING:
+    import socket
+
+
+def _sockets() -> Any:
+    """Python's socket module, whose class the host sockets are: imported with the
+    first socket, not at start-up (its enums and selectors are ~12M instructions
+    of every start, callgrind); _socket has the constants."""
+    import socket
+    return socket
 
 
 def _replaying() -> bool:
@@ -163,7 +175,7 @@ def sockaddr_to_host(l: Lwp, family: int, sa: bytes, bind: bool) -> Any:
         if fam != AF_INET:
             return Errno.EAFNOSUPPORT
         port = struct.unpack_from(">H", sa, 2)[0]
-        return socket.inet_ntop(socket.AF_INET, sa[4:8]), port
+        return _socket.inet_ntop(_socket.AF_INET, sa[4:8]), port
     if family == AF_INET6:
         if len(sa) < SOCKADDR_IN6_LEN:
             return Errno.EINVAL
@@ -171,7 +183,7 @@ def sockaddr_to_host(l: Lwp, family: int, sa: bytes, bind: bool) -> Any:
             return Errno.EAFNOSUPPORT
         port, flow = struct.unpack_from(">HI", sa, 2)
         scope = struct.unpack_from("<I", sa, 24)[0]
-        return socket.inet_ntop(socket.AF_INET6, sa[8:24]), port, flow, scope
+        return _socket.inet_ntop(_socket.AF_INET6, sa[8:24]), port, flow, scope
     if family == AF_LOCAL:
         if fam != AF_LOCAL:
             return Errno.EAFNOSUPPORT      # NetBSD's unp_bind/unp_connect check sun_family
@@ -238,11 +250,11 @@ def sockaddr_from_host(k: Any, family: int, addr: Any) -> bytes:
     if family == AF_INET:
         host, port = addr
         return (bytes((SOCKADDR_IN_LEN, AF_INET)) + struct.pack(">H", port)
-                + socket.inet_pton(socket.AF_INET, host) + bytes(8))
+                + _socket.inet_pton(_socket.AF_INET, host) + bytes(8))
     if family == AF_INET6:
         host, port, flow, scope = addr
         return (bytes((SOCKADDR_IN6_LEN, AF_INET6)) + struct.pack(">HI", port, flow)
-                + socket.inet_pton(socket.AF_INET6, host.split("%")[0]) + struct.pack("<I", scope))
+                + _socket.inet_pton(_socket.AF_INET6, host.split("%")[0]) + struct.pack("<I", scope))
     # AF_LOCAL: the host path seen from the guest root; unnamed: NetBSD's sun_noname
     path = os.fsencode(addr) if addr else b""
     if path:
@@ -346,7 +358,7 @@ class SocketFile(HostFile):
                 if error:
                     return error, addr, outflags
                 data, ids, mflags, raddr = res
-                outflags |= _msgflags_nb(mflags & ~socket.MSG_CTRUNC)
+                outflags |= _msgflags_nb(mflags & ~_socket.MSG_CTRUNC)
                 if want_addr and raddr:
                     addr = sockaddr_from_host(l.l_proc.k, self.so_family, raddr)
                 if ids and not flags & MSG_PEEK:
@@ -386,7 +398,7 @@ class SocketFile(HostFile):
         rights: an in-flight SCM_RIGHTS message, sent with the first bytes (its
         files are discarded if nothing is sent)."""
         nonblock = bool(self.f_flag & FNONBLOCK or flags & (MSG_DONTWAIT | MSG_NBIO))
-        hflags = _msgflags(flags, _MSG_OUT) | socket.MSG_NOSIGNAL
+        hflags = _msgflags(flags, _MSG_OUT) | _socket.MSG_NOSIGNAL
         atomic = self.so_type != SOCK_STREAM
         unp = self.so_unp
         if unp is not None and unp.creds_wanted:
@@ -455,7 +467,7 @@ class SocketFile(HostFile):
         unp = self.so_unp
         assert unp is not None
         while True:
-            error, res = self.call(_recvmsg_tokens, CHUNK, socket.MSG_DONTWAIT)
+            error, res = self.call(_recvmsg_tokens, CHUNK, _socket.MSG_DONTWAIT)
             if error or not res[0] and not res[1]:
                 return
             unp.dispose(res[1])
@@ -464,7 +476,7 @@ class SocketFile(HostFile):
 def _recvmsg_tokens(sock: socket.socket, n: int, hflags: int) -> tuple:
     """Host recvmsg with room for SCM_RIGHTS tokens: (data, in-flight numbers,
     host msg_flags, address)."""
-    data, anc, mflags, addr = sock.recvmsg(n, HOST_ANCBUF, hflags | socket.MSG_CMSG_CLOEXEC)
+    data, anc, mflags, addr = sock.recvmsg(n, HOST_ANCBUF, hflags | _socket.MSG_CMSG_CLOEXEC)
     return data, token_ids(anc) if anc else [], mflags, addr
 
 
@@ -484,7 +496,7 @@ def _newsocket(family: int, type_: int, proto: int) -> Any:
     holder: list[socket.socket] = []
 
     def fn() -> int:
-        error, s = _hostcall(socket.socket, _HOST_AF[family], _HOST_TYPE[type_], proto)
+        error, s = _hostcall(_sockets().socket, _HOST_AF[family], _HOST_TYPE[type_], proto)
         if not error:
             holder.append(s)
         return error
@@ -599,7 +611,7 @@ def sys_socketpair(l: Lwp, a, retval: list[int]) -> int:
     holder: list[tuple[socket.socket, socket.socket]] = []
 
     def fn() -> int:
-        error, pair = _hostcall(socket.socketpair, socket.AF_UNIX, _HOST_TYPE[type_], proto)
+        error, pair = _hostcall(_sockets().socketpair, _socket.AF_UNIX, _HOST_TYPE[type_], proto)
         if not error:
             holder.append(pair)
         return error
@@ -650,7 +662,7 @@ def sys_bind(l: Lwp, a, retval: list[int]) -> int:
             # a throwaway host socket) so that later lookups, connect and unlink see
             # the file tree the recorded run saw.
             try:
-                with socket.socket(socket.AF_UNIX) as s:
+                with _sockets().socket(_socket.AF_UNIX) as s:
                     s.bind(addr)
             except OSError:
                 pass
@@ -697,7 +709,7 @@ def sys_connect(l: Lwp, a, retval: list[int]) -> Generator:
     error = yield from so.wait(l, True, "connect")
     if error:
         return Errno.EINTR if error == Errno.EWOULDBLOCK else error
-    error, res = so.call("getsockopt", socket.SOL_SOCKET, socket.SO_ERROR)
+    error, res = so.call("getsockopt", _socket.SOL_SOCKET, _socket.SO_ERROR)
     return error or (from_host(res) if res else 0)
 
 

@@ -34,7 +34,7 @@ such files stay open until nbemu ends.
 from __future__ import annotations
 
 import os
-import socket
+import _socket
 import struct
 from array import array
 from typing import TYPE_CHECKING, Any
@@ -57,7 +57,7 @@ UNP_RIGHTS_RATIO = 2                  # files in flight: at most maxfiles / 2
 CMSGHDR = struct.Struct("<Iii")       # cmsg_len (socklen_t), cmsg_level, cmsg_type
 _TOKEN = struct.Struct("<Q")
 # host ancillary room: one token per message, a few if the host merged some
-HOST_ANCBUF = socket.CMSG_SPACE(16 * 4)
+HOST_ANCBUF = _socket.CMSG_SPACE(16 * 4)
 
 
 def cmsg_alignbytes(abi: Any) -> int:
@@ -247,14 +247,14 @@ def token_send_anc(mid: int) -> tuple[int, list[tuple[int, int, bytes]]]:
     """A host fd holding mid, and the host ancillary data that passes it."""
     fd = os.memfd_create("nbemu-scm-rights", os.MFD_CLOEXEC)
     os.pwrite(fd, _TOKEN.pack(mid), 0)
-    return fd, [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array("i", [fd]).tobytes())]
+    return fd, [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", [fd]).tobytes())]
 
 
 def token_ids(anc: list[tuple[int, int, bytes]]) -> list[int]:
     """The in-flight numbers of the tokens in host ancillary data (closing them)."""
     ids = []
     for level, type_, data in anc:
-        if level != socket.SOL_SOCKET or type_ != socket.SCM_RIGHTS:
+        if level != _socket.SOL_SOCKET or type_ != _socket.SCM_RIGHTS:
             continue
         fds = array("i")
         fds.frombytes(data[:len(data) - len(data) % fds.itemsize])

@@ -12,8 +12,9 @@ EFAULT exactly where NetBSD's copyin(9) would.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Protocol
+
+from nbemu.plain import ValueRecord
 
 from .errno import Errno
 from .host_mem import Arena, HostChunk, memmove, memset, read_host, resident_runs
@@ -41,16 +42,19 @@ class NullPmap:
     def pmap_update(self) -> None: pass
 
 
-@dataclass
-class MapEntry:
-    start: int
-    end: int
-    prot: int
-    maxprot: int
-    chunk: HostChunk
-    off: int               # offset of `start` inside chunk
-    name: str = ""         # what mapped it: "text", "stack", "anon", a file name
-    inherit: int = 1       # MAP_INHERIT_COPY; MAP_INHERIT_SHARE for MAP_SHARED (fork)
+class MapEntry(ValueRecord):
+    _fields = ("start", "end", "prot", "maxprot", "chunk", "off", "name", "inherit")
+
+    def __init__(self, start: int, end: int, prot: int, maxprot: int, chunk: HostChunk,
+                 off: int, name: str = "", inherit: int = 1) -> None:
+        self.start = start
+        self.end = end
+        self.prot = prot
+        self.maxprot = maxprot
+        self.chunk = chunk
+        self.off = off            # offset of `start` inside chunk
+        self.name = name          # what mapped it: "text", "stack", "anon", a file name
+        self.inherit = inherit    # MAP_INHERIT_COPY; MAP_INHERIT_SHARE for MAP_SHARED (fork)
 
     @property
     def host(self) -> int:

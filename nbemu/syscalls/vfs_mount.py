@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import posixpath
 import stat as host_stat
-import tempfile
 from typing import Any
 
 _DIR = getattr(os, "O_PATH", 0o10000000) | os.O_DIRECTORY | os.O_CLOEXEC
@@ -137,6 +136,7 @@ def _guest_comps(guest: str) -> list[bytes]:
 
 def _empty_dir() -> int:
     """An empty directory held open and already removed from the host."""
+    import tempfile                 # (here: start-up imports less; a --bind needs it)
     d = tempfile.mkdtemp(prefix="nbemu-mnt.")
     try:
         return os.open(d, _DIR)

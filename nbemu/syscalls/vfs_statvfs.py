@@ -18,7 +18,8 @@ statvfs90 layout (the `layout` arguments below).
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from collections import namedtuple
+from typing import Any
 
 from .cstruct import STATVFS, CStruct
 from .errno import Errno, from_host
@@ -47,27 +48,14 @@ _HOST_FLAGS = [(getattr(os, name, 0), nb) for name, nb in (
     ("ST_NOATIME", MNT_NOATIME))]
 
 
-class Statvfs(NamedTuple):
-    """struct statvfs, field for field (the spares are always zero)."""
-    f_flag: int
-    f_bsize: int
-    f_frsize: int
-    f_iosize: int
-    f_blocks: int
-    f_bfree: int
-    f_bavail: int
-    f_bresvd: int
-    f_files: int
-    f_ffree: int
-    f_favail: int
-    f_fresvd: int
-    f_fsidx: tuple[int, int]
-    f_fsid: int
-    f_namemax: int
-    f_owner: int
-    f_fstypename: bytes
-    f_mntonname: bytes
-    f_mntfromname: bytes
+# (collections.namedtuple: see kern_descrip.NbStat)
+class Statvfs(namedtuple("Statvfs", (
+        "f_flag", "f_bsize", "f_frsize", "f_iosize", "f_blocks", "f_bfree", "f_bavail",
+        "f_bresvd", "f_files", "f_ffree", "f_favail", "f_fresvd", "f_fsidx", "f_fsid",
+        "f_namemax", "f_owner", "f_fstypename", "f_mntonname", "f_mntfromname"))):
+    """struct statvfs, field for field (the spares are always zero): ints, but
+    f_fsidx (a pair of ints) and the three names (bytes)."""
+    __slots__ = ()
 
     def pack(self, abi: Any, layout: CStruct = STATVFS) -> bytes:
         """The structure on abi's data model; layout STATVFS90 for NetBSD 9's

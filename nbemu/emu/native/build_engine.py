@@ -16,7 +16,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from nbemu.emu.native.engine_lib import ARCHES, LIBNAME, HERE, build_dir, installed_version, patch_file
+from nbemu.emu.native.engine_lib import (ARCHES, CMAKE_FLAGS, LIBNAME, HERE, build_dir,
+                                        installed_version, patch_file)
 
 def build(quiet: bool = False) -> Path:
     """Build the patched engine into the cache (cmake and a C compiler; ~1.5 min
@@ -53,7 +54,8 @@ def build(quiet: bool = False) -> Path:
         steps = [
             ["patch", "-s", "-p1", "-i", str(patch_file(version))],
             ["cmake", "-B", str(work / "build"), "-DCMAKE_BUILD_TYPE=Release",
-             "-DUNICORN_BUILD_TESTS=off", f"-DUNICORN_ARCH={ARCHES}", "-S", str(src)],
+             "-DUNICORN_BUILD_TESTS=off", f"-DUNICORN_ARCH={ARCHES}", *CMAKE_FLAGS,
+             "-S", str(src)],
             ["cmake", "--build", str(work / "build"), f"-j{os.cpu_count() or 1}"],
         ]
         for cmd in steps:

@@ -29,6 +29,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ARCHES = "x86;arm;aarch64"          # Unicorn's targets of nbemu's four ports
+# Compiler flags of the build (part of its cache key). Hidden visibility: the
+# library exports its API only (UNICORN_EXPORT), ~130 symbols instead of ~7,000,
+# so loading it binds 83 symbol relocations instead of 9,354 (ld.so: 8.8M ->
+# 3.5M instructions of every start) and calls inside it skip the PLT (the Go
+# hello's translation and run: 211M -> 208M instructions).
+CMAKE_FLAGS = ("-DCMAKE_C_FLAGS=-fvisibility=hidden",)
 LIBNAME = "libunicorn.so.2"
 
 _selected: Path | None = None       # what select() pointed LIBUNICORN_PATH at
@@ -37,14 +43,18 @@ _selected: Path | None = None       # what select() pointed LIBUNICORN_PATH at
 def installed_version() -> str | None:
     """The unicorn distribution's version, read from its metadata folder without
     importing it (importing loads the library, which select() must precede)."""
-    import importlib.util
-    spec = importlib.util.find_spec("unicorn")
+    spec = _unicorn_spec()
     if spec is None or not spec.submodule_search_locations:
         return None
     site = Path(next(iter(spec.submodule_search_locations))).parent
     for d in site.glob("unicorn-*.dist-info"):
         return d.name[len("unicorn-"):-len(".dist-info")]
     return None
+
+
+def _unicorn_spec():
+    import importlib.util
+    return importlib.util.find_spec("unicorn")
 
 
 def patch_file(version: str) -> Path:
@@ -58,7 +68,7 @@ def build_dir(version: str) -> Path | None:
     patch = patch_file(version)
     if not patch.is_file():
         return None
-    data = patch.read_bytes() + ARCHES.encode()
+    data = patch.read_bytes() + ARCHES.encode() + " ".join(CMAKE_FLAGS).encode()
     key = f"{zlib.crc32(data):08x}{len(data):x}"   # (hashlib: ~4 ms of start-up)
     return cache_dir() / "engine" / f"unicorn-{version}-nbemu-{key}"
 
@@ -72,23 +82,75 @@ def built() -> Path | None:
 
 def select() -> None:
     """Point the unicorn binding at the patched engine when it is built, unless
-    the user chose (NBEMU_ENGINE=stock, or a LIBUNICORN_PATH of their own)."""
+    the user chose (NBEMU_ENGINE=stock, or a LIBUNICORN_PATH of their own), and
+    import unicorn (_import_unicorn: without the binding's start-up cost)."""
     global _selected
-    if "unicorn" in sys.modules or os.environ.get("LIBUNICORN_PATH"):
+    if "unicorn" in sys.modules:
         return
-    if os.environ.get("NBEMU_ENGINE", "") == "stock":
-        return
-    d = built()
+    d = None
+    if not os.environ.get("LIBUNICORN_PATH") and os.environ.get("NBEMU_ENGINE", "") != "stock":
+        d = built()
     if d is None:
+        _import_unicorn()
         return
     # The binding reads the variable when it is imported; it must not stay in
     # os.environ, which is what the guest's environment is made of.
     os.environ["LIBUNICORN_PATH"] = str(d)
     try:
-        import unicorn  # noqa: F401
+        _import_unicorn()
     finally:
         del os.environ["LIBUNICORN_PATH"]
     _selected = d
+
+
+def _import_unicorn() -> None:
+    """import unicorn, lending the binding's library loader cheap equivalents of
+    the two modules it imports only to list the folders it tries.
+
+    unicorn_py3/unicorn.py's __load_uc_lib() imports importlib.resources (for
+    files("unicorn"), the package's folder) and inspect (for getfile() of its own
+    function, the same folder) before it looks at LIBUNICORN_PATH; the two pull
+    zipfile, tempfile, shutil, random, bz2, lzma, ast, dis, tokenize, linecache
+    ...: ~60M of the 200M instructions of `import unicorn` (callgrind), none of
+    which a run uses. The stand-ins give the same two answers (the package's
+    folder and the function's source file), so the binding tries the same
+    folders in the same order and loads the same library; they are in
+    sys.modules only while unicorn is imported, and only where the real module
+    is not imported yet. Should a later binding want more of them, the import
+    is simply done again without them."""
+    import types
+    spec = _unicorn_spec()
+    lend = {}
+    if spec is not None and spec.origin:
+        if "importlib.resources" not in sys.modules:
+            pkg = Path(spec.origin).parent
+            res = types.ModuleType("importlib.resources")
+            res.files = lambda name: pkg if name == "unicorn" else _no(name)   # type: ignore[attr-defined]
+            lend["importlib.resources"] = res
+        if "inspect" not in sys.modules:
+            ins = types.ModuleType("inspect")
+            ins.getfile = lambda obj: obj.__code__.co_filename                  # type: ignore[attr-defined]
+            lend["inspect"] = ins
+    sys.modules.update(lend)
+    try:
+        import unicorn  # noqa: F401
+    except Exception:
+        if not lend:
+            raise
+        for name in [m for m in sys.modules if m == "unicorn" or m.startswith("unicorn.")]:
+            del sys.modules[name]
+        for name in lend:
+            sys.modules.pop(name, None)
+        lend = {}
+        import unicorn  # noqa: F401,F811  (the binding's own way)
+    finally:
+        for name, mod in lend.items():
+            if sys.modules.get(name) is mod:
+                del sys.modules[name]
+
+
+def _no(name: str):
+    raise LookupError(f"engine_lib: no stand-in for importlib.resources.files({name!r})")
 
 
 def patched() -> bool:

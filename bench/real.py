@@ -13,6 +13,7 @@ included); native and qemu-user are whole processes (their start-up is a few
 ms against seconds of work).
 
     python -m bench.real [--quick] [--arch A]... [--engine stock|patched]   prints the rows
+    python -m bench.real --insn [...]     the same workloads in host instructions (callgrind)
     python -m bench.real one [--deterministic] PROG ARGS...   one nbemu sample
 """
 from __future__ import annotations
@@ -189,6 +190,45 @@ def rows(quick: bool = False, arches: tuple[str, ...] = ARCHES,
     return out
 
 
+def _instructions(cmd: list[str], engine: str) -> int:
+    """Host instructions of a command (callgrind's total): a count that does not
+    depend on the host's load or on its two speed levels (bench/cpu_loop.py)."""
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                       capture_output=True, text=True, cwd=REPO, env=_engine_env(engine))
+    for line in r.stderr.splitlines():
+        if r.returncode == 0 and "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise RuntimeError(f"{' '.join(cmd[-3:])} under callgrind: exit {r.returncode}: "
+                       f"{r.stderr.strip().splitlines()[-1:]}")
+
+
+def insn_rows(quick: bool = False, arches: tuple[str, ...] = ARCHES,
+              workloads: tuple[str, ...] = WORKLOADS,
+              engine: str = "patched") -> list[tuple[str, str, str, str]]:
+    """The workloads at scale 10 in host instructions (callgrind), whole
+    processes: nbemu fast mode, --deterministic, and the bare engine. The time
+    rows compare best-of-N CPU seconds, which this host's two speed levels can
+    move by up to 3x; these counts do not move."""
+    if shutil.which("valgrind") is None:
+        return [("real code, host instructions", "valgrind not installed", "", "")]
+    out = []
+    for arch in arches:
+        prog = fb.build_c("bench_real", arch)
+        for w in workloads:
+            args = [str(prog), w, "10"]
+            fast = _instructions([sys.executable, "-m", "bench.real", "one", *args], engine)
+            det = _instructions([sys.executable, "-m", "bench.real", "one", "--deterministic",
+                                 *args], engine)
+            bare_n = _instructions([sys.executable, "-m", "bench.bare_elf", *args], engine)
+            what = f"real code `{w}` ({ABI_NAME[arch]}), host instructions, scale 10"
+            what += ", patched engine" if engine == "patched" else ", PyPI's engine"
+            out.append((what, f"{fast / 1e6:,.0f}M; --deterministic {det / 1e6:,.0f}M "
+                              f"(**{det / fast:.2f}x** fast)",
+                        f"bare Unicorn {bare_n / 1e6:,.0f}M: {fast / bare_n:.2f}x "
+                        "(callgrind, whole processes)", "--deterministic <= 1.5x fast"))
+    return out
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["one"]:
         det = argv[1:2] == ["--deterministic"]
@@ -203,12 +243,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-det", action="store_true")
     ap.add_argument("--engine", choices=("stock", "patched"), default="patched",
                     help="Unicorn from PyPI, or the patched build of make setup (default)")
+    ap.add_argument("--insn", action="store_true",
+                    help="host instructions at scale 10 (callgrind) instead of CPU seconds")
     ap.add_argument("--update", type=Path, metavar="BENCHMARKS.md",
                     help="replace these rows in that file (or add them after the CPU-loop rows)")
     ns = ap.parse_args(argv)
     lines = []
-    for r in rows(ns.quick, tuple(ns.arch or ARCHES), tuple(ns.workload or WORKLOADS),
-                  ns.reps, not ns.no_det, ns.engine):
+    got = (insn_rows(ns.quick, tuple(ns.arch or ARCHES), tuple(ns.workload or WORKLOADS),
+                     ns.engine) if ns.insn else
+           rows(ns.quick, tuple(ns.arch or ARCHES), tuple(ns.workload or WORKLOADS),
+                ns.reps, not ns.no_det, ns.engine))
+    for r in got:
         lines.append("| " + " | ".join(r) + " |")
         print(lines[-1], flush=True)
     if ns.update is not None:

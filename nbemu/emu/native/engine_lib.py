@@ -6,8 +6,11 @@ Why a patched engine (measured, BENCHMARKS.md "real code" rows and
 nbemu/emu/engine.py): on memory-heavy C code Unicorn 2.1.4 itself is the floor
 (nbemu runs at 0.9-1.1x a bare engine), 4-8x qemu-user, because every guest
 store takes the soft-MMU slow path, a helper call follows every load and
-store, and the TLB stays at 256 entries. The patch (~70 lines; two of its
-four changes are upstream's after 2.1.4) lifts that to 1.3-2.4x qemu-user (2026-12-07).
+store, and the TLB stays at 256 entries. The patch lifts that to 1.3-2.4x
+qemu-user (2026-12-07): no write watch on pages that cannot hold code (as
+upstream's PRs 2337 and 2414), no exit check after loads and stores without
+memory hooks, larger TLBs, QEMU's inline exit check at a block's start, and
+uc_nb_count_blocks (--deterministic counts blocks without a block hook).
 
 select() must run before anything imports unicorn (nbemu/__init__.py calls it):
 the Python binding loads the library that LIBUNICORN_PATH names first, and

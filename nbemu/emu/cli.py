@@ -123,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--sched-hash", action="store_true",
                     help="print a hash of the scheduling decisions at exit (stderr)")
     ap.add_argument("--stats", action="store_true",
-                    help="print LWP, system-call and vCPU counts at exit (stderr)")
+                    help="print LWP, system-call and vCPU counts at exit (stderr; "
+                         "--deterministic: also the blocks executed)")
     ap.add_argument("--trace", default=None, metavar="CLASSES",
                     help="kdump-like event lines on stderr: a comma list of "
                          "syscall,lwp,sched,signal (or all)")

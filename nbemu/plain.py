@@ -62,12 +62,16 @@ class FrozenRecord(ValueRecord):
     def __hash__(self) -> int:
         return hash(self._astuple())
 
+    def _set_fields(self, *values: Any) -> None:
+        """Set every field once, in _fields order (a subclass's __init__)."""
+        for n, v in zip(self._fields, values, strict=True):
+            object.__setattr__(self, n, v)
+
     def replace(self, **changes: Any) -> Any:
         """A copy with some fields changed (dataclasses.replace)."""
         unknown = set(changes) - set(self._fields)
         if unknown:
             raise TypeError(f"{type(self).__qualname__} has no field {sorted(unknown)[0]!r}")
         new = object.__new__(type(self))
-        for n in self._fields:
-            object.__setattr__(new, n, changes[n] if n in changes else getattr(self, n))
+        new._set_fields(*(changes[n] if n in changes else getattr(self, n) for n in self._fields))
         return new

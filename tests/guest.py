@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import queue
 import re
 import shutil
@@ -13,9 +14,26 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from fixtures.build import build_c
+from nbemu.emu.native import engine_lib
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The patched engine (nbemu/emu/native/engine_lib.py), when `make setup` built it.
+PATCHED = engine_lib.built()
+needs_patched = pytest.mark.skipif(
+    PATCHED is None, reason="the patched engine is not built here (make setup says why: "
+                            "cmake or cc missing); nbemu runs on PyPI's Unicorn")
+
+
+def engine_env(**set_: str) -> dict[str, str]:
+    """The environment without an engine choice (LIBUNICORN_PATH, NBEMU_ENGINE),
+    plus set_: nbemu picks the patched engine unless set_ chooses."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LIBUNICORN_PATH", "NBEMU_ENGINE")}
+    env.update(set_)
+    return env
 
 # The guest architectures every guest suite runs on: C names (fixtures.build.build_c,
 # fixtures/c/rt/<arch>/) and the matching GOARCHes (build_go), in the same order.

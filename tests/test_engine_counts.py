@@ -15,23 +15,10 @@ import re
 import pytest
 
 from fixtures.build import build_c
-from nbemu.emu.native import engine_lib
-from tests.guest import ARCHES, run_nbemu
-
-needs_patched = pytest.mark.skipif(
-    engine_lib.built() is None,
-    reason="the patched engine is not built here (make setup says why); nbemu runs on "
-           "PyPI's Unicorn, whose block hook counts")
+from tests.guest import ARCHES, engine_env, needs_patched, run_nbemu
 
 _HASH = re.compile(r"^nbemu: schedule ([0-9a-f]+) \((\d+) decisions\)$", re.M)
 _BLOCKS = re.compile(r"^nbemu: stats: .* (\d+) blocks, ", re.M)
-
-
-def _env(engine: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LIBUNICORN_PATH", "NBEMU_ENGINE")}
-    if engine == "stock":
-        env["NBEMU_ENGINE"] = "stock"
-    return env
 
 
 def _schedule(arch: str, ncpu: int, engine: str) -> tuple[str, int, int]:
@@ -43,7 +30,8 @@ def _schedule(arch: str, ncpu: int, engine: str) -> tuple[str, int, int]:
     r = run_nbemu(build_c("spin", arch), "50",
                   opts=("--ncpu", str(ncpu), "--deterministic", "--seed", "2", "--sched-hash",
                         "--stats", "-U", "NBEMU_ENGINE"),
-                  env=_env(engine), timeout=180)
+                  env=engine_env(**({"NBEMU_ENGINE": "stock"} if engine == "stock" else {})),
+                  timeout=180)
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode == 0, (r.stdout, r.stderr)
     h = _HASH.search(r.stderr)

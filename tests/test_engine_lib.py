@@ -12,19 +12,8 @@ import sys
 
 import pytest
 
-from nbemu.emu.native import build_engine, engine_lib
-from tests.guest import ARCHES, REPO, build_c
-
-PATCHED = engine_lib.built()
-needs_patched = pytest.mark.skipif(
-    PATCHED is None, reason="the patched engine is not built here (make setup says why: "
-                            "cmake or cc missing); nbemu runs on PyPI's Unicorn")
-
-
-def _env(**set_: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LIBUNICORN_PATH", "NBEMU_ENGINE")}
-    env.update(set_)
-    return env
+from nbemu.emu.native import build_engine
+from tests.guest import ARCHES, PATCHED, REPO, build_c, engine_env, needs_patched
 
 
 def _version(env: dict[str, str]) -> str:
@@ -36,7 +25,7 @@ def _version(env: dict[str, str]) -> str:
 
 @needs_patched
 def test_the_patched_engine_is_the_default():
-    out = _version(_env())
+    out = _version(engine_env())
     assert re.search(r"^engine: Unicorn \S+ \+ nbemu patch \(", out, re.M), out
     assert str(PATCHED) in out
     # and in this process too (tests/conftest.py imports nbemu first)
@@ -45,7 +34,7 @@ def test_the_patched_engine_is_the_default():
 
 
 def test_stock_on_request():
-    out = _version(_env(NBEMU_ENGINE="stock"))
+    out = _version(engine_env(NBEMU_ENGINE="stock"))
     assert re.search(r"^engine: Unicorn \S+ \(PyPI\)$", out, re.M), out
 
 
@@ -55,13 +44,13 @@ def test_the_guest_does_not_see_nbemus_choice():
     # guest's environment (os.environ) must not keep it
     r = subprocess.run([sys.executable, "-c", "import os, nbemu; "
                         "print(os.environ.get('LIBUNICORN_PATH'))"],
-                       cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60)
+                       cwd=REPO, env=engine_env(), capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "None", r
 
 
 def test_users_libunicorn_path_wins(tmp_path):
     # a folder without a library: the binding falls back to its own, and says so
-    out = _version(_env(LIBUNICORN_PATH=str(tmp_path)))
+    out = _version(engine_env(LIBUNICORN_PATH=str(tmp_path)))
     assert re.search(r"^engine: Unicorn \S+ \(PyPI\)$", out, re.M), out
 
 
@@ -84,7 +73,7 @@ def test_the_binding_loads_without_its_heavy_imports(engine):
               "print(inspect.ismodule(r), "
               "r.files('unicorn').is_dir()); "
               "from nbemu.emu.native.engine_lib import in_use; print(in_use())",
-              _env(NBEMU_ENGINE=engine) if engine else _env())
+              engine_env(NBEMU_ENGINE=engine) if engine else engine_env())
     lines = out.splitlines()
     assert lines[0] == "[]" and lines[1] == "True True", out
     if engine == "stock":
@@ -102,7 +91,7 @@ def test_a_binding_that_wants_more_is_imported_its_own_way(tmp_path):
         "import inspect\nSRC = inspect.getsourcefile(inspect.getfile)\n")
     out = _py("import sys, nbemu, unicorn, inspect; "
               "print(unicorn.SRC == inspect.__file__, 'inspect' in sys.modules)",
-              _env(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)])))
+              engine_env(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)])))
     assert out == "True True", out
 
 
@@ -131,7 +120,7 @@ def test_same_behaviour_on_both_engines(arch, name):
     runs = [subprocess.run([sys.executable, "-m", "nbemu.emu.cli", "--deterministic",
                             "-U", "NBEMU_ENGINE", str(prog)],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-            for env in (_env(), _env(NBEMU_ENGINE="stock"))]
+            for env in (engine_env(), engine_env(NBEMU_ENGINE="stock"))]
     patched, stock = [(r.returncode, r.stdout, re.sub(r"nbemu: .*\n", "", r.stderr))
                       for r in runs]
     assert patched == stock

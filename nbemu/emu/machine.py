@@ -158,8 +158,7 @@ class Machine:
             nat.armed.value = 0
             nat.budget.value = 0
             nat.stop_at.value = 0
-            nat.blocks.value = 0
-            nat.engine_counts.value = self.engine_counts
+            nat.blocks.value = 0               # (engine_counts: _claim_native)
             if not deterministic:
                 nat.lib.nb_start_ticker(SLICE_NS)
         self.space = self.vmspace_new()

@@ -73,14 +73,7 @@ class Cred(FrozenRecord):
 
     def __init__(self, cr_uid: int, cr_euid: int, cr_svuid: int, cr_gid: int, cr_egid: int,
                  cr_svgid: int, cr_groups: tuple[int, ...]) -> None:
-        s = object.__setattr__
-        s(self, "cr_uid", cr_uid)
-        s(self, "cr_euid", cr_euid)
-        s(self, "cr_svuid", cr_svuid)
-        s(self, "cr_gid", cr_gid)
-        s(self, "cr_egid", cr_egid)
-        s(self, "cr_svgid", cr_svgid)
-        s(self, "cr_groups", cr_groups)
+        self._set_fields(cr_uid, cr_euid, cr_svuid, cr_gid, cr_egid, cr_svgid, cr_groups)
 
 
 class Session(Record):

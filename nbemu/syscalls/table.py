@@ -38,13 +38,7 @@ class ArgSpec(FrozenRecord):
 
     def __init__(self, ctype: str, name: str, bits: int, signed: bool, pointer: bool,
                  wide: bool = False) -> None:
-        s = object.__setattr__
-        s(self, "ctype", ctype)
-        s(self, "name", name)
-        s(self, "bits", bits)
-        s(self, "signed", signed)
-        s(self, "pointer", pointer)
-        s(self, "wide", wide)
+        self._set_fields(ctype, name, bits, signed, pointer, wide)
 
 
 def arg_spec(ctype: str, name: str) -> ArgSpec:

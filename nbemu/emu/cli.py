@@ -308,5 +308,29 @@ def _main(argv: list[str]) -> int:
     return status
 
 
+def entry() -> None:
+    """The program's entry (the `nbemu` script, `python -m nbemu.emu.cli`):
+    main(), then the process ends as Python's own exit would end it -- other
+    threads joined, exit handlers run, standard streams flushed -- but without
+    tearing down every module and the engines (~3 ms, ~9M instructions of each
+    run: the interpreter's finalization and uc_close)."""
+    code = main()
+    import threading
+    me = threading.current_thread()
+    for t in threading.enumerate():
+        if t is not me and not t.daemon:
+            t.join()
+    import atexit
+    atexit._run_exitfuncs()
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):        # a closed pipe: Python's exit says nothing
+            pass
+    if code is None or isinstance(code, int):
+        os._exit((code or 0) & 0xFF)
+    sys.exit(code)                          # (a message: as sys.exit prints it)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

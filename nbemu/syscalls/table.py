@@ -65,7 +65,9 @@ class SysEnt:
     args / nargs / nwords32 and decode / decode32 / argcls are built on first
     use (__getattr__ runs only while the slot is empty): generating ~1,500
     decoders and argument classes at import cost ~40 ms of every nbemu start,
-    and the 507 rows' argument specs ~2 ms; a program calls a few dozen."""
+    and the 507 rows' argument specs ~2 ms; a program calls a few dozen.
+    handler / restartable too: a call of a module the package imports only on
+    demand (nbemu.syscalls.LAZY_MODULES) imports it, whose @syscall fills them."""
 
     __slots__ = ("code", "name", "args", "flags", "handler", "restartable", "nargs",
                  "nwords32", "decode", "decode32", "argcls", "_cargs")
@@ -75,10 +77,17 @@ class SysEnt:
         self.name = name
         self._cargs = cargs          # syscalls.master's (C type, name) pairs
         self.flags = flags
-        self.handler: Handler | None = None
-        self.restartable = True
 
     def __getattr__(self, attr: str) -> Any:
+        if attr in ("handler", "restartable"):
+            module = _LAZY.pop(self.code, None)
+            if module is not None:
+                import importlib
+                importlib.import_module(module)      # its @syscall rows fill both
+            if not _registered(self):
+                self.handler = None
+                self.restartable = True
+            return getattr(self, attr)
         if attr in ("args", "nargs", "nwords32"):
             args = _specs(self._cargs)
             self.args = args
@@ -166,6 +175,24 @@ SYSENT: dict[int, SysEnt] = {_code: SysEnt(_code, _name, _args, _flags)
 SYS_syscall = 0
 SYS___syscall = 198
 
+_LAZY: dict[int, str] = {}      # call number -> the module to import at its first use
+_BY_NAME = {ent.name: code for code, ent in SYSENT.items() if ent.name}
+
+
+def register_lazy(modules: dict[str, Sequence[str]]) -> None:
+    """Calls whose module is imported at their first use: {module: call names}."""
+    for module, names in modules.items():
+        for name in names:
+            _LAZY[_BY_NAME[name]] = module
+
+
+def _registered(ent: SysEnt) -> bool:
+    """Whether ent's handler slot holds a handler (without importing anything)."""
+    try:
+        return object.__getattribute__(ent, "handler") is not None
+    except AttributeError:
+        return False
+
 
 def syscall(code: int, name: str, restartable: bool = True) -> Callable[[Handler], Handler]:
     """Register `handler(l, a, retval) -> errno` for system call `code`.
@@ -176,7 +203,7 @@ def syscall(code: int, name: str, restartable: bool = True) -> Callable[[Handler
         ent = SYSENT.get(code)
         if ent is None or ent.name != name:
             raise AssertionError(f"syscall {code}: table says {ent and ent.name!r}, handler says {name!r}")
-        if ent.handler is not None:
+        if _registered(ent):
             raise AssertionError(f"syscall {code} ({name}) registered twice")
         ent.handler = fn
         ent.restartable = restartable

@@ -5,7 +5,8 @@ calls one above it -- kern_sig.c's sigexit() and kern_lwp.c's lwp_exit() call
 exit1(), kern_descrip.c's fd_close() calls knote_fdclose() -- the lower module
 calls through a slot here, and the higher module fills the slot when it is
 imported. Importing any module of nbemu.syscalls runs the package's
-__init__, which imports every module, so every slot is filled before the
+__init__, which imports every module that fills a slot (its LAZY_MODULES,
+imported at their first call, fill none), so every slot is filled before the
 first system call; an empty slot is a bug of nbemu and says which.
 """
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import operator
 import struct
-from pathlib import Path
 
 from unicorn import UC_ARCH_X86, UC_MODE_64
 from unicorn import x86_const as X

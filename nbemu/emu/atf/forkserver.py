@@ -106,6 +106,11 @@ def _preload() -> None:
     import nbemu.emu.boot  # noqa: F401
     import nbemu.emu.cli  # noqa: F401
     import nbemu.guest.exec_elf  # noqa: F401
+    import importlib
+
+    from nbemu.syscalls import LAZY_MODULES
+    for m in LAZY_MODULES:              # (a process's start leaves them to their first call)
+        importlib.import_module(f"nbemu.syscalls.{m}")
     try:
         import nbemu.emu.crash  # noqa: F401
         import nbemu.emu.strace  # noqa: F401

@@ -200,7 +200,7 @@ class HostSignals:
         if m._hook_installed:
             nat.preempt.value = 1              # the block hook stops at the next block
             return
-        if getattr(m, "engine_counts", False):
+        if m.engine_counts:
             uclib.uc_emu_stop(m.uch)           # --deterministic, patched: as the hook would
             return
         if m._async_stop and (m.catches_host_signal or nat.armed.value):

@@ -819,7 +819,7 @@ class Machine:
             # Unicorn adds its instruction-count hook (count=1) without dropping
             # the blocks translated before it, which do not call it: one of
             # them would run on past the instruction, to the next system call.
-            self.space.uc.ctl_flush_tb()
+            self.uc.ctl_flush_tb()
             if nat is not None:            # (a preempt flag left from a slice before too)
                 nat.armed.value = 0
                 nat.preempt.value = 0

@@ -176,14 +176,14 @@ SYS_syscall = 0
 SYS___syscall = 198
 
 _LAZY: dict[int, str] = {}      # call number -> the module to import at its first use
-_BY_NAME = {ent.name: code for code, ent in SYSENT.items() if ent.name}
 
 
 def register_lazy(modules: dict[str, Sequence[str]]) -> None:
     """Calls whose module is imported at their first use: {module: call names}."""
+    by_name = {ent.name: code for code, ent in SYSENT.items() if ent.name}
     for module, names in modules.items():
         for name in names:
-            _LAZY[_BY_NAME[name]] = module
+            _LAZY[by_name[name]] = module
 
 
 def _registered(ent: SysEnt) -> bool:

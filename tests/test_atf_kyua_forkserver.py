@@ -114,3 +114,31 @@ def test_killed_wrapper_takes_its_case_along(suite: Path, tmp_path: Path) -> Non
     while child in _children_of_server(suite):
         assert time.monotonic() < deadline, "the case outlived its wrapper"
         time.sleep(0.05)
+
+
+def test_fork_case_returns_once_the_case_leads_its_group() -> None:
+    """The fork servers report a case's pid only once the case has its own process
+    group (forkserver.fork_case), so that killing the group -- what a killed wrapper
+    and a timeout do -- always reaches it. Here the child is slow to get there."""
+    from nbemu.emu.atf.forkserver import fork_case
+    pid, ready = fork_case()
+    if pid == 0:                                # the child: late, as a loaded host makes it
+        try:
+            time.sleep(0.3)
+            os.setsid()
+            os.close(ready)
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        assert ready == -1
+        assert os.getpgid(pid) == pid           # a plain fork would still be in ours
+        os.killpg(pid, signal.SIGKILL)
+        _, st = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGKILL
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass

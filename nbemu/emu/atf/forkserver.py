@@ -52,14 +52,44 @@ def reaped(children: dict[int, T]) -> Iterator[tuple[T, int]]:
         if pid in children:
             yield children.pop(pid), st
 
-def _child(req: dict, keep: tuple[int, ...], stdio: tuple[int, int, int] | None = None) -> None:
-    """In the forked child: become the nbemu process of the request; never returns.
+def fork_case() -> tuple[int, int]:
+    """os.fork() for a case: (pid, -1) in the parent, (0, ready) in the child.
+    The parent returns only once the child leads its own process group
+    (os.setsid, _child's first step; the child then closes `ready`), so a
+    killpg of the pid the server reports always reaches the case. (Without the
+    wait, a client killed at once -- Kyua's timeout kill -- had its case's
+    killpg fail with ESRCH, and the case ran on, holding the client's output.)"""
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        raise
+    if pid == 0:
+        os.close(r)
+        return 0, w
+    os.close(w)
+    try:
+        while os.read(r, 1):            # EOF: the child closed it (setsid done) or died
+            pass
+    finally:
+        os.close(r)
+    return pid, -1
+
+
+def _child(req: dict, keep: tuple[int, ...], stdio: tuple[int, int, int] | None = None,
+           ready: int = -1) -> None:
+    """In the forked child (fork_case's, `ready` its handshake): become the nbemu
+    process of the request; never returns.
 
     Its standard files are ``stdio`` (descriptors received from a client), else
     /dev/null and the request's ``stdout``/``stderr`` paths."""
     status = 70
     try:
         os.setsid()
+        if ready >= 0:
+            os.close(ready)             # (fork_case's parent goes on)
         for fd in keep:
             os.close(fd)
         signal.set_wakeup_fd(-1)
@@ -172,13 +202,13 @@ def serve() -> int:
                 except (ValueError, KeyError, TypeError):
                     continue
                 try:
-                    pid = os.fork()
+                    pid, ready = fork_case()
                 except OSError as e:
                     send({"id": rid, "error": f"fork: {e}"})
                     continue
                 if pid == 0:
                     sel.close()
-                    _child(req, (req_fd, resp_fd, rpipe, wpipe))
+                    _child(req, (req_fd, resp_fd, rpipe, wpipe), ready=ready)
                 children[pid] = rid
                 send({"id": rid, "pid": pid})
         reap()

@@ -33,7 +33,7 @@ import socket
 import struct
 import time
 
-from .forkserver import _child, _preload, reaped
+from .forkserver import _child, _preload, fork_case, reaped
 
 _MAX_REQUEST = 8 << 20               # bytes of JSON: argv + environment
 
@@ -135,14 +135,14 @@ def serve_unix(path: str, idle: float = 60.0) -> int:
                 conn.close()
                 return
             try:
-                pid = os.fork()
+                pid, ready = fork_case()
             except OSError as e:
                 _send(conn, {"error": f"fork: {e}"})
                 conn.close()
                 return
             if pid == 0:
                 sel.close()
-                _child(req, (*keep_fds(), conn.fileno()), (fds[0], fds[1], fds[2]))
+                _child(req, (*keep_fds(), conn.fileno()), (fds[0], fds[1], fds[2]), ready)
             children[pid] = conn
             by_conn[conn] = pid
             sel.register(conn, selectors.EVENT_READ, "client")

@@ -23,6 +23,19 @@ def _version(env: dict[str, str]) -> str:
     return r.stdout
 
 
+def test_setup_built_the_engine_where_it_can():
+    # `make setup` ignores a failed engine build (nbemu then runs on PyPI's
+    # engine, and the tests that need the patched one skip): where its tools
+    # are, a failure is a bug to see here, not a silent slowdown (a Python
+    # without tarfile's data filter once broke it).
+    import shutil
+    missing = [t for t in ("cmake", "patch", "cc") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"no {', '.join(missing)}: the engine cannot be built here")
+    assert PATCHED is not None, ("the patched engine is not built: "
+                                 "python -m nbemu.emu.native.build_engine says why")
+
+
 @needs_patched
 def test_the_patched_engine_is_the_default():
     out = _version(engine_env())

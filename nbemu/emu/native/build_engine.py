@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nbemu.emu.native.engine_lib import (ARCHES, CMAKE_FLAGS, LIBNAME, HERE, build_dir,
                                         installed_version, patch_file)
+from nbemu.emu.untar import extract_all
 
 def build(quiet: bool = False) -> Path:
     """Build the patched engine into the cache (cmake and a C compiler; ~1.5 min
@@ -26,10 +27,11 @@ def build(quiet: bool = False) -> Path:
     version = installed_version()
     if version is None:
         raise SystemExit("engine: unicorn is not installed")
-    out = build_dir(version)
-    if out is None:
+    d = build_dir(version)
+    if d is None:
         raise SystemExit(f"engine: no nbemu patch for unicorn {version} "
-                         f"(have: {', '.join(p.name for p in HERE.glob('*.patch'))})")
+                         f"(have: {', '.join(p.name for p in Path(HERE).glob('*.patch'))})")
+    out = Path(d)
     if (out / LIBNAME).is_file():
         return out
     for tool in ("cmake", "patch"):
@@ -49,10 +51,10 @@ def build(quiet: bool = False) -> Path:
             raise SystemExit(f"engine: cannot fetch unicorn {version}'s source from PyPI: "
                              f"{(r.stderr.strip().splitlines() or ['?'])[-1]}")
         with tarfile.open(sdists[0]) as t:
-            t.extractall(work, filter="data")
+            extract_all(t, work)
         src = work / f"unicorn-{version}" / "src"
         steps = [
-            ["patch", "-s", "-p1", "-i", str(patch_file(version))],
+            ["patch", "-s", "-p1", "-i", patch_file(version)],
             ["cmake", "-B", str(work / "build"), "-DCMAKE_BUILD_TYPE=Release",
              "-DUNICORN_BUILD_TESTS=off", f"-DUNICORN_ARCH={ARCHES}", *CMAKE_FLAGS,
              "-S", str(src)],
@@ -66,7 +68,7 @@ def build(quiet: bool = False) -> Path:
         stage = Path(tempfile.mkdtemp(dir=out.parent, prefix="stage-"))
         stage.chmod(0o755)
         shutil.copy2(work / "build" / LIBNAME, stage / LIBNAME)
-        (stage / ".nbemu-patched").write_text(f"unicorn {version} + {patch_file(version).name}\n")
+        (stage / ".nbemu-patched").write_text(f"unicorn {version} + {Path(patch_file(version)).name}\n")
         try:                            # whole or not at all: a half build is never selected
             os.replace(stage, out)
         except OSError:                 # another build got there first

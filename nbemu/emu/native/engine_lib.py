@@ -28,9 +28,11 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+# Paths are strings here (os.path), not pathlib: a run imports this module and
+# nothing else of nbemu needs pathlib, whose import (with urllib.parse,
+# ipaddress, fnmatch) is ~4 ms of every start.
+HERE = os.path.dirname(os.path.realpath(__file__))
 ARCHES = "x86;arm;aarch64"          # Unicorn's targets of nbemu's four ports
 # Compiler flags of the build (part of its cache key). Hidden visibility: the
 # library exports its API only (UNICORN_EXPORT), ~130 symbols instead of ~7,000,
@@ -40,7 +42,7 @@ ARCHES = "x86;arm;aarch64"          # Unicorn's targets of nbemu's four ports
 CMAKE_FLAGS = ("-DCMAKE_C_FLAGS=-fvisibility=hidden",)
 LIBNAME = "libunicorn.so.2"
 
-_selected: Path | None = None       # what select() pointed LIBUNICORN_PATH at
+_selected: str | None = None       # what select() pointed LIBUNICORN_PATH at
 
 
 def installed_version() -> str | None:
@@ -49,9 +51,14 @@ def installed_version() -> str | None:
     spec = _unicorn_spec()
     if spec is None or not spec.submodule_search_locations:
         return None
-    site = Path(next(iter(spec.submodule_search_locations))).parent
-    for d in site.glob("unicorn-*.dist-info"):
-        return d.name[len("unicorn-"):-len(".dist-info")]
+    site = os.path.dirname(next(iter(spec.submodule_search_locations)))
+    try:
+        names = sorted(os.listdir(site))
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith("unicorn-") and name.endswith(".dist-info"):
+            return name[len("unicorn-"):-len(".dist-info")]
     return None
 
 
@@ -60,27 +67,28 @@ def _unicorn_spec():
     return importlib.util.find_spec("unicorn")
 
 
-def patch_file(version: str) -> Path:
-    return HERE / f"unicorn-{version}-nbemu.patch"
+def patch_file(version: str) -> str:
+    return os.path.join(HERE, f"unicorn-{version}-nbemu.patch")
 
 
-def build_dir(version: str) -> Path | None:
+def build_dir(version: str) -> str | None:
     """Where the patched engine of this unicorn version and patch lives (built
     or not); None when nbemu has no patch for this version."""
     from nbemu.emu.native import cache_dir
     patch = patch_file(version)
-    if not patch.is_file():
+    if not os.path.isfile(patch):
         return None
-    data = patch.read_bytes() + ARCHES.encode() + " ".join(CMAKE_FLAGS).encode()
+    with open(patch, "rb") as f:
+        data = f.read() + ARCHES.encode() + " ".join(CMAKE_FLAGS).encode()
     key = f"{zlib.crc32(data):08x}{len(data):x}"   # (hashlib: ~4 ms of start-up)
-    return cache_dir() / "engine" / f"unicorn-{version}-nbemu-{key}"
+    return os.path.join(cache_dir(), "engine", f"unicorn-{version}-nbemu-{key}")
 
 
-def built() -> Path | None:
+def built() -> str | None:
     """The folder of the built patched engine, or None."""
     version = installed_version()
     d = build_dir(version) if version else None
-    return d if d is not None and (d / LIBNAME).is_file() else None
+    return d if d is not None and os.path.isfile(os.path.join(d, LIBNAME)) else None
 
 
 def select() -> None:
@@ -98,7 +106,7 @@ def select() -> None:
         return
     # The binding reads the variable when it is imported; it must not stay in
     # os.environ, which is what the guest's environment is made of.
-    os.environ["LIBUNICORN_PATH"] = str(d)
+    os.environ["LIBUNICORN_PATH"] = d
     try:
         _import_unicorn()
     finally:
@@ -106,17 +114,47 @@ def select() -> None:
     _selected = d
 
 
+class _Path:
+    """What the binding's library loader does with pathlib's Path and PurePath
+    (join with /, parent, str, exists), on a string: its stand-in while unicorn
+    is imported, when pathlib itself is not imported yet."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, *parts) -> None:
+        self._s = os.path.join(*map(os.fspath, parts)) if parts else ""
+
+    def __truediv__(self, other) -> "_Path":
+        return _Path(self._s, other)
+
+    def __fspath__(self) -> str:
+        return self._s or "."
+
+    __str__ = __fspath__
+
+    def __repr__(self) -> str:
+        return f"_Path({self._s!r})"
+
+    @property
+    def parent(self) -> "_Path":
+        return _Path(os.path.dirname(self._s))
+
+    def exists(self) -> bool:
+        return os.path.exists(self.__fspath__())
+
+
 def _import_unicorn() -> None:
     """import unicorn, lending the binding's library loader cheap equivalents of
-    the two modules it imports only to list the folders it tries.
+    the three modules it imports only to list the folders it tries.
 
     unicorn_py3/unicorn.py's __load_uc_lib() imports importlib.resources (for
     files("unicorn"), the package's folder) and inspect (for getfile() of its own
     function, the same folder) before it looks at LIBUNICORN_PATH; the two pull
     zipfile, tempfile, shutil, random, bz2, lzma, ast, dis, tokenize, linecache
     ...: ~60M of the 200M instructions of `import unicorn` (callgrind), none of
-    which a run uses. The stand-ins give the same two answers (the package's
-    folder and the function's source file), so the binding tries the same
+    which a run uses; and pathlib (with urllib.parse, ipaddress, fnmatch: ~4 ms),
+    for joining those folders' names. The stand-ins give the same answers (the
+    package's folder, the function's source file, the joined names), so the binding tries the same
     folders in the same order and loads the same library; they are in
     sys.modules only while unicorn is imported, and only where the real module
     is not imported yet. Should a later binding want more of them, the import
@@ -125,8 +163,12 @@ def _import_unicorn() -> None:
     spec = _unicorn_spec()
     lend = {}
     if spec is not None and spec.origin:
+        if "pathlib" not in sys.modules:
+            pl = types.ModuleType("pathlib")
+            pl.Path = pl.PurePath = _Path                                        # type: ignore[attr-defined]
+            lend["pathlib"] = pl
         if "importlib.resources" not in sys.modules:
-            pkg = Path(spec.origin).parent
+            pkg = _Path(os.path.dirname(spec.origin))
             res = types.ModuleType("importlib.resources")
             res.files = lambda name: pkg if name == "unicorn" else _no(name)   # type: ignore[attr-defined]
             lend["importlib.resources"] = res
@@ -159,18 +201,19 @@ def _no(name: str):
 def patched() -> bool:
     """Whether the library unicorn loaded is nbemu's patched build."""
     from unicorn.unicorn_py3.unicorn import uclib
-    d = Path(getattr(uclib, "_name", "") or "").parent
-    return d == _selected or (d / ".nbemu-patched").is_file()
+    d = os.path.dirname(getattr(uclib, "_name", "") or "")
+    return d == _selected or os.path.isfile(os.path.join(d, ".nbemu-patched"))
 
 
 def in_use() -> str:
     """The library unicorn loaded, in one phrase (nbemu --version, --stats)."""
     import unicorn
     from unicorn.unicorn_py3.unicorn import uclib
-    path = Path(getattr(uclib, "_name", "") or "")
-    d = path.parent
+    path = getattr(uclib, "_name", "") or ""
+    d = os.path.dirname(path)
     if patched():
         return f"Unicorn {unicorn.__version__} + nbemu patch ({d})"
-    if os.environ.get("LIBUNICORN_PATH") and d == Path(os.environ["LIBUNICORN_PATH"]):
+    if os.environ.get("LIBUNICORN_PATH") and \
+            os.path.normpath(d) == os.path.normpath(os.environ["LIBUNICORN_PATH"]):
         return f"Unicorn {unicorn.__version__} ({path})"
     return f"Unicorn {unicorn.__version__} (PyPI)"

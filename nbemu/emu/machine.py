@@ -154,6 +154,12 @@ class Machine:
         self._claim_native()
         if nat is not None:
             nat.lib.nb_set_stop(ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
+            nat.lib.nb_set_run(*(ctypes.cast(f, ctypes.c_void_p) for f in (
+                uclib.uc_reg_read, uclib.uc_emu_start, uclib.uc_context_save,
+                uclib.uc_context_restore)))
+            # nb_run's registers: the PC, and ARM's CPSR with its T bit
+            self._nb_pc = (abi.pc_reg, -1 if abi.insn_state_reg is None else abi.insn_state_reg,
+                           _c_uint64(abi.thumb_state_bit))
             nat.preempt.value = 0
             nat.armed.value = 0
             nat.budget.value = 0
@@ -697,9 +703,14 @@ class Machine:
         sp = l.l_proc.p_vmspace.pmap
         if sp is not self.space:
             self._switch_space(sp)
-        if self.loaded is not None and self.loaded.l_md is not None:
-            self.uarea_save(self.loaded)
-        self.uarea_load(l)
+        old = self.loaded
+        if self.native is not None:             # (uarea_save and uarea_load in one call)
+            self.native.switch(self.uch, None if old is None or old.l_md is None
+                               else _c_void_p(old.l_md), _c_void_p(l.l_md))
+        else:
+            if old is not None and old.l_md is not None:
+                self.uarea_save(old)
+            self.uarea_load(l)
         self.loaded = l
         if self._ctx_pc:
             pc = self._ctx_pc.pop(id(l), None)
@@ -782,6 +793,8 @@ class Machine:
             self._step_trap(l)
             return
         cut, budget = k.slice(ci, l)
+        arm = 0                         # the preemption the turn needs (nb_run's arm)
+        budgeted = self.deterministic or rr is not None or step   # (a block budget to clear)
         if self.hook_wanted and not self._hook_installed:
             self._install_block_hook()
         if self.deterministic:
@@ -795,17 +808,13 @@ class Machine:
             if cut:
                 self._install_block_hook()
         elif cut and self._async_stop:
-            nat.async_uc.value = self.uch.value
-            nat.armed.value = 1
+            arm = 2                     # (nb_run: the ticker stops the engine itself)
         elif cut:
             self._install_block_hook()
             if nat is not None:
-                nat.preempt.value = 0
-                nat.armed.value = 1
+                arm = 1                 # (nb_run: the ticker sets nb_preempt)
             else:
                 self._py_budget = 20_000
-        elif nat is not None:
-            nat.armed.value = 0
         if rr is not None:
             blocks0 = nat.blocks.value
             budget = rr.slice_begin(ci, l, blocks0)
@@ -816,21 +825,17 @@ class Machine:
         if step:
             # one instruction, whole: no preemption may end the turn before it
             self._py_budget = 0
+            arm = 0
             # Unicorn adds its instruction-count hook (count=1) without dropping
             # the blocks translated before it, which do not call it: one of
             # them would run on past the instruction, to the next system call.
             self.uc.ctl_flush_tb()
             if nat is not None:            # (a preempt flag left from a slice before too)
-                nat.armed.value = 0
                 nat.preempt.value = 0
                 self._set_budget(0)
         self.stop_requested = False
         self._fault = None
         self._intno = None
-        pcv = self._pc.read_live(self.uch)
-        pc = pcv[0] if self._pc.n == 1 else self.abi.resume_address(pcv[0], pcv[1])
-        if self._fc_sysno >= 0:
-            nat.fc_hi.value = 0          # the fast clock's window was the last turn's
         self.in_emu = True
         err = 0
         lwp_startrun(l)                 # its CPU time runs from here (updatertime below)
@@ -839,9 +844,18 @@ class Machine:
             # and only re-raises exceptions of Python hooks, which ours never raise.
             # until: an address no instruction can start at (all ones for the
             # word size); 0 would stop a jump to 0 instead of faulting it.
-            # (ptrace PT_STEP: one instruction, then the trace trap)
-            err = _emu_start(self.uch, _c_uint64(pc), self._never_pc, _C_TIMEOUT0,
-                             _C_COUNT[1 if step else 0])
+            if nat is not None and not step:
+                # (nb_run: the PC read, the arming and uc_emu_start in one call)
+                pc_id, state_id, state_bit = self._nb_pc
+                err = nat.run(self.uch, pc_id, state_id, state_bit, self._never_pc, arm)
+            else:
+                pcv = self._pc.read_live(self.uch)
+                pc = pcv[0] if self._pc.n == 1 else self.abi.resume_address(pcv[0], pcv[1])
+                if nat is not None:
+                    nat.fc_hi.value = 0      # the fast clock's window was the last turn's
+                # (ptrace PT_STEP: one instruction, then the trace trap)
+                err = _emu_start(self.uch, _c_uint64(pc), self._never_pc, _C_TIMEOUT0,
+                                 _C_COUNT[1 if step else 0])
             if err:
                 self.in_emu = False
                 self._guest_fault(l, UcError(err))
@@ -850,9 +864,11 @@ class Machine:
             self.in_emu = False
             updatertime(l)
             if nat is not None:
-                nat.armed.value = 0
-                nat.async_uc.value = None
-                self._set_budget(0)
+                if step:
+                    nat.armed.value = 0
+                    nat.async_uc.value = None
+                if budgeted:
+                    self._set_budget(0)
                 if self._fc_sysno >= 0 and nat.fc_count.value:
                     k.nsyscalls += nat.fc_count.value    # served by the fast path
                     nat.fc_count.value = 0

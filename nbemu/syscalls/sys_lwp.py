@@ -288,8 +288,9 @@ def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint
 
 
 def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint: int,
-                 unparkhint: int, ts_layout: str) -> Generator[str, int, int]:
-    p = l.l_proc
+                 unparkhint: int, ts_layout: str) -> int | Generator[str, int, int]:
+    """The park calls' common part: an error, or the generator that parks (the
+    handler's result, which the trap runs as its own)."""
     ts = None
     if tsp:
         ts = copyin_timespec(l, tsp, ts_layout)
@@ -299,6 +300,18 @@ def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint:
         error = lwp_unpark(l, [unpark], unparkhint)
         if error:
             return error
+    if ts is None:
+        # no timeout, nothing to copy out: lwp_park's generator is the call's
+        # (one generator level less to block in and resume from on every park)
+        return lwp_park(l, clock_id, flags, None, hint)
+    return _park_timed(l, clock_id, flags, tsp, ts, hint, ts_layout)
+
+
+def _park_timed(l: Lwp, clock_id: int, flags: int, tsp: int, ts: tuple[int, int], hint: int,
+                ts_layout: str) -> Generator[str, int, int]:
+    """A park with a timeout: lwp_park, then (___lwp_park60's relative
+    timeouts) the time left copied back out."""
+    p = l.l_proc
     left: list[tuple[int, int]] = []
     error = yield from lwp_park(l, clock_id, flags, ts, hint, left)
     if ts is not None and not flags & TIMER_ABSTIME and ts_layout == "ts":
@@ -310,24 +323,22 @@ def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint:
 
 
 @syscall(478, "___lwp_park60")
-def sys____lwp_park60(l: Lwp, a, retval: list[int]) -> Generator:
-    # _park_common's generator is the handler's result (the trap runs it as
-    # its own): one generator level less to block in and resume from.
+def sys____lwp_park60(l: Lwp, a, retval: list[int]) -> int | Generator:
     return _park_common(l, a.clock_id, a.flags, a.ts, a.unpark, a.hint, a.unparkhint, "ts")
 
 
 @syscall(434, "compat_60__lwp_park")
-def compat_60_sys__lwp_park(l: Lwp, a, retval: list[int]) -> Generator:
+def compat_60_sys__lwp_park(l: Lwp, a, retval: list[int]) -> int | Generator:
     # NetBSD 6-9 ABI: absolute CLOCK_REALTIME timeout.
-    return (yield from _park_common(l, CLOCK_REALTIME, TIMER_ABSTIME, a.ts, a.unpark, a.hint,
-                                    a.unparkhint, "ts_abs"))
+    return _park_common(l, CLOCK_REALTIME, TIMER_ABSTIME, a.ts, a.unpark, a.hint,
+                        a.unparkhint, "ts_abs")
 
 
 @syscall(320, "compat_50__lwp_park")
-def compat_50_sys__lwp_park(l: Lwp, a, retval: list[int]) -> Generator:
+def compat_50_sys__lwp_park(l: Lwp, a, retval: list[int]) -> int | Generator:
     # NetBSD 5 ABI: struct timespec50 (32-bit tv_sec), absolute CLOCK_REALTIME.
-    return (yield from _park_common(l, CLOCK_REALTIME, TIMER_ABSTIME, a.ts, a.unpark, a.hint,
-                                    a.unparkhint, "ts50"))
+    return _park_common(l, CLOCK_REALTIME, TIMER_ABSTIME, a.ts, a.unpark, a.hint,
+                        a.unparkhint, "ts50")
 
 
 @syscall(321, "_lwp_unpark")

@@ -57,6 +57,13 @@ class NativeHook:
         lib.nb_set_intr.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_uint64,
                                     ctypes.c_void_p, ctypes.c_void_p]
         self.intr_hook = ctypes.cast(lib.nb_intr_hook, ctypes.c_void_p)
+        # a turn's and a switch's engine calls (Machine._run_slice, _load): no
+        # argtypes, no conversion -- callers pass c_void_p / c_uint64 objects
+        # and small ints, as regs.raw's functions take them
+        lib.nb_set_run.argtypes = [ctypes.c_void_p] * 4
+        lib.nb_set_run.restype = None
+        self.run = lib.nb_run
+        self.switch = lib.nb_switch
         self.in_ids = (ctypes.c_int * 16).in_dll(lib, "nb_in_ids")
         self.in_vals = (ctypes.c_uint64 * 16).in_dll(lib, "nb_in_vals")
         self.out_ids = (ctypes.c_int * 8).in_dll(lib, "nb_out_ids")

@@ -187,6 +187,7 @@ class Arm(Abi):
     trap_fetch_insn = True
     # CPSR.T: Thumb's svc is 2 bytes and Thumb PCs resume with bit 0 set.
     insn_state_reg = A.UC_ARM_REG_CPSR
+    thumb_state_bit = PSR_T_BIT
     # uc_context_reg_write of the PC crashes (reg_write_arm dereferences env->uc,
     # which the saved copy of the CPU state does not hold): tests/test_arch_arm.py.
     context_pc_writable = False

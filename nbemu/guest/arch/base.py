@@ -96,6 +96,9 @@ class Abi(Protocol):
     # means Thumb: a 2-byte svc, and PCs that resume only with bit 0 set); None
     # where there is one instruction set. The three methods below take its value.
     insn_state_reg: int | None = None
+    # The bit of insn_state_reg that says the PC runs Thumb code (resume_address
+    # sets the start address's bit 0 from it; the native turn, nb_run, too).
+    thumb_state_bit: int = 0
     # False where Unicorn cannot write the PC of a saved context (ARM: it crashes);
     # the Machine then keeps such a PC aside until the LWP is loaded.
     context_pc_writable: bool = True

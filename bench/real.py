@@ -6,8 +6,10 @@ The NetBSD build is the fixture (nbrt runtime); the Linux build is the same
 file compiled by the same zig with the same flags for <arch>-linux-musl,
 static. Every side must print the same checksum line, or the row says so.
 
-Times are host CPU time (user + system) of the emulation, best of `reps`:
-this machine is shared, and wall time under load measures the neighbours.
+Times are host CPU time (user + system) of the emulation, best of `reps` (5:
+with 2, one side's best was often at this host's slow speed level and the
+other's at its fast one): this machine is shared, and wall time under load
+measures the neighbours.
 nbemu and the bare engine exclude Python's start-up (nbemu's ELF load is
 included); native and qemu-user are whole processes (their start-up is a few
 ms against seconds of work).
@@ -134,7 +136,7 @@ def _best(fn, reps: int) -> tuple[float, str]:
 
 
 def rows(quick: bool = False, arches: tuple[str, ...] = ARCHES,
-         workloads: tuple[str, ...] = WORKLOADS, reps: int = 2,
+         workloads: tuple[str, ...] = WORKLOADS, reps: int = 5,
          deterministic: bool = True, engine: str = "patched") -> list[tuple[str, str, str, str]]:
     """Rows per architecture and workload; `engine`: "stock" (Unicorn from PyPI) or
     "patched" (what `make setup` builds: nbemu/emu/native/build_engine.py), for

@@ -6,7 +6,8 @@ GROUP: scale (bench/scale_bench.py), proc (bench/proc_bench.py), netbsd
 (bench/netbsd_bench.py), atf (nbemu/emu/atf/bench.py), startup (bench/startup_bench.py),
 lwp (bench/run.py's system call, hop and create rows), loop (bench/cpu_loop.py's CPU
 loop in ns per iteration, the four ports), loopinsn (the same loop in host
-instructions per iteration, callgrind).  Each group's rows replace
+instructions per iteration, callgrind), real (bench/real.py's real-code rows on the
+patched engine).  Each group's rows replace
 the table's rows of the same name (new ones go at the end of the table), and a line
 under the table says which groups were re-measured when; everything else in the
 file stays as the last `make bench` wrote it.
@@ -29,6 +30,7 @@ Row = tuple[str, str, str, str]
 def _groups() -> dict[str, Callable[[bool], list[Row]]]:
     from bench.netbsd_bench import rows as netbsd_rows
     from bench.proc_bench import rows as proc_rows
+    from bench.real import rows as real_rows
     from bench.cpu_loop import insn_rows, rows as loop_rows
     from bench.run import lwp_op_rows, per_op
     from bench.scale_bench import rows as scale_rows
@@ -38,6 +40,7 @@ def _groups() -> dict[str, Callable[[bool], list[Row]]]:
             "netbsd": lambda q: list(netbsd_rows(q)), "atf": lambda q: list(atf_rows(q)),
             "startup": lambda q: list(startup_rows(q)), "lwp": lwp_op_rows,
             "loopinsn": insn_rows,
+            "real": lambda q: real_rows(q, engine="patched"),
             "loop": lambda q: loop_rows(2_000_000 if q else 20_000_000, per_op,
                                         pairs=3 if q else 9)}
 

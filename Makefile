@@ -24,8 +24,9 @@ ENGINE_STAMP := $(VENV)/.engine
 
 setup: $(STAMP) $(ENGINE_STAMP)
 
+# (A Debian python3 without its venv package cannot make one: python3 from PATH then.)
 $(MADE):
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); python3 -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	touch $(MADE)
 

@@ -68,7 +68,8 @@ def build(quiet: bool = False) -> Path:
         stage = Path(tempfile.mkdtemp(dir=out.parent, prefix="stage-"))
         stage.chmod(0o755)
         shutil.copy2(work / "build" / LIBNAME, stage / LIBNAME)
-        (stage / ".nbemu-patched").write_text(f"unicorn {version} + {Path(patch_file(version)).name}\n")
+        patch_name = os.path.basename(patch_file(version))
+        (stage / ".nbemu-patched").write_text(f"unicorn {version} + {patch_name}\n")
         try:                            # whole or not at all: a half build is never selected
             os.replace(stage, out)
         except OSError:                 # another build got there first

@@ -154,10 +154,10 @@ def _import_unicorn() -> None:
     ...: ~60M of the 200M instructions of `import unicorn` (callgrind), none of
     which a run uses; and pathlib (with urllib.parse, ipaddress, fnmatch: ~4 ms),
     for joining those folders' names. The stand-ins give the same answers (the
-    package's folder, the function's source file, the joined names), so the binding tries the same
-    folders in the same order and loads the same library; they are in
-    sys.modules only while unicorn is imported, and only where the real module
-    is not imported yet. Should a later binding want more of them, the import
+    package's folder, the function's source file, the joined names), so the
+    binding tries the same folders in the same order and loads the same
+    library; they are in sys.modules only while unicorn is imported, and only
+    where the real module is not imported yet. Should a later binding want more of them, the import
     is simply done again without them."""
     import types
     spec = _unicorn_spec()
@@ -165,7 +165,7 @@ def _import_unicorn() -> None:
     if spec is not None and spec.origin:
         if "pathlib" not in sys.modules:
             pl = types.ModuleType("pathlib")
-            pl.Path = pl.PurePath = _Path                                        # type: ignore[attr-defined]
+            pl.Path = pl.PurePath = _Path                                 # type: ignore[attr-defined]
             lend["pathlib"] = pl
         if "importlib.resources" not in sys.modules:
             pkg = _Path(os.path.dirname(spec.origin))

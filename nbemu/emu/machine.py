@@ -71,6 +71,10 @@ _c_void_p, _c_uint64, _c_size_t = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_siz
 _C_TIMEOUT0 = _c_uint64(0)                         # uc_emu_start's timeout: none
 _C_COUNT = (_c_size_t(0), _c_size_t(1))            # its count: none, or one (PT_STEP)
 
+# The calls after which the native clock_gettime fast path's window stays open
+# (nbhook.c nb_fc_keep): ___lwp_park60, _lwp_unpark, _lwp_unpark_all.
+FAST_CLOCK_KEEPS = (478, 321, 322)
+
 SLICE_NS = 1_000_000                 # fast mode: a vCPU's turn on the host thread (host time;
                                      # not the guest's hardclock tick, kern_tc.TICK_NS)
 
@@ -542,6 +546,12 @@ class Machine:
             nat.fc_sysno.value = self._fc_sysno
             if fc is not None:
                 nat.fc_flags_idx.value, nat.fc_carry.value = fc[1], fc[2]
+            # calls that leave the window open (nbhook.c nb_fc_keep): the park
+            # calls, served whole by the kernel, change no mapping
+            for i, code in enumerate(FAST_CLOCK_KEEPS if self._fc_sysno >= 0 else ()):
+                nat.fc_keep[i] = code
+            for i in range(len(FAST_CLOCK_KEEPS) if self._fc_sysno >= 0 else 0, 4):
+                nat.fc_keep[i] = -1
 
     def _set_native_intr(self) -> None:
         abi = self.abi

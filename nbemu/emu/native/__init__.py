@@ -79,6 +79,7 @@ class NativeHook:
         self.fc_host = ctypes.c_uint64.in_dll(lib, "nb_fc_host")
         self.fc_mono_off = ctypes.c_int64.in_dll(lib, "nb_fc_mono_off")
         self.fc_count = ctypes.c_uint64.in_dll(lib, "nb_fc_count")
+        self.fc_keep = (ctypes.c_int * 4).in_dll(lib, "nb_fc_keep")
         # who sent a host signal (emu/hostsig.py)
         lib.nb_sigorigin_wrap.argtypes = [ctypes.c_int]
         lib.nb_sigorigin_take.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint32)]

@@ -179,6 +179,20 @@ volatile uint64_t nb_fc_lo, nb_fc_hi;  /* the writable window; hi == 0: none */
 volatile uint64_t nb_fc_host;  /* host address of nb_fc_lo */
 int64_t nb_fc_mono_off;
 volatile uint64_t nb_fc_count;
+/* Calls that leave the window open: the kernel serves them whole and they
+ * change no mapping (the park calls: a timed wait polls the clock between
+ * parks, libpthread's pthread_cond_timedwait and Go's timers alike, and each
+ * park closed the window for the next clock_gettime). -1: unused. A park that
+ * blocks ends the turn, and the next turn's start closes the window. */
+int nb_fc_keep[4] = { -1, -1, -1, -1 };
+
+static int fc_kept(uint64_t sysno)
+{
+    for (int i = 0; i < 4; i++)
+        if ((uint64_t)(int64_t)nb_fc_keep[i] == sysno)
+            return 1;
+    return 0;
+}
 
 static int fast_clock(void *uc)
 {
@@ -265,7 +279,7 @@ void nb_syscall_hook(void *uc, void *user)
     if (nb_fc_sysno >= 0) {
         if (fast_clock(uc))
             return;
-        if (nb_in_vals[0] != (uint64_t)nb_fc_sysno)
+        if (nb_in_vals[0] != (uint64_t)nb_fc_sysno && !fc_kept(nb_in_vals[0]))
             nb_fc_hi = 0;
     }
     nb_out_valid = 0;

@@ -134,7 +134,8 @@ def main() -> int:
 
     from bench.real import ARCHES as REAL_ARCHES, NOTES as REAL_NOTES, rows as real_rows
     real_arches = tuple(a for a in REAL_ARCHES if a in ns.arch)
-    for r in real_rows(q, real_arches, engine="stock"):
+    # (PyPI's engine is the reference, 3-8x slower: 2 samples per side, not 5)
+    for r in real_rows(q, real_arches, engine="stock", reps=2):
         row(*r)
     from nbemu.emu.native.engine_lib import built as patched_engine
     if patched_engine() is not None:        # make setup built it: nbemu's default

@@ -546,12 +546,10 @@ class Machine:
             nat.fc_sysno.value = self._fc_sysno
             if fc is not None:
                 nat.fc_flags_idx.value, nat.fc_carry.value = fc[1], fc[2]
-            # calls that leave the window open (nbhook.c nb_fc_keep): the park
-            # calls, served whole by the kernel, change no mapping
-            for i, code in enumerate(FAST_CLOCK_KEEPS if self._fc_sysno >= 0 else ()):
+            # calls that leave the window open (nbhook.c nb_fc_keep, consulted
+            # only where the fast path exists): the park calls change no mapping
+            for i, code in enumerate(FAST_CLOCK_KEEPS):
                 nat.fc_keep[i] = code
-            for i in range(len(FAST_CLOCK_KEEPS) if self._fc_sysno >= 0 else 0, 4):
-                nat.fc_keep[i] = -1
 
     def _set_native_intr(self) -> None:
         abi = self.abi

@@ -314,7 +314,7 @@ def _park_timed(l: Lwp, clock_id: int, flags: int, tsp: int, ts: tuple[int, int]
     p = l.l_proc
     left: list[tuple[int, int]] = []
     error = yield from lwp_park(l, clock_id, flags, ts, hint, left)
-    if ts is not None and not flags & TIMER_ABSTIME and ts_layout == "ts":
+    if not flags & TIMER_ABSTIME and ts_layout == "ts":
         # (void)copyout(tsp, SCARG(uap, ts), sizeof(*tsp)): failure is ignored.
         sec, nsec = left[0] if left else ts
         sec = max(TIME_MIN, min(TIME_MAX, sec))

@@ -181,8 +181,8 @@ int64_t nb_fc_mono_off;
 volatile uint64_t nb_fc_count;
 /* Calls that leave the window open: the kernel serves them whole and they
  * change no mapping (the park calls: a timed wait polls the clock between
- * parks, libpthread's pthread_cond_timedwait and Go's timers alike, and each
- * park closed the window for the next clock_gettime). -1: unused. A park that
+ * parks -- NetBSD's t_cond cond_timedwait_race 640,000 times --, and each park
+ * closed the window for the next clock_gettime). -1: unused. A park that
  * blocks ends the turn, and the next turn's start closes the window. */
 int nb_fc_keep[4] = { -1, -1, -1, -1 };
 

@@ -41,7 +41,9 @@ What lifts the floor is the engine itself: native/unicorn-2.1.4-nbemu.patch
 check_exit_request after loads and stores unless a memory hook that sees
 successful accesses is installed, the store helper leaving the TB itself on an
 invalid access as the load helper already does; a TLB of at least 4096
-entries). `make setup` builds it (native/build_engine.py) and nbemu runs on it
+entries that doubles, up to 65,536, as soon as it is 70 % full: bench_real
+hash, 40 MB read at random, 0.71-0.80 s -> 0.31 s on amd64, 1.0 -> 0.42 s on
+aarch64, whose TLB has 23K pages in use). `make setup` builds it (native/build_engine.py) and nbemu runs on it
 whenever it is built (native/engine_lib.py); its measured effect is in
 BENCHMARKS.md.
 """

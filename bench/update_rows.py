@@ -7,7 +7,7 @@ GROUP: scale (bench/scale_bench.py), proc (bench/proc_bench.py), netbsd
 lwp (bench/run.py's system call, hop and create rows), loop (bench/cpu_loop.py's CPU
 loop in ns per iteration, the four ports), loopinsn (the same loop in host
 instructions per iteration, callgrind), real (bench/real.py's real-code rows on the
-patched engine).  Each group's rows replace
+patched engine), esbuild (bench/esbuild_bench.py).  Each group's rows replace
 the table's rows of the same name (new ones go at the end of the table), and a line
 under the table says which groups were re-measured when; everything else in the
 file stays as the last `make bench` wrote it.
@@ -32,6 +32,7 @@ def _groups() -> dict[str, Callable[[bool], list[Row]]]:
     from bench.proc_bench import rows as proc_rows
     from bench.real import rows as real_rows
     from bench.cpu_loop import insn_rows, rows as loop_rows
+    from bench.esbuild_bench import rows as esbuild_rows
     from bench.run import lwp_op_rows, per_op
     from bench.scale_bench import rows as scale_rows
     from bench.startup_bench import rows as startup_rows
@@ -40,6 +41,7 @@ def _groups() -> dict[str, Callable[[bool], list[Row]]]:
             "netbsd": lambda q: list(netbsd_rows(q)), "atf": lambda q: list(atf_rows(q)),
             "startup": lambda q: list(startup_rows(q)), "lwp": lwp_op_rows,
             "loopinsn": insn_rows,
+            "esbuild": lambda q: esbuild_rows(1 if q else 3),
             "real": lambda q: real_rows(q, engine="patched"),
             "loop": lambda q: loop_rows(2_000_000 if q else 20_000_000, per_op,
                                         pairs=3 if q else 9)}

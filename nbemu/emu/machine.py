@@ -45,6 +45,7 @@ from nbemu.guest.arch.base import Abi
 from nbemu.syscalls.kern_resource import lwp_startrun, updatertime
 from nbemu.syscalls.kern_tc import Clock
 from nbemu.syscalls.lwp import LP_SSTEP, LP_STEPTRAP, LSONPROC, LW_USERRET, PSL_TRACED, Lwp
+from nbemu.syscalls.table import code_of
 from nbemu.syscalls.uvm_map import PROT_WRITE
 
 from . import native
@@ -72,8 +73,8 @@ _C_TIMEOUT0 = _c_uint64(0)                         # uc_emu_start's timeout: non
 _C_COUNT = (_c_size_t(0), _c_size_t(1))            # its count: none, or one (PT_STEP)
 
 # The calls after which the native clock_gettime fast path's window stays open
-# (nbhook.c nb_fc_keep): ___lwp_park60, _lwp_unpark, _lwp_unpark_all.
-FAST_CLOCK_KEEPS = (478, 321, 322)
+# (nbhook.c nb_fc_keep, at most 4).
+FAST_CLOCK_KEEPS = tuple(code_of(n) for n in ("___lwp_park60", "_lwp_unpark", "_lwp_unpark_all"))
 
 SLICE_NS = 1_000_000                 # fast mode: a vCPU's turn on the host thread (host time;
                                      # not the guest's hardclock tick, kern_tc.TICK_NS)

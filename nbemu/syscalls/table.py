@@ -211,6 +211,14 @@ def syscall(code: int, name: str, restartable: bool = True) -> Callable[[Handler
     return register
 
 
+def code_of(name: str) -> int:
+    """The number of the call the table names `name` (KeyError: none)."""
+    for code, ent in SYSENT.items():
+        if ent.name == name:
+            return code
+    raise KeyError(name)
+
+
 def name_of(code: int) -> str:
     ent = SYSENT.get(code)
     return ent.name if ent and ent.name else f"#{code}"

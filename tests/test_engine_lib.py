@@ -149,7 +149,10 @@ def test_a_growing_tlb_keeps_every_access_right(arch):
     # loads and stores are refilling it. The checksum is the same program's on
     # the host (the Linux build, native; i386's for the ILP32 ports, whose size_t
     # arithmetic differs).
+    import platform
     from bench.real import build_linux
+    if platform.machine() != "x86_64":
+        pytest.skip("the reference checksum comes from the Linux build run on an x86-64 host")
     host = "x86" if arch in ("x86", "arm") else "x86_64"
     want = subprocess.run([str(build_linux(host)), "hash", "100"], capture_output=True,
                           text=True, check=True, timeout=300).stdout

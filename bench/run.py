@@ -5,7 +5,8 @@ Each figure comes from the same run, side by side with its reference:
   (fast and --deterministic) vs the same instructions on bare Unicorn.
 - trivial system call (_lwp_self), park/unpark hop between two LWPs, LWP
   create+exit+wait: per-operation cost from two runs of different sizes, so that
-  start-up cancels out.
+  start-up cancels out; the system call and the hop in host instructions too
+  (callgrind), which the host's speed levels do not move.
 - start-up of a whole process, wall time and instructions (bench/startup_bench.py);
 - processes: fork+exit+wait, fork+execve+wait, a two-process pipe (bench/proc_bench.py),
   next to the same source built for Linux under qemu-x86_64 and natively.
@@ -109,6 +110,36 @@ def lwp_op_rows(q: bool) -> list[tuple[str, str, str, str]]:
             ("LWP create + exit + wait", f"{cr * 1e6:.1f} us", "", "<= 100 us")]
 
 
+def lwp_insn_rows(q: bool) -> list[tuple[str, str, str, str]]:
+    """The trivial system call and the park/unpark hop in host instructions
+    (callgrind, two-size difference), fast mode and --deterministic: the kernel's
+    own cost, which the host's speed levels do not move as they move the time
+    rows of lwp_op_rows (bench.update_rows group `lwpinsn`)."""
+    if shutil.which("valgrind") is None:
+        return [("trivial system call and hop, host instructions", "valgrind not installed",
+                 "", "")]
+    from bench.cpu_loop import _callgrind_instructions
+
+    def per(prog: Path, n1: int, n2: int, *opts: str) -> float:
+        def total(n: int) -> int:
+            return _callgrind_instructions([sys.executable, "-m", "nbemu.emu.cli", "-U",
+                                            "LD_PRELOAD", *opts, str(prog), str(n)])
+        return (total(n2) - total(n1)) / (n2 - n1)
+    det = ("--deterministic", "--seed", "1")
+    sysc, pp = build_c("bench_syscall"), build_c("bench_pingpong")
+    s1, s2 = (5_000, 15_000) if q else (20_000, 60_000)
+    p1, p2 = (500, 1_500) if q else (2_000, 6_000)
+    s, sd = per(sysc, s1, s2), per(sysc, s1, s2, *det)
+    h, hd = per(pp, p1, p2) / 2, per(pp, p1, p2, *det) / 2     # two hops a round
+    return [("trivial system call (_lwp_self), host instructions",
+             f"{s / 1e3:.1f}K; --deterministic {sd / 1e3:.1f}K",
+             f"(callgrind, {s2 - s1:,} calls' difference)", ""),
+            ("park/unpark hop between two LWPs, host instructions",
+             f"{h / 1e3:.1f}K per hop; --deterministic {hd / 1e3:.1f}K",
+             f"(callgrind, {2 * (p2 - p1):,} hops' difference; a hop: _lwp_unpark, "
+             "___lwp_park60 and a switch)", "")]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
@@ -143,6 +174,8 @@ def main() -> int:
             row(*r)
 
     for r in lwp_op_rows(q):
+        row(*r)
+    for r in lwp_insn_rows(q):
         row(*r)
 
     from bench.lwp_bench import rows as lwp_rows

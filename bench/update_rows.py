@@ -4,7 +4,8 @@
 
 GROUP: scale (bench/scale_bench.py), proc (bench/proc_bench.py), netbsd
 (bench/netbsd_bench.py), atf (nbemu/emu/atf/bench.py), startup (bench/startup_bench.py),
-lwp (bench/run.py's system call, hop and create rows), loop (bench/cpu_loop.py's CPU
+lwp (bench/run.py's system call, hop and create rows), lwpinsn (the system call and
+the hop in host instructions, callgrind), loop (bench/cpu_loop.py's CPU
 loop in ns per iteration, the four ports), loopinsn (the same loop in host
 instructions per iteration, callgrind), real (bench/real.py's real-code rows on the
 patched engine), esbuild (bench/esbuild_bench.py).  Each group's rows replace
@@ -33,14 +34,14 @@ def _groups() -> dict[str, Callable[[bool], list[Row]]]:
     from bench.real import rows as real_rows
     from bench.cpu_loop import insn_rows, rows as loop_rows
     from bench.esbuild_bench import rows as esbuild_rows
-    from bench.run import lwp_op_rows, per_op
+    from bench.run import lwp_insn_rows, lwp_op_rows, per_op
     from bench.scale_bench import rows as scale_rows
     from bench.startup_bench import rows as startup_rows
     from nbemu.emu.atf.bench import rows as atf_rows
     return {"scale": lambda q: list(scale_rows(q)), "proc": lambda q: list(proc_rows()),
             "netbsd": lambda q: list(netbsd_rows(q)), "atf": lambda q: list(atf_rows(q)),
             "startup": lambda q: list(startup_rows(q)), "lwp": lwp_op_rows,
-            "loopinsn": insn_rows,
+            "loopinsn": insn_rows, "lwpinsn": lwp_insn_rows,
             "esbuild": lambda q: esbuild_rows(1 if q else 3),
             "real": lambda q: real_rows(q, engine="patched"),
             "loop": lambda q: loop_rows(2_000_000 if q else 20_000_000, per_op,

@@ -9,6 +9,8 @@ import importlib
 import subprocess
 import sys
 
+import pytest
+
 import nbemu.syscalls as pkg
 from nbemu.syscalls.table import SYSENT
 
@@ -43,3 +45,12 @@ def test_a_start_imports_none_of_them_and_a_call_imports_its_module() -> None:
     assert "loaded at start: []" in r.stdout, r.stdout
     assert "pipe2: nbemu.syscalls.sys_pipe True" in r.stdout, r.stdout
 
+
+
+def test_code_of_names_the_tables_calls() -> None:
+    from nbemu.syscalls.table import code_of, name_of
+    for name in ("___lwp_park60", "_lwp_unpark", "_lwp_unpark_all", "__clock_gettime50"):
+        assert name_of(code_of(name)) == name
+    assert code_of("_lwp_unpark") == 321          # sys/kern/syscalls.master
+    with pytest.raises(KeyError):
+        code_of("no_such_call")

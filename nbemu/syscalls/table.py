@@ -176,14 +176,14 @@ SYS_syscall = 0
 SYS___syscall = 198
 
 _LAZY: dict[int, str] = {}      # call number -> the module to import at its first use
+_BY_NAME: dict[str, int] = {}   # call name -> number (code_of; filled at its first use)
 
 
 def register_lazy(modules: dict[str, Sequence[str]]) -> None:
     """Calls whose module is imported at their first use: {module: call names}."""
-    by_name = {ent.name: code for code, ent in SYSENT.items() if ent.name}
     for module, names in modules.items():
         for name in names:
-            _LAZY[by_name[name]] = module
+            _LAZY[code_of(name)] = module
 
 
 def _registered(ent: SysEnt) -> bool:
@@ -213,10 +213,9 @@ def syscall(code: int, name: str, restartable: bool = True) -> Callable[[Handler
 
 def code_of(name: str) -> int:
     """The number of the call the table names `name` (KeyError: none)."""
-    for code, ent in SYSENT.items():
-        if ent.name == name:
-            return code
-    raise KeyError(name)
+    if not _BY_NAME:
+        _BY_NAME.update((ent.name, code) for code, ent in SYSENT.items() if ent.name)
+    return _BY_NAME[name]
 
 
 def name_of(code: int) -> str:

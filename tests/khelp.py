@@ -50,6 +50,12 @@ class FakePlatform:
     def request_stop(self) -> None:
         self.stops += 1
 
+    def npark_begin(self, l: Lwp) -> None:
+        pass                        # (no engine: every park is the kernel's)
+
+    def npark_end(self, l: Lwp) -> None:
+        l.l_npark = False
+
     def restart_syscall(self, l: Lwp) -> None:
         pass
 

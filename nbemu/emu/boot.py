@@ -235,9 +235,12 @@ class Session:
                  if k.nprocs_created > 1 else "")
         # --deterministic: the blocks executed are its virtual clock
         blocks = f"{self.machine.blocks_executed()} blocks, " if self.opts.deterministic else ""
+        np = self.machine.npark
+        native = (f" ({np.count.value} park/unpark served natively)"
+                  if np is not None and np.count.value else "")
         print(f"nbemu: stats: {procs}{k.nlwps_created} LWPs created (at most {k.nlwps_max} "
               f"alive), "
-              f"{k.nsyscalls} system calls, switches per vCPU {sw}, {blocks}"
+              f"{k.nsyscalls} system calls{native}, switches per vCPU {sw}, {blocks}"
               f"{time.perf_counter() - self._t0:.2f} s", file=sys.stderr)
 
     def schedule_hash(self) -> str:

@@ -197,6 +197,7 @@ class HostSignals:
         nat = getattr(m, "native", None)
         if nat is None or not getattr(m, "in_emu", False):
             return          # between turns: the handler runs before the next one
+        nat.np_kick.value = 1                  # (nb_run: no native park switch after this stop)
         if m._hook_installed:
             nat.preempt.value = 1              # the block hook stops at the next block
             return

@@ -29,6 +29,7 @@ register file must change).
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
@@ -51,6 +52,7 @@ from nbemu.syscalls.uvm_map import PROT_WRITE
 from . import native
 from .native import engine_lib
 from .engine import new_engine
+from .npark import NativePark
 from .regs import RegBatch, raw
 from .space import Space, vmmap_new
 
@@ -71,6 +73,7 @@ _reg_read_batch, _ctx_reg_read_batch = raw("uc_reg_read_batch"), raw("uc_context
 _c_void_p, _c_uint64, _c_size_t = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
 _C_TIMEOUT0 = _c_uint64(0)                         # uc_emu_start's timeout: none
 _C_COUNT = (_c_size_t(0), _c_size_t(1))            # its count: none, or one (PT_STEP)
+_C_NP_NONE = _c_uint64(0)                           # nb_run's np_cur_cpu when np is off
 
 # The calls after which the native clock_gettime fast path's window stays open
 # (nbhook.c nb_fc_keep, at most 4).
@@ -134,6 +137,9 @@ class Machine:
         self._pc = RegBatch((abi.pc_reg,) + ((abi.insn_state_reg,)
                                              if abi.insn_state_reg is not None else ()))
         self._native_trap = False
+        self.npark: NativePark | None = None    # the native park path (below)
+        self._np_enabled = False                # for this run (run(): no tracer, debugger, ...)
+        self._np_turn = False                   # it serves this turn
         self._fc_sysno = -1                     # the native clock_gettime fast path's call
         self._space_pool: list[Space] = []      # engines of ended address spaces
         nat = self.native
@@ -172,6 +178,13 @@ class Machine:
             nat.blocks.value = 0               # (engine_counts: _claim_native)
             if not deterministic:
                 nat.lib.nb_start_ticker(SLICE_NS)
+        # the native park path (emu/npark.py): fast mode on the patched engine
+        # of a port whose park arguments come in registers (NBEMU_NATIVE_PARK=0
+        # in the environment turns it off)
+        if nat is not None and self.async_exact and not deterministic \
+                and abi.npark_trap is not None \
+                and os.environ.get("NBEMU_NATIVE_PARK", "1") != "0":
+            self.npark = NativePark(self)
         self.space = self.vmspace_new()
         self.uc = self.space.uc
         self.uch = self.space.uch
@@ -286,6 +299,8 @@ class Machine:
         if self.loaded is l:
             self.loaded = None
         self.start_lwp0(l, res.regs)
+        if self.npark is not None:
+            self.npark.forget_proc(p)
 
     def _switch_space(self, sp: Space) -> None:
         """Make sp's engine the live one: the loaded LWP (of another address
@@ -458,6 +473,8 @@ class Machine:
 
     def context_free(self, l: Lwp) -> None:
         self._ctx_pc.pop(id(l), None)
+        if self.npark is not None:
+            self.npark.forget_lwp(l)
         if l is self.loaded:
             self.loaded = None
         l.l_md = None
@@ -525,6 +542,40 @@ class Machine:
             return self.native.blocks.value
         return self._pyblocks
 
+    # -- parks the native path may end (Platform; emu/npark.py) ---------------------
+    def npark_wanted(self) -> bool:
+        return self._np_enabled
+
+    def npark_begin(self, l: Lwp) -> None:
+        if self._np_enabled:
+            self.npark.begin(l)             # type: ignore[union-attr]
+
+    def npark_end(self, l: Lwp) -> None:
+        if self.npark is not None:
+            self.npark.end(l)
+        else:
+            l.l_npark = False
+
+    def trap_vals(self, l: Lwp) -> list[int]:
+        """The trap registers (abi.syscall_in_regs, + the trapping instruction
+        word where the port appends it) of l, off the engine since its trap."""
+        abi = self.abi
+        vals = self.regs_get(l, abi.syscall_in_regs)
+        if abi.trap_fetch_insn:
+            pc = vals[abi.syscall_in_regs.index(abi.pc_reg)]
+            vals.append(int.from_bytes(self.uc.mem_read(pc - abi.trap_pc_offset, 4), "little"))
+        return vals
+
+    def _np_sync(self) -> None:
+        """nbhook.c: the kernel is about to serve a system call after the native
+        park path served some (the engine holds the LWP it last switched to)."""
+        try:
+            self.npark.sync()               # type: ignore[union-attr]
+        except Exception as e:            # an emulator bug, never the guest's fault
+            l = self.curlwp
+            self.internal_error = InternalError(l, [], e)  # type: ignore[arg-type]
+            self.request_stop()
+
     def _claim_native(self) -> None:
         """The native library's globals serve one running machine per process:
         point its trap callback at this one."""
@@ -551,6 +602,8 @@ class Machine:
             # only where the fast path exists): the park calls change no mapping
             for i, code in enumerate(FAST_CLOCK_KEEPS):
                 nat.fc_keep[i] = code
+            if self.npark is not None:
+                self.npark.claim()
 
     def _set_native_intr(self) -> None:
         abi = self.abi
@@ -616,6 +669,8 @@ class Machine:
             self.kernel.syscall(l, vals)
             if vals[0] == self._fc_sysno:
                 self._fast_clock_window(l, vals)
+            if self._np_turn:
+                self.npark.mark_running(l)  # type: ignore[union-attr]
         except Exception as e:            # an emulator bug, never the guest's fault
             self.internal_error = InternalError(l, vals, e)
             self.request_stop()
@@ -748,6 +803,10 @@ class Machine:
         assert p is not None
         self._claim_native()
         dbg = self.debugger
+        # the native park path, unless something must see every park: a
+        # tracer, a recorder, a debugger, the event listeners (timeline)
+        self._np_enabled = (self.npark is not None and dbg is None and self.rr is None
+                            and k.strace is None and not k.listeners)
         if survivors:
             def ended() -> bool:
                 return not k.live_procs()
@@ -842,6 +901,12 @@ class Machine:
             if nat is not None:            # (a preempt flag left from a slice before too)
                 nat.preempt.value = 0
                 self._set_budget(0)
+        np, np_cur = None, _C_NP_NONE
+        if self._np_enabled and not step and (arm == 2 or arm == 0 and self._async_stop):
+            np, cur = self.npark.engage(ci, l)  # type: ignore[union-attr]
+            if np is not None:
+                np_cur = _c_uint64(cur)
+        self._np_turn = np is not None
         self.stop_requested = False
         self._fault = None
         self._intno = None
@@ -856,7 +921,8 @@ class Machine:
             if nat is not None and not step:
                 # (nb_run: the PC read, the arming and uc_emu_start in one call)
                 pc_id, state_id, state_bit = self._nb_pc
-                err = nat.run(self.uch, pc_id, state_id, state_bit, self._never_pc, arm)
+                err = nat.run(self.uch, pc_id, state_id, state_bit, self._never_pc, arm,
+                              np, np_cur)
             else:
                 pcv = self._pc.read_live(self.uch)
                 pc = pcv[0] if self._pc.n == 1 else self.abi.resume_address(pcv[0], pcv[1])
@@ -865,12 +931,19 @@ class Machine:
                 # (ptrace PT_STEP: one instruction, then the trace trap)
                 err = _emu_start(self.uch, _c_uint64(pc), self._never_pc, _C_TIMEOUT0,
                                  _C_COUNT[1 if step else 0])
+            if np is not None:
+                self.in_emu = False
+                self._np_turn = False
+                self.npark.sync()           # type: ignore[union-attr]
+                l = self.curlwp             # (a park served natively switched LWPs)
+                assert l is not None
             if err:
                 self.in_emu = False
                 self._guest_fault(l, UcError(err))
                 return
         finally:
             self.in_emu = False
+            self._np_turn = False
             updatertime(l)
             if nat is not None:
                 if step:

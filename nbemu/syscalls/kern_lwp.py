@@ -373,6 +373,7 @@ def lwp_suspend(curl: Lwp, t: Lwp) -> int:
     if t.l_stat == LSSUSPENDED:
         return 0
     t.l_flag |= LwpFlag.LW_WSUSPEND
+    t.npark_end()
     if t is curl:
         return 0               # takes effect in userret
     if t.l_stat == LSSLEEP and t.l_flag & LwpFlag.LW_SINTR:

@@ -182,6 +182,7 @@ def sigsuspendsetup(l: Lwp, mask: tuple[int, int, int, int]) -> None:
     l.l_sigmask = words_of(mask_of(mask) & ~CANTMASK)
     if sigispending(l):
         l.l_flag |= LW_PENDSIG
+        l.npark_end()
 
 
 def sigsuspendteardown(l: Lwp) -> None:
@@ -190,6 +191,7 @@ def sigsuspendteardown(l: Lwp) -> None:
     if l.l_sigrestore:
         if sigispending(l):
             l.l_flag |= LW_PENDSIG
+            l.npark_end()
         else:
             l.l_sigrestore = False
             l.l_sigmask = l.l_sigoldmask
@@ -215,6 +217,7 @@ def signotify(k: "Kernel", t: Lwp) -> None:
     """Make t look for signals at its next userret. If it is running on another
     vCPU, end the current host turn (nbemu's IPI) so that its vCPU runs soon."""
     t.l_flag |= LW_PENDSIG
+    t.npark_end()
     if t.l_stat == LSONPROC and t is not k.platform.curlwp:
         k.platform.request_stop()
 
@@ -529,6 +532,7 @@ def unstop_lwp(t: Lwp) -> None:
             sleepq_remove(k, t, 0)
     else:
         t.l_flag |= LW_PENDSIG
+        t.npark_end()
         k.setrunnable(t)
 
 

@@ -131,6 +131,15 @@ def sleepq_remove(k: "Kernel", l: Lwp, error: int = 0) -> None:
     A sleeper that is stopped (LSSTOP) leaves the queue but stays stopped:
     SIGCONT makes it runnable (as NetBSD's sleepq_remove leaves it to whoever
     stopped it)."""
+    sleepq_unsleep(k, l, error)
+    if l.l_stat == LSSTOP:
+        return
+    k.setrunnable(l)
+
+
+def sleepq_unsleep(k: "Kernel", l: Lwp, error: int = 0) -> None:
+    """sleepq_remove's first half: l leaves its sleep queue and timeout, its
+    sleep returns `error`; its state is the caller's to change."""
     assert l.l_stat in (LSSLEEP, LSSTOP), l
     sq = l.l_sleepq
     if sq is not None:
@@ -146,9 +155,6 @@ def sleepq_remove(k: "Kernel", l: Lwp, error: int = 0) -> None:
     l.l_sleepq = None
     l.l_syncobj = None
     l.l_flag &= ~(LwpFlag.LW_SINTR | LwpFlag.LW_CATCHINTR)
-    if l.l_stat == LSSTOP:
-        return
-    k.setrunnable(l)
 
 
 def sleepq_wake(k: "Kernel", wchan: Hashable, expected: int = -1, error: int = 0) -> int:

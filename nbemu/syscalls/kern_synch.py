@@ -48,6 +48,13 @@ def nextlwp(k: "Kernel", ci: CpuInfo) -> Lwp | None:
     l = k.runq.sched_nextlwp(ci)
     if l is None:
         return None
+    cpu_switchto(k, ci, l)
+    return l
+
+
+def cpu_switchto(k: "Kernel", ci: CpuInfo, l: Lwp) -> None:
+    """Runnable l goes on the free CPU ci (LSONPROC): nextlwp's, and the
+    machine's native park path's (sys_lwp.lwp_park_native_ran)."""
     l.set_stat(LSONPROC)
     l.l_cpu = ci
     l.l_ticks = 0
@@ -57,7 +64,6 @@ def nextlwp(k: "Kernel", ci: CpuInfo) -> Lwp | None:
         lwpctl_write(l, ci.ci_index)
     if k.listeners:
         k.event("run", l, cpu=ci.ci_index)
-    return l
 
 
 def preempt(k: "Kernel", ci: CpuInfo) -> bool:

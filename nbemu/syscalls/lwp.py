@@ -93,7 +93,7 @@ class Lwp:
         "l_rtime", "l_nsyscall", "l_stime_ns", "l_stime_nsyscall",
         # sleep state (kern_sleepq.py)
         "l_wchan", "l_wmesg", "l_sleepq", "l_syncobj", "l_sleeperr", "l_timeout",
-        "l_park_hint",
+        "l_park_hint", "l_npark",
         # the system call being served / blocked
         "l_kstack", "l_sysvals", "l_syscode", "l_sysargs", "l_retval",
         # user context, TLS, lwpctl, u-area
@@ -138,6 +138,7 @@ class Lwp:
         self.l_sleeperr = 0
         self.l_timeout: Any = None          # callout handle while sleeping with a timeout
         self.l_park_hint = 0
+        self.l_npark = False               # the machine holds its park (emu/npark.py)
         # kernel continuation of a blocked system call
         self.l_kstack: Generator | None = None
         self.l_sysvals: list[int] | None = None   # registers at trap (for the return)
@@ -170,7 +171,15 @@ class Lwp:
         old = self.l_stat
         if new not in _LEGAL[old]:
             raise AssertionError(f"LWP {self.l_lid}: illegal transition {old.name} -> {new.name}")
+        if self.l_npark:
+            self.l_proc.k.platform.npark_end(self)
         self.l_stat = new
+
+    def npark_end(self) -> None:
+        """The kernel acts on l (a signal, a suspension): if the machine's
+        native park path holds l's park (Platform.npark_begin), it lets go."""
+        if self.l_npark:
+            self.l_proc.k.platform.npark_end(self)
 
     def __repr__(self) -> str:
         return f"<lwp {self.l_proc.p_pid}.{self.l_lid} {self.l_stat.name}>"

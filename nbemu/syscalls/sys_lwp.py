@@ -15,7 +15,8 @@ from .kern_lwp import (LWPCTL_CPU_NONE, LWPCTL_FEATURE_CURCPU, LWPCTL_FEATURE_PC
                        lwp_create, lwp_ctl_alloc, lwp_exit, lwp_free, lwp_start, lwp_suspend,
                        lwp_wait, lwpctl_write)
 from .kern_sleepq import (lwp_park_syncobj, sleep_syncobj, sleepq_abort_interruptible, sleepq_block,
-                          sleepq_enqueue, sleepq_remove, sleepq_wake)
+                          sleepq_enqueue, sleepq_remove, sleepq_unsleep, sleepq_wake)
+from .kern_synch import cpu_switchto
 from .kern_time import (CLOCK_REALTIME, MAXTIMO_NS, TIME_MAX, TIME_MIN, TIMER_ABSTIME, NS_PER_SEC,
                         clock_gettime1, copyin_timespec, ts2timo)
 from .lwp import (LPR_DETACHED, LSONPROC, LSRUN, LSSLEEP, LSSTOP, LSSUSPENDED, LSZOMB,
@@ -26,6 +27,7 @@ from .sys_ptrace import PTRACE_LWP_CREATE, PTRACE_LWP_EXIT, ptrace_event
 from .table import syscall
 
 LWP_UNPARK_MAX = 1024
+SYS____lwp_park60 = 478
 # (as plain ints for the park's way out: an Enum member's attribute lookup
 # costs ~0.1 us, several times a comparison)
 _EWOULDBLOCK, _ERESTART = int(Errno.EWOULDBLOCK), int(KernErrno.ERESTART)
@@ -194,6 +196,7 @@ def sys__lwp_wakeup(l: Lwp, a, retval: list[int]) -> int:
     # Set before looking at the state: even a target that is not asleep
     # finds its next park cancelled (EALREADY).
     t.l_flag |= LwpFlag.LW_CANCELLED | LwpFlag.LW_UNPARKED
+    t.npark_end()
     if t.l_stat != LSSLEEP:
         return Errno.ENODEV
     if not t.l_flag & LwpFlag.LW_SINTR:
@@ -267,6 +270,8 @@ def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint
         return Errno.EALREADY
     l.l_park_hint = hint
     sleepq_enqueue(k, l, ("parked", l.l_proc.p_pid, l.l_lid), "parked", lwp_park_syncobj, True)
+    if deadline is None and not l.l_flag & LW_PARK_NOT_NATIVE:
+        k.platform.npark_begin(l)       # the machine may end this park itself
     error = yield from sleepq_block(k, l, None, deadline)
     l.l_park_hint = 0
     if error == _EWOULDBLOCK:
@@ -285,6 +290,55 @@ def lwp_park(l: Lwp, clock_id: int, flags: int, ts: tuple[int, int] | None, hint
     if left is not None and ts is not None:
         left.append(ts)
     return error
+
+
+# -- the machine's native park path (emu/npark.py) ---------------------------------
+# The machine serves _lwp_unpark and ___lwp_park60 without a timeout between
+# LWPs the kernel handed it (Platform.npark_begin, above), and tells the kernel
+# what it did before the kernel runs again, through these three.
+LW_PARK_NOT_NATIVE = (LwpFlag.LW_PENDSIG | LwpFlag.LW_WSUSPEND | LwpFlag.LW_WEXIT
+                      | LwpFlag.LW_WCORE | LwpFlag.LW_DBGSUSPEND | LwpFlag.LW_CANCELLED)
+
+
+def lwp_park_native_parked(l: Lwp, vals: list[int]) -> None:
+    """l, on its CPU, made a ___lwp_park60 without a timeout that the machine
+    served (vals: its trap registers) and another LWP runs now: l is parked as
+    the trap would have left it (lwp_park blocked, the CPU released)."""
+    k = l.l_proc.k
+    l.l_syscode = SYS____lwp_park60
+    l.l_syshist.append(SYS____lwp_park60)
+    gen = lwp_park(l, CLOCK_REALTIME, 0, None, 0)
+    try:
+        gen.send(None)
+    except StopIteration as stop:          # (not clean after all: it returns at once)
+        k.platform.syscall_return(l, k.abi.encode_return(vals, stop.value or 0, 0,
+                                                         vals[k.abi.rv1_index]))
+        return
+    l.l_kstack = gen
+    l.l_sysvals = vals
+    l.l_sysargs = ()
+    l.l_retval = [0, vals[k.abi.rv1_index]]
+
+
+def lwp_park_native_woken(l: Lwp) -> None:
+    """The machine unparked l (an _lwp_unpark it served) but has not run it:
+    l is runnable, its park returns 0 when it runs."""
+    sleepq_remove(l.l_proc.k, l, 0)
+
+
+def lwp_park_native_ran(ci, l: Lwp) -> None:
+    """The machine unparked l and runs it on ci now, its park's return (0)
+    written: l leaves its sleep and is on ci, its system call done."""
+    k = l.l_proc.k
+    gen = l.l_kstack
+    sleepq_unsleep(k, l, 0)
+    l.l_kstack = None
+    l.l_sysvals = None
+    l.l_park_hint = 0
+    l.set_stat(LSRUN)
+    cpu_switchto(k, ci, l)
+    if gen is not None:
+        gen.close()
 
 
 def _park_common(l: Lwp, clock_id: int, flags: int, tsp: int, unpark: int, hint: int,

@@ -509,6 +509,7 @@ def _startstop(t: Proc, lt: Lwp, req: int, data: int) -> int:
         return x
     if req == PT_SUSPEND:
         x.l_flag |= LwpFlag.LW_DBGSUSPEND
+        x.npark_end()
     else:
         x.l_flag &= ~LwpFlag.LW_DBGSUSPEND
     return 0

@@ -126,6 +126,7 @@ def sigprocmask1(l: Lwp, how: int, nss: tuple | None) -> int:
     # and pthread_create / pthread_join change the mask four times)
     if old & ~new and (l.l_sigpend.set or l.l_proc.p_sigpend.set) and sigispending(l):
         l.l_flag |= LW_PENDSIG
+        l.npark_end()
     if new & ~old:
         _hand_over(l, new & ~old)
     return 0

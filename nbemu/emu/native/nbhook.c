@@ -20,8 +20,9 @@
  * and the hook, when installed at all (gdb), only sees nb_preempt.
  *
  * Beside it: the system-call trap glue, a turn's and a switch's engine calls
- * (nb_run, nb_switch), the clock_gettime fast path, the interrupt trap glue,
- * and who sent a host signal (the end of this file).
+ * (nb_run, nb_switch), the clock_gettime fast path, the native park path
+ * (_lwp_unpark / ___lwp_park60 and the switch between the LWPs they hand off
+ * to), the interrupt trap glue, and who sent a host signal (the end of this file).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -245,43 +246,297 @@ void nb_set_run(void *reg_read, void *emu_start, void *ctx_save, void *ctx_resto
     g_ctx_restore = (uc_ctx_fn)ctx_restore;
 }
 
-int nb_run(void *uc, int pc_id, int state_id, uint64_t state_bit, uint64_t until, int arm)
-{
-    uint64_t pc = 0, state = 0;   /* (a 32-bit register fills the low half) */
-    int err = g_reg_read(uc, pc_id, &pc);
-
-    if (err == 0 && state_id >= 0 && (err = g_reg_read(uc, state_id, &state)) == 0)
-        pc = (state & state_bit) ? (pc | 1) : (pc & ~(uint64_t)1);
-    if (err)
-        return err;
-    nb_fc_hi = 0;                 /* the fast clock's window was the last turn's */
-    if (arm == 2)
-        nb_async_uc = uc;
-    else if (arm == 1)
-        nb_preempt = 0;
-    nb_armed = arm != 0;
-    err = g_emu_start(uc, pc, until, 0, 0);
-    nb_armed = 0;
-    nb_async_uc = 0;
-    return err;
-}
-
 int nb_switch(void *uc, void *save_ctx, void *load_ctx)
 {
     int err = save_ctx ? g_ctx_save(uc, save_ctx) : 0;
     return err ? err : g_ctx_restore(uc, load_ctx);
 }
 
+/*
+ * The native park path: _lwp_unpark and ___lwp_park60 (no timeout) between
+ * the LWPs of the running process, served here without the Python kernel --
+ * a park/unpark hop is two system calls and a context switch, ~124K host
+ * instructions through the kernel's Python and ~10x fewer here.
+ *
+ * State (declared here, one table per process, owned by emu/npark.py): an
+ * entry per LWP id, whose state says what this path may do with it:
+ *  NP_PARKED   parked without a timeout, nothing else pending: the kernel
+ *              registered it (sys_lwp.lwp_park); an _lwp_unpark here wakes it;
+ *  NP_WOKEN    woken here, queued on np_runq for this vCPU;
+ *  NP_RUNNING  the LWP on the engine may park here (its kernel flags are
+ *              clean: no pending unpark, signal, suspension, exit);
+ *  NP_NONE     the kernel's: every call about it goes to the kernel.
+ * The kernel learns what happened here before it runs again (nb_np_sync:
+ * called before the next trap the kernel serves, and by the machine when the
+ * turn ends): the LWPs touched here, their states, run time and calls.
+ * A park served here switches LWPs in nb_run, outside the hook: the engine
+ * stops after the trap, nb_run saves the parked LWP's context to its u-area,
+ * loads the next one's, writes its park's return (0) and starts the engine
+ * again -- unless a tick or another stop asked for the run loop.
+ */
+enum { NP_NONE, NP_PARKED, NP_WOKEN, NP_RUNNING };
+
+struct nb_np_ent {
+    uint64_t md;        /* its u-area's saved context (Lwp.l_md) */
+    uint64_t lwpctl;    /* host address of its lwpctl_t (lc_curcpu first); 0: none */
+    uint64_t run_ns;    /* host CLOCK_MONOTONIC ns it ran since the last sync */
+    uint32_t nsys;      /* system calls served here for it since the last sync */
+    uint8_t state;
+    uint8_t touched;    /* on nb_np_touched */
+    uint16_t pad;
+};
+
+#define NP_RING 256     /* runnable LWPs and touched LWPs between two syncs */
+
+struct nb_np_ent *volatile nb_np_tab;   /* the running process's table; 0: off */
+uint32_t nb_np_cap;                     /* entries in it (LWP ids 1 .. cap-1) */
+uint32_t nb_np_cur;                     /* the LWP on the engine (its id) */
+int nb_np_cpu;                          /* the vCPU of this turn (lc_curcpu) */
+int nb_np_switch_ok;                    /* nothing else wants the host: park may switch */
+uint32_t nb_np_runq[NP_RING];
+uint32_t nb_np_rq_head, nb_np_rq_len;
+uint32_t nb_np_touched[NP_RING];
+uint32_t nb_np_ntouched;
+uint32_t nb_np_switches;                /* switches since the last sync */
+uint64_t nb_np_t;                       /* when the LWP on the engine started running */
+uint64_t nb_np_count;                   /* calls served here (--stats) */
+static uint32_t g_np_next;              /* the LWP to switch to once the engine stops */
+static int g_np_armed;                  /* this path armed the ticker */
+/* the port's trap (emu/npark.py): where nb_in_vals holds the call's number
+ * (-1: svc #imm16 in the appended instruction word) and its arguments, the
+ * second return value, the flags and their error bit; the calls' numbers */
+int nb_np_sysno_idx = -1;
+int nb_np_arg_idx[6];
+int nb_np_rv1_idx, nb_np_flags_idx;
+uint64_t nb_np_carry;
+int nb_np_nr_park = -1, nb_np_nr_unpark = -1;
+static trap_fn g_np_sync;
+volatile int nb_np_kick;                /* the watchdog stopped the engine (emu/hostsig.py) */
+
+void nb_np_set_sync(void *sync) { g_np_sync = (trap_fn)sync; }
+
+static uint64_t np_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct nb_np_ent *np_ent(uint64_t lid)
+{
+    lid &= 0xffffffffu;                   /* lwpid_t */
+    return lid != 0 && lid < nb_np_cap ? &nb_np_tab[lid] : 0;
+}
+
+static int np_touch(uint32_t lid)
+{
+    struct nb_np_ent *e = &nb_np_tab[lid];
+    if (!e->touched) {
+        e->touched = 1;
+        nb_np_touched[nb_np_ntouched++] = lid;
+    }
+    return 1;
+}
+
+/* room for `n` more touched LWPs */
+static int np_room(int n) { return nb_np_ntouched + (uint32_t)n <= NP_RING; }
+
+static void np_return0(void *uc)
+{
+    nb_out_vals[0] = 0;
+    nb_out_vals[1] = nb_in_vals[nb_np_rv1_idx];
+    nb_out_vals[2] = nb_in_vals[nb_np_flags_idx] & ~nb_np_carry;
+    g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
+}
+
+static void np_wake(uint32_t lid)
+{
+    nb_np_tab[lid].state = NP_WOKEN;
+    np_touch(lid);
+    nb_np_runq[(nb_np_rq_head + nb_np_rq_len++) % NP_RING] = lid;
+}
+
+static void np_count(void)
+{
+    struct nb_np_ent *c = &nb_np_tab[nb_np_cur];
+    c->nsys++;
+    np_touch(nb_np_cur);
+    nb_np_count++;
+}
+
+/* _lwp_unpark(target, hint) of a parked LWP: it joins this vCPU's queue. */
+static int np_unpark(void *uc)
+{
+    uint32_t lid = (uint32_t)nb_in_vals[nb_np_arg_idx[0]];
+    struct nb_np_ent *t = np_ent(lid);
+    if (!t || t->state != NP_PARKED || nb_np_rq_len == NP_RING || !np_room(2))
+        return 0;
+    np_wake(lid);
+    np_count();
+    np_return0(uc);
+    if (!nb_armed) {
+        /* work appeared while the turn runs unpreemptible: as the kernel's
+         * work_added, let the ticker end the turn (the woken LWP waits on
+         * this vCPU until the running one parks) */
+        nb_async_uc = uc;
+        nb_armed = 1;
+        g_np_armed = 1;
+    }
+    return 1;
+}
+
+/* ___lwp_park60(clock_id, flags, ts, unpark, hint, unparkhint) with no
+ * timeout, by an LWP that may park here, when an LWP is there to run. */
+static int np_park(void *uc)
+{
+    struct nb_np_ent *c = np_ent(nb_np_cur), *u = 0;
+    uint32_t unpark = (uint32_t)nb_in_vals[nb_np_arg_idx[3]];
+
+    if (!nb_np_switch_ok || !c || c->state != NP_RUNNING || nb_in_vals[nb_np_arg_idx[2]] != 0)
+        return 0;
+    if (unpark != 0) {
+        u = np_ent(unpark);
+        if (!u || u->state != NP_PARKED || nb_np_rq_len == NP_RING)
+            return 0;
+    } else if (nb_np_rq_len == 0)
+        return 0;                           /* nothing to switch to: the kernel idles */
+    if (!np_room(3))
+        return 0;
+    if (u)
+        np_wake(unpark);
+    np_count();
+    c->state = NP_PARKED;
+    g_np_next = nb_np_runq[nb_np_rq_head];
+    nb_np_rq_head = (nb_np_rq_head + 1) % NP_RING;
+    nb_np_rq_len--;
+    g_stop(uc);                             /* nb_run switches once the engine stops */
+    return 1;
+}
+
+static int np_trap(void *uc)
+{
+    uint64_t nr;
+    if (nb_np_tab == 0)
+        return 0;
+    nr = nb_np_sysno_idx >= 0 ? nb_in_vals[nb_np_sysno_idx]
+                              : (nb_in_vals[nb_nin] >> 5) & 0xffff;
+    if (nr == (uint64_t)nb_np_nr_unpark)
+        return np_unpark(uc);
+    if (nr == (uint64_t)nb_np_nr_park)
+        return np_park(uc);
+    return 0;
+}
+
+static void np_lwpctl(struct nb_np_ent *e, int cpu)
+{
+    if (e->lwpctl)
+        *(volatile int32_t *)(uintptr_t)e->lwpctl = cpu;
+}
+
+/* The switch a park served here asked for (the engine has stopped). */
+static int np_switch(void *uc)
+{
+    uint32_t next = g_np_next;
+    struct nb_np_ent *c = &nb_np_tab[nb_np_cur], *n = &nb_np_tab[next];
+    uint64_t now = np_now(), v[3];
+    void *p[3] = { &v[0], &v[1], &v[2] };
+    int err;
+
+    g_np_next = 0;
+
+    c->run_ns += now - nb_np_t;
+    nb_np_t = now;
+    np_lwpctl(c, -1);                       /* LWPCTL_CPU_NONE */
+    err = g_ctx_save(uc, (void *)(uintptr_t)c->md);
+    if (!err)
+        err = g_ctx_restore(uc, (void *)(uintptr_t)n->md);
+    if (err)
+        return err;
+    /* its park returns 0: the first return value, the error flag clear */
+    if ((err = g_read_batch(uc, nb_out_ids, p, nb_nout)) != 0)
+        return err;
+    v[0] = 0;
+    v[2] &= ~nb_np_carry;
+    if ((err = g_write_batch(uc, nb_out_ids, p, nb_nout)) != 0)
+        return err;
+    nb_np_cur = next;
+    n->state = NP_RUNNING;
+    np_touch(nb_np_cur);
+    np_lwpctl(n, nb_np_cpu);
+    nb_np_switches++;
+    if (g_np_armed && nb_np_rq_len == 0) {  /* nothing waits any more */
+        nb_armed = 0;
+        nb_async_uc = 0;
+        g_np_armed = 0;
+    }
+    return 0;
+}
+
+int nb_run(void *uc, int pc_id, int state_id, uint64_t state_bit, uint64_t until, int arm,
+           void *np, uint64_t np_cur_cpu)
+{
+    uint64_t pc = 0, state = 0;   /* (a 32-bit register fills the low half) */
+    uint64_t ticks;
+    int err, serr;
+
+    nb_fc_hi = 0;                 /* the fast clock's window was the last turn's */
+    /* the native park path for this turn: np, the process's table (0: off);
+     * np_cur_cpu, the LWP's id and (high half) the vCPU's index */
+    nb_np_tab = (struct nb_np_ent *)np;
+    if (np) {
+        nb_np_cur = (uint32_t)np_cur_cpu;
+        nb_np_cpu = (int)(np_cur_cpu >> 32);
+        nb_np_switch_ok = arm == 0;
+        nb_np_t = np_now();
+        g_np_armed = 0;
+    }
+    g_np_next = 0;
+    nb_np_kick = 0;
+    if (arm == 2)
+        nb_async_uc = uc;
+    else if (arm == 1)
+        nb_preempt = 0;
+    nb_armed = arm != 0;
+    for (;;) {
+        err = g_reg_read(uc, pc_id, &pc);
+        if (err == 0 && state_id >= 0 && (err = g_reg_read(uc, state_id, &state)) == 0)
+            pc = (state & state_bit) ? (pc | 1) : (pc & ~(uint64_t)1);
+        if (err)
+            break;
+        ticks = nb_async_stops;
+        err = g_emu_start(uc, pc, until, 0, 0);
+        if (g_np_next == 0)
+            break;
+        /* (the park's trap had completed when the engine stopped: switch
+         * even if the engine reports an error, which is then the run loop's) */
+        serr = np_switch(uc);
+        if (err == 0)
+            err = serr;
+        /* a tick, or a stop of the host-signal watchdog (nb_np_kick), is
+         * the run loop's to see */
+        if (err || ticks != nb_async_stops || nb_np_kick)
+            break;
+    }
+    nb_armed = 0;
+    nb_async_uc = 0;
+    nb_np_tab = 0;
+    return err;
+}
+
 void nb_syscall_hook(void *uc, void *user)
 {
     (void)user;
     g_read_batch(uc, nb_in_ids, g_in_ptrs, nb_nin);
+    if (np_trap(uc))
+        return;
     if (nb_fc_sysno >= 0) {
         if (fast_clock(uc))
             return;
         if (nb_in_vals[0] != (uint64_t)nb_fc_sysno && !fc_kept(nb_in_vals[0]))
             nb_fc_hi = 0;
     }
+    if (nb_np_ntouched)
+        g_np_sync();                        /* the kernel first learns what np_trap did */
     nb_out_valid = 0;
     g_trap();
     if (nb_out_valid)
@@ -336,6 +591,10 @@ void nb_intr_hook(void *uc, uint32_t intno, void *user)
         g_mem_read(uc, nb_in_vals[g_insn_pc_idx] - g_insn_back, &word, 4);
         nb_in_vals[nb_nin] = word;
     }
+    if (np_trap(uc))
+        return;
+    if (nb_np_ntouched)
+        g_np_sync();
     nb_out_valid = 0;
     g_trap();
     if (nb_out_valid)

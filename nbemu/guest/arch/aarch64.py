@@ -112,6 +112,7 @@ class Aarch64(Abi):
                        A.UC_ARM64_REG_X1) + tuple(A.UC_ARM64_REG_X0 + i for i in range(4, 8)) + (
         A.UC_ARM64_REG_X17, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_NZCV, A.UC_ARM64_REG_PC)
     syscall_out_regs = (A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_NZCV)
+    npark_trap = (-1, _ARG_ORDER[:6], _IN_NZCV, NZCV_C)
     report_regs = tuple((f"x{i}", _X[i]) for i in range(31)) + (
         ("sp", A.UC_ARM64_REG_SP), ("pc", A.UC_ARM64_REG_PC), ("nzcv", A.UC_ARM64_REG_NZCV),
         ("tpidr", _TPIDR))

@@ -108,6 +108,7 @@ class Amd64(Abi):
     # rax, rdi, rsi, rdx at the first four places of syscall_in_regs): the call's
     # number (__clock_gettime50), the flags' place, the error bit.
     fast_clock_trap = (427, 8, PSL_C)
+    npark_trap = (0, (1, 2, 3, 4, 5, 6), 8, PSL_C)
     report_regs = tuple((n, getattr(X, "UC_X86_REG_" + n.upper())) for n in (
         "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
         "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base"))

@@ -58,6 +58,12 @@ class Abi(Protocol):
     # (system-call number, flags' index in syscall_in_regs, error bit) of the native
     # trap's clock_gettime fast path (emu/native/nbhook.c); None: no fast path.
     fast_clock_trap: tuple[int, int, int] | None = None
+    # The native park path's trap (emu/npark.py, nbhook.c np_trap): where
+    # syscall_in_regs holds the call's number (-1: in the svc #imm16 of the
+    # appended instruction word), ___lwp_park60's six arguments, the flags and
+    # their error bit. None: no such path (the ILP32 ports, whose six arguments
+    # do not all come in registers).
+    npark_trap: tuple[int, tuple[int, ...], int, int] | None = None
     # The u-area (machine/param.h USPACE: bytes per LWP of the kernel arena) and
     # where its saved user context keeps each register while the LWP is off its
     # CPU: gdb register name -> (offset in the u-area, bytes). The context is

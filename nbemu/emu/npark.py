@@ -78,6 +78,9 @@ class NativePark:
         self._t = ctypes.c_uint64.in_dll(lib, "nb_np_t")
         self.count = ctypes.c_uint64.in_dll(lib, "nb_np_count")
         self.tab: ctypes.Array | None = None     # the engaged process's table, this turn
+        # (the LWP, context and lwpctl whose entry mark_running last made
+        # NP_RUNNING this turn; None: look again)
+        self._marked: tuple[Lwp, int, int] | None = None
 
     def claim(self) -> None:
         """Point the library's native park globals at this machine (its port's
@@ -147,19 +150,28 @@ class NativePark:
             return None, 0
         tab = self._table(p)
         self.tab = tab
+        self._marked = None
         self.mark_running(l)
         return self._ptrs[p], l.l_lid | ci.ci_index << 32
 
     def mark_running(self, l: Lwp) -> None:
         """l is on the engine: may it park natively? (each turn, and after each
-        system call the kernel served for it)"""
+        system call the kernel served for it: the common answer, unchanged,
+        writes nothing)"""
+        clean = (l.l_stat == LSONPROC and not l.l_flag & _NOT_CLEAN and l.l_kstack is None
+                 and l.l_md is not None)
+        key = (l, l.l_md, l.l_lwpctl)
+        if clean and key == self._marked:
+            return
         e = self.tab[l.l_lid]   # type: ignore[index]
-        if (l.l_stat == LSONPROC and not l.l_flag & _NOT_CLEAN and l.l_kstack is None
-                and l.l_md is not None):
+        if clean:
             e.md = l.l_md
             e.lwpctl = _lwpctl_host(l)
             e.state = NP_RUNNING
-        elif e.state == NP_RUNNING:         # (a park it made is the kernel's: NP_PARKED)
+            self._marked = key
+            return
+        self._marked = None
+        if e.state == NP_RUNNING:           # (a park it made is the kernel's: NP_PARKED)
             e.state = NP_NONE
 
     def sync(self) -> None:
@@ -167,6 +179,7 @@ class NativePark:
         n = self._ntouched.value
         if not n:
             return
+        self._marked = None             # (the path may have parked the marked LWP)
         m = self.m
         tab = self.tab
         a = m.curlwp

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -51,12 +52,15 @@ def test_the_path_serves_the_hand_offs(arch: str) -> None:
 
 
 @needs_patched
-@pytest.mark.parametrize("opts", [("--deterministic", "--seed", "3"), ("--trace", "syscall")],
-                         ids=["deterministic", "trace"])
-def test_off_where_every_park_must_be_seen(opts: tuple[str, ...]) -> None:
-    """--deterministic (a seeded schedule of every switch) and --trace (a line per
-    system call) see every park: nothing is served natively, and the trace has a
-    line for each of the 2 x 300 parks and unparks of each side."""
+@pytest.mark.parametrize("opts", [("--deterministic", "--seed", "3"), ("--trace", "syscall"),
+                                  ("--timeline", "{tmp}/t.json"), ("--record", "{tmp}/r.log")],
+                         ids=["deterministic", "trace", "timeline", "record"])
+def test_off_where_every_park_must_be_seen(opts: tuple[str, ...], tmp_path: Path) -> None:
+    """--deterministic (a seeded schedule of every switch), --trace (a line per
+    system call), --timeline (every LWP's state over time) and --record (every
+    turn) see every park: nothing is served natively, and the trace has a line
+    for each of the 2 x 300 unparks."""
+    opts = tuple(o.format(tmp=tmp_path) for o in opts)
     r = run_nbemu(build_c("bench_pingpong"), "300", opts=("--stats", *opts))
     assert r.returncode == 0 and r.stdout == "300\n", r.stderr[-3000:]
     assert _served(r.stderr) == 0, r.stderr[-3000:]

@@ -384,6 +384,8 @@ class Machine:
                     return
             self._batch(ids).write_live(self.uch, vals)
         elif l.l_md is not None:       # (an LWP that just exited has no context)
+            if l.l_npark:              # (its registers change: the kernel resumes it)
+                self.npark_end(l)
             self._ctx_write(l, ids, vals)
 
     def vregs_get(self, l: Lwp, ids: Sequence[int]) -> list[int]:

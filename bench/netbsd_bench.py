@@ -70,8 +70,8 @@ def rows(quick: bool = False) -> list[tuple[str, str, str, str]]:
                 n1, n2, **root) / 2
     hop = per_op(build_c("bench_pingpong"), n1, n2) / 2
     out.append(("mutex/condvar ping-pong (libpthread.so), per hand-off",
-                f"{cv * 1e6:.1f} us",
-                f"raw park/unpark hop {hop * 1e6:.1f} us: **{cv / hop:.2f}x**",
+                f"{cv * 1e6:.2f} us",
+                f"raw park/unpark hop {hop * 1e6:.2f} us: **{cv / hop:.2f}x**",
                 "<= 1.5x the hop"))
     if os.environ.get("NBEMU_NETBSD_I386") == "1":
         out += _startup_and_create(nu.build_userland("i386"), "i386", quick)

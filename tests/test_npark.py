@@ -85,3 +85,16 @@ def test_a_host_signal_ends_native_hand_offs(arch: str) -> None:
     g.signal(signal.SIGTERM)
     rc, out, err = g.finish()
     assert rc == 128 + signal.SIGTERM, out + err
+
+
+@pytest.mark.parametrize("arch", NATIVE_ARCHES)
+def test_a_ring_wider_than_the_paths_bookkeeping(arch: str) -> None:
+    """300 LWPs hand a token round a ring 20 times with no other system call in
+    between: more LWPs than the native path may touch between two syncs (256),
+    so it hands calls to the kernel when its list is full (how often depends on
+    how often a tick syncs it first). Every hand-off is made once, path on or off."""
+    prog = build_c("npark_native", arch)
+    for env in (engine_env(), engine_env(NBEMU_NATIVE_PARK="0")):
+        r = run_nbemu(prog, "ring", "300", "20", opts=("--stats",), env=env, timeout=600)
+        assert r.returncode == 0 and r.stdout.endswith("PASS\n"), r.stdout + r.stderr[-3000:]
+        assert "FAIL" not in r.stdout

@@ -48,7 +48,7 @@ def test_the_path_serves_the_hand_offs(arch: str) -> None:
     assert r.returncode == 0 and r.stdout == "3000\n", r.stdout + r.stderr
     assert _served(r.stderr) >= 4 * 3000 - 50, r.stderr
     r = run_nbemu(build_c("npark_native", arch), opts=("--stats",), timeout=600)
-    assert r.returncode == 0 and _served(r.stderr) > 3 * 3000, r.stderr
+    assert r.returncode == 0 and _served(r.stderr) >= 3 * 3000 - 50, r.stderr
 
 
 @needs_patched

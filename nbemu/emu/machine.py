@@ -139,7 +139,6 @@ class Machine:
         self._native_trap = False
         self.npark: NativePark | None = None    # the native park path (below)
         self._np_enabled = False                # for this run (run(): no tracer, debugger, ...)
-        self._np_turn = False                   # it serves this turn
         self._fc_sysno = -1                     # the native clock_gettime fast path's call
         self._space_pool: list[Space] = []      # engines of ended address spaces
         nat = self.native
@@ -545,18 +544,13 @@ class Machine:
         return self._pyblocks
 
     # -- parks the native path may end (Platform; emu/npark.py) ---------------------
-    def npark_wanted(self) -> bool:
-        return self._np_enabled
-
+    # With the path off; run() makes them NativePark's own begin and end when it
+    # is on (every park and wakeup of the kernel's path calls one of them).
     def npark_begin(self, l: Lwp) -> None:
-        if self._np_enabled:
-            self.npark.begin(l)             # type: ignore[union-attr]
+        pass
 
     def npark_end(self, l: Lwp) -> None:
-        if self.npark is not None:
-            self.npark.end(l)
-        else:
-            l.l_npark = False
+        l.l_npark = False
 
     def trap_vals(self, l: Lwp) -> list[int]:
         """The trap registers (abi.syscall_in_regs, + the trapping instruction
@@ -671,8 +665,6 @@ class Machine:
             self.kernel.syscall(l, vals)
             if vals[0] == self._fc_sysno:
                 self._fast_clock_window(l, vals)
-            if self._np_turn:
-                self.npark.mark_running(l)  # type: ignore[union-attr]
         except Exception as e:            # an emulator bug, never the guest's fault
             self.internal_error = InternalError(l, vals, e)
             self.request_stop()
@@ -809,6 +801,9 @@ class Machine:
         # tracer, a recorder, a debugger, the event listeners (timeline)
         self._np_enabled = (self.npark is not None and dbg is None and self.rr is None
                             and k.strace is None and not k.listeners)
+        if self._np_enabled:
+            self.npark_begin = self.npark.begin     # type: ignore[method-assign,union-attr]
+            self.npark_end = self.npark.end         # type: ignore[method-assign,union-attr]
         if survivors:
             def ended() -> bool:
                 return not k.live_procs()
@@ -904,11 +899,13 @@ class Machine:
                 nat.preempt.value = 0
                 self._set_budget(0)
         np, np_cur = None, _C_NP_NONE
-        if self._np_enabled and not step and (arm == 2 or arm == 0 and self._async_stop):
+        # (only while nothing else wants the host thread: with other vCPUs'
+        # work a park ends the turn through the kernel, and an unpark served
+        # natively would only move the kernel's work to the next system call)
+        if self._np_enabled and not step and arm == 0 and self._async_stop:
             np, cur = self.npark.engage(ci, l)  # type: ignore[union-attr]
             if np is not None:
                 np_cur = _c_uint64(cur)
-        self._np_turn = np is not None
         self.stop_requested = False
         self._fault = None
         self._intno = None
@@ -935,17 +932,16 @@ class Machine:
                                  _C_COUNT[1 if step else 0])
             if np is not None:
                 self.in_emu = False
-                self._np_turn = False
-                self.npark.sync()           # type: ignore[union-attr]
-                l = self.curlwp             # (a park served natively switched LWPs)
-                assert l is not None
+                if self.npark._ntouched.value:      # type: ignore[union-attr]
+                    self.npark.sync()               # type: ignore[union-attr]
+                l = self.curlwp             # (a park served natively switched LWPs:
+                assert l is not None        # this sync's or one in the trap hook)
             if err:
                 self.in_emu = False
                 self._guest_fault(l, UcError(err))
                 return
         finally:
             self.in_emu = False
-            self._np_turn = False
             updatertime(l)
             if nat is not None:
                 if step:

@@ -29,7 +29,7 @@ make. Only the running process's LWPs can differ: every turn starts in sync.
 from __future__ import annotations
 
 import ctypes
-import weakref
+import struct
 from typing import TYPE_CHECKING
 
 from nbemu.syscalls.lwp import LSONPROC, LwpFlag, Lwp, PSL_SYSCALL, PSL_TRACED, Proc
@@ -52,10 +52,16 @@ class NpEnt(ctypes.Structure):
     _fields_ = [("md", ctypes.c_uint64), ("lwpctl", ctypes.c_uint64),
                 ("run_ns", ctypes.c_uint64), ("nsys", ctypes.c_uint32),
                 ("state", ctypes.c_uint8), ("touched", ctypes.c_uint8),
-                ("pad", ctypes.c_uint16)]
+                ("ran", ctypes.c_uint8), ("pad", ctypes.c_uint8)]
 
 
 NpTable = NpEnt * NP_CAP
+# An entry as the kernel's hand-overs write it whole: md, lwpctl, run_ns, nsys,
+# state (touched, ran and pad zero: the path has been synced when they run)
+_ENT = struct.Struct("<QQQIB3x")
+_ENT_SIZE = ctypes.sizeof(NpEnt)
+_STATE_OFF = NpEnt.state.offset
+assert _ENT.size == _ENT_SIZE == 32
 
 
 class NativePark:
@@ -65,8 +71,6 @@ class NativePark:
         self.m = m
         lib = m.native.lib
         self._lib = lib
-        self._tabs: weakref.WeakKeyDictionary[Proc, ctypes.Array] = weakref.WeakKeyDictionary()
-        self._ptrs: weakref.WeakKeyDictionary[Proc, ctypes.c_void_p] = weakref.WeakKeyDictionary()
         self._sync_cb = _SYNC_CB(m._np_sync)
         lib.nb_np_set_sync.argtypes = [ctypes.c_void_p]
         lib.nb_np_set_sync.restype = None
@@ -78,9 +82,6 @@ class NativePark:
         self._t = ctypes.c_uint64.in_dll(lib, "nb_np_t")
         self.count = ctypes.c_uint64.in_dll(lib, "nb_np_count")
         self.tab: ctypes.Array | None = None     # the engaged process's table, this turn
-        # (the LWP, context and lwpctl whose entry mark_running last made
-        # NP_RUNNING this turn; None: look again)
-        self._marked: tuple[Lwp, int, int] | None = None
 
     def claim(self) -> None:
         """Point the library's native park globals at this machine (its port's
@@ -104,41 +105,36 @@ class NativePark:
         self._switches.value = 0
 
     # -- the kernel's hand-overs (Platform.npark_begin / npark_end) -------------------
+    # (Machine.run makes these two the Machine's npark_begin / npark_end for a run
+    # with the path on: they are on every park and wakeup of the kernel's path)
     def begin(self, l: Lwp) -> None:
         """l is parked in the kernel with no timeout and nothing pending."""
         lid = l.l_lid
-        if lid >= NP_CAP or l.l_md is None or not self.m.npark_wanted():
+        md = l.l_md
+        if lid >= NP_CAP or md is None:
             return
-        e = self._table(l.l_proc)[lid]
-        e.md = l.l_md
-        e.lwpctl = _lwpctl_host(l)
-        e.state = NP_PARKED
+        t = l.l_proc.p_md or self._table(l.l_proc)
+        _ENT.pack_into(t.view, lid * _ENT_SIZE, md, t.lwpctl_host(l), 0, 0, NP_PARKED)
         l.l_npark = True
 
     def end(self, l: Lwp) -> None:
+        """The kernel acts on l: its entry says NP_NONE."""
         l.l_npark = False
-        tab = self._tabs.get(l.l_proc)
-        if tab is not None and l.l_lid < NP_CAP:
-            tab[l.l_lid].state = NP_NONE
+        t = l.l_proc.p_md
+        if t is not None and l.l_lid < NP_CAP:
+            t.view[l.l_lid * _ENT_SIZE + _STATE_OFF] = NP_NONE
 
-    def forget_lwp(self, l: Lwp) -> None:
-        """l's context is freed (it exited): no entry may point at it."""
-        tab = self._tabs.get(l.l_proc)
-        if tab is not None and l.l_lid < NP_CAP:
-            tab[l.l_lid].state = NP_NONE
-        l.l_npark = False
+    forget_lwp = end                    # (l's context is freed: no entry may point at it)
 
     def forget_proc(self, p: Proc) -> None:
         """p's image is replaced (exec): its LWP ids start again."""
-        self._tabs.pop(p, None)
-        self._ptrs.pop(p, None)
+        p.p_md = None
 
-    def _table(self, p: Proc) -> ctypes.Array:
-        tab = self._tabs.get(p)
-        if tab is None:
-            tab = self._tabs[p] = NpTable()
-            self._ptrs[p] = ctypes.c_void_p(ctypes.addressof(tab))
-        return tab
+    def _table(self, p: Proc) -> "NpProc":
+        t = p.p_md
+        if t is None:
+            t = p.p_md = NpProc(p)
+        return t
 
     # -- a turn ------------------------------------------------------------------------------
     def engage(self, ci, l: Lwp) -> tuple[ctypes.c_void_p | None, int]:
@@ -148,38 +144,31 @@ class NativePark:
         if p.p_nlwps < 2 or l.l_lid >= NP_CAP or p.p_slflag & (PSL_TRACED | PSL_SYSCALL):
             self.tab = None
             return None, 0
-        tab = self._table(p)
-        self.tab = tab
-        self._marked = None
+        t = p.p_md or self._table(p)
+        self.tab = t.arr
         self.mark_running(l)
-        return self._ptrs[p], l.l_lid | ci.ci_index << 32
+        return t.ptr, l.l_lid | ci.ci_index << 32
 
     def mark_running(self, l: Lwp) -> None:
-        """l is on the engine: may it park natively? (each turn, and after each
-        system call the kernel served for it: the common answer, unchanged,
-        writes nothing)"""
-        clean = (l.l_stat == LSONPROC and not l.l_flag & _NOT_CLEAN and l.l_kstack is None
-                 and l.l_md is not None)
-        key = (l, l.l_md, l.l_lwpctl)
-        if clean and key == self._marked:
-            return
-        e = self.tab[l.l_lid]   # type: ignore[index]
-        if clean:
-            e.md = l.l_md
-            e.lwpctl = _lwpctl_host(l)
-            e.state = NP_RUNNING
-            self._marked = key
-            return
-        self._marked = None
-        if e.state == NP_RUNNING:           # (a park it made is the kernel's: NP_PARKED)
-            e.state = NP_NONE
+        """l is on the engine (a turn's start, or the LWP the path switched to):
+        NP_RUNNING when it may park natively. It stays so until the kernel acts
+        on it (Platform.npark_end: it blocks, is preempted or flagged), which
+        makes it NP_NONE for the rest of the turn."""
+        t = l.l_proc.p_md
+        off = l.l_lid * _ENT_SIZE
+        if (l.l_stat == LSONPROC and not l.l_flag & _NOT_CLEAN and l.l_kstack is None
+                and l.l_md is not None):
+            _ENT.pack_into(t.view, off, l.l_md, t.lwpctl_host(l), 0, 0, NP_RUNNING)
+            l.l_npark = True
+        else:
+            t.view[off + _STATE_OFF] = NP_NONE
+            l.l_npark = False
 
     def sync(self) -> None:
         """Apply what the native path did since the last sync to the kernel."""
         n = self._ntouched.value
         if not n:
             return
-        self._marked = None             # (the path may have parked the marked LWP)
         m = self.m
         tab = self.tab
         a = m.curlwp
@@ -190,18 +179,19 @@ class NativePark:
         xlid = self._cur.value
         x = p.lwp_find(xlid)
         assert x is not None, xlid
-        changed: list[tuple[Lwp, int]] = []
+        changed: list[tuple[Lwp, int, int]] = []
         for lid in self._touched[:n]:
             e = tab[lid]
             l = p.lwp_find(lid)
             assert l is not None, lid
-            changed.append((l, e.state))
+            changed.append((l, e.state, e.ran))
             l.l_rtime += e.run_ns
             l.l_nsyscall += e.nsys
             k.nsyscalls += e.nsys
             e.run_ns = 0
             e.nsys = 0
             e.touched = 0
+            e.ran = 0
         self._ntouched.value = 0
         self._rq_len.value = 0          # (its LWPs go to the kernel's run queues below)
         switches = self._switches.value
@@ -216,38 +206,54 @@ class NativePark:
             m.curlwp = x
             lwp_park_native_ran(ci, x)
         elif switches:
-            st = dict((id(l), s) for l, s in changed).get(id(a), NP_RUNNING)
+            st = dict((id(l), s) for l, s, _ in changed).get(id(a), NP_RUNNING)
             assert st == NP_RUNNING, st     # (a parked, others ran, a runs again)
         if switches:
             # (lwp_park_native_ran counted the switch to x through cpu_switchto)
             ci.ci_nswitch += switches - (x is not a)
             x.l_stime_ns = self._t.value
             x.l_stime_nsyscall = k.clock.syscalls
-        for l, st in changed:
+        for l, st, ran in changed:
             if l is x or l is a:
                 if st == NP_WOKEN:          # a parked natively, then was woken
                     lwp_park_native_woken(l)
                 continue
-            # parked since before, or again after it ran: its park's registers
-            vals = m.trap_vals(l)
-            l.l_sysvals = vals
-            l.l_retval = [0, vals[m.abi.rv1_index]]
+            if ran:                         # it ran, then parked again: this park's registers
+                vals = m.trap_vals(l)
+                l.l_sysvals = vals
+                l.l_retval = [0, vals[m.abi.rv1_index]]
             if st == NP_WOKEN:
                 lwp_park_native_woken(l)
         self.mark_running(x)
 
 
-def _lwpctl_host(l: Lwp) -> int:
-    """Host address of l's lwpctl_t (lc_curcpu is its first field), 0: none."""
-    va = l.l_lwpctl
-    if not va:
-        return 0
-    p = l.l_proc
-    page = va & ~(p.k.abi.page_size - 1)
-    view = p.p_lwpctl_pages.get(page)
-    if view is None:
-        return 0
-    return ctypes.addressof(ctypes.c_char.from_buffer(view)) + (va - page)
+class NpProc:
+    """A process's table (Proc.p_md): the entries nbhook.c reads (arr, at ptr),
+    a byte view of them for the kernel's hand-overs, and the host address of
+    each of the process's lwpctl pages."""
+
+    __slots__ = ("arr", "ptr", "view", "_ctl", "_mask")
+
+    def __init__(self, p: Proc) -> None:
+        self.arr = NpTable()
+        self.ptr = ctypes.c_void_p(ctypes.addressof(self.arr))
+        self.view = memoryview(self.arr).cast("B")
+        self._ctl: dict[int, int] = {}
+        self._mask = ~(p.k.abi.page_size - 1)
+
+    def lwpctl_host(self, l: Lwp) -> int:
+        """Host address of l's lwpctl_t (lc_curcpu is its first field), 0: none."""
+        va = l.l_lwpctl
+        if not va:
+            return 0
+        page = va & self._mask
+        base = self._ctl.get(page)
+        if base is None:
+            view = l.l_proc.p_lwpctl_pages.get(page)
+            if view is None:
+                return 0
+            base = self._ctl[page] = ctypes.addressof(ctypes.c_char.from_buffer(view))
+        return base + (va - page)
 
 
 _SYNC_CB = ctypes.CFUNCTYPE(None)

@@ -471,6 +471,7 @@ def lwp_ctl_alloc(l: Lwp) -> int:
         p.p_lwpctl_pages[va] = host_view(host, p.k.abi.page_size)
         p.p_lwpctl_free.extend(range(va + p.k.abi.page_size - LWPCTL_SIZE, va - 1, -LWPCTL_SIZE))
     l.l_lwpctl = p.p_lwpctl_free.pop()
+    l.npark_end()                       # (the native park path must learn its lwpctl)
     return 0
 
 

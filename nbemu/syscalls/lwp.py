@@ -138,7 +138,8 @@ class Lwp:
         self.l_sleeperr = 0
         self.l_timeout: Any = None          # callout handle while sleeping with a timeout
         self.l_park_hint = 0
-        self.l_npark = False               # the machine holds its park (emu/npark.py)
+        self.l_npark = False               # the machine's native park path holds an entry
+                                            # for it (parked or running: emu/npark.py)
         # kernel continuation of a blocked system call
         self.l_kstack: Generator | None = None
         self.l_sysvals: list[int] | None = None   # registers at trap (for the return)
@@ -176,8 +177,9 @@ class Lwp:
         self.l_stat = new
 
     def npark_end(self) -> None:
-        """The kernel acts on l (a signal, a suspension): if the machine's
-        native park path holds l's park (Platform.npark_begin), it lets go."""
+        """The kernel acts on l (a signal, a suspension, a pending unpark, its
+        lwpctl): if the machine's native park path holds an entry for l (parked:
+        Platform.npark_begin; or running), it lets go."""
         if self.l_npark:
             self.l_proc.k.platform.npark_end(self)
 
@@ -228,6 +230,8 @@ class Proc:
         # ptrace (sys_ptrace.py)
         "p_slflag", "p_opptr", "p_ptrace_sig", "p_ptrace_lid", "p_ptrace_ksi",
         "p_ptrace_xinfo", "p_sigpass",
+        # the machine's own state of the process (struct mdproc), opaque here
+        "p_md",
         "__weakref__",
     )
 
@@ -272,6 +276,7 @@ class Proc:
         self.p_nice = 20                    # NZERO
         self.p_cmask = 0o022                # CMASK (umask)
         self.p_raslist: list[tuple[int, int]] = []
+        self.p_md: Any = None               # the machine's (emu/npark.py); a child starts without
         self.p_itimers: dict = {}
         self.p_cred: Any = None
         self.p_pgid: int | None = None

@@ -240,6 +240,7 @@ def lwp_unpark(l: Lwp, targets: list[int], hint: int) -> int:
             error = Errno.ESRCH
         else:
             t.l_flag |= LwpFlag.LW_UNPARKED
+            t.npark_end()                   # (its next park is the kernel's: EALREADY)
     return error
 
 

@@ -283,7 +283,8 @@ struct nb_np_ent {
     uint32_t nsys;      /* system calls served here for it since the last sync */
     uint8_t state;
     uint8_t touched;    /* on nb_np_touched */
-    uint16_t pad;
+    uint8_t ran;        /* switched to since the last sync (its park's registers changed) */
+    uint8_t pad;
 };
 
 #define NP_RING 256     /* runnable LWPs and touched LWPs between two syncs */
@@ -461,6 +462,7 @@ static int np_switch(void *uc)
         return err;
     nb_np_cur = next;
     n->state = NP_RUNNING;
+    n->ran = 1;
     np_touch(nb_np_cur);
     np_lwpctl(n, nb_np_cpu);
     nb_np_switches++;

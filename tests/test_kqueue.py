@@ -16,6 +16,8 @@ from nbemu.syscalls.kern_event import (EV_ADD, EV_CLEAR, EV_DELETE, EV_DISABLE, 
                                  EVFILT_USER, EVFILT_WRITE,
                                  NOTE_FFCOPY, NOTE_SECONDS, NOTE_TRIGGER)
 from nbemu.syscalls.lwp import LSRUN, LSSLEEP
+from fixtures.build import build_c
+from tests.guest import ARCHES, run_nbemu
 from tests.khelp import call, err, make_kernel, ok, scratch
 from tests.khelp import resume, second_lwp
 
@@ -324,3 +326,24 @@ def test_kevent_on_regular_file_and_stdout(kl, tmp_path):
     ok(l, "read", fd, buf + 0x9000, 3)
     e, rv = abi.kevent(l, kq, buf)
     assert rv[0] == 1 and abi.events(l, buf, 1)[0][1] == EVFILT_WRITE
+
+
+def test_adding_a_timer_ends_the_running_slice(kl):
+    """A timer's attach arms a callout while a slice runs; one that began with
+    nothing pending is not cut by the ticker, so the attach ends it (as
+    setitimer does): the next slice is cut in time for the expiry."""
+    k, l, buf = kl
+    abi = KeventABI(True)
+    kq = ok(l, "kqueue")[0]
+    stops = k.platform.stops
+    abi.kevent(l, kq, buf, [(1, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 5)], nevents=0)
+    assert k.platform.stops > stops
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_polled_timer_fires(arch):
+    """kq_timer_poll: the process's only LWP polls the queue with a zero timeout
+    and makes no other call; its 1 ms timer still fires."""
+    r = run_nbemu(build_c("kq_timer_poll", arch), timeout=120)
+    assert r.returncode == 0 and r.stdout.endswith("PASS\n"), r.stdout + r.stderr[-2000:]
+

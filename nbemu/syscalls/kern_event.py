@@ -304,6 +304,11 @@ def filt_timerstart(kn: Knote, ns: int | None) -> None:
     else:
         k = kn.kn_kq.kq_k
         kn.kn_hook = k.callout.schedule(k.clock.monotonic_ns() + ns, filt_timerexpire, kn)
+        # The running slice may have started without a pending timeout (its
+        # LWP alone, unpreemptible): end it, so that the next one is cut in
+        # time for the expiry -- a program polling the queue with a zero
+        # timeout would otherwise never see the timer (as dosetitimer does).
+        k.platform.request_stop()
 
 
 def filt_timerattach(kn: Knote) -> int:

@@ -1,7 +1,8 @@
 """The native park path (emu/npark.py, nbhook.c np_trap): _lwp_unpark and
 ___lwp_park60 without a timeout served without the Python kernel, on the ports
-whose park arguments come in registers (amd64, aarch64), and off wherever
-something must see every park. Fixtures: npark_native.c, bench_pingpong.c."""
+whose park arguments come in registers (amd64, aarch64, arm in ARM state; not
+i386), and off wherever something must see every park. Fixtures:
+npark_native.c, bench_pingpong.c."""
 from __future__ import annotations
 
 import re
@@ -13,7 +14,7 @@ import pytest
 from fixtures.build import build_c
 from tests.guest import ARCHES, Running, engine_env, needs_patched, run_nbemu
 
-NATIVE_ARCHES = ["x86_64", "aarch64"]      # abi.npark_trap is set
+NATIVE_ARCHES = ["x86_64", "aarch64", "arm"]      # abi.npark_trap is set (not i386)
 _SERVED = re.compile(r"\((\d+) park/unpark served natively\)")
 
 

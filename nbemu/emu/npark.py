@@ -88,15 +88,22 @@ class NativePark:
         trap layout, its sync callback): one running machine per process."""
         lib = self._lib
         abi = self.m.abi
-        sysno_idx, arg_idx, flags_idx, carry = abi.npark_trap
+        t = abi.npark_trap
         lib.nb_np_set_sync(ctypes.cast(self._sync_cb, ctypes.c_void_p))
-        ctypes.c_int.in_dll(lib, "nb_np_sysno_idx").value = sysno_idx
+        ctypes.c_int.in_dll(lib, "nb_np_sysno_idx").value = t.sysno_idx
+        ctypes.c_int.in_dll(lib, "nb_np_insn_shift").value = t.insn_shift
+        ctypes.c_uint64.in_dll(lib, "nb_np_insn_mask").value = t.insn_mask
+        ctypes.c_uint64.in_dll(lib, "nb_np_os_mask").value = t.os_mask
+        ctypes.c_uint64.in_dll(lib, "nb_np_os_val").value = t.os_val
+        ctypes.c_int.in_dll(lib, "nb_np_thumb_idx").value = t.thumb_idx
+        ctypes.c_uint64.in_dll(lib, "nb_np_thumb_bit").value = t.thumb_bit
         args = (ctypes.c_int * 6).in_dll(lib, "nb_np_arg_idx")
-        for i, v in enumerate(arg_idx):
+        for i, v in enumerate(t.arg_idx):
             args[i] = v
         ctypes.c_int.in_dll(lib, "nb_np_rv1_idx").value = abi.rv1_index
-        ctypes.c_int.in_dll(lib, "nb_np_flags_idx").value = flags_idx
-        ctypes.c_uint64.in_dll(lib, "nb_np_carry").value = carry
+        ctypes.c_int.in_dll(lib, "nb_np_flags_idx").value = t.flags_idx
+        ctypes.c_uint64.in_dll(lib, "nb_np_carry").value = t.carry
+        ctypes.c_uint64.in_dll(lib, "nb_np_word_mask").value = t.word_mask
         ctypes.c_int.in_dll(lib, "nb_np_nr_park").value = SYS___lwp_park60
         ctypes.c_int.in_dll(lib, "nb_np_nr_unpark").value = SYS_lwp_unpark
         ctypes.c_uint32.in_dll(lib, "nb_np_cap").value = NP_CAP

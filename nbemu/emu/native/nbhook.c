@@ -303,13 +303,21 @@ uint64_t nb_np_t;                       /* when the LWP on the engine started ru
 uint64_t nb_np_count;                   /* calls served here (--stats) */
 static uint32_t g_np_next;              /* the LWP to switch to once the engine stops */
 static int g_np_armed;                  /* this path armed the ticker */
-/* the port's trap (emu/npark.py): where nb_in_vals holds the call's number
- * (-1: svc #imm16 in the appended instruction word) and its arguments, the
- * second return value, the flags and their error bit; the calls' numbers */
+/* the port's trap (emu/npark.py, guest/arch/base.py NparkTrap): where
+ * nb_in_vals holds the call's number (-1: the appended instruction word's
+ * immediate, (word >> shift) & mask, its OS bits 0 or os_val) and its
+ * arguments, a mode whose calls are the kernel's (thumb_idx -1: none), the
+ * second return value, the flags and their error bit, the bits of a register
+ * that count; the calls' numbers */
 int nb_np_sysno_idx = -1;
+int nb_np_insn_shift;
+uint64_t nb_np_insn_mask, nb_np_os_mask, nb_np_os_val;
+int nb_np_thumb_idx = -1;
+uint64_t nb_np_thumb_bit;
 int nb_np_arg_idx[6];
 int nb_np_rv1_idx, nb_np_flags_idx;
 uint64_t nb_np_carry;
+uint64_t nb_np_word_mask = ~(uint64_t)0;
 int nb_np_nr_park = -1, nb_np_nr_unpark = -1;
 static trap_fn g_np_sync;
 volatile int nb_np_kick;                /* the watchdog stopped the engine (emu/hostsig.py) */
@@ -345,8 +353,8 @@ static int np_room(int n) { return nb_np_ntouched + (uint32_t)n <= NP_RING; }
 static void np_return0(void *uc)
 {
     nb_out_vals[0] = 0;
-    nb_out_vals[1] = nb_in_vals[nb_np_rv1_idx];
-    nb_out_vals[2] = nb_in_vals[nb_np_flags_idx] & ~nb_np_carry;
+    nb_out_vals[1] = nb_in_vals[nb_np_rv1_idx] & nb_np_word_mask;
+    nb_out_vals[2] = nb_in_vals[nb_np_flags_idx] & nb_np_word_mask & ~nb_np_carry;
     g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
 }
 
@@ -368,7 +376,7 @@ static void np_count(void)
 /* _lwp_unpark(target, hint) of a parked LWP: it joins this vCPU's queue. */
 static int np_unpark(void *uc)
 {
-    uint32_t lid = (uint32_t)nb_in_vals[nb_np_arg_idx[0]];
+    uint32_t lid = (uint32_t)nb_in_vals[nb_np_arg_idx[0]];   /* (lwpid_t) */
     struct nb_np_ent *t = np_ent(lid);
     if (!t || t->state != NP_PARKED || nb_np_rq_len == NP_RING || !np_room(2))
         return 0;
@@ -393,7 +401,8 @@ static int np_park(void *uc)
     struct nb_np_ent *c = np_ent(nb_np_cur), *u = 0;
     uint32_t unpark = (uint32_t)nb_in_vals[nb_np_arg_idx[3]];
 
-    if (!nb_np_switch_ok || !c || c->state != NP_RUNNING || nb_in_vals[nb_np_arg_idx[2]] != 0)
+    if (!nb_np_switch_ok || !c || c->state != NP_RUNNING
+        || (nb_in_vals[nb_np_arg_idx[2]] & nb_np_word_mask) != 0)
         return 0;
     if (unpark != 0) {
         u = np_ent(unpark);
@@ -419,8 +428,16 @@ static int np_trap(void *uc)
     uint64_t nr;
     if (nb_np_tab == 0)
         return 0;
-    nr = nb_np_sysno_idx >= 0 ? nb_in_vals[nb_np_sysno_idx]
-                              : (nb_in_vals[nb_nin] >> 5) & 0xffff;
+    if (nb_np_thumb_idx >= 0 && (nb_in_vals[nb_np_thumb_idx] & nb_np_thumb_bit))
+        return 0;
+    if (nb_np_sysno_idx >= 0)
+        nr = nb_in_vals[nb_np_sysno_idx];
+    else {
+        uint64_t word = nb_in_vals[nb_nin] & 0xffffffffu, os = word & nb_np_os_mask;
+        if (os != 0 && os != nb_np_os_val)
+            return 0;
+        nr = (word >> nb_np_insn_shift) & nb_np_insn_mask;
+    }
     if (nr == (uint64_t)nb_np_nr_unpark)
         return np_unpark(uc);
     if (nr == (uint64_t)nb_np_nr_park)
@@ -439,7 +456,7 @@ static int np_switch(void *uc)
 {
     uint32_t next = g_np_next;
     struct nb_np_ent *c = &nb_np_tab[nb_np_cur], *n = &nb_np_tab[next];
-    uint64_t now = np_now(), v[3];
+    uint64_t now = np_now(), v[3] = { 0, 0, 0 };   /* (a 32-bit register fills the low half) */
     void *p[3] = { &v[0], &v[1], &v[2] };
     int err;
 

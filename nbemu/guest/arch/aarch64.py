@@ -30,7 +30,7 @@ import struct
 from unicorn import UC_ARCH_ARM64, UC_MODE_ARM
 from unicorn import arm64_const as A
 
-from .base import Abi
+from .base import Abi, NparkTrap
 
 # __gregs[] (arm/mcontext.h): x0..x30, sp (_REG_X31), pc (_REG_ELR), spsr, tpidr.
 NGREG = 35
@@ -112,7 +112,7 @@ class Aarch64(Abi):
                        A.UC_ARM64_REG_X1) + tuple(A.UC_ARM64_REG_X0 + i for i in range(4, 8)) + (
         A.UC_ARM64_REG_X17, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_NZCV, A.UC_ARM64_REG_PC)
     syscall_out_regs = (A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_NZCV)
-    npark_trap = (-1, _ARG_ORDER[:6], _IN_NZCV, NZCV_C)
+    npark_trap = NparkTrap(_ARG_ORDER[:6], _IN_NZCV, NZCV_C, insn_shift=5, insn_mask=0xFFFF)
     report_regs = tuple((f"x{i}", _X[i]) for i in range(31)) + (
         ("sp", A.UC_ARM64_REG_SP), ("pc", A.UC_ARM64_REG_PC), ("nzcv", A.UC_ARM64_REG_NZCV),
         ("tpidr", _TPIDR))

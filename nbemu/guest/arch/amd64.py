@@ -12,7 +12,7 @@ import struct
 from unicorn import UC_ARCH_X86, UC_MODE_64
 from unicorn import x86_const as X
 
-from .base import Abi
+from .base import Abi, NparkTrap
 
 # mcontext __gregs[] order (frame_regs.h): index -> Unicorn register, None for
 # segment/trap slots the emulator does not load from user contexts.
@@ -108,7 +108,7 @@ class Amd64(Abi):
     # rax, rdi, rsi, rdx at the first four places of syscall_in_regs): the call's
     # number (__clock_gettime50), the flags' place, the error bit.
     fast_clock_trap = (427, 8, PSL_C)
-    npark_trap = (0, (1, 2, 3, 4, 5, 6), 8, PSL_C)
+    npark_trap = NparkTrap((1, 2, 3, 4, 5, 6), 8, PSL_C, sysno_idx=0)
     report_regs = tuple((n, getattr(X, "UC_X86_REG_" + n.upper())) for n in (
         "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
         "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base"))

@@ -44,7 +44,7 @@ import struct
 from unicorn import UC_ARCH_ARM, UC_MODE_ARM
 from unicorn import arm_const as A
 
-from .base import Abi
+from .base import Abi, NparkTrap
 
 # __gregs[] (arm/mcontext.h): r0..r12, sp, lr, pc, cpsr.
 NGREG = 17
@@ -196,6 +196,11 @@ class Arm(Abi):
                        A.UC_ARM_REG_PC)
     rv1_index = _IN_R1
     syscall_out_regs = (A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_APSR)
+    # (ARM state only: Thumb's svc takes the number in r0 and shifts the
+    # arguments; the park calls' first four arguments come in r0-r3)
+    npark_trap = NparkTrap((_IN_R0, _IN_R1, _IN_R2, _IN_R3, -1, -1), _IN_CPSR, PSR_C_BIT,
+                           insn_mask=SYS_NSYSENT - 1, os_mask=SWI_OS_MASK, os_val=SWI_OS_NETBSD,
+                           thumb_idx=_IN_CPSR, thumb_bit=PSR_T_BIT, word_mask=M32)
     report_regs = tuple((f"r{i}", _R[i]) for i in range(13)) + (
         ("sp", A.UC_ARM_REG_SP), ("lr", A.UC_ARM_REG_LR), ("pc", A.UC_ARM_REG_PC),
         ("cpsr", A.UC_ARM_REG_CPSR), ("tpidruro", _TPIDRURO))

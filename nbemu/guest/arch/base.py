@@ -17,6 +17,31 @@ from typing import Any, Protocol, Sequence
 _U32 = struct.Struct("<I").unpack_from
 
 
+class NparkTrap:
+    """Where a port's trap (its syscall_in_regs values, + the appended
+    instruction word) holds what the native park path reads (nbhook.c np_trap):
+    the call's number -- a register's index, or (sysno_idx -1) the trapping
+    instruction word's immediate, (word >> insn_shift) & insn_mask, whose bits
+    under os_mask must be 0 or os_val --; the instruction-set register's index
+    and the bit of a mode whose calls are left to the kernel (thumb_idx -1:
+    none); the indexes of _lwp_unpark's target (arg_idx[0]) and ___lwp_park60's
+    ts and unpark (arg_idx[2], arg_idx[3]), of the flags and their error bit;
+    and the bits of a register that count (32-bit ports: the low half)."""
+
+    __slots__ = ("sysno_idx", "insn_shift", "insn_mask", "os_mask", "os_val", "thumb_idx",
+                 "thumb_bit", "arg_idx", "flags_idx", "carry", "word_mask")
+
+    def __init__(self, arg_idx: tuple[int, ...], flags_idx: int, carry: int,
+                 sysno_idx: int = -1, insn_shift: int = 0, insn_mask: int = 0,
+                 os_mask: int = 0, os_val: int = 0, thumb_idx: int = -1, thumb_bit: int = 0,
+                 word_mask: int = (1 << 64) - 1) -> None:
+        self.sysno_idx, self.insn_shift, self.insn_mask = sysno_idx, insn_shift, insn_mask
+        self.os_mask, self.os_val = os_mask, os_val
+        self.thumb_idx, self.thumb_bit = thumb_idx, thumb_bit
+        self.arg_idx, self.flags_idx, self.carry = arg_idx, flags_idx, carry
+        self.word_mask = word_mask
+
+
 class RegisterFile(Protocol):
     """Register access as emu/ provides it: ids are Unicorn register ids of the ABI."""
 
@@ -58,12 +83,9 @@ class Abi(Protocol):
     # (system-call number, flags' index in syscall_in_regs, error bit) of the native
     # trap's clock_gettime fast path (emu/native/nbhook.c); None: no fast path.
     fast_clock_trap: tuple[int, int, int] | None = None
-    # The native park path's trap (emu/npark.py, nbhook.c np_trap): where
-    # syscall_in_regs holds the call's number (-1: in the svc #imm16 of the
-    # appended instruction word), ___lwp_park60's six arguments, the flags and
-    # their error bit. None: no such path (the ILP32 ports, whose six arguments
-    # do not all come in registers).
-    npark_trap: tuple[int, tuple[int, ...], int, int] | None = None
+    # The native park path's trap (emu/npark.py, nbhook.c np_trap); None: no
+    # such path (i386, whose arguments are all on the stack).
+    npark_trap: "NparkTrap | None" = None
     # The u-area (machine/param.h USPACE: bytes per LWP of the kernel arena) and
     # where its saved user context keeps each register while the LWP is off its
     # CPU: gdb register name -> (offset in the u-area, bytes). The context is

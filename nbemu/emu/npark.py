@@ -2,10 +2,12 @@
 _lwp_unpark and ___lwp_park60 from, and what the kernel is told afterwards.
 
 A park/unpark hop between two LWPs of a process is two system calls and a
-context switch. Through the Python kernel that is ~124K host instructions
-(BENCHMARKS.md); nbhook.c serves it natively when nothing else needs the
-kernel: fast mode on the patched engine, no tracer, recorder, debugger or
-event listener, a process of more than one LWP.
+context switch. Through the Python kernel that is ~124K host instructions,
+natively ~7.7K (BENCHMARKS.md). nbhook.c serves it in a turn that began with
+nothing else to run (no other vCPU's work, no callout due), in fast mode on
+the patched engine, with no tracer, recorder, debugger or event listener, in
+a process of more than one LWP, on a port whose trap it can read
+(guest/arch/base.py NparkTrap).
 
 The state that path reads and writes is declared here and in nbhook.c
 (struct nb_np_ent): one table per process, an entry per LWP id. The kernel
@@ -14,10 +16,12 @@ keeps its own state as before and hands LWPs over explicitly:
 - Platform.npark_begin(l): l parked without a timeout, nothing pending
   (sys_lwp.lwp_park): its entry says NP_PARKED, so an _lwp_unpark served
   natively may wake it and a park served natively may switch to it.
-- Platform.npark_end(l): the kernel is changing l (a wakeup, a stop, a
-  signal, a suspension: Lwp.set_stat and the flag sites): NP_NONE again.
+- Platform.npark_end(l): the kernel acts on an LWP the path holds (a wakeup,
+  a stop, a signal, a suspension, a pending unpark, a new lwpctl: Lwp.set_stat
+  and the flag sites): NP_NONE again.
 - Each turn, the LWP about to run gets NP_RUNNING when it may park natively
-  (no pending unpark, cancellation or user-return work), else NP_NONE.
+  (no pending unpark, cancellation or user-return work), else NP_NONE; the
+  path keeps it so until it parks, or until npark_end.
 
 Before the kernel runs again -- at the next system call it serves (nbhook.c
 calls sync() first) and at the end of the turn -- sync() reads what the

@@ -256,7 +256,7 @@ int nb_switch(void *uc, void *save_ctx, void *load_ctx)
  * The native park path: _lwp_unpark and ___lwp_park60 (no timeout) between
  * the LWPs of the running process, served here without the Python kernel --
  * a park/unpark hop is two system calls and a context switch, ~124K host
- * instructions through the kernel's Python and ~10x fewer here.
+ * instructions through the kernel's Python and ~7.7K here (BENCHMARKS.md).
  *
  * State (declared here, one table per process, owned by emu/npark.py): an
  * entry per LWP id, whose state says what this path may do with it:

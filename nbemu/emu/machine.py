@@ -555,8 +555,12 @@ class Machine:
     def trap_vals(self, l: Lwp) -> list[int]:
         """The trap registers (abi.syscall_in_regs, + the trapping instruction
         word where the port appends it) of l, off the engine since its trap."""
+        return self._with_insn_word(self.regs_get(l, self.abi.syscall_in_regs))
+
+    def _with_insn_word(self, vals: list[int]) -> list[int]:
+        """vals (abi.syscall_in_regs values), + the trapping instruction word
+        where the port's decode_syscall reads it (abi.trap_fetch_insn)."""
         abi = self.abi
-        vals = self.regs_get(l, abi.syscall_in_regs)
         if abi.trap_fetch_insn:
             pc = vals[abi.syscall_in_regs.index(abi.pc_reg)]
             vals.append(int.from_bytes(self.uc.mem_read(pc - abi.trap_pc_offset, 4), "little"))
@@ -680,11 +684,7 @@ class Machine:
         if intno != abi.trap_intno:
             self._on_interrupt_other(intno)
             return
-        vals = self._in.read_live(self.uch)
-        if abi.trap_fetch_insn:
-            pc = vals[abi.syscall_in_regs.index(abi.pc_reg)]
-            vals.append(int.from_bytes(self.uc.mem_read(pc - abi.trap_pc_offset, 4), "little"))
-        self._trap(vals)
+        self._trap(self._with_insn_word(self._in.read_live(self.uch)))
 
     def _on_interrupt_other(self, intno: int) -> None:
         self._intno = intno

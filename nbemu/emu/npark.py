@@ -37,12 +37,15 @@ import struct
 from typing import TYPE_CHECKING
 
 from nbemu.syscalls.lwp import LSONPROC, LwpFlag, Lwp, PSL_SYSCALL, PSL_TRACED, Proc
+from nbemu.syscalls.sys_lwp import (lwp_park_native_parked, lwp_park_native_ran,
+                                    lwp_park_native_woken)
 
 if TYPE_CHECKING:
     from .machine import Machine
 
 NP_NONE, NP_PARKED, NP_WOKEN, NP_RUNNING = 0, 1, 2, 3
 NP_CAP = 4096           # LWP ids served natively per process: 1 .. NP_CAP - 1
+NP_RING = 256           # nbhook.c's: LWPs it may touch (and queue) between two syncs
 SYS_lwp_unpark, SYS___lwp_park60 = 321, 478
 
 # What must keep an LWP from parking natively: the kernel acts on it first.
@@ -79,7 +82,7 @@ class NativePark:
         lib.nb_np_set_sync.argtypes = [ctypes.c_void_p]
         lib.nb_np_set_sync.restype = None
         self._cur = ctypes.c_uint32.in_dll(lib, "nb_np_cur")
-        self._touched = (ctypes.c_uint32 * 256).in_dll(lib, "nb_np_touched")
+        self._touched = (ctypes.c_uint32 * NP_RING).in_dll(lib, "nb_np_touched")
         self._ntouched = ctypes.c_uint32.in_dll(lib, "nb_np_ntouched")
         self._rq_len = ctypes.c_uint32.in_dll(lib, "nb_np_rq_len")
         self._switches = ctypes.c_uint32.in_dll(lib, "nb_np_switches")
@@ -207,8 +210,6 @@ class NativePark:
         self._rq_len.value = 0          # (its LWPs go to the kernel's run queues below)
         switches = self._switches.value
         self._switches.value = 0
-        from nbemu.syscalls.sys_lwp import (lwp_park_native_parked, lwp_park_native_ran,
-                                            lwp_park_native_woken)
         if x is not a:
             # a's park was served natively; another LWP runs on its vCPU now
             a.l_stime_ns = -1               # (its run time came in run_ns)

@@ -62,7 +62,6 @@ class NativeHook:
         # and small ints, as regs.raw's functions take them
         lib.nb_set_run.argtypes = [ctypes.c_void_p] * 4
         lib.nb_set_run.restype = None
-        self.np_count = ctypes.c_uint64.in_dll(lib, "nb_np_count")
         self.np_kick = ctypes.c_int.in_dll(lib, "nb_np_kick")
         self.run = lib.nb_run
         self.switch = lib.nb_switch

@@ -195,6 +195,17 @@ static int fc_kept(uint64_t sysno)
     return 0;
 }
 
+/* A system call served here returns 0: the first result 0, the second as the
+ * trap left it, the flags' error bit clear (what the kernel's encode_return
+ * writes for a success). */
+static void trap_return0(void *uc, uint64_t rv1, uint64_t flags, uint64_t carry)
+{
+    nb_out_vals[0] = 0;
+    nb_out_vals[1] = rv1;
+    nb_out_vals[2] = flags & ~carry;
+    g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
+}
+
 static int fast_clock(void *uc)
 {
     uint64_t id = nb_in_vals[1], tp = nb_in_vals[2];   /* rdi, rsi */
@@ -211,10 +222,7 @@ static int fast_clock(void *uc)
     out[0] = ns / 1000000000;
     out[1] = ns % 1000000000;
     memcpy((void *)(uintptr_t)(nb_fc_host + (tp - nb_fc_lo)), out, sizeof(out));
-    nb_out_vals[0] = 0;                                   /* rax: 0 */
-    nb_out_vals[1] = nb_in_vals[3];                       /* rdx: kept (retval[1]) */
-    nb_out_vals[2] = nb_in_vals[nb_fc_flags_idx] & ~nb_fc_carry;
-    g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
+    trap_return0(uc, nb_in_vals[3], nb_in_vals[nb_fc_flags_idx], nb_fc_carry);  /* (rdx kept) */
     nb_fc_count++;
     return 1;
 }
@@ -337,14 +345,13 @@ static struct nb_np_ent *np_ent(uint64_t lid)
     return lid != 0 && lid < nb_np_cap ? &nb_np_tab[lid] : 0;
 }
 
-static int np_touch(uint32_t lid)
+static void np_touch(uint32_t lid)
 {
     struct nb_np_ent *e = &nb_np_tab[lid];
     if (!e->touched) {
         e->touched = 1;
         nb_np_touched[nb_np_ntouched++] = lid;
     }
-    return 1;
 }
 
 /* room for `n` more touched LWPs */
@@ -352,10 +359,8 @@ static int np_room(int n) { return nb_np_ntouched + (uint32_t)n <= NP_RING; }
 
 static void np_return0(void *uc)
 {
-    nb_out_vals[0] = 0;
-    nb_out_vals[1] = nb_in_vals[nb_np_rv1_idx] & nb_np_word_mask;
-    nb_out_vals[2] = nb_in_vals[nb_np_flags_idx] & nb_np_word_mask & ~nb_np_carry;
-    g_write_batch(uc, nb_out_ids, g_out_ptrs, nb_nout);
+    trap_return0(uc, nb_in_vals[nb_np_rv1_idx] & nb_np_word_mask,
+                 nb_in_vals[nb_np_flags_idx] & nb_np_word_mask, nb_np_carry);
 }
 
 static void np_wake(uint32_t lid)
@@ -465,10 +470,7 @@ static int np_switch(void *uc)
     c->run_ns += now - nb_np_t;
     nb_np_t = now;
     np_lwpctl(c, -1);                       /* LWPCTL_CPU_NONE */
-    err = g_ctx_save(uc, (void *)(uintptr_t)c->md);
-    if (!err)
-        err = g_ctx_restore(uc, (void *)(uintptr_t)n->md);
-    if (err)
+    if ((err = nb_switch(uc, (void *)(uintptr_t)c->md, (void *)(uintptr_t)n->md)) != 0)
         return err;
     /* its park returns 0: the first return value, the error flag clear */
     if ((err = g_read_batch(uc, nb_out_ids, p, nb_nout)) != 0)
